@@ -1,0 +1,50 @@
+//! `PostgreSQL` helpers shared by AC and GC: connecting with a bounded retry
+//! at start, and the readiness check.
+
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::ops::CheckOutcome;
+
+/// Connects, retrying with backoff for up to `wait` (`PostgreSQL` may still be
+/// starting next to us). Errors never contain the URL.
+pub async fn connect(
+    url: &SecretString,
+    max_connections: u32,
+    wait: Duration,
+) -> Result<PgPool, sqlx::Error> {
+    let deadline = Instant::now() + wait;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(3))
+            .idle_timeout(Duration::from_mins(5))
+            .connect(url.expose_secret())
+            .await;
+        match attempt {
+            Ok(pool) => return Ok(pool),
+            Err(e) if Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, "database not reachable yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Readiness: one round trip to the database.
+pub async fn check(pool: PgPool) -> CheckOutcome {
+    match sqlx::query("SELECT 1").execute(&pool).await {
+        Ok(_) => CheckOutcome::Healthy("healthy"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            CheckOutcome::Failing("unreachable")
+        }
+    }
+}

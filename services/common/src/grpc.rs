@@ -1,0 +1,95 @@
+//! gRPC helpers: service-token authorization on incoming calls, bearer
+//! metadata on outgoing calls, and bounded status-code labels for metrics.
+
+use secrecy::{ExposeSecret, SecretString};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Status};
+
+use crate::auth::{self, AuthError};
+use crate::jwks::JwksCache;
+use crate::jwt::ServiceClaims;
+
+impl From<AuthError> for Status {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InsufficientScope { .. } => Status::permission_denied(e.to_string()),
+            AuthError::KeysUnavailable => Status::unavailable(e.to_string()),
+            _ => Status::unauthenticated(e.to_string()),
+        }
+    }
+}
+
+/// The bearer token of an incoming call's `authorization` metadata.
+pub fn bearer_from_metadata(metadata: &MetadataMap) -> Result<&str, AuthError> {
+    let value = metadata.get("authorization").ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::NotBearer)?;
+    auth::bearer(value)
+}
+
+/// Verifies the caller's service token and scope.
+pub async fn authorize(
+    jwks: &JwksCache,
+    metadata: &MetadataMap,
+    required_scope: &str,
+) -> Result<ServiceClaims, Status> {
+    let token = bearer_from_metadata(metadata)?;
+    Ok(jwks.verify_service(token, required_scope).await?)
+}
+
+/// Wraps a message in a request carrying `authorization: Bearer <token>`.
+pub fn with_bearer<T>(message: T, token: &SecretString) -> Result<tonic::Request<T>, Status> {
+    let mut request = tonic::Request::new(message);
+    let value = MetadataValue::try_from(format!("Bearer {}", token.expose_secret()))
+        .map_err(|_| Status::internal("token is not valid metadata"))?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+/// Bounded label for a gRPC status code.
+pub fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Unavailable => "unavailable",
+        Code::Unauthenticated => "unauthenticated",
+        Code::Internal => "internal",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_bearer_round_trip() {
+        let token = SecretString::from("abc.def.ghi");
+        let req = with_bearer((), &token).unwrap();
+        assert_eq!(bearer_from_metadata(req.metadata()), Ok("abc.def.ghi"));
+        let empty = tonic::Request::new(());
+        assert_eq!(bearer_from_metadata(empty.metadata()), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn auth_errors_map_to_grpc_codes() {
+        assert_eq!(Status::from(AuthError::Missing).code(), Code::Unauthenticated);
+        assert_eq!(
+            Status::from(AuthError::InsufficientScope {
+                required: "s".into()
+            })
+            .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            Status::from(AuthError::KeysUnavailable).code(),
+            Code::Unavailable
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! Building blocks shared by the Dark Tower services (AC, GC, MC, MH).
+//!
+//! - [`config`]: typed env config, secrets that never print, the env contract;
+//! - [`ops`]: `/health`, `/ready` (naming the failing dependency), `/metrics`;
+//! - [`metrics`]: Prometheus registry with the service prefix and the HTTP
+//!   middleware labelling by route template;
+//! - [`telemetry`]: JSON logs honouring `RUST_LOG`;
+//! - [`shutdown`]: SIGTERM/ctrl-c → not ready → drain → stop;
+//! - [`jwt`], [`jwks`], [`auth`]: Ed25519 JWTs, AC's key set and its cache;
+//! - [`token_client`]: client credentials for service-to-service calls;
+//! - [`grpc`] (feature `grpc`), [`db`] (feature `postgres`), [`testing`]
+//!   (feature `testing`, integration tests only).
+
+pub mod auth;
+pub mod config;
+#[cfg(feature = "postgres")]
+pub mod db;
+#[cfg(feature = "grpc")]
+pub mod grpc;
+pub mod jwks;
+pub mod jwt;
+pub mod metrics;
+pub mod ops;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod token_client;
+
+pub use secrecy::{ExposeSecret, SecretString};

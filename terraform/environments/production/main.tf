@@ -1,0 +1,107 @@
+# The production environment: one GKE cluster, a dedicated node pool for each
+# heavy service (meeting-controller, media-handler) sized from ADR-0012, and
+# the Secret Manager entry that holds this cluster's SOPS age key.
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
+  project = var.project_id
+  region  = var.region
+}
+
+locals {
+  environment = "production"
+
+  # ADR-0012 resource sizing, per pod. The dedicated pools refuse machine
+  # types on which one pod at these limits does not fit.
+  adr_0012_sizing = {
+    meeting-controller = {
+      cpu_request_millicores = 2000
+      cpu_limit_millicores   = 4000
+      memory_request_mib     = 6144
+      memory_limit_mib       = 8192
+    }
+    media-handler = {
+      cpu_request_millicores = 4000
+      cpu_limit_millicores   = 8000
+      memory_request_mib     = 12288
+      memory_limit_mib       = 16384
+    }
+  }
+}
+
+module "secrets" {
+  source = "../../modules/secrets-backend"
+
+  project_id  = var.project_id
+  environment = local.environment
+  region      = var.region
+}
+
+module "cluster" {
+  source = "../../modules/kubernetes-cluster"
+
+  project_id             = var.project_id
+  environment            = local.environment
+  name                   = "dark-tower-${local.environment}"
+  region                 = var.region
+  release_channel        = "STABLE"
+  nodes_cidr             = "10.50.0.0/20"
+  pods_cidr              = "10.60.0.0/14"
+  services_cidr          = "10.64.0.0/20"
+  control_plane_cidr     = "172.16.0.32/28"
+  authorized_networks    = var.authorized_networks
+  rbac_security_group    = var.rbac_security_group
+  secrets_encryption_key = module.secrets.etcd_encryption_key
+  deletion_protection    = true
+  system_pool            = var.system_pool
+}
+
+module "meeting_controller_pool" {
+  source = "../../modules/node-pool"
+
+  project_id      = var.project_id
+  cluster_id      = module.cluster.id
+  location        = var.region
+  name            = "meeting-controller"
+  machine_type    = var.meeting_controller_pool.machine_type
+  min_node_count  = var.meeting_controller_pool.min_node_count
+  max_node_count  = var.meeting_controller_pool.max_node_count
+  spot            = false
+  service_account = module.cluster.node_service_account
+  workload        = local.adr_0012_sizing["meeting-controller"]
+  node_labels = {
+    "dark-tower.io/node-pool" = "meeting-controller"
+  }
+  taints = [{
+    key    = "dark-tower.io/dedicated"
+    value  = "meeting-controller"
+    effect = "NO_SCHEDULE"
+  }]
+}
+
+module "media_handler_pool" {
+  source = "../../modules/node-pool"
+
+  project_id      = var.project_id
+  cluster_id      = module.cluster.id
+  location        = var.region
+  name            = "media-handler"
+  machine_type    = var.media_handler_pool.machine_type
+  min_node_count  = var.media_handler_pool.min_node_count
+  max_node_count  = var.media_handler_pool.max_node_count
+  spot            = false
+  service_account = module.cluster.node_service_account
+  workload        = local.adr_0012_sizing["media-handler"]
+  node_labels = {
+    "dark-tower.io/node-pool" = "media-handler"
+  }
+  taints = [{
+    key    = "dark-tower.io/dedicated"
+    value  = "media-handler"
+    effect = "NO_SCHEDULE"
+  }]
+}

@@ -1,0 +1,29 @@
+output "cluster_name" {
+  description = "Name of the production cluster (gcloud container clusters get-credentials)."
+  value       = module.cluster.name
+}
+
+output "cluster_location" {
+  description = "Region of the production cluster."
+  value       = module.cluster.location
+}
+
+output "age_key_secret_id" {
+  description = "Secret Manager secret holding the production cluster's SOPS age key."
+  value       = module.secrets.age_key_secret_id
+}
+
+output "flux_service_account" {
+  description = "Cloud service account to annotate flux-system/kustomize-controller with."
+  value       = module.secrets.flux_service_account
+}
+
+output "meeting_controller_pods_per_node" {
+  description = "meeting-controller pods that fit on one node of its pool, at ADR-0012 requests."
+  value       = module.meeting_controller_pool.pods_per_node
+}
+
+output "media_handler_pods_per_node" {
+  description = "media-handler pods that fit on one node of its pool, at ADR-0012 requests."
+  value       = module.media_handler_pool.pods_per_node
+}

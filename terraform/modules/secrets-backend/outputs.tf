@@ -1,0 +1,14 @@
+output "age_key_secret_id" {
+  description = "Secret Manager secret that holds the cluster's SOPS age private key (add the value out of band)."
+  value       = google_secret_manager_secret.age_key.id
+}
+
+output "flux_service_account" {
+  description = "Cloud service account for Flux's kustomize-controller (annotate the Kubernetes service account with it)."
+  value       = google_service_account.flux.email
+}
+
+output "etcd_encryption_key" {
+  description = "KMS key for the cluster's application-layer Secret encryption."
+  value       = google_kms_crypto_key.etcd_secrets.id
+}

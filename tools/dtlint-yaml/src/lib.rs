@@ -1,0 +1,875 @@
+//! YAML documents with a span on every node, for dtlint and its SOPS support.
+//!
+//! We build our own tree from saphyr-parser's event stream instead of using a
+//! generic loader because a linter needs things a loader throws away or gets
+//! wrong for us: the exact span of every key and value, every duplicate key
+//! (Kubernetes' Go YAML rejects them, a map type silently keeps the last one),
+//! a hard bound on alias expansion (an "alias bomb" must cost a diagnostic,
+//! not the machine's memory), a nesting limit, and `<<` merge keys the way
+//! Kubernetes reads them.
+//!
+//! Positions: lines and columns are 1-based and count characters, as editors
+//! and SARIF do; `offset` is a byte offset into the source, so callers can
+//! slice and edit the text (SOPS encryption rewrites values in place).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+
+/// Limits that keep hostile input from costing unbounded time or memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Nodes that alias expansion may add to one file.
+    pub max_alias_nodes: usize,
+    /// Maximum nesting depth of collections.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_alias_nodes: 100_000,
+            max_depth: 128,
+        }
+    }
+}
+
+/// A position in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// Byte offset from the start of the file.
+    pub offset: u32,
+}
+
+/// A half-open range of a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span {
+    pub start: Pos,
+    pub end: Pos,
+}
+
+impl Span {
+    /// An empty span at `pos`.
+    pub fn at(pos: Pos) -> Self {
+        Self {
+            start: pos,
+            end: pos,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        (self.end.offset.saturating_sub(self.start.offset)) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The byte range of the span, for slicing the source.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start.offset as usize..self.end.offset as usize
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// How a scalar was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    Literal,
+    Folded,
+}
+
+impl From<ScalarStyle> for Style {
+    fn from(s: ScalarStyle) -> Self {
+        match s {
+            ScalarStyle::Plain => Style::Plain,
+            ScalarStyle::SingleQuoted => Style::SingleQuoted,
+            ScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+            ScalarStyle::Literal => Style::Literal,
+            ScalarStyle::Folded => Style::Folded,
+        }
+    }
+}
+
+/// A scalar's text as written (after unescaping and folding) and its style.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar {
+    pub text: String,
+    pub style: Style,
+    /// An explicit tag such as `!!str`, written as `!!str` or `!custom`.
+    pub tag: Option<Box<str>>,
+}
+
+impl Scalar {
+    /// True when the scalar is a YAML null under the core schema.
+    pub fn is_null(&self) -> bool {
+        self.style == Style::Plain
+            && self.tag.is_none()
+            && matches!(self.text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+    }
+
+    /// True when the scalar is plain (unquoted, untagged), so its type is
+    /// decided by the schema rather than by the author.
+    pub fn is_plain(&self) -> bool {
+        self.style == Style::Plain && self.tag.is_none()
+    }
+}
+
+/// One key/value pair of a mapping; both keep their own spans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: Node,
+    pub value: Node,
+}
+
+/// The shape of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(Scalar),
+    Sequence(Vec<Node>),
+    Mapping(Vec<Entry>),
+}
+
+/// A YAML node and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub span: Span,
+    pub value: Value,
+}
+
+impl Node {
+    /// The value of `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|e| &e.value)
+    }
+
+    /// The entry of `key` in a mapping, to point at the key itself.
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
+        match &self.value {
+            Value::Mapping(entries) => entries.iter().find(|e| e.key.as_str() == Some(key)),
+            _ => None,
+        }
+    }
+
+    /// Follow a path of mapping keys.
+    pub fn path(&self, keys: &[&str]) -> Option<&Node> {
+        keys.iter().try_fold(self, |node, key| node.get(key))
+    }
+
+    /// A scalar's text, or `None` for a collection. Nulls read as `None` too,
+    /// so `key:` with no value is treated like a missing key.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar(s) if !s.is_null() => Some(&s.text),
+            _ => None,
+        }
+    }
+
+    pub fn as_scalar(&self) -> Option<&Scalar> {
+        match &self.value {
+            Value::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_mapping(&self) -> Option<&[Entry]> {
+        match &self.value {
+            Value::Mapping(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_sequence(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Sequence(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Iterate a sequence's items; a missing or non-sequence node yields none.
+    pub fn items(&self) -> std::slice::Iter<'_, Node> {
+        self.as_sequence().unwrap_or(&[]).iter()
+    }
+
+    /// Iterate a mapping's entries; anything else yields none.
+    pub fn entries(&self) -> std::slice::Iter<'_, Entry> {
+        self.as_mapping().unwrap_or(&[]).iter()
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar(s) if s.is_null())
+    }
+
+    /// A boolean under the YAML 1.2 core schema (what Kubernetes accepts too).
+    pub fn as_bool(&self) -> Option<bool> {
+        let s = self.as_scalar()?;
+        if !s.is_plain() && s.tag.as_deref() != Some("!!bool") {
+            return None;
+        }
+        match s.text.as_str() {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// An integer under the YAML 1.2 core schema.
+    pub fn as_i64(&self) -> Option<i64> {
+        let s = self.as_scalar()?;
+        if !s.is_plain() && s.tag.as_deref() != Some("!!int") {
+            return None;
+        }
+        let t = s.text.as_str();
+        if let Some(hex) = t.strip_prefix("0x") {
+            return i64::from_str_radix(hex, 16).ok();
+        }
+        if let Some(oct) = t.strip_prefix("0o") {
+            return i64::from_str_radix(oct, 8).ok();
+        }
+        t.parse().ok()
+    }
+
+    /// A short name for the node's type, for messages ("expected a mapping, found a string").
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            Value::Mapping(_) => "a mapping",
+            Value::Sequence(_) => "a sequence",
+            Value::Scalar(s) if s.is_null() => "null",
+            Value::Scalar(_) if self.as_bool().is_some() => "a boolean",
+            Value::Scalar(_) if self.as_i64().is_some() => "a number",
+            Value::Scalar(_) => "a string",
+        }
+    }
+}
+
+/// One document of a (possibly multi-document) YAML file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// 0-based position of the document in its file.
+    pub index: usize,
+    pub root: Node,
+}
+
+/// Something about the YAML itself that a user must fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub span: Span,
+    pub message: String,
+    /// A related place, such as the first occurrence of a duplicated key.
+    pub related: Option<(Span, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The text is not YAML; parsing stopped here.
+    Syntax,
+    /// A mapping repeats a key.
+    DuplicateKey,
+    /// Alias expansion or nesting exceeded a limit; parsing stopped here.
+    Limit,
+}
+
+/// The result of parsing one file: every complete document, and every problem.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub documents: Vec<Document>,
+    pub problems: Vec<Problem>,
+}
+
+/// Start-of-line byte offsets, for turning parser markers into [`Pos`].
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<u32>,
+    ascii: bool,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> Self {
+        let mut starts = Vec::with_capacity(src.len() / 32 + 1);
+        starts.push(0);
+        for (i, b) in src.bytes().enumerate() {
+            if b == b'\n' {
+                starts.push((i + 1) as u32);
+            }
+        }
+        Self {
+            starts,
+            ascii: src.is_ascii(),
+        }
+    }
+
+    /// Byte offset of the start of 1-based `line`, clamped to the file.
+    pub fn line_start(&self, line: u32) -> u32 {
+        let i = (line.max(1) - 1) as usize;
+        self.starts
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| self.starts.last().copied().unwrap_or(0))
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The position of a byte offset.
+    pub fn pos_of_offset(&self, src: &str, offset: usize) -> Pos {
+        let offset = offset.min(src.len());
+        let line_idx = match self.starts.binary_search(&(offset as u32)) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let start = self.starts.get(line_idx).copied().unwrap_or(0) as usize;
+        let col = if self.ascii {
+            offset - start
+        } else {
+            src.get(start..offset).map_or(offset - start, |s| s.chars().count())
+        };
+        Pos {
+            line: line_idx as u32 + 1,
+            col: col as u32 + 1,
+            offset: offset as u32,
+        }
+    }
+
+    fn pos(&self, src: &str, m: saphyr_parser::Marker) -> Pos {
+        let line = m.line().max(1) as u32;
+        let offset = if self.ascii {
+            m.index()
+        } else {
+            let start = self.line_start(line) as usize;
+            let rest = src.get(start..).unwrap_or("");
+            start
+                + rest
+                    .char_indices()
+                    .nth(m.col())
+                    .map_or(rest.len(), |(i, _)| i)
+        };
+        Pos {
+            line,
+            col: m.col() as u32 + 1,
+            offset: offset.min(src.len()) as u32,
+        }
+    }
+}
+
+enum Frame {
+    Seq {
+        start: Pos,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: Pos,
+        anchor: usize,
+        entries: Vec<Entry>,
+        pending_key: Option<Node>,
+    },
+}
+
+struct Builder<'a> {
+    src: &'a str,
+    lines: &'a LineIndex,
+    limits: Limits,
+    stack: Vec<Frame>,
+    anchors: Vec<(usize, Node)>,
+    alias_nodes: usize,
+    problems: Vec<Problem>,
+}
+
+fn count_nodes(n: &Node) -> usize {
+    match &n.value {
+        Value::Scalar(_) => 1,
+        Value::Sequence(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Mapping(entries) => {
+            1 + entries
+                .iter()
+                .map(|e| count_nodes(&e.key) + count_nodes(&e.value))
+                .sum::<usize>()
+        }
+    }
+}
+
+fn tag_text(tag: Option<&Cow<'_, saphyr_parser::Tag>>) -> Option<Box<str>> {
+    tag.map(|t| {
+        let s = if t.handle == "tag:yaml.org,2002:" {
+            format!("!!{}", t.suffix)
+        } else if t.handle == "!" {
+            format!("!{}", t.suffix)
+        } else {
+            format!("{}{}", t.handle, t.suffix)
+        };
+        s.into_boxed_str()
+    })
+}
+
+/// Why building stopped early.
+struct Stop(Problem);
+
+impl Builder<'_> {
+    fn span(&self, s: saphyr_parser::Span) -> Span {
+        Span {
+            start: self.lines.pos(self.src, s.start),
+            end: self.lines.pos(self.src, s.end),
+        }
+    }
+
+    fn register_anchor(&mut self, anchor: usize, node: &Node) {
+        if anchor > 0 {
+            // Later anchors with the same id shadow earlier ones (ids are unique
+            // per anchor name and the parser reuses them when a name repeats).
+            self.anchors.push((anchor, node.clone()));
+        }
+    }
+
+    /// Add a finished node to the enclosing collection, or return it as the
+    /// document root.
+    fn push(&mut self, node: Node) -> Option<Node> {
+        match self.stack.last_mut() {
+            None => Some(node),
+            Some(Frame::Seq { items, .. }) => {
+                items.push(node);
+                None
+            }
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => {
+                match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(key) => entries.push(Entry { key, value: node }),
+                }
+                None
+            }
+        }
+    }
+
+    fn check_depth(&self, at: Pos) -> Result<(), Stop> {
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(Stop(Problem {
+                kind: ProblemKind::Limit,
+                span: Span::at(at),
+                message: format!(
+                    "nesting deeper than {} levels; refusing to read further",
+                    self.limits.max_depth
+                ),
+                related: None,
+            }));
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: Event<'_>, sp: saphyr_parser::Span) -> Result<Option<Node>, Stop> {
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let node = Node {
+                    span: self.span(sp),
+                    value: Value::Scalar(Scalar {
+                        text: text.into_owned(),
+                        style: style.into(),
+                        tag: tag_text(tag.as_ref()),
+                    }),
+                };
+                self.register_anchor(anchor, &node);
+                Ok(self.push(node))
+            }
+            Event::Alias(id) => {
+                let span = self.span(sp);
+                let Some((_, target)) = self.anchors.iter().rev().find(|(a, _)| *a == id) else {
+                    return Err(Stop(Problem {
+                        kind: ProblemKind::Syntax,
+                        span,
+                        message: "alias to an unknown anchor".into(),
+                        related: None,
+                    }));
+                };
+                let added = count_nodes(target);
+                self.alias_nodes = self.alias_nodes.saturating_add(added);
+                if self.alias_nodes > self.limits.max_alias_nodes {
+                    return Err(Stop(Problem {
+                        kind: ProblemKind::Limit,
+                        span,
+                        message: format!(
+                            "aliases expand to more than {} nodes; refusing to expand further (alias bomb?)",
+                            self.limits.max_alias_nodes
+                        ),
+                        related: None,
+                    }));
+                }
+                let mut node = target.clone();
+                // The copy is reported at the alias, where the reader sees it.
+                node.span = span;
+                Ok(self.push(node))
+            }
+            Event::SequenceStart(anchor, _) => {
+                let start = self.span(sp).start;
+                self.check_depth(start)?;
+                self.stack.push(Frame::Seq {
+                    start,
+                    anchor,
+                    items: Vec::new(),
+                });
+                Ok(None)
+            }
+            Event::MappingStart(anchor, _) => {
+                let start = self.span(sp).start;
+                self.check_depth(start)?;
+                self.stack.push(Frame::Map {
+                    start,
+                    anchor,
+                    entries: Vec::new(),
+                    pending_key: None,
+                });
+                Ok(None)
+            }
+            Event::SequenceEnd => {
+                let end = self.span(sp).start;
+                let Some(Frame::Seq {
+                    start,
+                    anchor,
+                    items,
+                }) = self.stack.pop()
+                else {
+                    return Ok(None);
+                };
+                let end = items.last().map_or(end, |n| n.span.end.max(end));
+                let node = Node {
+                    span: Span { start, end },
+                    value: Value::Sequence(items),
+                };
+                self.register_anchor(anchor, &node);
+                Ok(self.push(node))
+            }
+            Event::MappingEnd => {
+                let end = self.span(sp).start;
+                let Some(Frame::Map {
+                    start,
+                    anchor,
+                    entries,
+                    ..
+                }) = self.stack.pop()
+                else {
+                    return Ok(None);
+                };
+                let entries = self.finish_mapping(entries);
+                let end = entries
+                    .last()
+                    .map_or(end, |e| e.value.span.end.max(end));
+                let node = Node {
+                    span: Span { start, end },
+                    value: Value::Mapping(entries),
+                };
+                self.register_anchor(anchor, &node);
+                Ok(self.push(node))
+            }
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd
+            | Event::Nothing => Ok(None),
+        }
+    }
+
+    /// Apply `<<` merge keys and report duplicate keys.
+    fn finish_mapping(&mut self, entries: Vec<Entry>) -> Vec<Entry> {
+        let has_merge = entries.iter().any(|e| {
+            e.key
+                .as_scalar()
+                .is_some_and(|s| s.is_plain() && s.text == "<<")
+        });
+        let entries = if has_merge {
+            merge_keys(entries)
+        } else {
+            entries
+        };
+        self.report_duplicates(&entries);
+        entries
+    }
+
+    fn report_duplicates(&mut self, entries: &[Entry]) {
+        let key_text = |e: &Entry| -> Option<String> {
+            match &e.key.value {
+                Value::Scalar(s) => Some(s.text.clone()),
+                _ => None,
+            }
+        };
+        if entries.len() <= 16 {
+            for (i, e) in entries.iter().enumerate() {
+                let Some(k) = key_text(e) else { continue };
+                if let Some(first) = entries[..i].iter().find(|p| key_text(p).as_deref() == Some(&k)) {
+                    self.problems.push(duplicate(&k, first, e));
+                }
+            }
+        } else {
+            let mut seen: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::with_capacity(entries.len());
+            for (i, e) in entries.iter().enumerate() {
+                let Some(k) = key_text(e) else { continue };
+                if let Some(&first) = seen.get(&k) {
+                    self.problems.push(duplicate(&k, &entries[first], e));
+                } else {
+                    seen.insert(k, i);
+                }
+            }
+        }
+    }
+}
+
+fn duplicate(key: &str, first: &Entry, dup: &Entry) -> Problem {
+    Problem {
+        kind: ProblemKind::DuplicateKey,
+        span: dup.key.span,
+        message: format!("duplicate key `{key}`"),
+        related: Some((first.key.span, "first defined here".into())),
+    }
+}
+
+/// Resolve YAML 1.1 merge keys (`<<: *base`), which Kubernetes honours:
+/// keys written in the mapping win over merged ones, earlier merge sources
+/// win over later ones.
+fn merge_keys(entries: Vec<Entry>) -> Vec<Entry> {
+    let mut own = Vec::with_capacity(entries.len());
+    let mut sources: Vec<Node> = Vec::new();
+    for e in entries {
+        if e.key.as_scalar().is_some_and(|s| s.is_plain() && s.text == "<<") {
+            match e.value.value {
+                Value::Mapping(_) => sources.push(e.value),
+                Value::Sequence(items) => sources.extend(items),
+                Value::Scalar(_) => own.push(e),
+            }
+        } else {
+            own.push(e);
+        }
+    }
+    for src in sources {
+        if let Value::Mapping(merged) = src.value {
+            for m in merged {
+                let k = m.key.as_str();
+                if !own.iter().any(|o| o.key.as_str() == k) {
+                    own.push(m);
+                }
+            }
+        }
+    }
+    own
+}
+
+/// Parse every document of `src`. Never panics; problems are returned with
+/// their positions, and every document completed before a syntax error is
+/// kept.
+pub fn parse(src: &str, lines: &LineIndex, limits: Limits) -> Parsed {
+    let mut parser = Parser::new_from_str(src);
+    let mut b = Builder {
+        src,
+        lines,
+        limits,
+        stack: Vec::new(),
+        anchors: Vec::new(),
+        alias_nodes: 0,
+        problems: Vec::new(),
+    };
+    let mut documents = Vec::new();
+    while let Some(next) = parser.next_event() {
+        match next {
+            Err(e) => {
+                let m = *e.marker();
+                let pos = lines.pos(src, m);
+                b.problems.push(Problem {
+                    kind: ProblemKind::Syntax,
+                    span: Span::at(pos),
+                    message: e.info().to_string(),
+                    related: None,
+                });
+                break;
+            }
+            Ok((ev, span)) => {
+                if matches!(ev, Event::DocumentStart(_)) {
+                    b.anchors.clear();
+                }
+                match b.event(ev, span) {
+                    // An empty document (`---` followed by nothing or comments)
+                    // holds no object, as kubectl also reads it.
+                    Ok(Some(root)) if root.is_null() => {}
+                    Ok(Some(root)) => documents.push(Document {
+                        index: documents.len(),
+                        root,
+                    }),
+                    Ok(None) => {}
+                    Err(Stop(p)) => {
+                        b.problems.push(p);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Parsed {
+        documents,
+        problems: b.problems,
+    }
+}
+
+/// Walk every event of `src` without building anything: the baseline the
+/// benchmark compares a full lint against.
+pub fn bare_parse(src: &str) -> Result<usize, String> {
+    let mut parser = Parser::new_from_str(src);
+    let mut n = 0usize;
+    while let Some(ev) = parser.next_event() {
+        ev.map_err(|e| e.info().to_string())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::format_collect, clippy::format_push_string)]
+    use super::*;
+
+    fn p(src: &str) -> Parsed {
+        parse(src, &LineIndex::new(src), Limits::default())
+    }
+
+    #[test]
+    fn spans_point_at_keys_and_values() {
+        let src = "a: 1\nb:\n  c: hello\n  d: [x, y]\n";
+        let parsed = p(src);
+        assert!(parsed.problems.is_empty());
+        let root = &parsed.documents[0].root;
+        let c = root.path(&["b", "c"]).unwrap();
+        assert_eq!((c.span.start.line, c.span.start.col), (3, 6));
+        assert_eq!(&src[c.span.range()], "hello");
+        let e = root.get("b").unwrap().entry("d").unwrap();
+        assert_eq!((e.key.span.start.line, e.key.span.start.col), (4, 3));
+        let y = &e.value.as_sequence().unwrap()[1];
+        assert_eq!(&src[y.span.range()], "y");
+    }
+
+    #[test]
+    fn multi_document_files_keep_every_document() {
+        let parsed = p("a: 1\n---\nb: 2\n---\n# only a comment\n");
+        assert!(parsed.problems.is_empty());
+        assert_eq!(parsed.documents.len(), 2);
+        assert_eq!(parsed.documents[1].root.get("b").unwrap().as_i64(), Some(2));
+    }
+
+    #[test]
+    fn non_ascii_offsets_are_bytes_and_columns_are_chars() {
+        let src = "name: \"héllo\"\nnext: wörld\n";
+        let parsed = p(src);
+        let next = parsed.documents[0].root.get("next").unwrap();
+        assert_eq!(&src[next.span.range()], "wörld");
+        assert_eq!(next.span.start.col, 7);
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_at_the_second_key() {
+        let parsed = p("a: 1\nb: 2\na: 3\n");
+        assert_eq!(parsed.problems.len(), 1);
+        let pr = &parsed.problems[0];
+        assert_eq!(pr.kind, ProblemKind::DuplicateKey);
+        assert_eq!((pr.span.start.line, pr.span.start.col), (3, 1));
+        assert_eq!(pr.related.as_ref().unwrap().0.start.line, 1);
+    }
+
+    #[test]
+    fn duplicate_keys_in_large_mappings_are_found() {
+        let mut src: String = (0..40).map(|i| format!("k{i}: v\n")).collect();
+        src.push_str("k7: again\n");
+        let parsed = p(&src);
+        assert_eq!(parsed.problems.len(), 1);
+        assert_eq!(parsed.problems[0].span.start.line, 41);
+    }
+
+    #[test]
+    fn syntax_errors_are_positioned_and_earlier_documents_survive() {
+        let parsed = p("ok: 1\n---\na: [1, 2\nb: 3\n");
+        assert_eq!(parsed.documents.len(), 1);
+        assert_eq!(parsed.problems.len(), 1);
+        assert_eq!(parsed.problems[0].kind, ProblemKind::Syntax);
+        assert!(parsed.problems[0].span.start.line >= 3);
+    }
+
+    #[test]
+    fn tabs_in_indentation_are_a_syntax_error() {
+        let parsed = p("a:\n\tb: 1\n");
+        assert_eq!(parsed.problems[0].kind, ProblemKind::Syntax);
+        assert_eq!(parsed.problems[0].span.start.line, 2);
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_limit() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let parsed = p(&src);
+        assert!(
+            parsed
+                .problems
+                .iter()
+                .any(|p| p.kind == ProblemKind::Limit && p.message.contains("alias"))
+        );
+    }
+
+    #[test]
+    fn small_aliases_and_merge_keys_resolve() {
+        let src = "base: &b {x: 1, y: 2}\nthing:\n  <<: *b\n  y: 3\n";
+        let parsed = p(src);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let t = parsed.documents[0].root.get("thing").unwrap();
+        assert_eq!(t.get("x").unwrap().as_i64(), Some(1));
+        assert_eq!(t.get("y").unwrap().as_i64(), Some(3));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        // Block nesting is bounded by our limit ...
+        let src: String = (0..300).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let parsed = p(&src);
+        assert!(parsed.problems.iter().any(|p| p.kind == ProblemKind::Limit));
+        // ... and flow nesting by the parser's own.
+        let src = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        assert!(!p(&src).problems.is_empty());
+    }
+
+    #[test]
+    fn scalars_keep_style_and_core_schema_types() {
+        let parsed = p("a: \"1\"\nb: 1\nc: true\nd: yes\ne: ~\nf: !!str 5\n");
+        let r = &parsed.documents[0].root;
+        assert_eq!(r.get("a").unwrap().as_i64(), None);
+        assert_eq!(r.get("b").unwrap().as_i64(), Some(1));
+        assert_eq!(r.get("c").unwrap().as_bool(), Some(true));
+        assert_eq!(r.get("d").unwrap().as_bool(), None);
+        assert!(r.get("e").unwrap().is_null());
+        assert_eq!(r.get("f").unwrap().as_i64(), None);
+        assert_eq!(r.get("f").unwrap().as_scalar().unwrap().tag.as_deref(), Some("!!str"));
+    }
+
+    #[test]
+    fn binary_junk_never_panics() {
+        let junk: String = (0u8..=255).cycle().take(4096).map(char::from).collect();
+        let _ = p(&junk);
+        let _ = p("\u{0}\u{1}: [\u{7f}");
+        let _ = p("&a [*a]");
+        let _ = p("? [a, b]\n: c\n");
+    }
+}

@@ -1,0 +1,236 @@
+//! `dtlint.toml`: rule severities, environments, exclusions, exemptions.
+//!
+//! The file is optional; without it every rule runs at its default severity.
+//! A bad config is a usage error (exit 2) naming the file and the line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::diag::Severity;
+
+pub const FILE_NAME: &str = "dtlint.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{col}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+}
+
+/// A rule's severity as configured: a level, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level(pub Option<Severity>);
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Severity::parse_setting(&s).map(Level).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown severity `{s}`; expected error, warning, info or off"
+            ))
+        })
+    }
+}
+
+/// One environment: where its overlays live and how strict it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Directory holding one overlay per service, e.g. `overlays/production`.
+    pub overlays: String,
+    /// Flux cluster directory, e.g. `clusters/production`.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Severity overrides for this environment.
+    #[serde(default)]
+    pub rules: BTreeMap<String, Level>,
+    /// Minimum replicas for every workload.
+    #[serde(default)]
+    pub min_replicas: Option<i64>,
+}
+
+/// A finding that is accepted, with the reason why.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exemption {
+    pub rule: String,
+    /// Glob over the file path the finding points at (relative to the root).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `Kind/name` of the resource, when only one resource is exempt.
+    #[serde(default)]
+    pub resource: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Globs (relative to the root) that are never read.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Default severity overrides.
+    #[serde(default)]
+    pub rules: BTreeMap<String, Level>,
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    #[serde(default, rename = "exemption")]
+    pub exemptions: Vec<Exemption>,
+    /// Container ports that carry QUIC and must be UDP.
+    #[serde(default = "default_udp_ports")]
+    pub udp_ports: Vec<i64>,
+    /// Globs of service directories that must follow the seven-file pattern.
+    #[serde(default)]
+    pub service_dirs: Option<Vec<String>>,
+    /// Globs excluded from `service_dirs`.
+    #[serde(default)]
+    pub service_dirs_skip: Option<Vec<String>>,
+    /// Largest file read, in bytes; bigger files are reported, not parsed.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+    /// Where the file was read from, for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+fn default_udp_ports() -> Vec<i64> {
+    vec![4433, 4434]
+}
+
+fn default_max_file_size() -> u64 {
+    16 * 1024 * 1024
+}
+
+impl Config {
+    /// The defaults used when there is no `dtlint.toml`.
+    pub fn defaults() -> Self {
+        Self {
+            udp_ports: default_udp_ports(),
+            max_file_size: default_max_file_size(),
+            ..Self::default()
+        }
+    }
+
+    pub fn service_dirs(&self) -> Vec<String> {
+        self.service_dirs.clone().unwrap_or_else(|| vec!["base/*".into()])
+    }
+
+    pub fn service_dirs_skip(&self) -> Vec<String> {
+        self.service_dirs_skip.clone().unwrap_or_else(|| vec!["base/platform".into()])
+    }
+
+    /// Read `dtlint.toml` from `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Self::parse(&text, &display).map(|mut c| {
+            c.source = Some(path.to_path_buf());
+            c
+        })
+    }
+
+    pub fn parse(text: &str, display: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Invalid {
+                path: display.to_string(),
+                line,
+                col,
+                message: e.message().to_string(),
+            }
+        })?;
+        for ex in &config.exemptions {
+            if ex.reason.trim().is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: display.to_string(),
+                    line: find_line(text, &ex.rule),
+                    col: 1,
+                    message: format!("exemption for `{}` needs a non-empty reason", ex.rule),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// The environment whose overlay directory contains `path` (relative to the root).
+    pub fn environment_of(&self, path: &str) -> Option<&str> {
+        self.environments.iter().find_map(|(name, env)| {
+            let dir = env.overlays.trim_end_matches('/');
+            let cluster = env.cluster.as_deref().map(|c| c.trim_end_matches('/'));
+            let inside = |d: &str| path == d || path.starts_with(&format!("{d}/"));
+            (inside(dir) || cluster.is_some_and(inside)).then_some(name.as_str())
+        })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn find_line(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map_or(1, |i| i + 1)
+}
+
+/// Find `dtlint.toml` in `start` or its ancestors.
+pub fn find(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(FILE_NAME))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_severity_is_positioned() {
+        let err = Config::parse("[rules]\nlatest-tag = \"loud\"\n", "dtlint.toml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("dtlint.toml:2:"), "{msg}");
+        assert!(msg.contains("unknown severity `loud`"), "{msg}");
+    }
+
+    #[test]
+    fn exemptions_need_a_reason() {
+        let err = Config::parse(
+            "[[exemption]]\nrule = \"latest-tag\"\nreason = \" \"\n",
+            "dtlint.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("needs a non-empty reason"));
+        let err = Config::parse("[[exemption]]\nrule = \"latest-tag\"\n", "d.toml").unwrap_err();
+        assert!(err.to_string().contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn environments_match_by_directory() {
+        let c = Config::parse(
+            "[environments.production]\noverlays = \"overlays/production\"\ncluster = \"clusters/production\"\n",
+            "d.toml",
+        )
+        .unwrap();
+        assert_eq!(c.environment_of("overlays/production/gc/k.yaml"), Some("production"));
+        assert_eq!(c.environment_of("clusters/production/apps.yaml"), Some("production"));
+        assert_eq!(c.environment_of("overlays/production-old/x.yaml"), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! Findings: what a rule reports, where, and how bad it is.
+
+use std::fmt;
+
+use dtlint_yaml::Span;
+use serde::Serialize;
+
+use crate::source::FileId;
+
+/// How bad a finding is. `Error` fails the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    /// Parse a severity as written in `dtlint.toml`; `off` is `None` inside `Some`.
+    pub fn parse_setting(s: &str) -> Option<Option<Severity>> {
+        match s {
+            "error" | "deny" => Some(Some(Severity::Error)),
+            "warning" | "warn" => Some(Some(Severity::Warning)),
+            "info" | "note" => Some(Some(Severity::Info)),
+            "off" | "allow" => Some(None),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A place in a file with a short explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub file: FileId,
+    pub span: Span,
+    pub message: String,
+}
+
+impl Label {
+    pub fn new(file: FileId, span: Span, message: impl Into<String>) -> Self {
+        Self {
+            file,
+            span,
+            message: message.into(),
+        }
+    }
+}
+
+/// One problem found by one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule id, also the suppression key.
+    pub rule: &'static str,
+    pub severity: Severity,
+    /// Short lowercase fragment, no final period.
+    pub message: String,
+    /// A full sentence saying how to fix it.
+    pub help: Option<String>,
+    /// The node a human should edit.
+    pub primary: Label,
+    /// Related places ("selector defined here").
+    pub secondary: Vec<Label>,
+    /// Environments the finding applies to, when it came from rendered output.
+    pub envs: Vec<String>,
+}
+
+impl Finding {
+    pub fn new(rule: &'static str, primary: Label, message: impl Into<String>) -> Self {
+        Self {
+            rule,
+            severity: Severity::Error,
+            message: message.into(),
+            help: None,
+            primary,
+            secondary: Vec::new(),
+            envs: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with(mut self, label: Label) -> Self {
+        self.secondary.push(label);
+        self
+    }
+}

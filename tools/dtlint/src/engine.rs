@@ -1,0 +1,254 @@
+//! Check and report preparation: run the rules, then apply configuration,
+//! suppressions and exemptions, dedupe and sort.
+//!
+//! Rules only say what they saw; this module decides the final severity
+//! (per rule, per environment), what is suppressed, and reports suppressions
+//! that are malformed or suppress nothing.
+
+use std::collections::BTreeSet;
+
+use dtlint_yaml::{Node, Span};
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::diag::{Finding, Label, Severity};
+use crate::model::{Index, Resource};
+use crate::rules::{self, Context, Rule};
+use crate::source::FileId;
+use crate::workspace::Workspace;
+
+/// The annotation that suppresses a rule on one object: `rule=reason`,
+/// several separated by `;` or new lines.
+pub const IGNORE_ANNOTATION: &str = "dtlint.io/ignore";
+
+/// Ids of the engine's own findings about suppressions.
+pub const UNUSED_SUPPRESSION: &str = "unused-suppression";
+pub const INVALID_SUPPRESSION: &str = "invalid-suppression";
+
+/// Which rules run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl Selection {
+    pub fn includes(&self, id: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|o| o == id))
+            && !self.skip.iter().any(|s| s == id)
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    /// How many findings were suppressed by annotations or exemptions.
+    pub suppressed: usize,
+}
+
+impl Outcome {
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity == severity).count()
+    }
+}
+
+struct Suppression {
+    file: FileId,
+    /// The object's whole span: findings inside it are covered.
+    scope: Span,
+    rule: String,
+    /// The annotation value, to point at when it is unused.
+    at: Span,
+    used: bool,
+}
+
+fn collect_suppressions(index: &Index<'_>, out: &mut Vec<Finding>) -> Vec<Suppression> {
+    let mut sups = Vec::new();
+    for r in &index.resources {
+        let Some(node) = r.annotation(IGNORE_ANNOTATION) else {
+            continue;
+        };
+        let text = node.as_str().unwrap_or("");
+        for part in text.split([';', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
+            let (rule, reason) = part.split_once('=').unwrap_or((part, ""));
+            let (rule, reason) = (rule.trim(), reason.trim());
+            if reason.is_empty() {
+                out.push(
+                    Finding::new(
+                        INVALID_SUPPRESSION,
+                        Label::new(r.file, node.span, "no reason given"),
+                        format!("suppression of `{rule}` without a reason"),
+                    )
+                    .help(format!(
+                        "Write `{IGNORE_ANNOTATION}: {rule}=<why this is acceptable>` so reviewers know why the finding stands."
+                    )),
+                );
+                continue;
+            }
+            if rules::find(rule).is_none() {
+                out.push(
+                    Finding::new(
+                        INVALID_SUPPRESSION,
+                        Label::new(r.file, node.span, "not a rule id"),
+                        format!("suppression names unknown rule `{rule}`"),
+                    )
+                    .help("Run `dtlint rules` for the list of rule ids.".to_string()),
+                );
+                continue;
+            }
+            sups.push(Suppression {
+                file: r.file,
+                scope: r.root.span,
+                rule: rule.to_string(),
+                at: node.span,
+                used: false,
+            });
+        }
+    }
+    sups
+}
+
+fn inside(outer: Span, inner: Span) -> bool {
+    outer.start.offset <= inner.start.offset && inner.end.offset <= outer.end.offset
+}
+
+fn glob_match(pattern: &str, path: &str) -> bool {
+    globset::Glob::new(pattern)
+        .map(|g| g.compile_matcher().is_match(path))
+        .unwrap_or(false)
+}
+
+/// Resolve the configured severity of a rule for a finding.
+fn severity_for(config: &Config, rule: &str, default: Severity, envs: &[String]) -> Option<Severity> {
+    let base = config.rules.get(rule).map_or(Some(default), |l| l.0);
+    // With several environments, the strictest setting wins.
+    let mut per_env = envs
+        .iter()
+        .filter_map(|e| config.environments.get(e))
+        .filter_map(|e| e.rules.get(rule))
+        .map(|l| l.0)
+        .peekable();
+    if per_env.peek().is_none() {
+        return base;
+    }
+    per_env.flatten().min()
+}
+
+/// Run the selected rules over a loaded workspace.
+pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
+    let index = Index::build(ws);
+    let ctx = Context {
+        index: &index,
+        config,
+    };
+    let selected: Vec<&dyn Rule> = rules::ALL
+        .iter()
+        .copied()
+        .filter(|r| selection.includes(r.meta().id))
+        .collect();
+    let mut raw: Vec<Finding> = selected
+        .par_iter()
+        .flat_map_iter(|rule| {
+            let mut out = Vec::new();
+            rule.check(&ctx, &mut out);
+            let meta = rule.meta();
+            for f in &mut out {
+                f.severity = meta.severity;
+            }
+            out
+        })
+        .collect();
+
+    let mut engine_findings = Vec::new();
+    let mut sups = collect_suppressions(&index, &mut engine_findings);
+
+    // Environments of a finding: given by the rule (rendered output), or from
+    // where its file lives.
+    for f in &mut raw {
+        if f.envs.is_empty() {
+            let path = &ws.sources.get(f.primary.file).path;
+            if let Some(env) = config.environment_of(path) {
+                f.envs.push(env.to_string());
+            }
+        }
+    }
+
+    let mut suppressed = 0;
+    let mut findings = Vec::with_capacity(raw.len());
+    for mut f in raw {
+        let default = rules::find(f.rule).map_or(f.severity, |r| r.meta().severity);
+        let Some(sev) = severity_for(config, f.rule, default, &f.envs) else {
+            continue;
+        };
+        f.severity = sev;
+        if let Some(s) = sups.iter_mut().find(|s| {
+            s.rule == f.rule && s.file == f.primary.file && inside(s.scope, f.primary.span)
+        }) {
+            s.used = true;
+            suppressed += 1;
+            continue;
+        }
+        let path = &ws.sources.get(f.primary.file).path;
+        let exempt = config.exemptions.iter().any(|ex| {
+            ex.rule == f.rule
+                && ex.path.as_deref().is_none_or(|p| glob_match(p, path))
+                && ex.resource.as_deref().is_none_or(|want| {
+                    resource_at(&index, f.primary.file, f.primary.span).is_some_and(|r| r.id() == want)
+                })
+        });
+        if exempt {
+            suppressed += 1;
+            continue;
+        }
+        findings.push(f);
+    }
+
+    if selection.includes(UNUSED_SUPPRESSION) {
+        for s in sups.iter().filter(|s| !s.used && selection.includes(&s.rule)) {
+            let mut f = Finding::new(
+                UNUSED_SUPPRESSION,
+                Label::new(s.file, s.at, "suppresses nothing"),
+                format!("suppression of `{}` is unused", s.rule),
+            )
+            .help("Remove the suppression: the rule no longer fires here.".to_string());
+            f.severity = Severity::Warning;
+            findings.push(f);
+        }
+    }
+    if selection.includes(INVALID_SUPPRESSION) {
+        findings.extend(engine_findings);
+    }
+
+    let mut seen = BTreeSet::new();
+    findings.retain(|f| {
+        seen.insert((
+            f.rule,
+            f.primary.file,
+            f.primary.span.start.offset,
+            f.message.clone(),
+        ))
+    });
+    findings.sort_by(|a, b| {
+        let pa = &ws.sources.get(a.primary.file).path;
+        let pb = &ws.sources.get(b.primary.file).path;
+        (pa, a.primary.span.start, a.rule).cmp(&(pb, b.primary.span.start, b.rule))
+    });
+    Outcome {
+        findings,
+        suppressed,
+    }
+}
+
+/// The object whose document contains `span`.
+fn resource_at<'a>(index: &'a Index<'a>, file: FileId, span: Span) -> Option<&'a Resource<'a>> {
+    index
+        .resources
+        .iter()
+        .find(|r| r.file == file && inside(r.root.span, span))
+}
+
+/// Convenience for rules: is this node a non-empty scalar?
+pub fn has_text(node: Option<&Node>) -> bool {
+    node.and_then(Node::as_str).is_some_and(|s| !s.is_empty())
+}

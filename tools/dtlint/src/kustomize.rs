@@ -1,0 +1,146 @@
+//! Kustomization files: what they reference and how.
+//!
+//! A YAML file's role comes from the kustomization that lists it: a
+//! `resources:` entry is a whole object, a `patches:` entry is a partial one
+//! (rules that want a complete workload must not judge it), a generator's
+//! `files:`/`envs:` entry is data.
+
+use std::path::{Path, PathBuf};
+
+use dtlint_yaml::{Node, Span};
+
+use crate::source::FileId;
+
+/// File names kustomize recognises as a kustomization, in its lookup order.
+pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// How a kustomization refers to a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// `resources:` (a file or a directory with its own kustomization).
+    Resource,
+    /// `components:`.
+    Component,
+    /// `patches:`, `patchesStrategicMerge:`, `patchesJson6902:`.
+    Patch,
+    /// A generator's `files:` or `envs:`/`env:`.
+    GeneratorInput,
+    /// `crds:`, `configurations:`, `openapi`, `replacements` paths and other
+    /// inputs that must exist but are not manifests we lint.
+    Other,
+}
+
+/// One path entry of a kustomization, with the node that wrote it.
+#[derive(Debug, Clone)]
+pub struct PathRef {
+    pub kind: RefKind,
+    /// As written.
+    pub raw: String,
+    /// Resolved against the kustomization's directory (lexically; no symlinks).
+    pub path: PathBuf,
+    pub span: Span,
+}
+
+/// A parsed kustomization file.
+#[derive(Debug, Clone)]
+pub struct Kustomization {
+    pub file: FileId,
+    pub dir: PathBuf,
+    pub refs: Vec<PathRef>,
+}
+
+/// True when `raw` is a remote reference (git, http) rather than a local path.
+pub fn is_remote(raw: &str) -> bool {
+    raw.contains("://")
+        || raw.starts_with("github.com/")
+        || raw.starts_with("git@")
+        || raw.starts_with("gitlab.com/")
+        || raw.starts_with("bitbucket.org/")
+}
+
+/// Join `rel` onto `dir`, resolving `.` and `..` without touching the disk.
+pub fn normalize(dir: &Path, rel: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in dir.join(rel).components() {
+        match comp {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+impl Kustomization {
+    /// Read the path references of a kustomization document.
+    pub fn from_node(file: FileId, dir: &Path, root: &Node) -> Self {
+        let refs = std::cell::RefCell::new(Vec::new());
+        let push_raw = |kind: RefKind, raw: &str, span: Span| {
+            if is_remote(raw) {
+                return;
+            }
+            refs.borrow_mut().push(PathRef {
+                kind,
+                raw: raw.to_string(),
+                path: normalize(dir, raw),
+                span,
+            });
+        };
+        let push = |kind: RefKind, node: &Node| {
+            if let Some(raw) = node.as_str() {
+                push_raw(kind, raw, node.span);
+            }
+        };
+        for n in root.get("resources").into_iter().flat_map(Node::items) {
+            push(RefKind::Resource, n);
+        }
+        for n in root.get("bases").into_iter().flat_map(Node::items) {
+            push(RefKind::Resource, n);
+        }
+        for n in root.get("components").into_iter().flat_map(Node::items) {
+            push(RefKind::Component, n);
+        }
+        for n in root.get("patchesStrategicMerge").into_iter().flat_map(Node::items) {
+            // Entries may also be inline patches; only plain paths are files.
+            if n.as_str().is_some_and(|s| !s.contains('\n')) {
+                push(RefKind::Patch, n);
+            }
+        }
+        for key in ["patches", "patchesJson6902"] {
+            for n in root.get(key).into_iter().flat_map(Node::items) {
+                if let Some(p) = n.get("path") {
+                    push(RefKind::Patch, p);
+                }
+            }
+        }
+        for key in ["configMapGenerator", "secretGenerator"] {
+            for generator in root.get(key).into_iter().flat_map(Node::items) {
+                for n in generator.get("files").into_iter().flat_map(Node::items) {
+                    if let Some(s) = n.as_str() {
+                        // `key=path` names the key; the file is after `=`.
+                        let file_part = s.split_once('=').map_or(s, |(_, f)| f);
+                        push_raw(RefKind::GeneratorInput, file_part, n.span);
+                    }
+                }
+                for n in generator.get("envs").into_iter().flat_map(Node::items) {
+                    push(RefKind::GeneratorInput, n);
+                }
+                if let Some(n) = generator.get("env") {
+                    push(RefKind::GeneratorInput, n);
+                }
+            }
+        }
+        for key in ["crds", "configurations"] {
+            for n in root.get(key).into_iter().flat_map(Node::items) {
+                push(RefKind::Other, n);
+            }
+        }
+        Self {
+            file,
+            dir: dir.to_path_buf(),
+            refs: refs.into_inner(),
+        }
+    }
+}

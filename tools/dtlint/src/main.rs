@@ -1,0 +1,237 @@
+//! The `dtlint` command line.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dtlint::config::{self, Config};
+use dtlint::diag::Severity;
+use dtlint::engine::{self, Selection};
+use dtlint::report::{self, Format};
+use dtlint::rules;
+use dtlint::workspace::Workspace;
+
+#[derive(Parser)]
+#[command(
+    name = "dtlint",
+    version,
+    about = "Lint a Kubernetes/Kustomize/Flux/SOPS repository, with every finding at its file:line:column.",
+    after_help = "Exit status: 0 clean, 1 error-level findings, 2 usage, config or internal failure."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Lint files or directories (default: the repository around the current directory).
+    Check(CheckArgs),
+    /// List every rule with its default severity.
+    Rules {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a rule's documentation.
+    Explain {
+        /// Rule id, e.g. `latest-tag`.
+        rule: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Files or directories to lint.
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Only report findings for this environment (and those outside any environment).
+    #[arg(long)]
+    env: Option<String>,
+    /// Run only these rules (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Skip these rules (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Configuration file (default: dtlint.toml in the repository root).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// When to use colour in human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => match check(&args) {
+            Ok(code) => code,
+            Err(msg) => {
+                eprintln!("dtlint: {msg}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Rules { json } => {
+            list_rules(json);
+            ExitCode::SUCCESS
+        }
+        Command::Explain { rule } => explain(&rule),
+    }
+}
+
+fn suggest(id: &str) -> String {
+    let best = rules::ids()
+        .map(|known| (strsim_distance(id, known), known))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, known)) if d <= 3 => format!("; did you mean `{known}`?"),
+        _ => "; run `dtlint rules` for the list".into(),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn strsim_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn explain(id: &str) -> ExitCode {
+    let Some(rule) = rules::find(id) else {
+        eprintln!("dtlint: unknown rule `{id}`{}", suggest(id));
+        return ExitCode::from(2);
+    };
+    let m = rule.meta();
+    println!("# {}\n\ncategory: {} · default severity: {}\n\n{}", m.id, m.category, m.severity, m.docs_markdown());
+    ExitCode::SUCCESS
+}
+
+fn list_rules(json: bool) {
+    if json {
+        let v: Vec<serde_json::Value> = rules::ALL
+            .iter()
+            .map(|r| {
+                let m = r.meta();
+                serde_json::json!({"id": m.id, "category": m.category, "severity": m.severity, "summary": m.summary})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    let width = rules::ids().map(str::len).max().unwrap_or(10);
+    for r in rules::ALL {
+        let m = r.meta();
+        println!("{:<width$}  {:<8} {:<10} {}", m.id, m.severity.as_str(), m.category, m.summary);
+    }
+}
+
+/// The repository around `start`: the nearest directory with `dtlint.toml`
+/// or `.git`, else `start` itself.
+fn find_root(start: &Path) -> PathBuf {
+    start
+        .ancestors()
+        .find(|d| d.join(config::FILE_NAME).is_file() || d.join(".git").exists())
+        .unwrap_or(start)
+        .to_path_buf()
+}
+
+fn check(args: &CheckArgs) -> Result<ExitCode, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+        vec![find_root(&cwd)]
+    } else {
+        args.paths
+            .iter()
+            .map(|p| {
+                let abs = if p.is_absolute() { p.clone() } else { cwd.join(p) };
+                abs.canonicalize().map_err(|_| format!("{}: no such file or directory", p.display()))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let first = paths.first().cloned().unwrap_or_else(|| cwd.clone());
+    let start = if first.is_dir() { first.clone() } else { first.parent().map_or(cwd.clone(), Path::to_path_buf) };
+    let root = find_root(&start);
+
+    let config = match &args.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => match config::find(&start).filter(|p| p.starts_with(&root)) {
+            Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+            None => Config::defaults(),
+        },
+    };
+    for id in args.only.iter().chain(&args.skip) {
+        if rules::find(id).is_none() && id != engine::UNUSED_SUPPRESSION && id != engine::INVALID_SUPPRESSION {
+            return Err(format!("unknown rule `{id}`{}", suggest(id)));
+        }
+    }
+    if let Some(env) = &args.env
+        && !config.environments.is_empty()
+        && !config.environments.contains_key(env)
+    {
+        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+        return Err(format!("unknown environment `{env}`; dtlint.toml defines {}", known.join(", ")));
+    }
+
+    let progress = std::io::stderr().is_terminal();
+    if progress {
+        eprint!("dtlint: reading {} …\r", root.display());
+    }
+    let ws = Workspace::load(&root, &paths, &config).map_err(|e| e.to_string())?;
+    if progress {
+        eprint!("dtlint: checking {} files …          \r", ws.sources.len());
+    }
+    let selection = Selection {
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+    };
+    let mut outcome = engine::run(&ws, &config, &selection);
+    if let Some(env) = &args.env {
+        outcome.findings.retain(|f| f.envs.is_empty() || f.envs.iter().any(|e| e == env));
+    }
+    if progress {
+        eprint!("{:60}\r", "");
+    }
+
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            args.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let text = report::render(args.format, &outcome, &ws.sources, color);
+    match &args.output {
+        Some(path) => std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`dtlint check | head`) is not an error worth a panic.
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+    if args.format == Format::Human || args.output.is_some() {
+        eprintln!("dtlint: {} file(s) checked: {}", ws.sources.len() + ws.unreadable.len(), report::summary(&outcome));
+    }
+    Ok(if outcome.count(Severity::Error) > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,462 @@
+//! Index: Kubernetes objects found in the workspace, with typed accessors.
+//!
+//! Rules read objects through [`Resource`] rather than raw trees so that
+//! "where is the pod template of this workload" is answered once.
+
+use dtlint_yaml::{Node, Span};
+
+use crate::source::FileId;
+
+use crate::workspace::{Role, Workspace};
+
+/// The six labels every resource and pod template carries.
+pub const STANDARD_LABELS: [&str; 6] = [
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+];
+
+/// Labels that identify a workload for its whole life; selectors use only these.
+pub const STABLE_SELECTOR_LABELS: [&str; 2] = ["app.kubernetes.io/name", "app.kubernetes.io/instance"];
+
+/// Kinds whose pods come from `spec.template`.
+const TEMPLATED: [&str; 6] = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+];
+
+/// A Kubernetes object: one YAML document with `apiVersion` and `kind`.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource<'a> {
+    pub file: FileId,
+    /// Position of the document in its file.
+    pub doc: usize,
+    pub root: &'a Node,
+    pub api_version: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub namespace: Option<&'a str>,
+    pub role: Role,
+}
+
+impl<'a> Resource<'a> {
+    pub fn from_node(file: FileId, doc: usize, root: &'a Node, role: Role) -> Option<Self> {
+        let api_version = root.get("apiVersion")?.as_str()?;
+        let kind = root.get("kind")?.as_str()?;
+        let meta = root.get("metadata");
+        Some(Self {
+            file,
+            doc,
+            root,
+            api_version,
+            kind,
+            name: meta.and_then(|m| m.get("name")).and_then(Node::as_str).unwrap_or(""),
+            namespace: meta.and_then(|m| m.get("namespace")).and_then(Node::as_str),
+            role,
+        })
+    }
+
+    /// `Kind/name`, as users write it.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+
+    /// The API group (`apps` for `apps/v1`, empty for the core group).
+    pub fn group(&self) -> &'a str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// True for a complete object (not a patch, not a kustomization).
+    pub fn is_complete(&self) -> bool {
+        matches!(self.role, Role::Resource | Role::Standalone)
+    }
+
+    pub fn metadata(&self) -> Option<&'a Node> {
+        self.root.get("metadata")
+    }
+
+    pub fn spec(&self) -> Option<&'a Node> {
+        self.root.get("spec")
+    }
+
+    /// The span to point at when something is missing from the whole object:
+    /// its `kind` value, which names what the object is.
+    pub fn anchor_span(&self) -> Span {
+        self.root.get("kind").map_or(self.root.span, |k| k.span)
+    }
+
+    /// The span of `metadata:` (its key), or the object's anchor.
+    pub fn metadata_span(&self) -> Span {
+        self.root
+            .entry("metadata")
+            .map_or_else(|| self.anchor_span(), |e| e.key.span)
+    }
+
+    /// An annotation's value.
+    pub fn annotation(&self, key: &str) -> Option<&'a Node> {
+        self.metadata()?.get("annotations")?.get(key)
+    }
+
+    /// True for workload kinds that run pods.
+    pub fn is_workload(&self) -> bool {
+        TEMPLATED.contains(&self.kind) || self.kind == "CronJob" || self.kind == "Pod"
+    }
+
+    /// The pod template (`metadata` + `spec`) of a workload. For a bare Pod
+    /// this is the object itself.
+    pub fn pod_template(&self) -> Option<&'a Node> {
+        if TEMPLATED.contains(&self.kind) {
+            self.spec()?.get("template")
+        } else if self.kind == "CronJob" {
+            self.spec()?.path(&["jobTemplate", "spec", "template"])
+        } else if self.kind == "Pod" {
+            Some(self.root)
+        } else {
+            None
+        }
+    }
+
+    pub fn pod_spec(&self) -> Option<&'a Node> {
+        self.pod_template()?.get("spec")
+    }
+
+    /// Labels of the pod template.
+    pub fn pod_labels(&self) -> Option<&'a Node> {
+        self.pod_template()?.path(&["metadata", "labels"])
+    }
+
+    /// Every container of the pod: init containers first, then the main ones.
+    pub fn containers(&self) -> impl Iterator<Item = Container<'a>> + 'a {
+        let spec = self.pod_spec();
+        ["initContainers", "containers"]
+            .into_iter()
+            .flat_map(move |key| {
+                spec.and_then(|s| s.get(key))
+                    .into_iter()
+                    .flat_map(Node::items)
+                    .map(move |node| Container {
+                        node,
+                        init: key == "initContainers",
+                    })
+            })
+    }
+
+    /// Main containers only (init containers run to completion and are not probed).
+    pub fn main_containers(&self) -> impl Iterator<Item = Container<'a>> + 'a {
+        self.containers().filter(|c| !c.init)
+    }
+
+    /// `spec.replicas` when written as an integer.
+    pub fn replicas(&self) -> Option<i64> {
+        self.spec()?.get("replicas")?.as_i64()
+    }
+}
+
+/// A container of a pod template.
+#[derive(Debug, Clone, Copy)]
+pub struct Container<'a> {
+    pub node: &'a Node,
+    pub init: bool,
+}
+
+impl<'a> Container<'a> {
+    pub fn name(&self) -> &'a str {
+        self.node.get("name").and_then(Node::as_str).unwrap_or("")
+    }
+
+    /// Where to point for something missing from this container: its name.
+    pub fn anchor_span(&self) -> Span {
+        self.node.get("name").map_or(self.node.span, |n| n.span)
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = &'a Node> + 'a {
+        self.node.get("ports").into_iter().flat_map(Node::items)
+    }
+
+    /// Does this container declare `port` (a number or a port name)?
+    pub fn declares_port(&self, port: &Node) -> bool {
+        if let Some(n) = port.as_i64() {
+            self.ports()
+                .any(|p| p.get("containerPort").and_then(Node::as_i64) == Some(n))
+        } else if let Some(name) = port.as_str() {
+            self.ports()
+                .any(|p| p.get("name").and_then(Node::as_str) == Some(name))
+        } else {
+            false
+        }
+    }
+}
+
+/// ConfigMap or Secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    ConfigMap,
+    Secret,
+}
+
+impl ConfigKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigKind::ConfigMap => "ConfigMap",
+            ConfigKind::Secret => "Secret",
+        }
+    }
+}
+
+/// A ConfigMap or Secret, written as an object or made by a generator.
+#[derive(Debug, Clone)]
+pub struct ConfigObject {
+    pub kind: ConfigKind,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub keys: Vec<String>,
+    /// Where it is defined (the object's name, or the generator's).
+    pub file: FileId,
+    pub span: Span,
+}
+
+/// Label keys a kustomization adds to the objects it lists (`labels:`,
+/// `commonLabels:`), so rules do not demand them in the listed files.
+#[derive(Debug, Clone, Default)]
+pub struct AddedLabels {
+    pub object: Vec<String>,
+    pub template: Vec<String>,
+}
+
+/// Everything the rules read: the workspace and the objects in it.
+pub struct Index<'a> {
+    pub ws: &'a Workspace,
+    pub resources: Vec<Resource<'a>>,
+    pub configs: Vec<ConfigObject>,
+    added: std::collections::HashMap<FileId, AddedLabels>,
+    no_labels: AddedLabels,
+}
+
+fn data_keys(root: &Node) -> Vec<String> {
+    ["data", "stringData", "binaryData"]
+        .iter()
+        .filter_map(|k| root.get(k))
+        .flat_map(Node::entries)
+        .filter_map(|e| e.key.as_str().map(str::to_string))
+        .collect()
+}
+
+impl<'a> Index<'a> {
+    pub fn build(ws: &'a Workspace) -> Self {
+        let mut resources = Vec::new();
+        for (id, _) in ws.sources.iter() {
+            let role = ws.role(id);
+            for doc in &ws.parsed(id).documents {
+                if let Some(r) = Resource::from_node(id, doc.index, &doc.root, role) {
+                    resources.push(r);
+                }
+            }
+        }
+        let mut configs: Vec<ConfigObject> = resources
+            .iter()
+            .filter_map(|r| {
+                let kind = match r.kind {
+                    "ConfigMap" => ConfigKind::ConfigMap,
+                    "Secret" => ConfigKind::Secret,
+                    _ => return None,
+                };
+                let span = r
+                    .metadata()
+                    .and_then(|m| m.get("name"))
+                    .map_or_else(|| r.anchor_span(), |n| n.span);
+                Some(ConfigObject {
+                    kind,
+                    name: r.name.to_string(),
+                    namespace: r.namespace.map(str::to_string),
+                    keys: data_keys(r.root),
+                    file: r.file,
+                    span,
+                })
+            })
+            .collect();
+        configs.extend(ws.generated.iter().cloned());
+        let mut added: std::collections::HashMap<FileId, AddedLabels> = std::collections::HashMap::new();
+        for k in &ws.kustomizations {
+            let Some(doc) = ws.parsed(k.file).documents.first() else { continue };
+            let mut labels = AddedLabels::default();
+            for e in doc.root.get("commonLabels").into_iter().flat_map(Node::entries) {
+                if let Some(key) = e.key.as_str() {
+                    labels.object.push(key.to_string());
+                    labels.template.push(key.to_string());
+                }
+            }
+            for l in doc.root.get("labels").into_iter().flat_map(Node::items) {
+                let templates = l.get("includeTemplates").and_then(Node::as_bool) == Some(true);
+                for e in l.get("pairs").into_iter().flat_map(Node::entries) {
+                    if let Some(key) = e.key.as_str() {
+                        labels.object.push(key.to_string());
+                        if templates {
+                            labels.template.push(key.to_string());
+                        }
+                    }
+                }
+            }
+            if labels.object.is_empty() {
+                continue;
+            }
+            for r in &k.refs {
+                if let Some(id) = ws.sources.find_abs(&r.path) {
+                    let slot = added.entry(id).or_default();
+                    slot.object.extend(labels.object.iter().cloned());
+                    slot.template.extend(labels.template.iter().cloned());
+                }
+            }
+        }
+        Self {
+            ws,
+            resources,
+            configs,
+            added,
+            no_labels: AddedLabels::default(),
+        }
+    }
+
+    /// Labels kustomizations add to the objects of `file`.
+    pub fn added_labels(&self, file: FileId) -> &AddedLabels {
+        self.added.get(&file).unwrap_or(&self.no_labels)
+    }
+
+    /// Namespaces match when both are written and equal, or either is left to
+    /// the kustomization (`namespace:`) to set.
+    pub fn same_namespace(&self, a: &Resource<'_>, b: &Resource<'_>) -> bool {
+        match (a.namespace, b.namespace) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
+    }
+
+    /// The selector an object uses for its own pods: a workload's
+    /// `spec.selector`, a Service's `spec.selector`, a PDB's `spec.selector`.
+    pub fn own_selector<'s>(&self, r: &Resource<'s>) -> Option<Selector<'s>> {
+        let node = r.spec()?.get("selector")?;
+        match r.kind {
+            "Service" => Some(Selector { node, structured: false }),
+            "PodDisruptionBudget" => Some(Selector { node, structured: true }),
+            k if TEMPLATED.contains(&k) => Some(Selector { node, structured: k != "ReplicationController" }),
+            _ => None,
+        }
+    }
+
+    /// Workloads whose pods a Service (or PDB) selects.
+    pub fn selected_workloads<'s>(&'s self, r: &'s Resource<'a>) -> impl Iterator<Item = &'s Resource<'a>> + 's {
+        let sel = self.own_selector(r).filter(|s| !s.is_empty());
+        self.workloads().filter(move |w| {
+            sel.as_ref().is_some_and(|s| {
+                self.same_namespace(r, w) && s.matches_with(w.pod_labels(), &self.added_labels(w.file).template)
+            })
+        })
+    }
+
+    /// ConfigMaps or Secrets named `name` that `from` can see.
+    pub fn config_objects<'s>(&'s self, kind: ConfigKind, name: &'s str, from: &'s Resource<'_>) -> impl Iterator<Item = &'s ConfigObject> + 's {
+        self.configs.iter().filter(move |c| {
+            c.kind == kind
+                && c.name == name
+                && match (&c.namespace, from.namespace) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+        })
+    }
+
+    /// Complete objects (resources and standalone manifests, not patches).
+    pub fn objects(&self) -> impl Iterator<Item = &Resource<'a>> {
+        self.resources.iter().filter(|r| r.is_complete())
+    }
+
+    /// Complete workloads.
+    pub fn workloads(&self) -> impl Iterator<Item = &Resource<'a>> {
+        self.objects().filter(|r| r.is_workload())
+    }
+
+    /// Complete objects of one kind.
+    pub fn of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Resource<'a>> + 's {
+        self.objects().filter(move |r| r.kind == kind)
+    }
+}
+
+/// A label selector in either form Kubernetes uses: a plain map (Service)
+/// or `matchLabels` + `matchExpressions`.
+#[derive(Debug, Clone, Copy)]
+pub struct Selector<'a> {
+    pub node: &'a Node,
+    /// True for `{matchLabels, matchExpressions}`, false for a plain map.
+    pub structured: bool,
+}
+
+impl<'a> Selector<'a> {
+    /// `(key, value node)` pairs that must match exactly.
+    pub fn match_labels(&self) -> Vec<(&'a str, &'a Node)> {
+        let map = if self.structured {
+            self.node.get("matchLabels")
+        } else {
+            Some(self.node)
+        };
+        map.into_iter()
+            .flat_map(Node::entries)
+            .filter_map(|e| Some((e.key.as_str()?, &e.value)))
+            .collect()
+    }
+
+    /// True when the selector selects everything (`{}`).
+    pub fn is_empty(&self) -> bool {
+        self.match_labels().is_empty()
+            && self
+                .node
+                .get("matchExpressions")
+                .is_none_or(|m| m.items().len() == 0)
+    }
+
+    /// Does a label map satisfy this selector?
+    pub fn matches(&self, labels: Option<&Node>) -> bool {
+        self.matches_with(labels, &[])
+    }
+
+    /// Like [`Selector::matches`], where the keys in `added` are set by a
+    /// kustomization (on the labels and the selector alike) and so match.
+    pub fn matches_with(&self, labels: Option<&Node>, added: &[String]) -> bool {
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Node::as_str);
+        let exact = self.match_labels().iter().all(|(k, v)| {
+            added.iter().any(|a| a == k) || v.as_str().is_some_and(|v| get(k) == Some(v))
+        });
+        if !exact {
+            return false;
+        }
+        if !self.structured {
+            return true;
+        }
+        self.node
+            .get("matchExpressions")
+            .into_iter()
+            .flat_map(Node::items)
+            .all(|expr| {
+                let key = expr.get("key").and_then(Node::as_str).unwrap_or("");
+                let values: Vec<&str> = expr
+                    .get("values")
+                    .into_iter()
+                    .flat_map(Node::items)
+                    .filter_map(Node::as_str)
+                    .collect();
+                let have = get(key);
+                match expr.get("operator").and_then(Node::as_str) {
+                    Some("In") => have.is_some_and(|h| values.contains(&h)),
+                    Some("NotIn") => have.is_none_or(|h| !values.contains(&h)),
+                    Some("Exists") => have.is_some(),
+                    Some("DoesNotExist") => have.is_none(),
+                    _ => false,
+                }
+            })
+    }
+}

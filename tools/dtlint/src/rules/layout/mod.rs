@@ -1,0 +1,5 @@
+//! Rules about how the repository is laid out: files, directories and the
+//! kustomizations that list them.
+pub mod kustomization_missing_file;
+pub mod orphan_yaml;
+pub mod seven_file_pattern;

@@ -1,0 +1,106 @@
+use std::path::Path;
+
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::source::display_path;
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that every service directory under `base/` holds the seven
+    /// standard files: the workload (`deployment.yaml`, `statefulset.yaml`,
+    /// or `cluster.yaml` for a database operator's cluster), `service.yaml`,
+    /// `configmap.yaml`, `secret.yaml`, `network-policy.yaml`,
+    /// `service-monitor.yaml` and `pdb.yaml`, next to its `kustomization.yaml`.
+    /// Which directories count is set by `service_dirs` in `dtlint.toml`
+    /// (default `base/*`, except `base/platform`).
+    ///
+    /// ## Why is this bad?
+    /// A service without its NetworkPolicy runs with whatever the default
+    /// allows; without a PodDisruptionBudget a node drain can take all its
+    /// pods at once; without a ServiceMonitor nobody sees it fail. The fixed
+    /// set makes a missing piece visible in review and lets every tool find
+    /// each piece in the same place.
+    ///
+    /// ## Example
+    /// ```text
+    /// base/global-controller/
+    ///   deployment.yaml  service.yaml  configmap.yaml  kustomization.yaml
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```text
+    /// base/global-controller/
+    ///   deployment.yaml  service.yaml  configmap.yaml  secret.yaml
+    ///   network-policy.yaml  service-monitor.yaml  pdb.yaml  kustomization.yaml
+    /// ```
+    ///
+    /// ## References
+    /// - Dark Tower SPEC, "Seven-file pattern"
+    pub struct SevenFilePattern {
+        id: "seven-file-pattern",
+        category: "layout",
+        severity: Error,
+        summary: "a service directory under base/ lacks one of the seven standard files",
+    }
+}
+
+const WORKLOADS: [&str; 3] = ["deployment.yaml", "statefulset.yaml", "cluster.yaml"];
+const REQUIRED: [&str; 6] = [
+    "service.yaml",
+    "configmap.yaml",
+    "secret.yaml",
+    "network-policy.yaml",
+    "service-monitor.yaml",
+    "pdb.yaml",
+];
+
+/// Is `dir` (relative to the root) a service directory per the config?
+pub fn is_service_dir(ctx: &Context<'_>, rel: &str) -> bool {
+    let matches = |pat: &str| {
+        globset::Glob::new(pat)
+            .map(|g| g.compile_matcher().is_match(rel))
+            .unwrap_or(false)
+    };
+    ctx.config.service_dirs().iter().any(|p| matches(p))
+        && !ctx.config.service_dirs_skip().iter().any(|p| matches(p))
+}
+
+impl Rule for SevenFilePattern {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let ws = ctx.index.ws;
+        for k in &ws.kustomizations {
+            let rel = display_path(&ws.root, &k.dir);
+            if !is_service_dir(ctx, &rel) {
+                continue;
+            }
+            let has = |name: &str| Path::new(&k.dir).join(name).is_file();
+            let mut missing: Vec<&str> = Vec::new();
+            if !WORKLOADS.iter().any(|w| has(w)) {
+                missing.push("deployment.yaml or statefulset.yaml");
+            }
+            missing.extend(REQUIRED.iter().copied().filter(|f| !has(f)));
+            if missing.is_empty() {
+                continue;
+            }
+            let file = ws.sources.get(k.file);
+            let parsed = ws.parsed(k.file);
+            let span = parsed
+                .documents
+                .first()
+                .and_then(|d| d.root.entry("resources"))
+                .map_or_else(|| file.head_span(), |e| e.key.span);
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(k.file, span, format!("{rel}/ has no {}", missing.join(", "))),
+                    format!("service directory `{rel}` is missing {} of the seven standard files", missing.len()),
+                )
+                .help(format!("Add {} and list it under `resources:`.", missing.join(", "))),
+            );
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The rules and their registry.
+//!
+//! One rule, one file: `rules/<category>/<rule_id>.rs` holds the rule's docs
+//! (its doc comment, with fixed headings), its metadata and its check. Adding
+//! a rule touches that file, one line of [`ALL`] and a fixture directory.
+
+use crate::config::Config;
+use crate::diag::{Finding, Severity};
+use crate::model::Index;
+
+pub mod layout;
+pub mod network;
+pub mod pods;
+pub mod refs;
+pub mod security;
+pub mod workloads;
+pub mod yaml;
+
+/// What a rule is, for `dtlint rules`, `explain`, SARIF and the docs.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleMeta {
+    /// Kebab-case id naming the hazard; also the suppression key.
+    pub id: &'static str,
+    pub category: &'static str,
+    /// Severity unless `dtlint.toml` says otherwise.
+    pub severity: Severity,
+    /// One line, for listings.
+    pub summary: &'static str,
+    /// Markdown with the headings `## What it does`, `## Why is this bad?`,
+    /// `## Example`, `## Use instead`, `## References`.
+    pub docs: &'static str,
+}
+
+impl RuleMeta {
+    /// The docs with the one space rustdoc leaves after `///` removed.
+    pub fn docs_markdown(&self) -> String {
+        let mut out = String::new();
+        for line in self.docs.lines() {
+            out.push_str(line.strip_prefix(' ').unwrap_or(line));
+            out.push('\n');
+        }
+        out.trim().to_string() + "\n"
+    }
+}
+
+/// Everything a rule may read. Rules never read files or run processes.
+pub struct Context<'a> {
+    pub index: &'a Index<'a>,
+    pub config: &'a Config,
+}
+
+/// A check over the whole index.
+pub trait Rule: Sync {
+    fn meta(&self) -> &'static RuleMeta;
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>);
+}
+
+/// Declare a rule type whose doc comment becomes its docs.
+macro_rules! declare_rule {
+    (
+        $(#[doc = $doc:literal])*
+        $vis:vis struct $name:ident {
+            id: $id:literal,
+            category: $cat:literal,
+            severity: $sev:ident,
+            summary: $sum:literal $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        $vis struct $name;
+
+        impl $name {
+            pub const META: $crate::rules::RuleMeta = $crate::rules::RuleMeta {
+                id: $id,
+                category: $cat,
+                severity: $crate::diag::Severity::$sev,
+                summary: $sum,
+                docs: concat!($($doc, "\n"),*),
+            };
+        }
+    };
+}
+pub(crate) use declare_rule;
+
+/// Every rule, in the order `dtlint rules` lists them.
+pub static ALL: &[&dyn Rule] = &[
+    // yaml
+    &yaml::invalid_yaml::InvalidYaml,
+    &yaml::duplicate_key::DuplicateKey,
+    &yaml::yaml11_value::Yaml11Value,
+    &yaml::wrong_type::WrongType,
+    // layout
+    &layout::seven_file_pattern::SevenFilePattern,
+    &layout::kustomization_missing_file::KustomizationMissingFile,
+    &layout::orphan_yaml::OrphanYaml,
+    // workloads
+    &workloads::missing_standard_labels::MissingStandardLabels,
+    &workloads::unstable_selector::UnstableSelector,
+    &workloads::selector_mismatch::SelectorMismatch,
+    &workloads::latest_tag::LatestTag,
+    &workloads::rolling_update_capacity::RollingUpdateCapacity,
+    &workloads::pdb_blocks_eviction::PdbBlocksEviction,
+    // pods
+    &pods::missing_resources::MissingResources,
+    &pods::missing_liveness_probe::MissingLivenessProbe,
+    &pods::missing_readiness_probe::MissingReadinessProbe,
+    &pods::probe_port_undeclared::ProbePortUndeclared,
+    &pods::secret_in_env_literal::SecretInEnvLiteral,
+    // security
+    &security::run_as_root::RunAsRoot,
+    &security::writable_root_fs::WritableRootFs,
+    &security::privilege_escalation::PrivilegeEscalation,
+    &security::capabilities_not_dropped::CapabilitiesNotDropped,
+    &security::privileged_container::PrivilegedContainer,
+    &security::missing_seccomp::MissingSeccomp,
+    &security::host_namespace::HostNamespace,
+    &security::host_path_volume::HostPathVolume,
+    // network
+    &network::udp_port_protocol::UdpPortProtocol,
+    &network::selector_matches_nothing::SelectorMatchesNothing,
+    &network::target_port_missing::TargetPortMissing,
+    &network::servicemonitor_port_missing::ServiceMonitorPortMissing,
+    // references
+    &refs::dangling_config_ref::DanglingConfigRef,
+];
+
+/// Look a rule up by id.
+pub fn find(id: &str) -> Option<&'static dyn Rule> {
+    ALL.iter().copied().find(|r| r.meta().id == id)
+}
+
+/// Ids of every rule, for "did you mean" and validation.
+pub fn ids() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|r| r.meta().id)
+}

@@ -1,0 +1,81 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::model::Selector;
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that every `endpoints[].port` of a ServiceMonitor names a port
+    /// of the Services it selects.
+    ///
+    /// ## Why is this bad?
+    /// The Prometheus operator matches endpoints by Service port *name*. A
+    /// name that does not exist makes the target disappear from Prometheus
+    /// without an error; dashboards go flat and alerts on absence are the
+    /// only hint.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// endpoints:
+    ///   - port: http-metrics   # the Service calls it `metrics`
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// endpoints:
+    ///   - port: metrics
+    ///     path: /metrics
+    /// ```
+    ///
+    /// ## References
+    /// - ServiceMonitor endpoints: <https://prometheus-operator.dev/docs/api-reference/api/#monitoring.coreos.com/v1.Endpoint>
+    pub struct ServiceMonitorPortMissing {
+        id: "servicemonitor-port-missing",
+        category: "network",
+        severity: Error,
+        summary: "a ServiceMonitor scrapes a port name its Service does not have",
+    }
+}
+
+impl Rule for ServiceMonitorPortMissing {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let idx = ctx.index;
+        for sm in idx.of_kind("ServiceMonitor") {
+            let Some(spec) = sm.spec() else { continue };
+            let Some(sel_node) = spec.get("selector") else { continue };
+            let sel = Selector { node: sel_node, structured: true };
+            let services: Vec<_> = idx
+                .of_kind("Service")
+                .filter(|s| idx.same_namespace(sm, s) && sel.matches_with(s.metadata().and_then(|m| m.get("labels")), &idx.added_labels(s.file).object))
+                .collect();
+            if services.is_empty() {
+                continue;
+            }
+            for ep in spec.get("endpoints").into_iter().flat_map(Node::items) {
+                let Some(port) = ep.get("port") else { continue };
+                let Some(name) = port.as_str() else { continue };
+                let found = services.iter().any(|s| {
+                    s.spec()
+                        .and_then(|sp| sp.get("ports"))
+                        .into_iter()
+                        .flat_map(Node::items)
+                        .any(|p| p.get("name").and_then(Node::as_str) == Some(name))
+                });
+                if !found {
+                    let s = services[0];
+                    let ports_span = s.spec().and_then(|sp| sp.entry("ports")).map_or_else(|| s.anchor_span(), |e| e.key.span);
+                    out.push(
+                        Finding::new(Self::META.id, Label::new(sm.file, port.span, "no Service port has this name"), format!("{} scrapes port `{name}`, which {} does not name", sm.id(), s.id()))
+                            .with(Label::new(s.file, ports_span, "ports of the selected Service"))
+                            .help("Use the name of the Service's metrics port (ServiceMonitors match ports by name)."),
+                    );
+                }
+            }
+        }
+    }
+}

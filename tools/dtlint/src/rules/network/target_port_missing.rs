@@ -1,0 +1,73 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that a Service's `targetPort` (or `port`, when `targetPort` is
+    /// not set) is declared by a container of the pods the Service selects.
+    ///
+    /// ## Why is this bad?
+    /// A named `targetPort` that no container declares gives the Service no
+    /// endpoints for that port; a number that no container listens on sends
+    /// traffic into the void. Both look fine in `kubectl get svc`.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// ports:
+    ///   - name: grpc
+    ///     port: 50051
+    ///     targetPort: grcp
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// ports:
+    ///   - name: grpc
+    ///     port: 50051
+    ///     targetPort: grpc
+    /// ```
+    ///
+    /// ## References
+    /// - Service ports: <https://kubernetes.io/docs/concepts/services-networking/service/#field-spec-ports>
+    pub struct TargetPortMissing {
+        id: "target-port-missing",
+        category: "network",
+        severity: Error,
+        summary: "a Service targets a port no selected container declares",
+    }
+}
+
+impl Rule for TargetPortMissing {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        for svc in ctx.index.of_kind("Service") {
+            let pods: Vec<_> = ctx.index.selected_workloads(svc).collect();
+            if pods.is_empty() {
+                // Nothing selected is another rule's finding.
+                continue;
+            }
+            for p in svc.spec().and_then(|s| s.get("ports")).into_iter().flat_map(Node::items) {
+                let Some(target) = p.get("targetPort").or_else(|| p.get("port")) else { continue };
+                let declared = pods.iter().any(|w| w.main_containers().any(|c| c.declares_port(target)));
+                if declared {
+                    continue;
+                }
+                let shown = target.as_scalar().map_or("?", |s| s.text.as_str());
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(svc.file, target.span, "no container declares this port"),
+                        format!("{} targets port `{shown}`, which no selected container declares", svc.id()),
+                    )
+                    .with(Label::new(pods[0].file, pods[0].anchor_span(), format!("selected pods of {}", pods[0].id())))
+                    .help("Target a port name the container declares under `ports:`."),
+                );
+            }
+        }
+    }
+}

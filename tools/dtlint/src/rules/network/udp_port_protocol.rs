@@ -1,0 +1,111 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that the QUIC ports (4433 for WebTransport, 4434 for media; set
+    /// by `udp_ports` in `dtlint.toml`) are declared `protocol: UDP` on the
+    /// container and on every Service port that serves them, and that a
+    /// Service port's protocol matches the container port it targets.
+    ///
+    /// ## Why is this bad?
+    /// `protocol` defaults to TCP. A Service with TCP 4433 looks healthy and
+    /// routes nothing: clients' QUIC packets are dropped silently and joins
+    /// time out with no error anywhere.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// ports:
+    ///   - name: webtransport
+    ///     port: 4433
+    ///     targetPort: webtransport
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// ports:
+    ///   - name: webtransport
+    ///     port: 4433
+    ///     targetPort: webtransport
+    ///     protocol: UDP
+    /// ```
+    ///
+    /// ## References
+    /// - Service protocols: <https://kubernetes.io/docs/reference/networking/service-protocols/>
+    pub struct UdpPortProtocol {
+        id: "udp-port-protocol",
+        category: "network",
+        severity: Error,
+        summary: "a QUIC port is not declared as UDP, or a Service and its container disagree on protocol",
+    }
+}
+
+fn protocol(port: &Node) -> &str {
+    port.get("protocol").and_then(Node::as_str).unwrap_or("TCP")
+}
+
+impl Rule for UdpPortProtocol {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let udp = &ctx.config.udp_ports;
+        let help = "Add `protocol: UDP` to the port; Kubernetes assumes TCP.";
+        let report = |out: &mut Vec<Finding>, file, port: &Node, what: String| {
+            let span = port.get("protocol").map_or(port.span, |p| p.span);
+            out.push(Finding::new(Self::META.id, Label::new(file, span, "QUIC needs UDP"), what).help(help));
+        };
+        for r in ctx.index.workloads() {
+            for c in r.containers() {
+                for p in c.ports() {
+                    let Some(n) = p.get("containerPort").and_then(Node::as_i64) else { continue };
+                    if udp.contains(&n) && protocol(p) != "UDP" {
+                        report(out, r.file, p, format!("container port {n} of `{}` is {} but carries QUIC", c.name(), protocol(p)));
+                    }
+                }
+            }
+        }
+        for svc in ctx.index.of_kind("Service") {
+            let pods: Vec<_> = ctx.index.selected_workloads(svc).collect();
+            for p in svc.spec().and_then(|s| s.get("ports")).into_iter().flat_map(Node::items) {
+                let port_n = p.get("port").and_then(Node::as_i64);
+                let target = p.get("targetPort");
+                let target_n = target.and_then(Node::as_i64).or(if target.is_none() { port_n } else { None });
+                let proto = protocol(p);
+                if proto != "UDP" && [port_n, target_n].iter().flatten().any(|n| udp.contains(n)) {
+                    report(out, svc.file, p, format!("service port {} of {} is {proto} but carries QUIC", port_n.unwrap_or(0), svc.id()));
+                    continue;
+                }
+                // The container port this Service port reaches, by name or number.
+                let wanted = target.or_else(|| p.get("port"));
+                for w in &pods {
+                    for c in w.main_containers() {
+                        let Some(cp) = wanted.and_then(|t| {
+                            c.ports().find(|cp| match (t.as_i64(), t.as_str()) {
+                                (Some(n), _) => cp.get("containerPort").and_then(Node::as_i64) == Some(n),
+                                (None, Some(name)) => cp.get("name").and_then(Node::as_str) == Some(name),
+                                _ => false,
+                            })
+                        }) else {
+                            continue;
+                        };
+                        if protocol(cp) != proto {
+                            out.push(
+                                Finding::new(
+                                    Self::META.id,
+                                    Label::new(svc.file, p.get("protocol").map_or(p.span, |x| x.span), format!("{proto} here")),
+                                    format!("service port {} of {} is {proto} but container `{}` declares {}", port_n.unwrap_or(0), svc.id(), c.name(), protocol(cp)),
+                                )
+                                .with(Label::new(w.file, cp.span, format!("{} here", protocol(cp))))
+                                .help("Declare the same protocol on the Service port and the container port."),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+use crate::diag::Finding;
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that every main container has a readiness probe and that an
+    /// HTTP readiness probe uses `/ready`.
+    ///
+    /// ## Why is this bad?
+    /// Without a readiness probe a pod receives traffic the moment its
+    /// process starts, before it has connected to its database or registered
+    /// with the global controller, and keeps receiving it while it drains on
+    /// shutdown. Rolling updates with `maxUnavailable: 0` also rely on
+    /// readiness to know when a new pod can replace an old one.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// readinessProbe:
+    ///   httpGet: {path: /health, port: http}
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// readinessProbe:
+    ///   httpGet: {path: /ready, port: http}
+    ///   initialDelaySeconds: 5
+    ///   periodSeconds: 5
+    ///   timeoutSeconds: 3
+    ///   failureThreshold: 3
+    /// ```
+    ///
+    /// ## References
+    /// - Probes: <https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/>
+    /// - ADR-0012, "Standard Operational Endpoints"
+    pub struct MissingReadinessProbe {
+        id: "missing-readiness-probe",
+        category: "pods",
+        severity: Error,
+        summary: "a container has no readiness probe, or it does not use /ready",
+    }
+}
+
+impl Rule for MissingReadinessProbe {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        for r in ctx.index.workloads().filter(|r| !matches!(r.kind, "Job" | "CronJob")) {
+            for c in r.main_containers() {
+                super::check_probe(Self::META.id, r, &c, "readinessProbe", "/ready", out);
+            }
+        }
+    }
+}

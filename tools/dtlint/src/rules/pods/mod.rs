@@ -1,0 +1,53 @@
+//! Rules about containers in pod templates: resources, probes and env.
+pub mod missing_liveness_probe;
+pub mod missing_readiness_probe;
+pub mod missing_resources;
+pub mod probe_port_undeclared;
+pub mod secret_in_env_literal;
+
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::model::{Container, Resource};
+
+/// Shared check for the two probe rules: the probe exists and, when it is an
+/// HTTP probe, uses the standard path.
+pub(crate) fn check_probe(
+    rule: &'static str,
+    r: &Resource<'_>,
+    c: &Container<'_>,
+    key: &str,
+    path: &str,
+    out: &mut Vec<Finding>,
+) {
+    let Some(probe) = c.node.get(key) else {
+        out.push(
+            Finding::new(
+                rule,
+                Label::new(r.file, c.anchor_span(), format!("no {key}")),
+                format!("container `{}` of {} has no {key}", c.name(), r.id()),
+            )
+            .help(format!("Add a {key} with `httpGet: {{path: {path}, port: <http port name>}}`.")),
+        );
+        return;
+    };
+    if let Some(p) = probe.path(&["httpGet", "path"])
+        && p.as_str() != Some(path)
+    {
+        out.push(
+            Finding::new(
+                rule,
+                Label::new(r.file, p.span, format!("expected {path}")),
+                format!("{key} of container `{}` uses `{}` instead of `{path}`", c.name(), p.as_str().unwrap_or("")),
+            )
+            .help(format!("Point the {key} at `{path}`, the endpoint every Dark Tower service serves for it.")),
+        );
+    }
+}
+
+/// The port a probe targets, if any.
+pub(crate) fn probe_port(probe: &Node) -> Option<&Node> {
+    ["httpGet", "tcpSocket", "grpc"]
+        .iter()
+        .find_map(|k| probe.get(k).and_then(|h| h.get("port")))
+}

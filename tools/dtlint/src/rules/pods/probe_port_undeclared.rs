@@ -1,0 +1,69 @@
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that the port of every probe (`httpGet`, `tcpSocket`, `grpc`)
+    /// is declared in the container's `ports`, by name or number.
+    ///
+    /// ## Why is this bad?
+    /// A probe on a port name the container does not declare is rejected by
+    /// the API server; a probe on an undeclared number usually means the port
+    /// changed and the probe did not, so every probe fails and the pod is
+    /// restarted in a loop or never becomes ready.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// ports:
+    ///   - {name: http, containerPort: 8080}
+    /// readinessProbe:
+    ///   httpGet: {path: /ready, port: health}
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// ports:
+    ///   - {name: http, containerPort: 8080}
+    /// readinessProbe:
+    ///   httpGet: {path: /ready, port: http}
+    /// ```
+    ///
+    /// ## References
+    /// - Probes: <https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/#http-probes>
+    pub struct ProbePortUndeclared {
+        id: "probe-port-undeclared",
+        category: "pods",
+        severity: Error,
+        summary: "a probe targets a port the container does not declare",
+    }
+}
+
+impl Rule for ProbePortUndeclared {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        for r in ctx.index.workloads() {
+            for c in r.containers() {
+                for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                    let Some(port) = c.node.get(key).and_then(super::probe_port) else { continue };
+                    if c.declares_port(port) {
+                        continue;
+                    }
+                    let shown = port.as_scalar().map_or("?", |s| s.text.as_str());
+                    let mut f = Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, port.span, "not a declared port"),
+                        format!("{key} of container `{}` targets port `{shown}`, which the container does not declare", c.name()),
+                    )
+                    .help("Probe a port listed under the container's `ports:` (prefer its name).");
+                    if let Some(ports) = c.node.entry("ports") {
+                        f = f.with(Label::new(r.file, ports.key.span, "declared ports"));
+                    }
+                    out.push(f);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::model::{ConfigKind, Resource};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that every ConfigMap and Secret a pod refers to exists, and that
+    /// every key it reads is in it: `configMapKeyRef`, `secretKeyRef`,
+    /// `envFrom`, and `configMap`/`secret` volumes with `items`. Objects made
+    /// by a kustomization's `configMapGenerator`/`secretGenerator` count,
+    /// with the keys of their literals, env files and files. References
+    /// marked `optional: true` are skipped.
+    ///
+    /// ## Why is this bad?
+    /// The pod is created but its container never starts
+    /// (`CreateContainerConfigError`), and the rollout hangs with
+    /// `maxUnavailable: 0` until someone reads the events.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// env:
+    ///   - name: GC_REGION
+    ///     valueFrom:
+    ///       configMapKeyRef: {name: global-controller-config, key: REGION}
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// env:
+    ///   - name: GC_REGION
+    ///     valueFrom:
+    ///       configMapKeyRef: {name: global-controller-config, key: GC_REGION}
+    /// ```
+    ///
+    /// ## References
+    /// - ConfigMaps as env: <https://kubernetes.io/docs/concepts/configuration/configmap/#configmaps-and-pods>
+    pub struct DanglingConfigRef {
+        id: "dangling-config-ref",
+        category: "references",
+        severity: Error,
+        summary: "a pod refers to a ConfigMap, Secret or key that does not exist",
+    }
+}
+
+fn is_optional(n: &Node) -> bool {
+    n.get("optional").and_then(Node::as_bool) == Some(true)
+}
+
+fn check_ref(ctx: &Context<'_>, r: &Resource<'_>, kind: ConfigKind, reference: &Node, key: Option<&Node>, name_key: &str, out: &mut Vec<Finding>) {
+    if is_optional(reference) {
+        return;
+    }
+    let Some(name_node) = reference.get(name_key) else { return };
+    let Some(name) = name_node.as_str() else { return };
+    let objects: Vec<_> = ctx.index.config_objects(kind, name, r).collect();
+    if objects.is_empty() {
+        out.push(
+            Finding::new(
+                DanglingConfigRef::META.id,
+                Label::new(r.file, name_node.span, format!("no {} named `{name}`", kind.as_str())),
+                format!("{} refers to {} `{name}`, which does not exist", r.id(), kind.as_str()),
+            )
+            .help(format!("Create the {} (or a generator for it) or fix the name.", kind.as_str())),
+        );
+        return;
+    }
+    let Some(key_node) = key else { return };
+    let Some(k) = key_node.as_str() else { return };
+    if objects.iter().any(|o| o.keys.iter().any(|have| have == k)) {
+        return;
+    }
+    let o = objects[0];
+    out.push(
+        Finding::new(
+            DanglingConfigRef::META.id,
+            Label::new(r.file, key_node.span, format!("no key `{k}`")),
+            format!("{} `{name}` has no key `{k}`", kind.as_str()),
+        )
+        .with(Label::new(o.file, o.span, format!("{} `{name}` defined here", kind.as_str())))
+        .help(format!("Add `{k}` to the {} or read a key it has.", kind.as_str())),
+    );
+}
+
+impl Rule for DanglingConfigRef {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        for r in ctx.index.workloads() {
+            for c in r.containers() {
+                for env in c.node.get("env").into_iter().flat_map(Node::items) {
+                    let Some(from) = env.get("valueFrom") else { continue };
+                    if let Some(cm) = from.get("configMapKeyRef") {
+                        check_ref(ctx, r, ConfigKind::ConfigMap, cm, cm.get("key"), "name", out);
+                    }
+                    if let Some(s) = from.get("secretKeyRef") {
+                        check_ref(ctx, r, ConfigKind::Secret, s, s.get("key"), "name", out);
+                    }
+                }
+                for src in c.node.get("envFrom").into_iter().flat_map(Node::items) {
+                    if let Some(cm) = src.get("configMapRef") {
+                        check_ref(ctx, r, ConfigKind::ConfigMap, cm, None, "name", out);
+                    }
+                    if let Some(s) = src.get("secretRef") {
+                        check_ref(ctx, r, ConfigKind::Secret, s, None, "name", out);
+                    }
+                }
+            }
+            for v in r.pod_spec().and_then(|p| p.get("volumes")).into_iter().flat_map(Node::items) {
+                for (field, kind, name_key) in [("configMap", ConfigKind::ConfigMap, "name"), ("secret", ConfigKind::Secret, "secretName")] {
+                    let Some(src) = v.get(field) else { continue };
+                    let items: Vec<&Node> = src.get("items").into_iter().flat_map(Node::items).collect();
+                    if items.is_empty() {
+                        check_ref(ctx, r, kind, src, None, name_key, out);
+                    }
+                    for item in items {
+                        check_ref(ctx, r, kind, src, item.get("key"), name_key, out);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! Rules about references between objects.
+pub mod dangling_config_ref;

@@ -1,0 +1,75 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks that every container drops all Linux capabilities
+    /// (`capabilities.drop: [ALL]`) and adds back none but
+    /// `NET_BIND_SERVICE`.
+    ///
+    /// ## Why is this bad?
+    /// Container runtimes grant a default set of capabilities (`NET_RAW`,
+    /// `CHOWN`, `SETUID`, …) that our services never use and attackers do:
+    /// `NET_RAW` alone allows spoofing traffic to other pods on the node.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// securityContext:
+    ///   capabilities:
+    ///     add: [NET_ADMIN]
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// securityContext:
+    ///   capabilities:
+    ///     drop: [ALL]
+    /// ```
+    ///
+    /// ## References
+    /// - Pod Security Standards, restricted: <https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>
+    pub struct CapabilitiesNotDropped {
+        id: "capabilities-not-dropped",
+        category: "security",
+        severity: Error,
+        summary: "a container keeps Linux capabilities it does not need",
+    }
+}
+
+impl Rule for CapabilitiesNotDropped {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let help = "Set `capabilities: {drop: [ALL]}` and add back only NET_BIND_SERVICE if a port below 1024 is needed.";
+        for r in ctx.index.workloads() {
+            for c in r.containers() {
+                let caps = c.node.get("securityContext").and_then(|s| s.get("capabilities"));
+                let drops_all = caps
+                    .and_then(|c| c.get("drop"))
+                    .is_some_and(|d| d.items().any(|i| i.as_str() == Some("ALL")));
+                if !drops_all {
+                    let span = caps
+                        .and_then(|cp| cp.get("drop"))
+                        .map_or_else(|| super::missing_span(&c), |d| d.span);
+                    out.push(
+                        Finding::new(Self::META.id, Label::new(r.file, span, "no drop: [ALL]"), format!("container `{}` of {} does not drop all capabilities", c.name(), r.id()))
+                            .help(help),
+                    );
+                }
+                for add in caps.and_then(|c| c.get("add")).into_iter().flat_map(Node::items) {
+                    let name = add.as_str().unwrap_or("?");
+                    if name != "NET_BIND_SERVICE" {
+                        out.push(
+                            Finding::new(Self::META.id, Label::new(r.file, add.span, "added capability"), format!("container `{}` of {} adds capability {name}", c.name(), r.id()))
+                                .help(help),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Rules about workload objects and their companions (labels, selectors,
+//! images, rollout strategy, disruption budgets).
+pub mod latest_tag;
+pub mod missing_standard_labels;
+pub mod pdb_blocks_eviction;
+pub mod rolling_update_capacity;
+pub mod selector_mismatch;
+pub mod unstable_selector;

@@ -1,0 +1,96 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a PodDisruptionBudget that can never allow an eviction:
+    /// `maxUnavailable: 0`, `minAvailable: 100%`, or a `minAvailable` at
+    /// least as large as the replicas of every workload it selects.
+    ///
+    /// ## Why is this bad?
+    /// Node drains, cluster upgrades and autoscaler scale-downs wait on the
+    /// budget forever; operators end up deleting the budget by hand in the
+    /// middle of an upgrade, which removes the protection it was for.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// # the Deployment has replicas: 1
+    /// spec:
+    ///   minAvailable: 1
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// # run at least two replicas, or allow one disruption:
+    /// spec:
+    ///   maxUnavailable: 1
+    /// ```
+    ///
+    /// ## References
+    /// - Disruption budgets: <https://kubernetes.io/docs/tasks/run-application/configure-pdb/>
+    pub struct PdbBlocksEviction {
+        id: "pdb-blocks-eviction",
+        category: "workloads",
+        severity: Error,
+        summary: "a PodDisruptionBudget blocks every eviction",
+    }
+}
+
+impl Rule for PdbBlocksEviction {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let help = "Allow at least one disruption: run more replicas than minAvailable, or use `maxUnavailable: 1`.";
+        for pdb in ctx.index.of_kind("PodDisruptionBudget") {
+            let Some(spec) = pdb.spec() else { continue };
+            if let Some(mu) = spec.get("maxUnavailable")
+                && (mu.as_i64() == Some(0) || matches!(mu.as_str(), Some("0" | "0%")))
+            {
+                out.push(
+                    Finding::new(Self::META.id, Label::new(pdb.file, mu.span, "no pod may ever be evicted"), format!("{} allows no disruption", pdb.id()))
+                        .help(help),
+                );
+                continue;
+            }
+            let Some(min) = spec.get("minAvailable") else { continue };
+            if min.as_str() == Some("100%") {
+                out.push(
+                    Finding::new(Self::META.id, Label::new(pdb.file, min.span, "no pod may ever be evicted"), format!("{} requires every pod to stay up", pdb.id()))
+                        .help(help),
+                );
+                continue;
+            }
+            let Some(min_n) = min.as_i64() else { continue };
+            let Some(sel) = ctx.index.own_selector(pdb) else { continue };
+            let targets: Vec<_> = ctx
+                .index
+                .workloads()
+                .filter(|w| ctx.index.same_namespace(pdb, w) && sel.matches(w.pod_labels()))
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            // Replicas default to 1 when not written.
+            if targets.iter().all(|w| w.replicas().unwrap_or(1) <= min_n) {
+                let w = targets[0];
+                let replicas_span = w
+                    .spec()
+                    .and_then(|s| s.get("replicas"))
+                    .map_or_else(|| w.anchor_span(), |n: &Node| n.span);
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(pdb.file, min.span, format!("needs {min_n} pod(s) up")),
+                        format!("{} blocks every eviction of {}", pdb.id(), w.id()),
+                    )
+                    .with(Label::new(w.file, replicas_span, format!("runs {} replica(s)", w.replicas().unwrap_or(1))))
+                    .help(help),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Source files: the bytes a human edits, with line tables for positions.
+//!
+//! Every finding points into a [`SourceFile`] by [`FileId`]; the reporters
+//! turn spans into `path:line:column` and snippets from here.
+
+use std::path::{Path, PathBuf};
+
+use dtlint_yaml::{LineIndex, Pos, Span};
+
+/// Index of a file in [`Sources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId(pub u32);
+
+/// One file as read from disk (or produced by a build).
+#[derive(Debug)]
+pub struct SourceFile {
+    /// Path as shown to the user: relative to the repository root when the
+    /// file is inside it, with `/` separators.
+    pub path: String,
+    /// Path on disk.
+    pub abs: PathBuf,
+    pub text: String,
+    pub lines: LineIndex,
+}
+
+impl SourceFile {
+    pub fn new(path: String, abs: PathBuf, text: String) -> Self {
+        let lines = LineIndex::new(&text);
+        Self {
+            path,
+            abs,
+            text,
+            lines,
+        }
+    }
+
+    /// The text of 1-based `line`, without its line break.
+    pub fn line_text(&self, line: u32) -> &str {
+        let start = self.lines.line_start(line) as usize;
+        let rest = self.text.get(start..).unwrap_or("");
+        let end = rest.find('\n').unwrap_or(rest.len());
+        rest[..end].trim_end_matches('\r')
+    }
+
+    /// A span covering the first line of the file, for whole-file findings.
+    pub fn head_span(&self) -> Span {
+        let end = self.line_text(1).len();
+        Span {
+            start: Pos {
+                line: 1,
+                col: 1,
+                offset: 0,
+            },
+            end: self.lines.pos_of_offset(&self.text, end),
+        }
+    }
+}
+
+/// All files of one run. Files are only ever added, so a [`FileId`] stays valid.
+#[derive(Debug, Default)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+}
+
+impl Sources {
+    pub fn add(&mut self, file: SourceFile) -> FileId {
+        self.files.push(file);
+        FileId((self.files.len() - 1) as u32)
+    }
+
+    pub fn get(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FileId(i as u32), f))
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The file whose disk path is `abs`, if it was read.
+    pub fn find_abs(&self, abs: &Path) -> Option<FileId> {
+        self.iter().find(|(_, f)| f.abs == abs).map(|(id, _)| id)
+    }
+}
+
+/// `path` relative to `root` with `/` separators, or the path as given when
+/// it is outside the root.
+pub fn display_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let s = rel.to_string_lossy().replace('\\', "/");
+    if s.is_empty() { ".".into() } else { s }
+}

@@ -1,0 +1,335 @@
+//! Discover and parse: from paths on disk to documents with spans.
+//!
+//! `Workspace::load` walks the given paths (respecting `.gitignore` and the
+//! config's `exclude`), reads every YAML file and `Kustomization`, parses
+//! them in parallel, and records what each kustomization references so every
+//! file gets a role. Nothing here decides what is a finding: problems found
+//! while reading (bad UTF-8, a file too large, YAML errors) are kept for the
+//! rules that report them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use dtlint_yaml::{Limits, Node, Parsed, Pos, Span};
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::kustomize::{self, Kustomization, RefKind};
+use crate::model::{ConfigKind, ConfigObject};
+use crate::source::{FileId, SourceFile, Sources, display_path};
+
+/// Why a file could not be parsed at all.
+#[derive(Debug, Clone)]
+pub enum ReadProblem {
+    TooLarge { size: u64, limit: u64 },
+    NotUtf8 { pos: Pos },
+    Io(String),
+}
+
+/// How the repository uses a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A kustomization file.
+    Kustomization,
+    /// Listed under `resources:` (whole objects).
+    Resource,
+    /// Listed as a patch (partial objects).
+    Patch,
+    /// Read by a generator.
+    GeneratorInput,
+    /// Not referenced by any kustomization.
+    Standalone,
+}
+
+
+#[derive(Debug)]
+pub struct Workspace {
+    /// Repository root: paths are shown relative to it.
+    pub root: PathBuf,
+    pub sources: Sources,
+    /// Parse results, indexed like `sources`.
+    pub parsed: Vec<Parsed>,
+    pub roles: Vec<Role>,
+    pub kustomizations: Vec<Kustomization>,
+    /// Files that were found but not parsed (kept in `sources` with what
+    /// text could be recovered, so findings can point at them).
+    pub unreadable: Vec<(FileId, ReadProblem)>,
+    /// ConfigMaps and Secrets that kustomizations generate.
+    pub generated: Vec<ConfigObject>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: no such file or directory")]
+    Missing { path: String },
+    #[error("invalid exclude pattern `{pattern}`: {message}")]
+    Exclude { pattern: String, message: String },
+}
+
+/// Is this a file dtlint reads?
+pub fn is_yaml_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
+}
+
+fn first_invalid_utf8(bytes: &[u8]) -> Pos {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    // `valid` bytes are UTF-8 by definition, so this cannot fail.
+    let prefix = std::str::from_utf8(&bytes[..valid]).unwrap_or("");
+    let line = prefix.matches('\n').count() as u32 + 1;
+    let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) as u32 + 1;
+    Pos {
+        line,
+        col,
+        offset: valid as u32,
+    }
+}
+
+impl Workspace {
+    /// Walk `paths` (files or directories) under `root` and parse what is found.
+    pub fn load(root: &Path, paths: &[PathBuf], config: &Config) -> Result<Self, LoadError> {
+        let files = discover(root, paths, config)?;
+        let limit = config.max_file_size;
+        let read: Vec<(PathBuf, Result<String, (ReadProblem, String)>)> = files
+            .into_par_iter()
+            .map(|abs| {
+                let r = read_file(&abs, limit);
+                (abs, r)
+            })
+            .collect();
+
+        let mut sources = Sources::default();
+        let mut unreadable = Vec::new();
+        for (abs, r) in read {
+            let path = display_path(root, &abs);
+            match r {
+                Ok(text) => {
+                    sources.add(SourceFile::new(path, abs, text));
+                }
+                Err((problem, recovered)) => {
+                    let id = sources.add(SourceFile::new(path, abs, recovered));
+                    unreadable.push((id, problem));
+                }
+            }
+        }
+        let parsed: Vec<Parsed> = (0..sources.len())
+            .into_par_iter()
+            .map(|i| {
+                let id = FileId(i as u32);
+                if unreadable.iter().any(|(u, _)| *u == id) {
+                    return Parsed::default();
+                }
+                let f = sources.get(id);
+                dtlint_yaml::parse(&f.text, &f.lines, Limits::default())
+            })
+            .collect();
+
+        let mut ws = Self {
+            root: root.to_path_buf(),
+            roles: vec![Role::Standalone; sources.len()],
+            sources,
+            parsed,
+            kustomizations: Vec::new(),
+            unreadable,
+            generated: Vec::new(),
+        };
+        ws.assign_roles();
+        ws.read_generators();
+        Ok(ws)
+    }
+
+    fn assign_roles(&mut self) {
+        let by_abs: HashMap<PathBuf, FileId> = self
+            .sources
+            .iter()
+            .map(|(id, f)| (f.abs.clone(), id))
+            .collect();
+        for (id, f) in self.sources.iter() {
+            let name = f.abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !kustomize::FILE_NAMES.contains(&name) {
+                continue;
+            }
+            let Some(doc) = self.parsed[id.0 as usize].documents.first() else {
+                continue;
+            };
+            let dir = f.abs.parent().unwrap_or(Path::new("")).to_path_buf();
+            self.kustomizations
+                .push(Kustomization::from_node(id, &dir, &doc.root));
+            self.roles[id.0 as usize] = Role::Kustomization;
+        }
+        for k in &self.kustomizations {
+            for r in &k.refs {
+                let Some(&target) = by_abs.get(&r.path) else {
+                    continue;
+                };
+                let role = match r.kind {
+                    RefKind::Resource => Role::Resource,
+                    RefKind::Patch => Role::Patch,
+                    RefKind::GeneratorInput => Role::GeneratorInput,
+                    RefKind::Component | RefKind::Other => continue,
+                };
+                let slot = &mut self.roles[target.0 as usize];
+                // A file listed as a resource anywhere is judged as one.
+                if *slot != Role::Resource && *slot != Role::Kustomization {
+                    *slot = role;
+                }
+            }
+        }
+    }
+
+    /// Record the ConfigMaps and Secrets each kustomization generates, with
+    /// their keys (literals, env files, files).
+    fn read_generators(&mut self) {
+        let mut out = Vec::new();
+        for k in &self.kustomizations {
+            let Some(doc) = self.parsed[k.file.0 as usize].documents.first() else { continue };
+            let namespace = doc.root.get("namespace").and_then(Node::as_str).map(str::to_string);
+            for (key, kind) in [("configMapGenerator", ConfigKind::ConfigMap), ("secretGenerator", ConfigKind::Secret)] {
+                for g in doc.root.get(key).into_iter().flat_map(Node::items) {
+                    let Some(name_node) = g.get("name") else { continue };
+                    let Some(name) = name_node.as_str() else { continue };
+                    let mut keys = Vec::new();
+                    for lit in g.get("literals").into_iter().flat_map(Node::items).filter_map(Node::as_str) {
+                        if let Some((k, _)) = lit.split_once('=') {
+                            keys.push(k.trim().to_string());
+                        }
+                    }
+                    let envs = g.get("envs").into_iter().flat_map(Node::items).chain(g.get("env"));
+                    for env in envs.filter_map(Node::as_str) {
+                        let path = kustomize::normalize(&k.dir, env);
+                        // An unreadable env file is the missing-file rule's finding.
+                        let text = std::fs::read_to_string(&path).unwrap_or_default();
+                        keys.extend(env_file_keys(&text));
+                    }
+                    for f in g.get("files").into_iter().flat_map(Node::items).filter_map(Node::as_str) {
+                        let key = f.split_once('=').map_or_else(
+                            || f.rsplit('/').next().unwrap_or(f).to_string(),
+                            |(k, _)| k.to_string(),
+                        );
+                        keys.push(key);
+                    }
+                    out.push(ConfigObject {
+                        kind,
+                        name: name.to_string(),
+                        namespace: namespace.clone(),
+                        keys,
+                        file: k.file,
+                        span: name_node.span,
+                    });
+                }
+            }
+        }
+        self.generated = out;
+    }
+
+    pub fn role(&self, id: FileId) -> Role {
+        self.roles[id.0 as usize]
+    }
+
+    pub fn parsed(&self, id: FileId) -> &Parsed {
+        &self.parsed[id.0 as usize]
+    }
+
+    /// The kustomization of directory `dir`, if one was read.
+    pub fn kustomization_in(&self, dir: &Path) -> Option<&Kustomization> {
+        self.kustomizations.iter().find(|k| k.dir == dir)
+    }
+
+    /// A span at the start of a file, for file-level findings.
+    pub fn file_span(&self, id: FileId) -> Span {
+        self.sources.get(id).head_span()
+    }
+}
+
+/// Keys of a dotenv file as kustomize reads it (`KEY=value`, `#` comments).
+pub fn env_file_keys(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once('=').map_or(l, |(k, _)| k).trim().to_string())
+        .collect()
+}
+
+/// Read a file, or say why not with whatever text can be shown.
+fn read_file(abs: &Path, limit: u64) -> Result<String, (ReadProblem, String)> {
+    let meta = std::fs::metadata(abs).map_err(|e| (ReadProblem::Io(e.to_string()), String::new()))?;
+    if meta.len() > limit {
+        return Err((
+            ReadProblem::TooLarge {
+                size: meta.len(),
+                limit,
+            },
+            String::new(),
+        ));
+    }
+    let bytes = std::fs::read(abs).map_err(|e| (ReadProblem::Io(e.to_string()), String::new()))?;
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let pos = first_invalid_utf8(e.as_bytes());
+            Err((ReadProblem::NotUtf8 { pos }, String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        }
+    }
+}
+
+/// Every YAML file under `paths`, sorted, deduplicated.
+pub fn discover(root: &Path, paths: &[PathBuf], config: &Config) -> Result<Vec<PathBuf>, LoadError> {
+    let mut overrides = ignore::overrides::OverrideBuilder::new(root);
+    for pattern in &config.exclude {
+        overrides
+            .add(&format!("!{pattern}"))
+            .map_err(|e| LoadError::Exclude {
+                pattern: pattern.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    let overrides = overrides.build().map_err(|e| LoadError::Exclude {
+        pattern: config.exclude.join(", "),
+        message: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(LoadError::Missing {
+                path: p.display().to_string(),
+            });
+        }
+        if p.is_file() {
+            // A file named on the command line is read even if excluded.
+            out.push(p.clone());
+            continue;
+        }
+        let walker = ignore::WalkBuilder::new(p)
+            .overrides(overrides.clone())
+            .hidden(true)
+            .git_ignore(true)
+            .git_global(false)
+            .git_exclude(false)
+            .require_git(false)
+            .sort_by_file_name(std::cmp::Ord::cmp)
+            .build();
+        for entry in walker.flatten() {
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy();
+            if is_yaml_name(&name) {
+                out.push(entry.into_path());
+            }
+        }
+        // `.sops.yaml` is hidden but it is ours to check.
+        let sops = p.join(".sops.yaml");
+        if sops.is_file() {
+            out.push(sops);
+        }
+    }
+    let mut out: Vec<PathBuf> = out
+        .into_iter()
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -1,0 +1,66 @@
+//! Every rule has a `fail` and a `pass` fixture under `tests/fixtures/<rule-id>/`.
+//! The failing fixture's findings for that rule are snapshotted exactly as a
+//! user sees them; the passing fixture must produce none.
+
+use std::path::{Path, PathBuf};
+
+use dtlint::config::Config;
+use dtlint::engine::{self, Selection};
+use dtlint::report::human;
+use dtlint::rules;
+use dtlint::workspace::Workspace;
+
+fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Run one rule over a fixture directory and render its findings.
+fn run(dir: &Path, rule: &str) -> (usize, String) {
+    let config_path = dir.join("dtlint.toml");
+    let config = if config_path.is_file() { Config::load(&config_path).unwrap() } else { Config::defaults() };
+    let ws = Workspace::load(dir, &[dir.to_path_buf()], &config).unwrap();
+    let selection = Selection { only: vec![rule.to_string()], skip: vec![] };
+    let outcome = engine::run(&ws, &config, &selection);
+    let mine: Vec<_> = outcome.findings.iter().filter(|f| f.rule == rule).collect();
+    let mut text = String::new();
+    for f in &mine {
+        human::finding(&mut text, f, &ws.sources, false);
+        text.push('\n');
+    }
+    (mine.len(), text)
+}
+
+#[test]
+fn every_rule_has_fixtures_and_its_snapshot() {
+    let mut problems = Vec::new();
+    for r in rules::ALL {
+        let id = r.meta().id;
+        let fail = fixture_root().join(id).join("fail");
+        let pass = fixture_root().join(id).join("pass");
+        if !fail.is_dir() || !pass.is_dir() {
+            problems.push(format!("{id}: missing tests/fixtures/{id}/fail or /pass"));
+            continue;
+        }
+        let (n, text) = run(&fail, id);
+        if n == 0 {
+            problems.push(format!("{id}: the fail fixture produces no finding"));
+        }
+        insta::assert_snapshot!(format!("{id}-fail"), text);
+        let (n, text) = run(&pass, id);
+        if n != 0 {
+            problems.push(format!("{id}: the pass fixture produces {n} finding(s):\n{text}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn no_fixture_directory_without_a_rule() {
+    for entry in std::fs::read_dir(fixture_root()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with('_') {
+            continue; // shared inputs for CLI tests
+        }
+        assert!(rules::find(&name).is_some(), "tests/fixtures/{name} names no rule");
+    }
+}

@@ -1,0 +1,273 @@
+//! Offline checks of the repository's Kubernetes side: `base/`, `overlays/`, `clusters/` and
+//! `.sops.yaml`.
+//!
+//! The library holds the plumbing (finding kustomization directories, running kustomize and
+//! sops, reading YAML with positions, matching `.sops.yaml` rules, loading Flux CRD schemas);
+//! `tests/manifests.rs` holds the checks. Every failure names the file, and the line when the
+//! check reads a source file.
+//!
+//! External tools, all found on `PATH`: `kustomize` or `kubectl` (required), `sops` (needed
+//! when `SOPS_AGE_KEY_FILE` is set), `kubernetes-validate` (the PyPI package of that name).
+
+pub mod flux;
+pub mod sops;
+pub mod yaml;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub use yaml::{Kind, Node, Pos};
+
+/// The environments, in promotion order.
+pub const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+/// Top-level directories that hold manifests.
+pub const MANIFEST_ROOTS: [&str; 3] = ["base", "overlays", "clusters"];
+
+/// Errors from the plumbing; messages always name the file or command involved.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{source}")]
+    Yaml { path: PathBuf, source: yaml::Error },
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .nth(2)
+        .map_or_else(|| here.to_path_buf(), Path::to_path_buf)
+}
+
+/// `path` relative to `root`, for messages.
+pub fn rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Reads a file to a string.
+pub fn read(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Parses every YAML document in a file.
+pub fn load_yaml(path: &Path) -> Result<Vec<Node>, Error> {
+    let text = read(path)?;
+    yaml::parse(&text).map_err(|source| Error::Yaml {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Finds an executable on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs a command and returns its stdout, or an error carrying its stderr.
+pub fn run(command: &mut Command) -> Result<String, Error> {
+    let shown = format!("{command:?}");
+    let out = command.output().map_err(|e| Error::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !stdout.trim().is_empty() {
+            let _ = write!(detail, "\n{}", stdout.trim());
+        }
+        Err(Error::Command {
+            command: shown,
+            detail,
+        })
+    }
+}
+
+/// Builds a kustomization directory offline, the way CI and dtlint do: standalone
+/// `kustomize` when installed, otherwise `kubectl kustomize`.
+pub fn kustomize_build(dir: &Path) -> Result<String, Error> {
+    let mut command = if which("kustomize").is_some() {
+        let mut c = Command::new("kustomize");
+        c.arg("build");
+        c
+    } else {
+        let mut c = Command::new("kubectl");
+        c.arg("kustomize");
+        c
+    };
+    command
+        .args(["--load-restrictor", "LoadRestrictionsNone"])
+        .arg(dir);
+    run(&mut command)
+}
+
+/// Every directory under `base/`, `overlays/` and `clusters/` holding a `kustomization.yaml`,
+/// sorted.
+pub fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    for top in MANIFEST_ROOTS {
+        walk(&root.join(top), &mut |path| {
+            if path.file_name().is_some_and(|n| n == "kustomization.yaml") {
+                if let Some(parent) = path.parent() {
+                    found.push(parent.to_path_buf());
+                }
+            }
+        })?;
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Every `.yaml` file under `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    walk(dir, &mut |path| {
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            found.push(path.to_path_buf());
+        }
+    })?;
+    found.sort();
+    Ok(found)
+}
+
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<(), Error> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let entries = fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            walk(&path, visit)?;
+        } else {
+            visit(&path);
+        }
+    }
+    Ok(())
+}
+
+/// The leaf overlays: `overlays/<env>`, `overlays/<env>/<service>`, `overlays/<env>/platform`
+/// and each platform component, i.e. every kustomization directory under `overlays/`.
+pub fn overlay_dirs(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let overlays = root.join("overlays");
+    Ok(kustomization_dirs(root)?
+        .into_iter()
+        .filter(|d| d.starts_with(&overlays))
+        .collect())
+}
+
+/// The environment an overlay or cluster path belongs to.
+pub fn environment_of(root: &Path, path: &Path) -> Option<&'static str> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut parts = relative.components().map(|c| c.as_os_str().to_string_lossy());
+    let top = parts.next()?;
+    if top != "overlays" && top != "clusters" {
+        return None;
+    }
+    let env = parts.next()?;
+    ENVIRONMENTS.into_iter().find(|e| *e == env)
+}
+
+/// Copies `base/` and `overlays/` into a temporary directory and decrypts every
+/// `secret.sops.yaml` there with `sops`, so overlays can be rendered the way
+/// kustomize-controller renders them. The repository itself is never touched.
+pub fn decrypted_copy(root: &Path) -> Result<tempfile::TempDir, Error> {
+    let tmp = tempfile::Builder::new()
+        .prefix("dt-manifests-")
+        .tempdir()
+        .map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    for top in ["base", "overlays"] {
+        copy_tree(&root.join(top), &tmp.path().join(top))?;
+    }
+    for file in yaml_files(&tmp.path().join("overlays"))? {
+        if file.file_name().is_some_and(|n| n == "secret.sops.yaml") {
+            let plain = sops::decrypt(&file).map_err(|e| {
+                Error::Other(format!(
+                    "{}: {e}",
+                    root.join(file.strip_prefix(tmp.path()).unwrap_or(&file))
+                        .display()
+                ))
+            })?;
+            fs::write(&file, plain).map_err(|source| Error::Io { path: file, source })?;
+        }
+    }
+    Ok(tmp)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+    fs::create_dir_all(to).map_err(|source| Error::Io {
+        path: to.to_path_buf(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    walk(from, &mut |p| files.push(p.to_path_buf()))?;
+    for file in files {
+        let relative = file.strip_prefix(from).unwrap_or(&file);
+        let target = to.join(relative);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        fs::copy(&file, &target).map_err(|source| Error::Io { path: file, source })?;
+    }
+    Ok(())
+}
+
+/// `kind/name` (and namespace when set) of a Kubernetes object, for messages.
+pub fn object_id(doc: &Node) -> String {
+    let kind = doc.str_at(&["kind"]).unwrap_or("<no kind>");
+    let name = doc.str_at(&["metadata", "name"]).unwrap_or("<no name>");
+    match doc.str_at(&["metadata", "namespace"]) {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+/// The string values of a Secret's `data` and `stringData`, with their positions and keys.
+pub fn secret_values(doc: &Node) -> Vec<(String, Pos, Option<String>)> {
+    let mut out = Vec::new();
+    for field in ["data", "stringData"] {
+        if let Some(map) = doc.get(field) {
+            for (key, _, value) in map.entries() {
+                let text = match &value.kind {
+                    Kind::Str(s) => Some(s.clone()),
+                    Kind::Null => None,
+                    _ => Some(value.to_json().to_string()),
+                };
+                out.push((key.clone(), value.pos, text));
+            }
+        }
+    }
+    out
+}

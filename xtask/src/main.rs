@@ -1,0 +1,68 @@
+//! `cargo xtask`: repository chores that are code, not shell.
+//!
+//! - `docs`: regenerate `docs/rules/` from the docs on each dtlint rule.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn docs() -> Result<()> {
+    let dir = repo_root().join("docs/rules");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pages = dtlint::docs::all_pages();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.extension().is_some_and(|e| e == "md") && !pages.iter().any(|(n, _)| *n == name) {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            println!("removed {}", path.display());
+        }
+    }
+    for (name, text) in &pages {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("docs") => docs(),
+        Some("help" | "--help" | "-h") => {
+            print_help();
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown command `{other}`; run `cargo xtask help`");
+            return ExitCode::from(2);
+        }
+        None => {
+            print_help();
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <command>\n\ncommands:\n  docs    regenerate docs/rules/ from the dtlint rules\n  help    this text"
+    );
+}
