@@ -340,7 +340,7 @@ impl<'a> SopsFile<'a> {
         covered.sort_by_key(|r| r.start);
         let mut comments = Vec::new();
         let mut cursor = 0usize;
-        let mut scan = |from: usize, to: usize, comments: &mut Vec<(usize, usize)>| {
+        let scan = |from: usize, to: usize, comments: &mut Vec<(usize, usize)>| {
             let mut i = from;
             while i < to {
                 if bytes[i] == b'#' && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'\r')) {
@@ -369,22 +369,42 @@ impl<'a> SopsFile<'a> {
         let mut containers = Vec::new();
         for doc in &self.documents {
             let mut c = Containers {
+                src,
                 out: &mut containers,
             };
             let _ = walk_root(&doc.root, src, &mut c);
         }
         let starts: Vec<usize> = covered.iter().map(|r| r.start).collect();
+        let ends: Vec<usize> = {
+            let mut e: Vec<usize> = covered.iter().map(|r| r.end).collect();
+            e.sort_unstable();
+            e
+        };
+        for c in &mut containers {
+            // A collection owns the comments between its key and its first
+            // entry, and those after its last entry that are indented at
+            // least as far as its entries, up to the next content.
+            let prev_end = match ends.binary_search(&c.start) {
+                Ok(i) => Some(ends[i]),
+                Err(0) => None,
+                Err(i) => Some(ends[i - 1]),
+            };
+            c.ext_start = prev_end.unwrap_or(0).min(c.start);
+            c.key_line = prev_end.map(|e| self.pos(e.saturating_sub(1)).line);
+            c.ext_end = match starts.binary_search(&c.end) {
+                Ok(i) | Err(i) => starts.get(i).copied().unwrap_or(src.len()),
+            };
+        }
         comments
             .into_iter()
             .map(|(hash, end)| {
-                let col = self.pos(hash).col;
+                let pos = self.pos(hash);
                 let mut best: Option<&Container> = None;
                 for c in &containers {
-                    let ext_end = match starts.binary_search(&c.end) {
-                        Ok(i) | Err(i) => starts.get(i).copied().unwrap_or(src.len()),
-                    };
-                    let inside = c.start <= hash
-                        && (hash < c.end || (hash < ext_end && col >= c.col));
+                    let after_key = c.key_line.is_none_or(|l| l != pos.line) || hash >= c.start;
+                    let inside = c.ext_start <= hash
+                        && after_key
+                        && (hash < c.end || (hash < c.ext_end && pos.col >= c.col));
                     if inside && best.is_none_or(|b| (c.depth, c.start) > (b.depth, b.start)) {
                         best = Some(c);
                     }
@@ -397,6 +417,26 @@ impl<'a> SopsFile<'a> {
             })
             .collect()
     }
+}
+
+/// Where a node's own text ends (block collections' spans reach to the next
+/// token; this stops at their last value, or past a flow closing bracket).
+fn tight_end(node: &Node, src: &str) -> usize {
+    let flow = crate::tree::is_flow(node, src);
+    let last = match &node.value {
+        Value::Scalar(_) => return node.span.end.offset as usize,
+        Value::Sequence(items) => items.last().map(|n| tight_end(n, src)),
+        Value::Mapping(entries) => entries.last().map(|e| tight_end(&e.value, src)),
+    };
+    if flow {
+        let bytes = src.as_bytes();
+        let mut i = last.unwrap_or(node.span.start.offset as usize + 1).max(node.span.end.offset as usize);
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        return (i + 1).min(src.len());
+    }
+    last.unwrap_or(node.span.end.offset as usize)
 }
 
 fn collect_scalars(node: &Node, out: &mut Vec<Range<usize>>) {
@@ -415,16 +455,20 @@ fn collect_scalars(node: &Node, out: &mut Vec<Range<usize>>) {
 struct Container {
     start: usize,
     end: usize,
+    ext_start: usize,
+    ext_end: usize,
+    key_line: Option<u32>,
     col: u32,
     depth: usize,
     path: Vec<String>,
 }
 
-struct Containers<'o> {
+struct Containers<'o, 's> {
+    src: &'s str,
     out: &'o mut Vec<Container>,
 }
 
-impl<'n> Visitor<'n> for Containers<'_> {
+impl<'n> Visitor<'n> for Containers<'_, '_> {
     type Err = std::convert::Infallible;
 
     fn leaf(&mut self, _: &[&'n str], _: &'n Node, _: &'n Scalar, _: bool) -> Result<(), Self::Err> {
@@ -432,9 +476,13 @@ impl<'n> Visitor<'n> for Containers<'_> {
     }
 
     fn enter(&mut self, path: &[&'n str], node: &'n Node, _: bool) -> Result<(), Self::Err> {
+        let start = node.span.start.offset as usize;
         self.out.push(Container {
-            start: node.span.start.offset as usize,
-            end: node.span.end.offset as usize,
+            start,
+            end: tight_end(node, self.src),
+            ext_start: start,
+            ext_end: start,
+            key_line: None,
             col: node.span.start.col,
             depth: path.len(),
             path: path.iter().map(|s| (*s).to_owned()).collect(),

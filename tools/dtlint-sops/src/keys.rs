@@ -14,7 +14,6 @@ use std::str::FromStr as _;
 use age::armor::{ArmoredReader, ArmoredWriter, Format as ArmorFormat};
 use age::secrecy::ExposeSecret as _;
 
-use crate::cipher::DataKey;
 
 /// The environment variables sops reads age identities from.
 pub const ENV_AGE_KEY: &str = "SOPS_AGE_KEY";
@@ -268,11 +267,6 @@ pub(crate) fn wrap(secret: &[u8], recipient: &age::x25519::Recipient) -> Result<
         .and_then(ArmoredWriter::finish)
         .map_err(|e| e.to_string())?;
     String::from_utf8(out).map_err(|e| e.to_string())
-}
-
-/// The data key from one group's decrypted parts, checked for length.
-pub(crate) fn data_key_from(bytes: &[u8]) -> Option<DataKey> {
-    DataKey::from_slice(bytes)
 }
 
 #[cfg(test)]

@@ -96,6 +96,11 @@ pub struct Config {
     /// Globs excluded from `service_dirs`.
     #[serde(default)]
     pub service_dirs_skip: Option<Vec<String>>,
+    /// Image prefixes of our own services: probe-path and similar house
+    /// conventions are checked only for these; third-party sidecars only need
+    /// the probes to exist.
+    #[serde(default = "default_own_images")]
+    pub own_images: Vec<String>,
     /// Largest file read, in bytes; bigger files are reported, not parsed.
     #[serde(default = "default_max_file_size")]
     pub max_file_size: u64,
@@ -108,6 +113,10 @@ fn default_udp_ports() -> Vec<i64> {
     vec![4433, 4434]
 }
 
+fn default_own_images() -> Vec<String> {
+    vec!["ghcr.io/dark-tower/".into()]
+}
+
 fn default_max_file_size() -> u64 {
     16 * 1024 * 1024
 }
@@ -117,6 +126,7 @@ impl Config {
     pub fn defaults() -> Self {
         Self {
             udp_ports: default_udp_ports(),
+            own_images: default_own_images(),
             max_file_size: default_max_file_size(),
             ..Self::default()
         }
@@ -127,7 +137,12 @@ impl Config {
     }
 
     pub fn service_dirs_skip(&self) -> Vec<String> {
-        self.service_dirs_skip.clone().unwrap_or_else(|| vec!["base/platform".into()])
+        self.service_dirs_skip.clone().unwrap_or_else(|| vec!["base/platform".into(), "base/platform/**".into()])
+    }
+
+    /// Is `image` one of our own service images?
+    pub fn is_own_image(&self, image: &str) -> bool {
+        self.own_images.iter().any(|p| image.starts_with(p.as_str()))
     }
 
     /// Read `dtlint.toml` from `path`.

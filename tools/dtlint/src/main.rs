@@ -119,11 +119,10 @@ fn strsim_distance(a: &str, b: &str) -> usize {
 }
 
 fn explain(id: &str) -> ExitCode {
-    let Some(rule) = rules::find(id) else {
+    let Some(m) = rules::find_meta(id) else {
         eprintln!("dtlint: unknown rule `{id}`{}", suggest(id));
         return ExitCode::from(2);
     };
-    let m = rule.meta();
     println!("# {}\n\ncategory: {} · default severity: {}\n\n{}", m.id, m.category, m.severity, m.docs_markdown());
     ExitCode::SUCCESS
 }
@@ -182,7 +181,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         },
     };
     for id in args.only.iter().chain(&args.skip) {
-        if rules::find(id).is_none() && id != engine::UNUSED_SUPPRESSION && id != engine::INVALID_SUPPRESSION {
+        if rules::find_meta(id).is_none() {
             return Err(format!("unknown rule `{id}`{}", suggest(id)));
         }
     }

@@ -78,6 +78,19 @@ impl<'a> Resource<'a> {
         matches!(self.role, Role::Resource | Role::Standalone)
     }
 
+    /// False for configuration files of tools that merely look like objects
+    /// (kustomize, kind, skaffold): they are never applied to a cluster.
+    pub fn is_kubernetes_object(&self) -> bool {
+        !matches!(self.group(), "kustomize.config.k8s.io" | "kind.x-k8s.io" | "ctlptl.dev" | "k3d.io")
+            && !self.api_version.starts_with("skaffold/")
+    }
+
+    /// True for Flux's own objects (sources, Kustomizations, HelmReleases):
+    /// they steer the cluster rather than run the application.
+    pub fn is_flux(&self) -> bool {
+        self.group().ends_with("toolkit.fluxcd.io")
+    }
+
     pub fn metadata(&self) -> Option<&'a Node> {
         self.root.get("metadata")
     }
@@ -237,6 +250,27 @@ pub struct Index<'a> {
     pub configs: Vec<ConfigObject>,
     added: std::collections::HashMap<FileId, AddedLabels>,
     no_labels: AddedLabels,
+    /// (index into `resources`, synthetic pod labels) for operator-made pods.
+    operator_pods: Vec<(usize, Node)>,
+}
+
+/// Pod labels of a CloudNativePG cluster's instances, as a YAML mapping whose
+/// spans point at the Cluster's name.
+fn cnpg_pod_labels(r: &Resource<'_>) -> Option<Node> {
+    use dtlint_yaml::{Entry, Scalar, Style, Value};
+    if r.kind != "Cluster" || r.group() != "postgresql.cnpg.io" {
+        return None;
+    }
+    let span = r.metadata().and_then(|m| m.get("name")).map_or_else(|| r.anchor_span(), |n| n.span);
+    let scalar = |text: &str| Node {
+        span,
+        value: Value::Scalar(Scalar { text: text.to_string(), style: Style::Plain, tag: None }),
+    };
+    let mut entries = vec![Entry { key: scalar("cnpg.io/cluster"), value: scalar(r.name) }];
+    if let Some(inherited) = r.spec().and_then(|s| s.path(&["inheritedMetadata", "labels"])) {
+        entries.extend(inherited.entries().cloned());
+    }
+    Some(Node { span, value: Value::Mapping(entries) })
 }
 
 fn data_keys(root: &Node) -> Vec<String> {
@@ -314,12 +348,19 @@ impl<'a> Index<'a> {
                 }
             }
         }
+        let operator_pods = resources
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_complete())
+            .filter_map(|(i, r)| cnpg_pod_labels(r).map(|n| (i, n)))
+            .collect();
         Self {
             ws,
             resources,
             configs,
             added,
             no_labels: AddedLabels::default(),
+            operator_pods,
         }
     }
 
@@ -371,9 +412,26 @@ impl<'a> Index<'a> {
         })
     }
 
-    /// Complete objects (resources and standalone manifests, not patches).
+    /// Complete Kubernetes objects (resources and standalone manifests; not
+    /// patches, not tool configuration).
     pub fn objects(&self) -> impl Iterator<Item = &Resource<'a>> {
-        self.resources.iter().filter(|r| r.is_complete())
+        self.resources.iter().filter(|r| r.is_complete() && r.is_kubernetes_object())
+    }
+
+    /// Label sets of every pod the objects will run: workload templates, and
+    /// pods that operators create (a CloudNativePG `Cluster`'s instances carry
+    /// `cnpg.io/cluster: <name>` and its `inheritedMetadata.labels`).
+    /// Each item is the owning object, its pod labels, and label keys added
+    /// by kustomizations.
+    pub fn pod_label_sets(&self) -> impl Iterator<Item = (&Resource<'a>, Option<&Node>, &[String])> {
+        let from_templates = self
+            .workloads()
+            .map(|w| (w, w.pod_labels(), self.added_labels(w.file).template.as_slice()));
+        let from_operators = self
+            .operator_pods
+            .iter()
+            .map(|(i, labels)| (&self.resources[*i], Some(labels), self.added_labels(self.resources[*i].file).object.as_slice()));
+        from_templates.chain(from_operators)
     }
 
     /// Complete workloads.

@@ -65,7 +65,9 @@ pub enum CanaryError {
         timeout: Duration,
         phase: String,
     },
-    #[error("refusing to delete namespace {0:?}: only namespaces named {TEST_NAMESPACE_PREFIX}* are test namespaces")]
+    #[error(
+        "refusing to delete namespace {0:?}: only namespaces named {TEST_NAMESPACE_PREFIX}* are test namespaces"
+    )]
     ProtectedNamespace(String),
     #[error("refusing to probe {0:?}: expected an http:// or https:// URL without whitespace")]
     BadUrl(String),
@@ -110,24 +112,37 @@ pub fn canary_labels(test: &str) -> BTreeMap<String, String> {
 pub fn sanitize_label_value(raw: &str) -> String {
     let mapped: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     let mut value: String = trimmed.chars().take(63).collect();
     while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
         value.pop();
     }
-    if value.is_empty() { "unnamed".to_owned() } else { value }
+    if value.is_empty() {
+        "unnamed".to_owned()
+    } else {
+        value
+    }
 }
 
 /// Whether `name` is a namespace this crate created and may delete.
 pub fn is_test_namespace(name: &str) -> bool {
-    name.strip_prefix(TEST_NAMESPACE_PREFIX).is_some_and(|rest| {
-        !rest.is_empty()
-            && name.len() <= 63
-            && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !rest.ends_with('-')
-    })
+    name.strip_prefix(TEST_NAMESPACE_PREFIX)
+        .is_some_and(|rest| {
+            !rest.is_empty()
+                && name.len() <= 63
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !rest.ends_with('-')
+        })
 }
 
 /// The pod a canary runs: `command` keeps it alive (sleep) or serves HTTP.
@@ -221,7 +236,11 @@ pub fn classify_pod(pod: &Pod) -> PhaseDecision {
                 .into_iter()
                 .flatten()
                 .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
-                .find(|w| w.reason.as_deref().is_some_and(|r| HOPELESS_WAITING_REASONS.contains(&r)));
+                .find(|w| {
+                    w.reason
+                        .as_deref()
+                        .is_some_and(|r| HOPELESS_WAITING_REASONS.contains(&r))
+                });
             match waiting {
                 Some(w) => PhaseDecision::Failed(format!(
                     "{}: {}",
@@ -245,17 +264,30 @@ pub async fn wait_for_running(
     let start = Instant::now();
     let mut last = "not created".to_owned();
     loop {
-        if let Some(pod) = pods.get_opt(name).await.map_err(api_error(format!("reading pod {name}")))? {
+        if let Some(pod) = pods
+            .get_opt(name)
+            .await
+            .map_err(api_error(format!("reading pod {name}")))?
+        {
             match classify_pod(&pod) {
                 PhaseDecision::Running => return Ok(pod),
                 PhaseDecision::Failed(reason) => {
-                    return Err(CanaryError::PodFailed { namespace, name: name.to_owned(), reason });
+                    return Err(CanaryError::PodFailed {
+                        namespace,
+                        name: name.to_owned(),
+                        reason,
+                    });
                 }
                 PhaseDecision::Wait(phase) => last = phase,
             }
         }
         if start.elapsed() >= timeout {
-            return Err(CanaryError::Timeout { namespace, name: name.to_owned(), timeout, phase: last });
+            return Err(CanaryError::Timeout {
+                namespace,
+                name: name.to_owned(),
+                timeout,
+                phase: last,
+            });
         }
         tokio::time::sleep(poll).await;
     }
@@ -274,7 +306,10 @@ pub async fn ensure_namespace(client: &Client, name: &str) -> Result<(), CanaryE
         return Ok(());
     }
     let mut labels = BTreeMap::from([("created-by".to_owned(), "env-tests".to_owned())]);
-    labels.insert("app.kubernetes.io/part-of".to_owned(), "dark-tower-env-tests".to_owned());
+    labels.insert(
+        "app.kubernetes.io/part-of".to_owned(),
+        "dark-tower-env-tests".to_owned(),
+    );
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -322,7 +357,11 @@ fn check_url(url: &str) -> Result<(), CanaryError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && !url.chars().any(char::is_whitespace)
         && url.len() < 2048;
-    if ok { Ok(()) } else { Err(CanaryError::BadUrl(url.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(CanaryError::BadUrl(url.to_owned()))
+    }
 }
 
 /// The probe command `can_reach` runs inside the pod.
@@ -364,9 +403,22 @@ impl std::fmt::Debug for CanaryPod {
 impl CanaryPod {
     /// Deploys a canary that sleeps (an hour at most) and waits until it is
     /// Running.
-    pub async fn deploy(client: &Client, config: Option<Config>, namespace: &str, test: &str) -> Result<Self, CanaryError> {
-        Self::deploy_with(client, config, namespace, test, &["sleep", "3600"], DEFAULT_READY_TIMEOUT, Duration::from_secs(1))
-            .await
+    pub async fn deploy(
+        client: &Client,
+        config: Option<Config>,
+        namespace: &str,
+        test: &str,
+    ) -> Result<Self, CanaryError> {
+        Self::deploy_with(
+            client,
+            config,
+            namespace,
+            test,
+            &["sleep", "3600"],
+            DEFAULT_READY_TIMEOUT,
+            Duration::from_secs(1),
+        )
+        .await
     }
 
     /// Deploys a canary that answers HTTP on [`CANARY_HTTP_PORT`]: a target
@@ -380,8 +432,16 @@ impl CanaryPod {
         let script = format!(
             "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p {CANARY_HTTP_PORT} -h /tmp/www"
         );
-        Self::deploy_with(client, config, namespace, test, &["sh", "-c", &script], DEFAULT_READY_TIMEOUT, Duration::from_secs(1))
-            .await
+        Self::deploy_with(
+            client,
+            config,
+            namespace,
+            test,
+            &["sh", "-c", &script],
+            DEFAULT_READY_TIMEOUT,
+            Duration::from_secs(1),
+        )
+        .await
     }
 
     /// The general form: any command, any timeout and poll interval.
@@ -396,9 +456,12 @@ impl CanaryPod {
     ) -> Result<Self, CanaryError> {
         let name = canary_name();
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        pods.create(&PostParams::default(), &canary_pod(&name, namespace, test, command))
-            .await
-            .map_err(api_error(format!("creating pod {namespace}/{name}")))?;
+        pods.create(
+            &PostParams::default(),
+            &canary_pod(&name, namespace, test, command),
+        )
+        .await
+        .map_err(api_error(format!("creating pod {namespace}/{name}")))?;
         // From here on the pod exists: if waiting fails, Drop removes it.
         let mut canary = Self {
             name: name.clone(),
@@ -452,7 +515,9 @@ impl CanaryPod {
             None => None,
         };
         let _ = process.join().await;
-        let status = status.ok_or_else(|| CanaryError::NoExitStatus { name: self.name.clone() })?;
+        let status = status.ok_or_else(|| CanaryError::NoExitStatus {
+            name: self.name.clone(),
+        })?;
         Ok(status.status.as_deref() == Some("Success"))
     }
 
@@ -478,17 +543,23 @@ impl Drop for CanaryPod {
         let pods = self.pods.clone();
         let config = self.drop_config.clone();
         let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             let Ok(runtime) = runtime else {
                 return Err(format!("no runtime to delete pod {namespace}/{name}"));
             };
             runtime.block_on(async move {
                 let pods = match config.map(Client::try_from) {
                     Some(Ok(client)) => Api::namespaced(client, &namespace),
-                    Some(Err(e)) => return Err(format!("no client to delete pod {namespace}/{name}: {e}")),
+                    Some(Err(e)) => {
+                        return Err(format!("no client to delete pod {namespace}/{name}: {e}"));
+                    }
                     None => pods,
                 };
-                match tokio::time::timeout(Duration::from_secs(15), force_delete(&pods, &name)).await {
+                match tokio::time::timeout(Duration::from_secs(15), force_delete(&pods, &name))
+                    .await
+                {
                     Ok(result) => result.map_err(|e| e.to_string()),
                     Err(_) => Err(format!("deleting pod {namespace}/{name} timed out")),
                 }

@@ -88,7 +88,9 @@ pub fn target_from_env(get: &impl Fn(&str) -> Option<String>) -> Option<Target> 
 /// Whether a skip must fail instead.
 pub fn skip_is_failure(get: &impl Fn(&str) -> Option<String>) -> bool {
     matches!(
-        non_empty(get(REQUIRE_VAR)).map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        non_empty(get(REQUIRE_VAR))
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref(),
         Some("1" | "true" | "yes")
     )
 }
@@ -262,7 +264,10 @@ mod tests {
     #[test]
     fn skip_messages_say_what_to_do() {
         let msg = Skip::NotConfigured.to_string();
-        assert!(msg.contains(KUBECONFIG_VAR) && msg.contains("KUBECONFIG"), "{msg}");
+        assert!(
+            msg.contains(KUBECONFIG_VAR) && msg.contains("KUBECONFIG"),
+            "{msg}"
+        );
     }
 
     #[tokio::test]
@@ -277,7 +282,11 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.skip, Skip::NotConfigured);
-        assert!(err.to_string().starts_with("my-test: no cluster configured"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("my-test: no cluster configured"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -285,7 +294,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.yaml");
         let path_str = path.display().to_string();
-        let err = connect(env(&[(KUBECONFIG_VAR, &path_str)])).await.unwrap_err();
+        let err = connect(env(&[(KUBECONFIG_VAR, &path_str)]))
+            .await
+            .unwrap_err();
         match err {
             Skip::BadKubeconfig { origin, .. } => {
                 assert_eq!(origin, format!("{KUBECONFIG_VAR}={path_str}"));

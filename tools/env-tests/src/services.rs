@@ -28,7 +28,9 @@ const DEFAULT_GC_URL: &str = "http://localhost:8080";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("{what}: request to {url} failed: {source} (is the port-forward or port mapping up? see tools/local/status.sh)")]
+    #[error(
+        "{what}: request to {url} failed: {source} (is the port-forward or port mapping up? see tools/local/status.sh)"
+    )]
     Http {
         what: &'static str,
         url: String,
@@ -42,7 +44,9 @@ pub enum ServiceError {
         status: u16,
         body: String,
     },
-    #[error("no env-tests credentials: set {CLIENT_ID_VAR}/{CLIENT_SECRET_VAR} or run tools/local/setup.sh (it writes Secret {DARK_TOWER_NAMESPACE}/{CLIENT_SECRET_NAME}): {0}")]
+    #[error(
+        "no env-tests credentials: set {CLIENT_ID_VAR}/{CLIENT_SECRET_VAR} or run tools/local/setup.sh (it writes Secret {DARK_TOWER_NAMESPACE}/{CLIENT_SECRET_NAME}): {0}"
+    )]
     Credentials(String),
     #[error("malformed JWT: {0}")]
     Jwt(String),
@@ -58,9 +62,10 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Self {
         let pick = |var: &str, default: &str| {
-            get(var)
-                .filter(|v| !v.trim().is_empty())
-                .map_or_else(|| default.to_owned(), |v| v.trim().trim_end_matches('/').to_owned())
+            get(var).filter(|v| !v.trim().is_empty()).map_or_else(
+                || default.to_owned(),
+                |v| v.trim().trim_end_matches('/').to_owned(),
+            )
         };
         Self {
             ac: pick(AC_URL_VAR, DEFAULT_AC_URL),
@@ -243,7 +248,10 @@ pub async fn join_meeting(
 pub fn jwt_segment(token: &str, index: usize) -> Result<Value, ServiceError> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 3 {
-        return Err(ServiceError::Jwt(format!("{} segments instead of 3", parts.len())));
+        return Err(ServiceError::Jwt(format!(
+            "{} segments instead of 3",
+            parts.len()
+        )));
     }
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(parts[index].trim_end_matches('='))
@@ -275,9 +283,15 @@ mod tests {
 
     #[test]
     fn credentials_never_print_the_secret() {
-        let c = ClientCredentials { id: "env-tests".into(), secret: "hunter2".into() };
+        let c = ClientCredentials {
+            id: "env-tests".into(),
+            secret: "hunter2".into(),
+        };
         let shown = format!("{c:?}");
-        assert!(shown.contains("env-tests") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("env-tests") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -11,10 +11,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const SERVICES: [&str; 4] = ["ac-service", "global-controller", "meeting-controller", "media-handler"];
+const SERVICES: [&str; 4] = [
+    "ac-service",
+    "global-controller",
+    "meeting-controller",
+    "media-handler",
+];
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn local_dir() -> PathBuf {
@@ -74,7 +82,12 @@ exit 0
 "#;
 
 /// Calls a dry run may make: all read-only.
-const READ_ONLY: [&str; 4] = ["kind get clusters", "docker info", "podman info", "kubectl kustomize "];
+const READ_ONLY: [&str; 4] = [
+    "kind get clusters",
+    "docker info",
+    "podman info",
+    "kubectl kustomize ",
+];
 
 struct Sandbox {
     dir: tempfile::TempDir,
@@ -93,10 +106,15 @@ impl Sandbox {
             make_executable(&path);
         }
         for svc in SERVICES {
-            std::fs::create_dir_all(dir.path().join("repo/overlays/development").join(svc)).unwrap();
+            std::fs::create_dir_all(dir.path().join("repo/overlays/development").join(svc))
+                .unwrap();
         }
         std::fs::write(dir.path().join("log"), "").unwrap();
-        Self { dir, clusters: String::new(), rendered: RENDERED.to_owned() }
+        Self {
+            dir,
+            clusters: String::new(),
+            rendered: RENDERED.to_owned(),
+        }
     }
 
     fn with_all_tools() -> Self {
@@ -165,7 +183,13 @@ impl Run {
     }
 
     fn ok(&self) -> &Self {
-        assert_eq!(self.code, Some(0), "script failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "script failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
@@ -178,7 +202,10 @@ impl Run {
     }
 
     fn commands(&self) -> Vec<&str> {
-        self.stdout.lines().filter_map(|l| l.strip_prefix("+ ")).collect()
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("+ "))
+            .collect()
     }
 
     /// Index of the first printed command containing every needle (a needle
@@ -187,17 +214,27 @@ impl Run {
         self.commands()
             .iter()
             .position(|c| needles.iter().all(|n| matches(c, n)))
-            .unwrap_or_else(|| panic!("no command contains {needles:?}; commands:\n{}", self.commands().join("\n")))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no command contains {needles:?}; commands:\n{}",
+                    self.commands().join("\n")
+                )
+            })
     }
 
     fn count(&self, needles: &[&str]) -> usize {
-        self.commands().iter().filter(|c| needles.iter().all(|n| matches(c, n))).count()
+        self.commands()
+            .iter()
+            .filter(|c| needles.iter().all(|n| matches(c, n)))
+            .count()
     }
 
     fn assert_made_no_changes(&self) {
         for call in &self.calls {
             assert!(
-                READ_ONLY.iter().any(|ok| call.starts_with(ok) || call == ok.trim_end()),
+                READ_ONLY
+                    .iter()
+                    .any(|ok| call.starts_with(ok) || call == ok.trim_end()),
                 "dry run called a tool that may change something: {call}\nall calls: {:#?}",
                 self.calls
             );
@@ -213,9 +250,18 @@ fn matches(command: &str, needle: &str) -> bool {
 }
 
 fn assert_in_order(run: &Run, sequence: &[&[&str]]) {
-    let positions: Vec<usize> = sequence.iter().map(|needles| run.position(needles)).collect();
+    let positions: Vec<usize> = sequence
+        .iter()
+        .map(|needles| run.position(needles))
+        .collect();
     for (pair, names) in positions.windows(2).zip(sequence.windows(2)) {
-        assert!(pair[0] < pair[1], "{:?} must come before {:?}\n{}", names[0], names[1], run.stdout);
+        assert!(
+            pair[0] < pair[1],
+            "{:?} must come before {:?}\n{}",
+            names[0],
+            names[1],
+            run.stdout
+        );
     }
 }
 
@@ -228,7 +274,18 @@ fn setup_dry_run_shows_the_whole_sequence_in_order() {
     run.ok();
     assert_eq!(
         run.steps(),
-        ["cluster", "calico", "wait-ready", "images", "platform", "overlay", "migrations", "credentials", "rollout", "port-forwards"]
+        [
+            "cluster",
+            "calico",
+            "wait-ready",
+            "images",
+            "platform",
+            "overlay",
+            "migrations",
+            "credentials",
+            "rollout",
+            "port-forwards"
+        ]
     );
     let kind_config = local_dir().join("kind-config.yaml").display().to_string();
     let repo = sandbox.repo().display().to_string();
@@ -237,18 +294,40 @@ fn setup_dry_run_shows_the_whole_sequence_in_order() {
     assert_in_order(
         &run,
         &[
-            &["kind create cluster", "--name dark-tower", &format!("--config {kind_config}")],
-            &["kubectl --context kind-dark-tower apply", "projectcalico/calico", "calico.yaml"],
+            &[
+                "kind create cluster",
+                "--name dark-tower",
+                &format!("--config {kind_config}"),
+            ],
+            &[
+                "kubectl --context kind-dark-tower apply",
+                "projectcalico/calico",
+                "calico.yaml",
+            ],
             &["wait --for=condition=Ready nodes --all"],
-            &["docker build", "services/ac-service/Dockerfile", "-t ghcr.io/dark-tower/dark-tower/ac-service:0.1.0"],
-            &["kind load docker-image ghcr.io/dark-tower/dark-tower/media-handler:0.1.0", "--name dark-tower"],
-            &["flux install", "--context kind-dark-tower", "source-controller,helm-controller"],
+            &[
+                "docker build",
+                "services/ac-service/Dockerfile",
+                "-t ghcr.io/dark-tower/dark-tower/ac-service:0.1.0",
+            ],
+            &[
+                "kind load docker-image ghcr.io/dark-tower/dark-tower/media-handler:0.1.0",
+                "--name dark-tower",
+            ],
+            &[
+                "flux install",
+                "--context kind-dark-tower",
+                "source-controller,helm-controller",
+            ],
             &["apply", &format!("-k {platform}")],
             &["wait --for=condition=Ready helmreleases.helm.toolkit.fluxcd.io"],
             &["apply", &format!("$-k {dev}")],
             &["apply", "local-access.yaml"],
             &["rollout status", "statefulset/ac-service"],
-            &["register-client", "<GC_CLIENT_ID of deployment/global-controller>"],
+            &[
+                "register-client",
+                "<GC_CLIENT_ID of deployment/global-controller>",
+            ],
             &["rollout status", "deployment/media-handler"],
             &["port-forward", "svc/ac-service 8082:8082"],
         ],
@@ -259,27 +338,57 @@ fn setup_dry_run_shows_the_whole_sequence_in_order() {
 
     for svc in SERVICES {
         let image = format!("ghcr.io/dark-tower/dark-tower/{svc}:0.1.0");
-        assert_eq!(run.count(&["docker build", &format!("services/{svc}/Dockerfile"), &image]), 1, "{svc}");
+        assert_eq!(
+            run.count(&[
+                "docker build",
+                &format!("services/{svc}/Dockerfile"),
+                &image
+            ]),
+            1,
+            "{svc}"
+        );
         assert_eq!(run.count(&["kind load docker-image", &image]), 1, "{svc}");
     }
     for (client, scopes) in [
-        ("<GC_CLIENT_ID of deployment/global-controller>", "'internal:meeting-token service.write.mc'"),
-        ("<MC_CLIENT_ID of deployment/meeting-controller>", "'service.write.gc service.write.mh'"),
-        ("<MH_CLIENT_ID of deployment/media-handler>", "'service.write.gc service.write.mc'"),
+        (
+            "<GC_CLIENT_ID of deployment/global-controller>",
+            "'internal:meeting-token service.write.mc'",
+        ),
+        (
+            "<MC_CLIENT_ID of deployment/meeting-controller>",
+            "'service.write.gc service.write.mh'",
+        ),
+        (
+            "<MH_CLIENT_ID of deployment/media-handler>",
+            "'service.write.gc service.write.mc'",
+        ),
         ("env-tests", "'meeting:create meeting:join'"),
     ] {
         let line = run.commands()[run.position(&["register-client", client])];
         assert!(line.contains(&format!("--scopes {scopes}")), "{line}");
         assert!(line.contains("exec -i -n dark-tower statefulset/ac-service -c ac-service -- ac-service register-client"), "{line}");
-        assert!(line.contains("# stdin: "), "the secret must go in on stdin: {line}");
+        assert!(
+            line.contains("# stdin: "),
+            "the secret must go in on stdin: {line}"
+        );
     }
-    assert!(run.stdout.contains("Dry run complete: nothing was changed."));
+    assert!(
+        run.stdout
+            .contains("Dry run complete: nothing was changed.")
+    );
     // Every kubectl call names the kind context, never the user's current one.
-    for cmd in run.commands().iter().filter(|c| c.starts_with("kubectl") || c.starts_with("nohup kubectl")) {
+    for cmd in run
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("kubectl") || c.starts_with("nohup kubectl"))
+    {
         assert!(cmd.contains("--context kind-dark-tower"), "{cmd}");
     }
     run.assert_made_no_changes();
-    assert!(!sandbox.state().exists(), "a dry run must not create the state dir");
+    assert!(
+        !sandbox.state().exists(),
+        "a dry run must not create the state dir"
+    );
 }
 
 #[test]
@@ -289,7 +398,11 @@ fn setup_reuses_an_existing_cluster() {
     let run = sandbox.run("setup.sh", &["-n"], &[]);
     run.ok();
     assert_eq!(run.count(&["kind create cluster"]), 0, "{}", run.stdout);
-    assert!(run.stderr.contains("already exists; reusing it"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("already exists; reusing it"),
+        "{}",
+        run.stderr
+    );
     run.assert_made_no_changes();
 }
 
@@ -299,7 +412,13 @@ fn setup_honours_the_cluster_name_everywhere() {
     let run = sandbox.run("setup.sh", &["--dry-run", "--name", "dt-2"], &[]);
     run.ok();
     assert_eq!(run.count(&["kind create cluster --name dt-2"]), 1);
-    assert!(run.commands().iter().all(|c| !c.contains("kind-dark-tower") && !c.contains("--name dark-tower")), "{}", run.stdout);
+    assert!(
+        run.commands()
+            .iter()
+            .all(|c| !c.contains("kind-dark-tower") && !c.contains("--name dark-tower")),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -307,11 +426,21 @@ fn setup_with_podman_uses_the_podman_provider_and_image_archives() {
     let sandbox = Sandbox::new(&["kind", "kubectl", "podman", "flux", "jq"]);
     let run = sandbox.run("setup.sh", &["--dry-run"], &[]);
     run.ok();
-    assert!(run.stderr.contains("container runtime: podman"), "{}", run.stderr);
-    assert_eq!(run.count(&["env KIND_EXPERIMENTAL_PROVIDER=podman kind create cluster"]), 1);
+    assert!(
+        run.stderr.contains("container runtime: podman"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.count(&["env KIND_EXPERIMENTAL_PROVIDER=podman kind create cluster"]),
+        1
+    );
     assert_eq!(run.count(&["podman build"]), 4);
     assert_eq!(run.count(&["podman save -o"]), 4);
-    assert_eq!(run.count(&["KIND_EXPERIMENTAL_PROVIDER=podman kind load image-archive"]), 4);
+    assert_eq!(
+        run.count(&["KIND_EXPERIMENTAL_PROVIDER=podman kind load image-archive"]),
+        4
+    );
     assert_eq!(run.count(&["docker"]), 0);
     run.assert_made_no_changes();
 }
@@ -321,9 +450,20 @@ fn setup_without_kind_stops_before_doing_anything_and_names_it() {
     let sandbox = Sandbox::new(&["kubectl", "docker", "flux", "jq"]);
     let run = sandbox.run("setup.sh", &[], &[]);
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains("required tool 'kind' is not installed"), "{}", run.stderr);
-    assert!(run.stderr.contains("kind.sigs.k8s.io"), "the error should say how to install it");
-    assert!(run.calls.is_empty(), "nothing may run before the tool check: {:?}", run.calls);
+    assert!(
+        run.stderr.contains("required tool 'kind' is not installed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("kind.sigs.k8s.io"),
+        "the error should say how to install it"
+    );
+    assert!(
+        run.calls.is_empty(),
+        "nothing may run before the tool check: {:?}",
+        run.calls
+    );
 }
 
 #[test]
@@ -332,7 +472,13 @@ fn setup_dry_run_without_tools_warns_and_still_shows_the_plan() {
     let run = sandbox.run("setup.sh", &["--dry-run"], &[]);
     run.ok();
     for tool in ["kind", "flux"] {
-        assert!(run.stderr.contains(&format!("required tool '{tool}' is not installed (a real run stops here)")), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "required tool '{tool}' is not installed (a real run stops here)"
+            )),
+            "{}",
+            run.stderr
+        );
     }
     assert_eq!(run.steps().len(), 10);
 }
@@ -340,28 +486,51 @@ fn setup_dry_run_without_tools_warns_and_still_shows_the_plan() {
 #[test]
 fn setup_refuses_a_digest_pinned_development_image() {
     let mut sandbox = Sandbox::with_all_tools();
-    sandbox.rendered = RENDERED.replace("ghcr.io/dark-tower/dark-tower/global-controller:0.1.0", "ghcr.io/dark-tower/dark-tower/global-controller@sha256:0000");
+    sandbox.rendered = RENDERED.replace(
+        "ghcr.io/dark-tower/dark-tower/global-controller:0.1.0",
+        "ghcr.io/dark-tower/dark-tower/global-controller@sha256:0000",
+    );
     let run = sandbox.run("setup.sh", &["--dry-run"], &[]);
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("pins global-controller by digest"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("pins global-controller by digest"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn setup_runtime_override_is_validated() {
     let sandbox = Sandbox::with_all_tools();
-    let run = sandbox.run("setup.sh", &["--dry-run"], &[("DT_CONTAINER_RUNTIME", "containerd")]);
+    let run = sandbox.run(
+        "setup.sh",
+        &["--dry-run"],
+        &[("DT_CONTAINER_RUNTIME", "containerd")],
+    );
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("DT_CONTAINER_RUNTIME must be 'docker' or 'podman'"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("DT_CONTAINER_RUNTIME must be 'docker' or 'podman'"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn setup_skip_build_and_no_port_forward_leave_those_steps_empty() {
     let sandbox = Sandbox::with_all_tools();
-    let run = sandbox.run("setup.sh", &["--dry-run", "--skip-build", "--no-port-forward"], &[]);
+    let run = sandbox.run(
+        "setup.sh",
+        &["--dry-run", "--skip-build", "--no-port-forward"],
+        &[],
+    );
     run.ok();
     assert_eq!(run.count(&["docker build"]), 0);
     assert_eq!(run.count(&["port-forward"]), 0);
-    assert!(!run.calls.iter().any(|c| c.starts_with("kubectl kustomize")), "--skip-build needs no image names");
+    assert!(
+        !run.calls.iter().any(|c| c.starts_with("kubectl kustomize")),
+        "--skip-build needs no image names"
+    );
 }
 
 // ---- teardown.sh ------------------------------------------------------------
@@ -381,11 +550,25 @@ fn teardown_deletes_the_named_cluster_and_only_its_port_forwards() {
     sleeper.wait().ok();
     run.ok();
     assert_eq!(run.steps(), ["port-forwards", "cluster", "state"]);
-    assert_in_order(&run, &[&["kill", &pid], &["kind delete cluster --name dt-test"], &["rm -rf", "dark-tower/dt-test"]]);
+    assert_in_order(
+        &run,
+        &[
+            &["kill", &pid],
+            &["kind delete cluster --name dt-test"],
+            &["rm -rf", "dark-tower/dt-test"],
+        ],
+    );
     assert_eq!(run.count(&["kind delete cluster"]), 1);
-    assert_eq!(run.count(&["dark-tower/dark-tower"]), 0, "must not touch the default cluster's state");
+    assert_eq!(
+        run.count(&["dark-tower/dark-tower"]),
+        0,
+        "must not touch the default cluster's state"
+    );
     assert!(alive, "a dry run must not kill the port-forward");
-    assert!(forwards.join("ac-service.pid").exists(), "a dry run must not remove pid files");
+    assert!(
+        forwards.join("ac-service.pid").exists(),
+        "a dry run must not remove pid files"
+    );
     run.assert_made_no_changes();
 }
 
@@ -394,7 +577,14 @@ fn teardown_defaults_to_the_dark_tower_cluster() {
     let sandbox = Sandbox::with_all_tools();
     let run = sandbox.run("teardown.sh", &["--dry-run"], &[]);
     run.ok();
-    assert_eq!(run.commands().iter().filter(|c| c.starts_with("kind delete")).copied().collect::<Vec<_>>(), ["kind delete cluster --name dark-tower"]);
+    assert_eq!(
+        run.commands()
+            .iter()
+            .filter(|c| c.starts_with("kind delete"))
+            .copied()
+            .collect::<Vec<_>>(),
+        ["kind delete cluster --name dark-tower"]
+    );
 }
 
 #[test]
@@ -402,8 +592,16 @@ fn teardown_of_a_missing_cluster_deletes_nothing() {
     let sandbox = Sandbox::with_all_tools();
     let run = sandbox.run("teardown.sh", &[], &[]);
     run.ok();
-    assert!(run.stderr.contains("does not exist; nothing to delete"), "{}", run.stderr);
-    assert!(!run.calls.iter().any(|c| c.starts_with("kind delete")), "{:?}", run.calls);
+    assert!(
+        run.stderr.contains("does not exist; nothing to delete"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.calls.iter().any(|c| c.starts_with("kind delete")),
+        "{:?}",
+        run.calls
+    );
 }
 
 // ---- restart.sh ---------------------------------------------------------------
@@ -428,8 +626,12 @@ fn restart_rolls_the_named_service_by_alias_or_full_name() {
         assert_eq!(
             cmds,
             [
-                format!("kubectl --context kind-dark-tower rollout restart -n dark-tower {workload}"),
-                format!("kubectl --context kind-dark-tower rollout status -n dark-tower {workload} --timeout=5m"),
+                format!(
+                    "kubectl --context kind-dark-tower rollout restart -n dark-tower {workload}"
+                ),
+                format!(
+                    "kubectl --context kind-dark-tower rollout status -n dark-tower {workload} --timeout=5m"
+                ),
             ],
             "{arg}"
         );
@@ -472,7 +674,11 @@ fn restart_build_rebuilds_only_that_image_first() {
 fn restart_rejects_unknown_services_and_extra_arguments() {
     let run = restart(&["--dry-run", "redis-cluster"]);
     assert_eq!(run.code, Some(2));
-    assert!(run.stderr.contains("unknown service 'redis-cluster'"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown service 'redis-cluster'"),
+        "{}",
+        run.stderr
+    );
     let run = restart(&["gc", "mc"]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("only one SERVICE"), "{}", run.stderr);
@@ -483,8 +689,16 @@ fn restart_needs_the_cluster() {
     let sandbox = Sandbox::with_all_tools();
     let run = sandbox.run("restart.sh", &["gc"], &[]);
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("run tools/local/setup.sh first"), "{}", run.stderr);
-    assert!(!run.calls.iter().any(|c| c.contains("rollout")), "{:?}", run.calls);
+    assert!(
+        run.stderr.contains("run tools/local/setup.sh first"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.calls.iter().any(|c| c.contains("rollout")),
+        "{:?}",
+        run.calls
+    );
 }
 
 // ---- status.sh --------------------------------------------------------------------
@@ -494,7 +708,16 @@ fn status_dry_run_lists_its_reads_and_makes_none() {
     let sandbox = Sandbox::with_all_tools();
     let run = sandbox.run("status.sh", &["--dry-run"], &[]);
     run.ok();
-    assert_eq!(run.steps(), ["cluster", "platform", "workloads", "port-forwards", "endpoints"]);
+    assert_eq!(
+        run.steps(),
+        [
+            "cluster",
+            "platform",
+            "workloads",
+            "port-forwards",
+            "endpoints"
+        ]
+    );
     assert!(run.count(&["kubectl --context kind-dark-tower get nodes"]) == 1);
     assert!(run.count(&["curl", "http://localhost:8082/health"]) == 1);
     assert!(run.calls.is_empty(), "{:?}", run.calls);
@@ -505,7 +728,12 @@ fn status_reports_a_missing_cluster() {
     let sandbox = Sandbox::with_all_tools();
     let run = sandbox.run("status.sh", &[], &[]);
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("does not exist; run tools/local/setup.sh"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("does not exist; run tools/local/setup.sh"),
+        "{}",
+        run.stderr
+    );
 }
 
 // ---- every script -------------------------------------------------------------------
@@ -518,14 +746,30 @@ fn every_script_has_help_and_rejects_unknown_flags() {
         let sandbox = Sandbox::with_all_tools();
         let help = sandbox.run(script, &["--help"], &[]);
         help.ok();
-        assert!(help.stdout.starts_with("Usage: "), "{script}: {}", help.stdout);
+        assert!(
+            help.stdout.starts_with("Usage: "),
+            "{script}: {}",
+            help.stdout
+        );
         assert!(help.stdout.contains("--dry-run"), "{script}");
-        assert!(help.calls.is_empty(), "{script} --help ran {:?}", help.calls);
+        assert!(
+            help.calls.is_empty(),
+            "{script} --help ran {:?}",
+            help.calls
+        );
 
         let bad = sandbox.run(script, &["--dry-run", "--bogus"], &[]);
         assert_eq!(bad.code, Some(2), "{script}: {bad:?}");
-        assert!(bad.stderr.contains("unknown option: --bogus"), "{script}: {}", bad.stderr);
-        assert!(bad.calls.is_empty(), "{script} ran {:?} before rejecting a flag", bad.calls);
+        assert!(
+            bad.stderr.contains("unknown option: --bogus"),
+            "{script}: {}",
+            bad.stderr
+        );
+        assert!(
+            bad.calls.is_empty(),
+            "{script} ran {:?} before rejecting a flag",
+            bad.calls
+        );
 
         let name = sandbox.run(script, &["--dry-run", "--name", "Not_Valid"], &[]);
         assert_eq!(name.code, Some(2), "{script}");
@@ -538,11 +782,17 @@ fn every_script_is_strict_bash_and_shares_the_library() {
         let text = std::fs::read_to_string(local_dir().join(script)).unwrap();
         assert!(text.starts_with("#!/usr/bin/env bash\n"), "{script}");
         assert!(text.lines().any(|l| l == "set -euo pipefail"), "{script}");
-        assert!(text.contains("source \"$(dirname \"${BASH_SOURCE[0]}\")/lib.sh\""), "{script}");
+        assert!(
+            text.contains("source \"$(dirname \"${BASH_SOURCE[0]}\")/lib.sh\""),
+            "{script}"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(local_dir().join(script)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(local_dir().join(script))
+                .unwrap()
+                .permissions()
+                .mode();
             assert!(mode & 0o111 != 0, "{script} is not executable");
         }
     }
@@ -551,15 +801,30 @@ fn every_script_is_strict_bash_and_shares_the_library() {
 #[test]
 fn scripts_pass_shellcheck() {
     let Ok(output) = Command::new("shellcheck").arg("--version").output() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must install shellcheck (apt-get install -y shellcheck)");
-        eprintln!("SKIPPED scripts_pass_shellcheck: shellcheck is not installed (apt-get install -y shellcheck)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install shellcheck (apt-get install -y shellcheck)"
+        );
+        eprintln!(
+            "SKIPPED scripts_pass_shellcheck: shellcheck is not installed (apt-get install -y shellcheck)"
+        );
         return;
     };
     assert!(output.status.success());
     let mut files: Vec<PathBuf> = SCRIPTS.iter().map(|s| local_dir().join(s)).collect();
     files.push(local_dir().join("lib.sh"));
-    let out = Command::new("shellcheck").arg("-x").args(&files).current_dir(local_dir()).output().unwrap();
-    assert!(out.status.success(), "shellcheck:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("shellcheck")
+        .arg("-x")
+        .args(&files)
+        .current_dir(local_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- kind-config.yaml, local-access.yaml, skaffold.yaml --------------------------------
@@ -572,13 +837,20 @@ fn scalars(text: &str) -> Vec<(String, String)> {
         .filter_map(|l| {
             let l = l.trim_start().trim_start_matches("- ");
             let (k, v) = l.split_once(':')?;
-            Some((k.trim().to_owned(), v.split(" #").next().unwrap_or_default().trim().to_owned()))
+            Some((
+                k.trim().to_owned(),
+                v.split(" #").next().unwrap_or_default().trim().to_owned(),
+            ))
         })
         .collect()
 }
 
 fn values<'a>(pairs: &'a [(String, String)], key: &str) -> Vec<&'a str> {
-    pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 #[test]
@@ -586,11 +858,19 @@ fn kind_config_disables_kindnet_and_maps_the_public_ports() {
     let text = std::fs::read_to_string(local_dir().join("kind-config.yaml")).unwrap();
     let pairs = scalars(&text);
     assert_eq!(values(&pairs, "disableDefaultCNI"), ["true"]);
-    assert_eq!(values(&pairs, "podSubnet"), ["192.168.0.0/16"], "Calico's default pool");
+    assert_eq!(
+        values(&pairs, "podSubnet"),
+        ["192.168.0.0/16"],
+        "Calico's default pool"
+    );
     assert_eq!(values(&pairs, "name"), ["dark-tower"]);
     assert_eq!(values(&pairs, "hostPort"), ["8080", "4433", "4434"]);
     assert_eq!(values(&pairs, "protocol"), ["TCP", "UDP", "UDP"]);
-    assert!(values(&pairs, "listenAddress").iter().all(|a| *a == "127.0.0.1"));
+    assert!(
+        values(&pairs, "listenAddress")
+            .iter()
+            .all(|a| *a == "127.0.0.1")
+    );
 
     // Each mapped containerPort is the nodePort of a local-access Service
     // with the same protocol and the service's real port.
@@ -611,11 +891,13 @@ fn skaffold_builds_the_four_services_from_their_dockerfiles() {
     }
     assert_eq!(
         values(&pairs, "dockerfile"),
-        SERVICES.iter().map(|s| format!("services/{s}/Dockerfile")).collect::<Vec<_>>()
+        SERVICES
+            .iter()
+            .map(|s| format!("services/{s}/Dockerfile"))
+            .collect::<Vec<_>>()
     );
     assert_eq!(values(&pairs, "push"), ["false"]);
     assert_eq!(values(&pairs, "kubeContext"), ["kind-dark-tower"]);
-    assert!(values(&pairs, "paths").is_empty(), "paths is a list");
     assert!(text.contains("- ../../overlays/development\n"));
 }
 
@@ -623,21 +905,47 @@ fn skaffold_builds_the_four_services_from_their_dockerfiles() {
 /// names the rendered development overlay uses.
 #[test]
 fn skaffold_images_match_the_development_overlay() {
-    let overlays: Vec<PathBuf> = SERVICES.iter().map(|s| repo_root().join("overlays/development").join(s)).collect();
-    if let Some(missing) = overlays.iter().find(|o| !o.join("kustomization.yaml").exists()) {
-        eprintln!("SKIPPED skaffold_images_match_the_development_overlay: {} does not exist yet", missing.display());
+    let overlays: Vec<PathBuf> = SERVICES
+        .iter()
+        .map(|s| repo_root().join("overlays/development").join(s))
+        .collect();
+    if let Some(missing) = overlays
+        .iter()
+        .find(|o| !o.join("kustomization.yaml").exists())
+    {
+        eprintln!(
+            "SKIPPED skaffold_images_match_the_development_overlay: {} does not exist yet",
+            missing.display()
+        );
         return;
     }
     let render = |overlay: &Path| {
-        ["kustomize build", "kubectl kustomize"].iter().find_map(|cmd| {
-            let mut parts = cmd.split(' ');
-            let out = Command::new(parts.next()?).args(parts).arg(overlay).output().ok()?;
-            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        })
+        ["kustomize build", "kubectl kustomize"]
+            .iter()
+            .find_map(|cmd| {
+                let mut parts = cmd.split(' ');
+                let out = Command::new(parts.next()?)
+                    .args(parts)
+                    .arg(overlay)
+                    .output()
+                    .ok()?;
+                out.status
+                    .success()
+                    .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            })
     };
-    let Some(rendered) = overlays.iter().map(|o| render(o)).collect::<Option<Vec<String>>>() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must have kustomize or kubectl to render the development overlays");
-        eprintln!("SKIPPED skaffold_images_match_the_development_overlay: neither kustomize nor kubectl can render the overlays");
+    let Some(rendered) = overlays
+        .iter()
+        .map(|o| render(o))
+        .collect::<Option<Vec<String>>>()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have kustomize or kubectl to render the development overlays"
+        );
+        eprintln!(
+            "SKIPPED skaffold_images_match_the_development_overlay: neither kustomize nor kubectl can render the overlays"
+        );
         return;
     };
     let rendered = rendered.join("\n---\n");
@@ -648,7 +956,10 @@ fn skaffold_images_match_the_development_overlay() {
     let skaffold = scalars(&std::fs::read_to_string(local_dir().join("skaffold.yaml")).unwrap());
     for image in values(&skaffold, "image") {
         assert!(
-            rendered_images.iter().any(|r| r.split(['@', ':']).next() == Some(image) || r.rsplit_once(':').is_some_and(|(n, _)| n == image)),
+            rendered_images
+                .iter()
+                .any(|r| r.split(['@', ':']).next() == Some(image)
+                    || r.rsplit_once(':').is_some_and(|(n, _)| n == image)),
             "skaffold artifact {image} is not an image of the development overlay: {rendered_images:?}"
         );
     }
@@ -674,7 +985,9 @@ fn flux_kustomizations(cluster_dir: &Path) -> Vec<FluxKustomization> {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         for doc in text.split("\n---") {
-            if !doc.contains("apiVersion: kustomize.toolkit.fluxcd.io/") || !doc.contains("\nkind: Kustomization") {
+            if !doc.contains("apiVersion: kustomize.toolkit.fluxcd.io/")
+                || !doc.contains("\nkind: Kustomization")
+            {
                 continue;
             }
             let mut name = None;
@@ -698,7 +1011,11 @@ fn flux_kustomizations(cluster_dir: &Path) -> Vec<FluxKustomization> {
                 }
             }
             if let (Some(name), Some(flux_path)) = (name, flux_path) {
-                out.push(FluxKustomization { name, path: flux_path, depends_on });
+                out.push(FluxKustomization {
+                    name,
+                    path: flux_path,
+                    depends_on,
+                });
             }
         }
     }
@@ -709,14 +1026,20 @@ fn flux_kustomizations(cluster_dir: &Path) -> Vec<FluxKustomization> {
 fn setup_applies_every_development_overlay_in_flux_dependency_order() {
     let cluster_dir = repo_root().join("clusters/development");
     if !cluster_dir.exists() {
-        eprintln!("SKIPPED setup_applies_every_development_overlay_in_flux_dependency_order: {} does not exist yet", cluster_dir.display());
+        eprintln!(
+            "SKIPPED setup_applies_every_development_overlay_in_flux_dependency_order: {} does not exist yet",
+            cluster_dir.display()
+        );
         return;
     }
     let flux: Vec<FluxKustomization> = flux_kustomizations(&cluster_dir)
         .into_iter()
         .filter(|k| k.path.starts_with("./overlays/development"))
         .collect();
-    assert!(flux.len() >= 8, "expected platform, namespace, postgres, redis and four services: {flux:#?}");
+    assert!(
+        flux.len() >= 8,
+        "expected platform, namespace, postgres, redis and four services: {flux:#?}"
+    );
 
     let sandbox = Sandbox::with_all_tools();
     let run = sandbox.run("setup.sh", &["--dry-run"], &[]);
@@ -725,14 +1048,27 @@ fn setup_applies_every_development_overlay_in_flux_dependency_order() {
     let apply_of = |flux_path: &str| {
         let dir = format!("{repo}/{}", flux_path.trim_start_matches("./"));
         let needle = format!("$--field-manager=dt-local -k {dir}");
-        assert_eq!(run.count(&[&needle]), 1, "{flux_path} must be applied exactly once:\n{}", run.stdout);
+        assert_eq!(
+            run.count(&[&needle]),
+            1,
+            "{flux_path} must be applied exactly once:\n{}",
+            run.stdout
+        );
         run.position(&[&needle])
     };
     for k in &flux {
         let at = apply_of(&k.path);
         for dep in &k.depends_on {
-            let dep = flux.iter().find(|d| &d.name == dep).unwrap_or_else(|| panic!("{} depends on unknown {dep}", k.name));
-            assert!(apply_of(&dep.path) < at, "{} must be applied after {}", k.path, dep.path);
+            let dep = flux
+                .iter()
+                .find(|d| &d.name == dep)
+                .unwrap_or_else(|| panic!("{} depends on unknown {dep}", k.name));
+            assert!(
+                apply_of(&dep.path) < at,
+                "{} must be applied after {}",
+                k.path,
+                dep.path
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::diag::{Label, Severity};
-use crate::engine::{INVALID_SUPPRESSION, Outcome, UNUSED_SUPPRESSION};
+use crate::engine::{ENGINE_RULES, Outcome};
 use crate::rules;
 use crate::source::Sources;
 
@@ -58,18 +58,17 @@ fn rule_descriptors() -> Vec<Value> {
             })
         })
         .collect();
-    for (id, text, sev) in [
-        (UNUSED_SUPPRESSION, "A dtlint.io/ignore suppression that suppresses nothing", Severity::Warning),
-        (INVALID_SUPPRESSION, "A dtlint.io/ignore suppression without a reason or with an unknown rule", Severity::Error),
-    ] {
-        out.push(json!({
-            "id": id,
-            "name": id,
-            "shortDescription": { "text": text },
-            "defaultConfiguration": { "level": level(sev) },
-            "properties": { "tags": ["suppression"] }
-        }));
-    }
+    out.extend(ENGINE_RULES.iter().map(|m| {
+        json!({
+            "id": m.id,
+            "name": m.id,
+            "shortDescription": { "text": m.summary },
+            "fullDescription": { "text": m.summary },
+            "help": { "text": m.docs_markdown(), "markdown": m.docs_markdown() },
+            "defaultConfiguration": { "level": level(m.severity) },
+            "properties": { "tags": [m.category] }
+        })
+    }));
     out
 }
 

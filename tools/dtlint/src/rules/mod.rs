@@ -129,6 +129,13 @@ pub fn find(id: &str) -> Option<&'static dyn Rule> {
     ALL.iter().copied().find(|r| r.meta().id == id)
 }
 
+/// The metadata of a rule or of one of the engine's own diagnostics.
+pub fn find_meta(id: &str) -> Option<&'static RuleMeta> {
+    find(id)
+        .map(Rule::meta)
+        .or_else(|| crate::engine::ENGINE_RULES.iter().find(|m| m.id == id))
+}
+
 /// Ids of every rule, for "did you mean" and validation.
 pub fn ids() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|r| r.meta().id)

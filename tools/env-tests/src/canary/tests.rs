@@ -9,7 +9,9 @@
 use super::*;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateWaiting, ContainerStatus, PodStatus,
+};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
@@ -43,13 +45,17 @@ where
                     path: path.clone(),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 });
-                log.iter().filter(|r| r.method == method && r.path == path).count()
+                log.iter()
+                    .filter(|r| r.method == method && r.path == path)
+                    .count()
             };
             let (code, value) = handler(&method, &path, n);
             let response = http::Response::builder()
                 .status(code)
                 .header("content-type", "application/json")
-                .body(kube::client::Body::from(serde_json::to_vec(&value).unwrap()))
+                .body(kube::client::Body::from(
+                    serde_json::to_vec(&value).unwrap(),
+                ))
                 .unwrap();
             Ok::<_, kube::Error>(response)
         }
@@ -67,7 +73,12 @@ fn pod_json(name: &str, phase: &str) -> Value {
 }
 
 fn requests(log: &Log, method: &str) -> Vec<Recorded> {
-    log.lock().unwrap().iter().filter(|r| r.method == method).cloned().collect()
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == method)
+        .cloned()
+        .collect()
 }
 
 fn pod_with(phase: Option<&str>, waiting: Option<&str>) -> Pod {
@@ -102,7 +113,12 @@ fn canary_names_are_unique_dns_labels_with_eight_hex_digits() {
     assert_ne!(a, b);
     let suffix = a.strip_prefix("canary-").unwrap();
     assert_eq!(suffix.len(), 8, "{a}");
-    assert!(suffix.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{a}");
+    assert!(
+        suffix
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{a}"
+    );
 }
 
 #[test]
@@ -127,12 +143,18 @@ fn guard_only_accepts_canary_test_namespaces() {
         "canary-test-ab_c",
         "x-canary-test-abc",
     ] {
-        assert!(!is_test_namespace(protected), "{protected} must be protected");
+        assert!(
+            !is_test_namespace(protected),
+            "{protected} must be protected"
+        );
     }
     for ok in ["canary-test-ab12cd34", "canary-test-np-1"] {
         assert!(is_test_namespace(ok), "{ok}");
     }
-    assert!(!is_test_namespace(&format!("canary-test-{}", "a".repeat(60))));
+    assert!(!is_test_namespace(&format!(
+        "canary-test-{}",
+        "a".repeat(60)
+    )));
 }
 
 #[test]
@@ -142,7 +164,10 @@ fn labels_identify_the_canary_and_its_test() {
         labels,
         BTreeMap::from([
             ("app".to_owned(), "canary".to_owned()),
-            ("test".to_owned(), "network-policy--ac-is-isolated".to_owned()),
+            (
+                "test".to_owned(),
+                "network-policy--ac-is-isolated".to_owned()
+            ),
             ("created-by".to_owned(), "env-tests".to_owned()),
         ])
     );
@@ -162,11 +187,19 @@ fn label_values_are_valid_whatever_the_test_name() {
 
 #[test]
 fn pod_is_bare_pinned_labelled_and_hardened() {
-    let pod = canary_pod("canary-0123abcd", "canary-test-x1", "np", &["sleep", "3600"]);
+    let pod = canary_pod(
+        "canary-0123abcd",
+        "canary-test-x1",
+        "np",
+        &["sleep", "3600"],
+    );
     assert_eq!(pod.metadata.name.as_deref(), Some("canary-0123abcd"));
     assert_eq!(pod.metadata.namespace.as_deref(), Some("canary-test-x1"));
     assert_eq!(pod.metadata.labels, Some(canary_labels("np")));
-    assert!(pod.metadata.owner_references.is_none(), "a bare pod has no owner");
+    assert!(
+        pod.metadata.owner_references.is_none(),
+        "a bare pod has no owner"
+    );
 
     let spec = pod.spec.unwrap();
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
@@ -181,12 +214,21 @@ fn pod_is_bare_pinned_labelled_and_hardened() {
     let image = c.image.as_deref().unwrap();
     assert_eq!(image, CANARY_IMAGE);
     let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap();
-    assert!(tag != "latest" && tag.split('.').count() == 3, "image must be pinned: {image}");
-    assert_eq!(c.command.as_deref(), Some(&["sleep".to_owned(), "3600".to_owned()][..]));
+    assert!(
+        tag != "latest" && tag.split('.').count() == 3,
+        "image must be pinned: {image}"
+    );
+    assert_eq!(
+        c.command.as_deref(),
+        Some(&["sleep".to_owned(), "3600".to_owned()][..])
+    );
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_deref(),
+        Some(&["ALL".to_owned()][..])
+    );
     let mounts = c.volume_mounts.as_ref().unwrap();
     assert_eq!(mounts[0].mount_path, "/tmp");
     assert!(spec.volumes.unwrap()[0].empty_dir.is_some());
@@ -196,14 +238,24 @@ fn pod_is_bare_pinned_labelled_and_hardened() {
 fn probe_is_wget_spider_with_a_five_second_timeout() {
     assert_eq!(
         probe_command("http://ac-service.dark-tower.svc.cluster.local:8082/health"),
-        ["wget", "--spider", "-q", "-T", "5", "http://ac-service.dark-tower.svc.cluster.local:8082/health"]
+        [
+            "wget",
+            "--spider",
+            "-q",
+            "-T",
+            "5",
+            "http://ac-service.dark-tower.svc.cluster.local:8082/health"
+        ]
     );
 }
 
 #[test]
 fn urls_that_could_smuggle_arguments_are_refused() {
     for bad in ["ac-service:8082", "http://a b", "-O/tmp/x", "ftp://x", ""] {
-        assert!(matches!(check_url(bad), Err(CanaryError::BadUrl(_))), "{bad}");
+        assert!(
+            matches!(check_url(bad), Err(CanaryError::BadUrl(_))),
+            "{bad}"
+        );
     }
     assert!(check_url("http://10.0.0.1:8080/health").is_ok());
 }
@@ -212,15 +264,29 @@ fn urls_that_could_smuggle_arguments_are_refused() {
 
 #[test]
 fn phases_decide_whether_to_wait() {
-    assert_eq!(classify_pod(&pod_with(Some("Running"), None)), PhaseDecision::Running);
-    assert_eq!(classify_pod(&pod_with(Some("Pending"), None)), PhaseDecision::Wait("Pending".into()));
+    assert_eq!(
+        classify_pod(&pod_with(Some("Running"), None)),
+        PhaseDecision::Running
+    );
+    assert_eq!(
+        classify_pod(&pod_with(Some("Pending"), None)),
+        PhaseDecision::Wait("Pending".into())
+    );
     assert_eq!(
         classify_pod(&pod_with(Some("Pending"), Some("ContainerCreating"))),
         PhaseDecision::Wait("Pending".into())
     );
-    assert_eq!(classify_pod(&Pod::default()), PhaseDecision::Wait("Unknown".into()));
-    assert!(matches!(classify_pod(&pod_with(Some("Failed"), None)), PhaseDecision::Failed(r) if r.contains("Failed")));
-    assert!(matches!(classify_pod(&pod_with(Some("Succeeded"), None)), PhaseDecision::Failed(_)));
+    assert_eq!(
+        classify_pod(&Pod::default()),
+        PhaseDecision::Wait("Unknown".into())
+    );
+    assert!(
+        matches!(classify_pod(&pod_with(Some("Failed"), None)), PhaseDecision::Failed(r) if r.contains("Failed"))
+    );
+    assert!(matches!(
+        classify_pod(&pod_with(Some("Succeeded"), None)),
+        PhaseDecision::Failed(_)
+    ));
     for hopeless in ["ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff"] {
         assert!(
             matches!(classify_pod(&pod_with(Some("Pending"), Some(hopeless))), PhaseDecision::Failed(r) if r.starts_with(hopeless)),
@@ -237,16 +303,27 @@ async fn namespace_already_existing_at_create_is_success() {
         "GET" => (404, status(404, "NotFound")),
         _ => (409, status(409, "AlreadyExists")),
     });
-    ensure_namespace(&client, "canary-test-race1").await.unwrap();
+    ensure_namespace(&client, "canary-test-race1")
+        .await
+        .unwrap();
     let posts = requests(&log, "POST");
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].path, "/api/v1/namespaces");
-    assert!(posts[0].body.contains("\"canary-test-race1\""), "{}", posts[0].body);
+    assert!(
+        posts[0].body.contains("\"canary-test-race1\""),
+        "{}",
+        posts[0].body
+    );
 }
 
 #[tokio::test]
 async fn existing_namespace_is_not_created_again() {
-    let (client, log) = mock_client(|_, _, _| (200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dark-tower"}})));
+    let (client, log) = mock_client(|_, _, _| {
+        (
+            200,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dark-tower"}}),
+        )
+    });
     ensure_namespace(&client, "dark-tower").await.unwrap();
     assert!(requests(&log, "POST").is_empty());
 }
@@ -257,8 +334,13 @@ async fn other_namespace_errors_are_reported() {
         "GET" => (404, status(404, "NotFound")),
         _ => (403, status(403, "Forbidden")),
     });
-    let err = ensure_namespace(&client, "canary-test-x").await.unwrap_err();
-    assert!(err.to_string().contains("creating namespace canary-test-x"), "{err}");
+    let err = ensure_namespace(&client, "canary-test-x")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("creating namespace canary-test-x"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -266,15 +348,23 @@ async fn protected_namespaces_are_never_deleted() {
     let (client, log) = mock_client(|_, _, _| (200, json!({})));
     for ns in ["dark-tower", "kube-system", "canary-test-"] {
         let err = delete_test_namespace(&client, ns).await.unwrap_err();
-        assert!(matches!(err, CanaryError::ProtectedNamespace(ref n) if n == ns), "{err}");
+        assert!(
+            matches!(err, CanaryError::ProtectedNamespace(ref n) if n == ns),
+            "{err}"
+        );
     }
-    assert!(log.lock().unwrap().is_empty(), "no API call may be made for a protected namespace");
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "no API call may be made for a protected namespace"
+    );
 }
 
 #[tokio::test]
 async fn test_namespace_delete_is_idempotent() {
     let (client, log) = mock_client(|_, _, _| (404, status(404, "NotFound")));
-    delete_test_namespace(&client, "canary-test-gone1").await.unwrap();
+    delete_test_namespace(&client, "canary-test-gone1")
+        .await
+        .unwrap();
     let deletes = requests(&log, "DELETE");
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0].path, "/api/v1/namespaces/canary-test-gone1");
@@ -284,7 +374,10 @@ fn pod_lifecycle(phases: &'static [&'static str]) -> impl Fn(&str, &str, usize) 
     move |method, path, n| {
         let name = path.rsplit('/').next().unwrap_or_default().to_owned();
         match method {
-            "POST" => (201, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "created"}})),
+            "POST" => (
+                201,
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "created"}}),
+            ),
             "GET" => (200, pod_json(&name, phases[(n - 1).min(phases.len() - 1)])),
             "DELETE" => (200, pod_json(&name, "Running")),
             _ => (405, status(405, "MethodNotAllowed")),
@@ -321,7 +414,11 @@ async fn deploy_waits_for_running_and_cleanup_force_deletes_once() {
     canary.cleanup().await.unwrap();
     drop(canary);
     let deletes = requests(&log, "DELETE");
-    assert_eq!(deletes.len(), 1, "cleanup, cleanup again and Drop must delete exactly once");
+    assert_eq!(
+        deletes.len(),
+        1,
+        "cleanup, cleanup again and Drop must delete exactly once"
+    );
     let body: Value = serde_json::from_str(&deletes[0].body).unwrap();
     assert_eq!(body["gracePeriodSeconds"], 0, "force delete: {body}");
 }
@@ -329,34 +426,68 @@ async fn deploy_waits_for_running_and_cleanup_force_deletes_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_deletes_a_canary_that_was_not_cleaned_up() {
     let (client, log) = mock_client(pod_lifecycle(&["Running"]));
-    let canary = CanaryPod::deploy_with(&client, None, "canary-test-aa", "unit", &["sleep", "1"], Duration::from_secs(5), Duration::from_millis(5))
-        .await
-        .unwrap();
+    let canary = CanaryPod::deploy_with(
+        &client,
+        None,
+        "canary-test-aa",
+        "unit",
+        &["sleep", "1"],
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap();
     let name = canary.name().to_owned();
     drop(canary);
     let deletes = requests(&log, "DELETE");
     assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].path, format!("/api/v1/namespaces/canary-test-aa/pods/{name}"));
+    assert_eq!(
+        deletes[0].path,
+        format!("/api/v1/namespaces/canary-test-aa/pods/{name}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_pod_fails_fast_and_is_still_deleted() {
     let (client, log) = mock_client(pod_lifecycle(&["Pending", "Failed"]));
     let started = Instant::now();
-    let err = CanaryPod::deploy_with(&client, None, "canary-test-aa", "unit", &["false"], Duration::from_secs(30), Duration::from_millis(5))
-        .await
-        .unwrap_err();
+    let err = CanaryPod::deploy_with(
+        &client,
+        None,
+        "canary-test-aa",
+        "unit",
+        &["false"],
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, CanaryError::PodFailed { .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(5), "must not wait for the timeout");
-    assert_eq!(requests(&log, "DELETE").len(), 1, "the pod was created, so it must be removed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "must not wait for the timeout"
+    );
+    assert_eq!(
+        requests(&log, "DELETE").len(),
+        1,
+        "the pod was created, so it must be removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_stays_pending_times_out_with_its_last_phase() {
     let (client, log) = mock_client(pod_lifecycle(&["Pending"]));
-    let err = CanaryPod::deploy_with(&client, None, "canary-test-aa", "unit", &["sleep", "1"], Duration::from_millis(60), Duration::from_millis(10))
-        .await
-        .unwrap_err();
+    let err = CanaryPod::deploy_with(
+        &client,
+        None,
+        "canary-test-aa",
+        "unit",
+        &["sleep", "1"],
+        Duration::from_millis(60),
+        Duration::from_millis(10),
+    )
+    .await
+    .unwrap_err();
     match err {
         CanaryError::Timeout { phase, .. } => assert_eq!(phase, "Pending"),
         other => panic!("unexpected {other}"),

@@ -63,7 +63,8 @@ impl Rule for SelectorMatchesNothing {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
         let any_pod = |r: &Resource<'_>, sel: &Selector<'_>| {
-            idx.workloads().any(|w| idx.same_namespace(r, w) && sel.matches_with(w.pod_labels(), &idx.added_labels(w.file).template))
+            idx.pod_label_sets()
+                .any(|(w, labels, added)| idx.same_namespace(r, w) && sel.matches_with(labels, added))
         };
         for r in idx.objects() {
             match r.kind {

@@ -4,7 +4,8 @@ use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 declare_rule! {
     /// ## What it does
     /// Checks that every main container has a liveness probe and that an
-    /// HTTP liveness probe uses `/health`.
+    /// HTTP liveness probe of one of our own images (`own_images` in
+    /// `dtlint.toml`) uses `/health`.
     ///
     /// ## Why is this bad?
     /// Without a liveness probe a deadlocked process keeps its pod forever and
@@ -50,7 +51,7 @@ impl Rule for MissingLivenessProbe {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in ctx.index.workloads().filter(|r| !matches!(r.kind, "Job" | "CronJob")) {
             for c in r.main_containers() {
-                super::check_probe(Self::META.id, r, &c, "livenessProbe", "/health", out);
+                super::check_probe(ctx, Self::META.id, r, &c, "livenessProbe", "/health", out);
             }
         }
     }

@@ -4,7 +4,8 @@ use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 declare_rule! {
     /// ## What it does
     /// Checks that every main container has a readiness probe and that an
-    /// HTTP readiness probe uses `/ready`.
+    /// HTTP readiness probe of one of our own images (`own_images` in
+    /// `dtlint.toml`) uses `/ready`.
     ///
     /// ## Why is this bad?
     /// Without a readiness probe a pod receives traffic the moment its
@@ -48,7 +49,7 @@ impl Rule for MissingReadinessProbe {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in ctx.index.workloads().filter(|r| !matches!(r.kind, "Job" | "CronJob")) {
             for c in r.main_containers() {
-                super::check_probe(Self::META.id, r, &c, "readinessProbe", "/ready", out);
+                super::check_probe(ctx, Self::META.id, r, &c, "readinessProbe", "/ready", out);
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::model::{Container, Resource};
 /// Shared check for the two probe rules: the probe exists and, when it is an
 /// HTTP probe, uses the standard path.
 pub(crate) fn check_probe(
+    ctx: &crate::rules::Context<'_>,
     rule: &'static str,
     r: &Resource<'_>,
     c: &Container<'_>,
@@ -31,7 +32,9 @@ pub(crate) fn check_probe(
         );
         return;
     };
-    if let Some(p) = probe.path(&["httpGet", "path"])
+    let own = c.node.get("image").and_then(Node::as_str).is_some_and(|i| ctx.config.is_own_image(i));
+    if own
+        && let Some(p) = probe.path(&["httpGet", "path"])
         && p.as_str() != Some(path)
     {
         out.push(

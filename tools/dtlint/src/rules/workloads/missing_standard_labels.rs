@@ -9,7 +9,9 @@ declare_rule! {
     /// Checks that every object and every pod template carries the six
     /// `app.kubernetes.io` labels: `name`, `instance`, `version`,
     /// `component`, `part-of` and `managed-by`. Labels a kustomization adds
-    /// with `labels:` or `commonLabels:` count.
+    /// with `labels:` or `commonLabels:` count. Flux's own objects
+    /// (sources, Kustomizations, HelmReleases) are not checked: they live in
+    /// `flux-system` and steer the cluster rather than run the application.
     ///
     /// ## Why is this bad?
     /// Dashboards, alerts, cost reports, `kubectl get -l` and NetworkPolicies
@@ -88,7 +90,7 @@ impl Rule for MissingStandardLabels {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in ctx.index.objects() {
-            if r.group() == "kustomize.config.k8s.io" {
+            if r.is_flux() {
                 continue;
             }
             let added = ctx.index.added_labels(r.file);

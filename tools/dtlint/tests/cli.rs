@@ -1,0 +1,201 @@
+//! The command line as users and CI see it: exit codes, every output format,
+//! configuration errors, suppressions, and hostile input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/_cli").join(name)
+}
+
+fn dtlint() -> Command {
+    let mut c = Command::new(get_cargo_bin("dtlint"));
+    c.env_remove("NO_COLOR");
+    c
+}
+
+fn check_in(dir: &Path, args: &[&str]) -> Command {
+    let mut c = dtlint();
+    c.current_dir(dir).arg("check").args(args);
+    c
+}
+
+fn run_json(mut cmd: Command) -> (i32, serde_json::Value) {
+    let out = cmd.output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    });
+    (out.status.code().unwrap(), v)
+}
+
+#[test]
+fn human_output_with_suppressions() {
+    assert_cmd_snapshot!(check_in(&fixture("repo"), &["--color", "never"]));
+}
+
+#[test]
+fn json_output() {
+    assert_cmd_snapshot!(check_in(&fixture("repo"), &["--format", "json"]));
+}
+
+#[test]
+fn github_output() {
+    assert_cmd_snapshot!(check_in(&fixture("repo"), &["--format", "github"]));
+}
+
+#[test]
+fn sarif_output_is_valid_sarif_with_rules_and_regions() {
+    let (code, v) = run_json(check_in(&fixture("repo"), &["--format", "sarif"]));
+    assert_eq!(code, 1);
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.len() >= dtlint::rules::ALL.len());
+    for r in rules {
+        assert!(r["id"].is_string() && r["shortDescription"]["text"].is_string());
+    }
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for res in results {
+        let idx = res["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], res["ruleId"], "ruleIndex points at the rule");
+        let region = &res["locations"][0]["physicalLocation"]["region"];
+        assert!(region["startLine"].as_u64().unwrap() >= 1);
+        assert!(region["startColumn"].as_u64().unwrap() >= 1);
+        assert!(region["endColumn"].as_u64().unwrap() > 0);
+        let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap();
+        assert!(!uri.starts_with('/'), "URIs are relative to %SRCROOT%: {uri}");
+    }
+    let latest = results.iter().find(|r| r["ruleId"] == "latest-tag").unwrap();
+    let region = &latest["locations"][0]["physicalLocation"]["region"];
+    assert_eq!((region["startLine"].as_u64(), region["startColumn"].as_u64()), (Some(34), Some(18)));
+}
+
+#[test]
+fn output_file_and_summary_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.sarif");
+    let status = check_in(&fixture("repo"), &["--format", "sarif", "--output", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(1));
+    assert!(status.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(stderr.contains("errors"), "{stderr}");
+    let sarif: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+}
+
+#[test]
+fn clean_repository_exits_zero() {
+    assert_cmd_snapshot!(check_in(&fixture("clean"), &[]));
+}
+
+#[test]
+fn only_and_skip_select_rules() {
+    let (_, v) = run_json(check_in(&fixture("repo"), &["--format", "json", "--only", "latest-tag"]));
+    let rules: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["latest-tag"]);
+    let (_, v) = run_json(check_in(&fixture("repo"), &["--format", "json", "--skip", "latest-tag,yaml11-value"]));
+    assert!(v["findings"].as_array().unwrap().iter().all(|f| f["rule"] != "latest-tag" && f["rule"] != "yaml11-value"));
+}
+
+#[test]
+fn unknown_rule_is_a_usage_error() {
+    assert_cmd_snapshot!(check_in(&fixture("repo"), &["--only", "latest-tags"]));
+}
+
+#[test]
+fn missing_path_is_a_usage_error() {
+    assert_cmd_snapshot!(check_in(&fixture("repo"), &["no/such/dir"]));
+}
+
+#[test]
+fn explain_prints_the_docs() {
+    assert_cmd_snapshot!(dtlint().args(["explain", "latest-tag"]));
+}
+
+#[test]
+fn explain_unknown_rule() {
+    assert_cmd_snapshot!(dtlint().args(["explain", "latest-tgs"]));
+}
+
+#[test]
+fn rules_lists_every_rule() {
+    let out = dtlint().arg("rules").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for r in dtlint::rules::ALL {
+        assert!(text.contains(r.meta().id), "{} not listed", r.meta().id);
+    }
+    let out = dtlint().args(["rules", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), dtlint::rules::ALL.len());
+}
+
+/// A scratch repository with its own dtlint.toml.
+fn scratch(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dtlint.toml"), "").unwrap();
+    for (name, bytes) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn bad_config_is_positioned_and_exits_two() {
+    let dir = scratch(&[("dtlint.toml", b"[rules]\nlatest-tag = \"loud\"\n")]);
+    let out = check_in(dir.path(), &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dtlint.toml:2:") && err.contains("unknown severity `loud`"), "{err}");
+}
+
+#[test]
+fn hostile_input_is_diagnosed_not_fatal() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+    }
+    let junk: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let dir = scratch(&[
+        ("bomb.yaml", bomb.as_bytes()),
+        ("junk.yaml", &junk),
+        ("tabs.yaml", b"apiVersion: v1\nkind: ConfigMap\ndata:\n\tkey: value\n"),
+        ("dup.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nmetadata: {name: y}\n"),
+        ("deep.yaml", "[".repeat(100_000).as_bytes()),
+        ("types.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, mapping]\n"),
+    ]);
+    // Over the 16 MiB default limit.
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, "k: v\n".repeat(4 * 1024 * 1024)).unwrap();
+    let (code, v) = run_json(check_in(dir.path(), &["--format", "json"]));
+    assert_eq!(code, 1);
+    let findings = v["findings"].as_array().unwrap();
+    let has = |file: &str, rule: &str| {
+        findings.iter().any(|f| f["location"]["file"] == file && f["rule"] == rule && f["location"]["line"].as_u64() >= Some(1))
+    };
+    assert!(has("bomb.yaml", "invalid-yaml"), "{findings:#?}");
+    assert!(has("junk.yaml", "invalid-yaml"));
+    assert!(has("tabs.yaml", "invalid-yaml"));
+    assert!(has("dup.yaml", "duplicate-key"));
+    assert!(has("deep.yaml", "invalid-yaml"));
+    assert!(has("types.yaml", "wrong-type"));
+    assert!(has("big.yaml", "invalid-yaml"));
+    let tabs = findings.iter().find(|f| f["location"]["file"] == "tabs.yaml").unwrap();
+    assert_eq!(tabs["location"]["line"], 4);
+}
+
+#[test]
+fn color_only_when_asked_or_on_a_terminal() {
+    let out = check_in(&fixture("repo"), &[]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'), "no colour into a pipe");
+    let out = check_in(&fixture("repo"), &["--color", "always"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[1;31m"));
+}

@@ -1,0 +1,581 @@
+//! Offline structure checks of `terraform/`: there is no terraform binary or
+//! registry access in CI, so every `.tf` file is parsed with `hcl-rs` and the
+//! rules a reviewer would check by hand are checked here:
+//! - every file parses;
+//! - every variable has a description and a type, and a validation block
+//!   unless it is a bool or a free-form map; every output has a description;
+//! - modules pin providers with a version constraint, environments pin them
+//!   exactly, and Terraform itself has a required_version;
+//! - each environment uses the three modules, passes only arguments the
+//!   module declares and every argument it requires, and refers only to
+//!   outputs the module has;
+//! - each environment has dedicated meeting-controller and media-handler
+//!   pools, tainted and labelled for their service, sized from ADR-0012;
+//! - the remote state backend carries no credentials, and no file holds key
+//!   material or a secret version.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use hcl::{Block, Body, Expression, ObjectKey};
+
+const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+const MODULES: [&str; 3] = ["kubernetes-cluster", "node-pool", "secrets-backend"];
+
+/// ADR-0012 "Resource Sizing", per pod: (cpu request m, cpu limit m, memory
+/// request MiB, memory limit MiB).
+const ADR_0012: [(&str, [i64; 4]); 2] = [
+    ("meeting-controller", [2000, 4000, 6 * 1024, 8 * 1024]),
+    ("media-handler", [4000, 8000, 12 * 1024, 16 * 1024]),
+];
+
+fn terraform_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../terraform")
+        .canonicalize()
+        .unwrap()
+}
+
+fn tf_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != ".terraform") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "tf") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// All blocks of a Terraform module directory (its `.tf` files merged).
+struct Module {
+    dir: PathBuf,
+    blocks: Vec<(PathBuf, Block)>,
+}
+
+impl Module {
+    fn load(dir: &Path) -> Self {
+        let mut blocks = Vec::new();
+        for file in std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()) {
+            if file.extension().is_some_and(|e| e == "tf") {
+                let body = parse(&file);
+                blocks.extend(body.into_blocks().map(|b| (file.clone(), b)));
+            }
+        }
+        Self {
+            dir: dir.to_path_buf(),
+            blocks,
+        }
+    }
+
+    fn blocks<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Block> + 'a {
+        self.blocks
+            .iter()
+            .map(|(_, b)| b)
+            .filter(move |b| b.identifier() == kind)
+    }
+
+    fn labelled<'a>(&'a self, kind: &'a str) -> BTreeMap<String, &'a Block> {
+        self.blocks(kind)
+            .filter_map(|b| Some((b.labels().first()?.as_str().to_owned(), b)))
+            .collect()
+    }
+}
+
+fn parse(file: &Path) -> Body {
+    let text = std::fs::read_to_string(file).unwrap();
+    hcl::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes()
+        .find(|a| a.key() == key)
+        .map(hcl::Attribute::expr)
+}
+
+fn string_attr<'a>(body: &'a Body, key: &str) -> Option<&'a str> {
+    match attr(body, key)? {
+        Expression::String(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn object_get<'a>(expr: &'a Expression, key: &str) -> Option<&'a Expression> {
+    let Expression::Object(object) = expr else {
+        return None;
+    };
+    object.iter().find_map(|(k, v)| {
+        let name = match k {
+            ObjectKey::Identifier(id) => id.as_str().to_owned(),
+            ObjectKey::Expression(Expression::String(s)) => s.clone(),
+            other => other.to_string(),
+        };
+        (name == key).then_some(v)
+    })
+}
+
+fn int(expr: &Expression) -> Option<i64> {
+    match expr {
+        Expression::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_tf_file_parses() {
+    let files = tf_files(&terraform_dir());
+    assert!(
+        files.len() >= 20,
+        "expected the three modules and three environments, found {files:?}"
+    );
+    for file in files {
+        parse(&file);
+    }
+}
+
+#[test]
+fn variables_are_described_typed_and_validated() {
+    for file in tf_files(&terraform_dir()) {
+        for block in parse(&file)
+            .blocks()
+            .filter(|b| b.identifier() == "variable")
+        {
+            let name = block.labels()[0].as_str();
+            let at = format!("{}: variable {name}", file.display());
+            let description = string_attr(block.body(), "description").unwrap_or_default();
+            assert!(description.trim().len() >= 10, "{at} needs a description");
+            assert!(
+                description.trim_end().ends_with('.') || description.ends_with(')'),
+                "{at}: description should be a sentence"
+            );
+            let ty = attr(block.body(), "type")
+                .unwrap_or_else(|| panic!("{at} needs a type"))
+                .to_string();
+            let free_form = ty == "bool" || ty.starts_with("map(");
+            let validated = block
+                .body()
+                .blocks()
+                .any(|b| b.identifier() == "validation");
+            assert!(
+                free_form || validated,
+                "{at} ({ty}) needs a validation block"
+            );
+            for validation in block
+                .body()
+                .blocks()
+                .filter(|b| b.identifier() == "validation")
+            {
+                assert!(
+                    attr(validation.body(), "condition").is_some(),
+                    "{at}: validation without condition"
+                );
+                assert!(
+                    string_attr(validation.body(), "error_message")
+                        .is_some_and(|m| m.ends_with('.')),
+                    "{at}: error_message must be a sentence"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn outputs_are_described() {
+    for file in tf_files(&terraform_dir()) {
+        for block in parse(&file).blocks().filter(|b| b.identifier() == "output") {
+            assert!(
+                string_attr(block.body(), "description").is_some_and(|d| !d.trim().is_empty()),
+                "{}: output {} needs a description",
+                file.display(),
+                block.labels()[0].as_str()
+            );
+        }
+    }
+}
+
+fn provider_versions(module: &Module) -> Vec<(String, String)> {
+    let terraform: Vec<&Block> = module.blocks("terraform").collect();
+    assert_eq!(
+        terraform.len(),
+        1,
+        "{}: exactly one terraform block",
+        module.dir.display()
+    );
+    let body = terraform[0].body();
+    let required = string_attr(body, "required_version").unwrap_or_default();
+    assert!(
+        required.contains(">=") && required.contains('<'),
+        "{}: required_version must be bounded: {required:?}",
+        module.dir.display()
+    );
+    let providers = body
+        .blocks()
+        .find(|b| b.identifier() == "required_providers")
+        .unwrap_or_else(|| panic!("{}: required_providers missing", module.dir.display()));
+    providers
+        .body()
+        .attributes()
+        .map(|a| {
+            let source = object_get(a.expr(), "source")
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(
+                source.starts_with("\"hashicorp/"),
+                "{}: provider {} needs a source",
+                module.dir.display(),
+                a.key()
+            );
+            let version = match object_get(a.expr(), "version") {
+                Some(Expression::String(v)) => v.clone(),
+                other => panic!(
+                    "{}: provider {} needs a version, got {other:?}",
+                    module.dir.display(),
+                    a.key()
+                ),
+            };
+            (a.key().to_owned(), version)
+        })
+        .collect()
+}
+
+#[test]
+fn providers_are_pinned() {
+    let root = terraform_dir();
+    for name in MODULES {
+        for (provider, version) in
+            provider_versions(&Module::load(&root.join("modules").join(name)))
+        {
+            assert!(
+                version.starts_with("~> ") || version.starts_with(">= "),
+                "module {name}: {provider} constraint {version}"
+            );
+        }
+    }
+    for env in ENVIRONMENTS {
+        let versions = provider_versions(&Module::load(&root.join("environments").join(env)));
+        assert!(!versions.is_empty());
+        for (provider, version) in versions {
+            let exact = version.split('.').count() == 3
+                && version.split('.').all(|p| p.parse::<u32>().is_ok());
+            assert!(
+                exact,
+                "environment {env}: {provider} must be pinned exactly, not {version:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn remote_state_is_configured_without_credentials() {
+    for env in ENVIRONMENTS {
+        let module = Module::load(&terraform_dir().join("environments").join(env));
+        let terraform = module.blocks("terraform").next().unwrap();
+        let backend = terraform
+            .body()
+            .blocks()
+            .find(|b| b.identifier() == "backend")
+            .unwrap_or_else(|| panic!("environment {env} has no remote state backend"));
+        assert_eq!(backend.labels()[0].as_str(), "gcs");
+        assert!(string_attr(backend.body(), "bucket").is_some_and(|b| !b.is_empty()));
+        assert_eq!(
+            string_attr(backend.body(), "prefix"),
+            Some(format!("environments/{env}").as_str())
+        );
+        for forbidden in [
+            "credentials",
+            "access_token",
+            "encryption_key",
+            "impersonate_service_account",
+        ] {
+            assert!(
+                attr(backend.body(), forbidden).is_none(),
+                "environment {env}: backend must not set {forbidden}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_secret_material_in_code() {
+    for file in tf_files(&terraform_dir())
+        .into_iter()
+        .chain(ENVIRONMENTS.iter().map(|e| {
+            terraform_dir()
+                .join("environments")
+                .join(e)
+                .join("terraform.tfvars")
+        }))
+    {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for needle in [
+            "AGE-SECRET-KEY-",
+            "BEGIN PRIVATE KEY",
+            "BEGIN RSA PRIVATE KEY",
+            "\"private_key\"",
+            "secret_data",
+        ] {
+            assert!(
+                !text.contains(needle),
+                "{} contains {needle}",
+                file.display()
+            );
+        }
+        assert!(
+            !text.contains("google_secret_manager_secret_version"),
+            "{}: secret values are added out of band, never by Terraform",
+            file.display()
+        );
+    }
+}
+
+/// Module arguments that are not variables: meta-arguments.
+const META: [&str; 5] = ["source", "providers", "depends_on", "count", "for_each"];
+
+#[test]
+fn environments_use_the_modules_correctly() {
+    let root = terraform_dir();
+    let modules: BTreeMap<&str, Module> = MODULES
+        .iter()
+        .map(|m| (*m, Module::load(&root.join("modules").join(m))))
+        .collect();
+    let reference = regex::Regex::new(r"module\.([a-z_]+)\.([a-z_]+)").unwrap();
+
+    let mut callers: Vec<Module> = ENVIRONMENTS
+        .iter()
+        .map(|e| Module::load(&root.join("environments").join(e)))
+        .collect();
+    callers.push(Module::load(&root.join("modules/kubernetes-cluster")));
+    for caller in &callers {
+        let calls = caller.labelled("module");
+        let mut used = BTreeSet::new();
+        for (call, block) in &calls {
+            let source = string_attr(block.body(), "source").unwrap();
+            let target = caller.dir.join(source).canonicalize().unwrap_or_else(|_| {
+                panic!(
+                    "{}: module {call} source {source} does not exist",
+                    caller.dir.display()
+                )
+            });
+            let name = target.file_name().unwrap().to_str().unwrap().to_owned();
+            let name = MODULES.into_iter().find(|m| *m == name).unwrap_or_else(|| {
+                panic!(
+                    "{}: module {call} uses {name}, not one of ours",
+                    caller.dir.display()
+                )
+            });
+            let module = modules.get(name).unwrap_or_else(|| {
+                panic!(
+                    "{}: module {call} uses {name}, not one of ours",
+                    caller.dir.display()
+                )
+            });
+            used.insert(name);
+            let variables = module.labelled("variable");
+            let passed: BTreeSet<&str> = block
+                .body()
+                .attributes()
+                .map(hcl::Attribute::key)
+                .filter(|k| !META.contains(k))
+                .collect();
+            for arg in &passed {
+                assert!(
+                    variables.contains_key(*arg),
+                    "{}: module {call} passes {arg}, which {name} does not declare",
+                    caller.dir.display()
+                );
+            }
+            for (var, decl) in &variables {
+                if attr(decl.body(), "default").is_none() {
+                    assert!(
+                        passed.contains(var.as_str()),
+                        "{}: module {call} must pass {var} (no default in {name})",
+                        caller.dir.display()
+                    );
+                }
+            }
+        }
+        // Every module.X.Y reference names a call and one of its outputs.
+        for (file, _) in &caller.blocks {
+            let text = std::fs::read_to_string(file).unwrap();
+            for cap in reference.captures_iter(&text) {
+                let (call, output) = (&cap[1], &cap[2]);
+                let block = calls
+                    .get(call)
+                    .unwrap_or_else(|| panic!("{}: module.{call} is not called", file.display()));
+                let source = string_attr(block.body(), "source").unwrap();
+                let name = caller
+                    .dir
+                    .join(source)
+                    .canonicalize()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                assert!(
+                    modules[name.as_str()]
+                        .labelled("output")
+                        .contains_key(output),
+                    "{}: module.{call}.{output} is not an output of {name}",
+                    file.display()
+                );
+            }
+        }
+        if caller.dir.starts_with(root.join("environments")) {
+            assert_eq!(
+                used,
+                MODULES.into_iter().collect(),
+                "{} must use every module",
+                caller.dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn heavy_services_get_dedicated_pools_sized_from_adr_0012() {
+    for env in ENVIRONMENTS {
+        let module = Module::load(&terraform_dir().join("environments").join(env));
+        let locals: Vec<&Block> = module.blocks("locals").collect();
+        let sizing = locals
+            .iter()
+            .find_map(|l| attr(l.body(), "adr_0012_sizing"))
+            .unwrap_or_else(|| panic!("environment {env}: locals.adr_0012_sizing missing"));
+        let pools: Vec<&Block> = module
+            .blocks("module")
+            .filter(|b| string_attr(b.body(), "source") == Some("../../modules/node-pool"))
+            .collect();
+
+        for (service, [cpu_req, cpu_lim, mem_req, mem_lim]) in ADR_0012 {
+            let at = format!("environment {env}, {service}");
+            let size =
+                object_get(sizing, service).unwrap_or_else(|| panic!("{at}: no ADR-0012 sizing"));
+            let field = |k: &str| {
+                object_get(size, k)
+                    .and_then(int)
+                    .unwrap_or_else(|| panic!("{at}: {k} missing"))
+            };
+            assert_eq!(
+                [
+                    field("cpu_request_millicores"),
+                    field("cpu_limit_millicores"),
+                    field("memory_request_mib"),
+                    field("memory_limit_mib")
+                ],
+                [cpu_req, cpu_lim, mem_req, mem_lim],
+                "{at}: sizing differs from ADR-0012"
+            );
+
+            let pool = pools
+                .iter()
+                .find(|p| string_attr(p.body(), "name") == Some(service))
+                .unwrap_or_else(|| panic!("{at}: no dedicated node pool"));
+            let body = pool.body();
+            assert_eq!(
+                attr(body, "workload").map(ToString::to_string),
+                Some(format!("local.adr_0012_sizing[\"{service}\"]")),
+                "{at}: the pool must be sized from local.adr_0012_sizing"
+            );
+            let labels =
+                attr(body, "node_labels").unwrap_or_else(|| panic!("{at}: node_labels missing"));
+            assert_eq!(
+                object_get(labels, "dark-tower.io/node-pool").map(ToString::to_string),
+                Some(format!("\"{service}\"")),
+                "{at}"
+            );
+            let Some(Expression::Array(taints)) = attr(body, "taints") else {
+                panic!("{at}: taints missing")
+            };
+            assert!(
+                taints.iter().any(|t| {
+                    object_get(t, "value").map(ToString::to_string)
+                        == Some(format!("\"{service}\""))
+                        && object_get(t, "effect").map(ToString::to_string).as_deref()
+                            == Some("\"NO_SCHEDULE\"")
+                }),
+                "{at}: needs a NO_SCHEDULE taint for {service}"
+            );
+        }
+    }
+}
+
+#[test]
+fn node_pool_module_refuses_machines_too_small_for_one_pod() {
+    let module = Module::load(&terraform_dir().join("modules/node-pool"));
+    let pool = module.labelled("resource");
+    let resource = pool
+        .get("google_container_node_pool")
+        .expect("node pool resource");
+    let lifecycle = resource
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "lifecycle")
+        .expect("lifecycle block");
+    let precondition = lifecycle
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "precondition")
+        .expect("precondition");
+    let condition = attr(precondition.body(), "condition").unwrap().to_string();
+    for needle in [
+        "cpu_limit_millicores",
+        "allocatable_cpu_m",
+        "memory_limit_mib",
+        "allocatable_memory_mib",
+    ] {
+        assert!(
+            condition.contains(needle),
+            "precondition must compare {needle}: {condition}"
+        );
+    }
+}
+
+#[test]
+fn every_environment_has_its_age_key_secret() {
+    let module = Module::load(&terraform_dir().join("modules/secrets-backend"));
+    let resources: BTreeSet<String> = module.labelled("resource").into_keys().collect();
+    for needed in [
+        "google_secret_manager_secret",
+        "google_kms_crypto_key",
+        "google_secret_manager_secret_iam_member",
+    ] {
+        assert!(resources.contains(needed), "secrets-backend lacks {needed}");
+    }
+    let secret = module
+        .blocks("resource")
+        .find(|b| b.labels()[0].as_str() == "google_secret_manager_secret")
+        .unwrap();
+    assert_eq!(
+        attr(secret.body(), "secret_id").unwrap().to_string(),
+        "\"sops-age-key-${var.environment}\""
+    );
+    for env in ENVIRONMENTS {
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let secrets = caller.labelled("module");
+        let call = secrets
+            .values()
+            .find(|b| string_attr(b.body(), "source") == Some("../../modules/secrets-backend"))
+            .unwrap();
+        assert_eq!(
+            attr(call.body(), "environment").unwrap().to_string(),
+            "local.environment"
+        );
+        let locals = caller
+            .blocks("locals")
+            .find_map(|l| string_attr(l.body(), "environment").map(str::to_owned));
+        assert_eq!(
+            locals.as_deref(),
+            Some(env),
+            "environment {env}: local.environment"
+        );
+    }
+}
