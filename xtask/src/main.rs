@@ -1,6 +1,11 @@
 //! `cargo xtask`: repository chores that are code, not shell.
 //!
 //! - `docs`: regenerate `docs/rules/` from the docs on each dtlint rule.
+//! - `corpus N DIR`: write a generated repository of N services to DIR.
+//! - `bench [N...]`: lint generated corpora and compare with a bare parse.
+
+mod bench;
+mod corpus;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,10 +40,32 @@ fn docs() -> Result<()> {
     Ok(())
 }
 
+fn corpus_cmd(args: &[String]) -> Result<()> {
+    let (Some(n), Some(dir)) = (args.first(), args.get(1)) else {
+        anyhow::bail!("usage: cargo xtask corpus <services> <dir>");
+    };
+    let n: usize = n.parse().context("the number of services")?;
+    let bytes = corpus::generate(Path::new(dir), n)?;
+    println!("{} in {dir}", corpus::describe(n, bytes));
+    Ok(())
+}
+
+fn bench_cmd(args: &[String]) -> Result<()> {
+    let sizes: Vec<usize> = if args.is_empty() {
+        vec![100, 1_000, 10_000]
+    } else {
+        args.iter().map(|a| a.parse().context("corpus sizes are numbers of services")).collect::<Result<_>>()?
+    };
+    let work = repo_root().join("target/bench");
+    bench::run(&sizes, &work)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("docs") => docs(),
+        Some("corpus") => corpus_cmd(&args[1..]),
+        Some("bench") => bench_cmd(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print_help();
             Ok(())
@@ -63,6 +90,6 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs    regenerate docs/rules/ from the dtlint rules\n  help    this text"
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  help                 this text"
     );
 }

@@ -1,6 +1,7 @@
 //! Building blocks shared by the Dark Tower services (AC, GC, MC, MH).
 //!
 //! - [`config`]: typed env config, secrets that never print, the env contract;
+//! - [`body`]: size-limited JSON/form bodies with clear 4xx answers;
 //! - [`ops`]: `/health`, `/ready` (naming the failing dependency), `/metrics`;
 //! - [`metrics`]: Prometheus registry with the service prefix and the HTTP
 //!   middleware labelling by route template;
@@ -12,6 +13,7 @@
 //!   (feature `testing`, integration tests only).
 
 pub mod auth;
+pub mod body;
 pub mod config;
 #[cfg(feature = "postgres")]
 pub mod db;

@@ -38,8 +38,12 @@ pub fn check(file: &SopsFile<'_>, rule: Option<&CreationRule>) -> Vec<Finding> {
         Some(mac) => {
             if let Err(m) = parse_enc(&mac.value) {
                 out.push(
-                    Finding::new(FindingKind::MalformedValue, mac.span, format!("malformed `mac`: {m}"))
-                        .with_path("sops:mac"),
+                    Finding::new(
+                        FindingKind::MalformedValue,
+                        mac.span,
+                        format!("malformed `mac`: {m}"),
+                    )
+                    .with_path("sops:mac"),
                 );
             }
         }
@@ -56,19 +60,23 @@ pub fn check(file: &SopsFile<'_>, rule: Option<&CreationRule>) -> Vec<Finding> {
         )),
         Some(_) => {}
     }
-    if meta.key_groups.iter().all(|g| g.age.is_empty() && g.other.is_empty()) {
+    if meta
+        .key_groups
+        .iter()
+        .all(|g| g.age.is_empty() && g.other.is_empty())
+    {
         out.push(missing("keys (age, pgp, kms, ...)"));
     }
     for stanza in meta.age_recipients() {
         let r = &stanza.recipient.value;
-        if !r.starts_with("age1pq1") {
-            if let Err(m) = parse_recipient(r) {
-                out.push(Finding::new(
-                    FindingKind::InvalidMetadata,
-                    stanza.recipient.span,
-                    format!("`{r}`: {m}"),
-                ));
-            }
+        if let Err(m) = parse_recipient(r)
+            && !r.starts_with("age1pq1")
+        {
+            out.push(Finding::new(
+                FindingKind::InvalidMetadata,
+                stanza.recipient.span,
+                format!("`{r}`: {m}"),
+            ));
         }
         if let Err(m) = inspect_stanza(&stanza.enc.value) {
             out.push(Finding::new(
@@ -105,8 +113,15 @@ fn not_encrypted(file: &SopsFile<'_>, rule: Option<&CreationRule>) -> Finding {
     }
     impl<'n> Visitor<'n> for First<'_> {
         type Err = ();
-        fn leaf(&mut self, path: &[&'n str], node: &'n Node, scalar: &'n Scalar, _: bool) -> Result<(), ()> {
-            let non_empty = matches!(resolve(scalar, self.format), Ok(Some(v)) if !v.is_empty_str());
+        fn leaf(
+            &mut self,
+            path: &[&'n str],
+            node: &'n Node,
+            scalar: &'n Scalar,
+            _: bool,
+        ) -> Result<(), ()> {
+            let non_empty =
+                matches!(resolve(scalar, self.format), Ok(Some(v)) if !v.is_empty_str());
             if non_empty && self.selectors.should_encrypt(path) {
                 self.found = Some((node.span, aad(path)));
                 return Err(());
@@ -114,7 +129,10 @@ fn not_encrypted(file: &SopsFile<'_>, rule: Option<&CreationRule>) -> Finding {
             Ok(())
         }
     }
-    let selectors = rule.map(|r| r.selectors.effective()).unwrap_or_default().effective();
+    let selectors = rule
+        .map(|r| r.selectors.effective())
+        .unwrap_or_default()
+        .effective();
     let mut first = First {
         format: file.format(),
         selectors: &selectors,
@@ -128,24 +146,23 @@ fn not_encrypted(file: &SopsFile<'_>, rule: Option<&CreationRule>) -> Finding {
     let rule_note = rule.map_or(String::new(), |r| {
         format!(" although `.sops.yaml` rule {} covers it", r.index + 1)
     });
-    match first.found {
-        Some((span, path)) => Finding::new(
+    if let Some((span, path)) = first.found {
+        Finding::new(
             FindingKind::NotEncrypted,
             span,
             format!("plaintext value in a file that is not encrypted with sops{rule_note}"),
         )
-        .with_path(path),
-        None => {
-            let span = file
-                .documents()
-                .first()
-                .map_or_else(Span::default, |d| Span::at(d.root.span.start));
-            Finding::new(
-                FindingKind::NotEncrypted,
-                span,
-                format!("no sops metadata: the file is not encrypted{rule_note}"),
-            )
-        }
+        .with_path(path)
+    } else {
+        let span = file
+            .documents()
+            .first()
+            .map_or_else(Span::default, |d| Span::at(d.root.span.start));
+        Finding::new(
+            FindingKind::NotEncrypted,
+            span,
+            format!("no sops metadata: the file is not encrypted{rule_note}"),
+        )
     }
 }
 
@@ -159,7 +176,13 @@ struct Values<'s, 'o> {
 impl<'n> Visitor<'n> for Values<'_, '_> {
     type Err = ();
 
-    fn leaf(&mut self, path: &[&'n str], node: &'n Node, scalar: &'n Scalar, _: bool) -> Result<(), ()> {
+    fn leaf(
+        &mut self,
+        path: &[&'n str],
+        node: &'n Node,
+        scalar: &'n Scalar,
+        _: bool,
+    ) -> Result<(), ()> {
         let text = scalar.text.as_str();
         let typed = resolve(scalar, self.format).ok().flatten();
         let is_string = matches!(typed, Some(Plain::Str(_)));
@@ -170,13 +193,15 @@ impl<'n> Visitor<'n> for Values<'_, '_> {
             self.selectors.should_encrypt(path)
         };
         let p = aad(path);
-        if enc_looking {
-            if let Err(m) = parse_enc(text) {
-                self.out.push(
-                    Finding::new(FindingKind::MalformedValue, node.span, format!("malformed encrypted value: {m}"))
-                        .with_path(p.clone()),
-                );
-            }
+        if enc_looking && let Err(m) = parse_enc(text) {
+            self.out.push(
+                Finding::new(
+                    FindingKind::MalformedValue,
+                    node.span,
+                    format!("malformed encrypted value: {m}"),
+                )
+                .with_path(p.clone()),
+            );
         }
         if should && !enc_looking && !(is_string && text.is_empty()) {
             self.out.push(
@@ -211,34 +236,6 @@ fn identity_fields(root: &Node, out: &mut Vec<Finding>) {
     if root.get("apiVersion").is_none() || root.get("kind").is_none() {
         return;
     }
-    fn visit(n: &Node, path: &mut Vec<String>, out: &mut Vec<Finding>) {
-        match &n.value {
-            dtlint_yaml::Value::Scalar(s) => {
-                if looks_encrypted(&s.text) {
-                    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                    out.push(
-                        Finding::new(
-                            FindingKind::EncryptedIdentity,
-                            n.span,
-                            format!(
-                                "`{}` of a Kubernetes object is encrypted; it must stay plain (use `encrypted_regex: ^(data|stringData)$`)",
-                                path.first().map_or("", String::as_str)
-                            ),
-                        )
-                        .with_path(aad(&refs)),
-                    );
-                }
-            }
-            dtlint_yaml::Value::Sequence(items) => items.iter().for_each(|i| visit(i, path, out)),
-            dtlint_yaml::Value::Mapping(entries) => {
-                for e in entries {
-                    path.push(e.key.as_str().unwrap_or("").to_owned());
-                    visit(&e.value, path, out);
-                    path.pop();
-                }
-            }
-        }
-    }
     for key in ["apiVersion", "kind", "metadata"] {
         if let Some(n) = root.get(key) {
             let mut path = vec![key.to_owned()];
@@ -247,19 +244,50 @@ fn identity_fields(root: &Node, out: &mut Vec<Finding>) {
     }
 }
 
+fn visit(n: &Node, path: &mut Vec<String>, out: &mut Vec<Finding>) {
+    match &n.value {
+        dtlint_yaml::Value::Scalar(s) => {
+            if looks_encrypted(&s.text) {
+                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                out.push(
+                    Finding::new(
+                        FindingKind::EncryptedIdentity,
+                        n.span,
+                        format!(
+                            "`{}` of a Kubernetes object is encrypted; it must stay plain (use `encrypted_regex: ^(data|stringData)$`)",
+                            path.first().map_or("", String::as_str)
+                        ),
+                    )
+                    .with_path(aad(&refs)),
+                );
+            }
+        }
+        dtlint_yaml::Value::Sequence(items) => items.iter().for_each(|i| visit(i, path, out)),
+        dtlint_yaml::Value::Mapping(entries) => {
+            for e in entries {
+                path.push(e.key.as_str().unwrap_or("").to_owned());
+                visit(&e.value, path, out);
+                path.pop();
+            }
+        }
+    }
+}
+
 fn compare_with_rule(meta: &crate::Metadata, rule: &CreationRule, out: &mut Vec<Finding>) {
     let rule_note = format!("`.sops.yaml` rule {}", rule.index + 1);
     let wanted: BTreeSet<&str> = rule.age_recipients().map(|s| s.value.trim()).collect();
-    let have: BTreeSet<&str> = meta.age_recipients().map(|s| s.recipient.value.trim()).collect();
-    let anchor = meta
+    let have: BTreeSet<&str> = meta
         .age_recipients()
-        .next()
-        .map_or(meta.span, |s| s.span);
+        .map(|s| s.recipient.value.trim())
+        .collect();
+    let anchor = meta.age_recipients().next().map_or(meta.span, |s| s.span);
     for missing in wanted.difference(&have) {
         let mut f = Finding::new(
             FindingKind::RecipientMismatch,
             anchor,
-            format!("recipient `{missing}` required by {rule_note} is missing; run `dtlint sops updatekeys`"),
+            format!(
+                "recipient `{missing}` required by {rule_note} is missing; run `dtlint sops updatekeys`"
+            ),
         );
         if let Some(s) = rule.age_recipients().find(|s| s.value.trim() == *missing) {
             f.related = Some((s.span, "required by this rule".into()));

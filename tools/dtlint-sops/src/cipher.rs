@@ -2,11 +2,11 @@
 //! associated data, and the `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` text
 //! form.
 
+use aes_gcm::AesGcm;
 use aes_gcm::aead::consts::{U12, U32};
 use aes_gcm::aead::generic_array::GenericArray;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::aes::Aes256;
-use aes_gcm::AesGcm;
 use age::secrecy::zeroize::Zeroizing;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -65,9 +65,7 @@ pub(crate) fn parse_enc(s: &str) -> Result<EncValue<'_>, String> {
     let body = s
         .strip_prefix("ENC[AES256_GCM,data:")
         .and_then(|b| b.strip_suffix(']'))
-        .ok_or_else(|| {
-            "expected `ENC[AES256_GCM,data:...,iv:...,tag:...,type:...]`".to_string()
-        })?;
+        .ok_or_else(|| "expected `ENC[AES256_GCM,data:...,iv:...,tag:...,type:...]`".to_string())?;
     let (data, rest) = body.split_once(",iv:").ok_or("missing `iv:`")?;
     let (iv, rest) = rest.split_once(",tag:").ok_or("missing `tag:`")?;
     let (tag, ty) = rest.split_once(",type:").ok_or("missing `type:`")?;
@@ -82,12 +80,18 @@ pub(crate) fn parse_enc(s: &str) -> Result<EncValue<'_>, String> {
         ty,
     };
     if v.tag.len() != TAG_LEN {
-        return Err(format!("`tag` is {} bytes, expected {TAG_LEN}", v.tag.len()));
+        return Err(format!(
+            "`tag` is {} bytes, expected {TAG_LEN}",
+            v.tag.len()
+        ));
     }
     if v.iv.len() != 32 && v.iv.len() != 12 {
         return Err(format!("`iv` is {} bytes, expected 32", v.iv.len()));
     }
-    if !matches!(ty, "str" | "int" | "int64" | "float" | "bool" | "bytes" | "comment") {
+    if !matches!(
+        ty,
+        "str" | "int" | "int64" | "float" | "bool" | "bytes" | "comment"
+    ) {
         return Err(format!("unknown value type `{ty}`"));
     }
     Ok(v)
@@ -116,7 +120,13 @@ fn seal_raw(key: &DataKey, iv: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u
     // Encryption with a valid key and nonce size cannot fail for inputs
     // below GCM's 64 GiB limit; an empty result would fail to decrypt.
     cipher
-        .encrypt(GenericArray::from_slice(iv), Payload { msg: plaintext, aad })
+        .encrypt(
+            GenericArray::from_slice(iv),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_default()
 }
 
@@ -156,16 +166,30 @@ pub(crate) fn seal_value(key: &DataKey, value: &Plain, aad: &str) -> String {
 
 /// Decrypt and type a parsed value.
 pub(crate) fn open(key: &DataKey, v: &EncValue<'_>, aad: &str) -> Result<Opened, OpenError> {
+    open_with(key, v, aad, false)
+}
+
+/// Like [`open`]; with `raw_strings`, a `str` that is not UTF-8 comes back as
+/// bytes (binary files hold arbitrary bytes in a `str` value, as Go allows).
+pub(crate) fn open_with(
+    key: &DataKey,
+    v: &EncValue<'_>,
+    aad: &str,
+    raw_strings: bool,
+) -> Result<Opened, OpenError> {
     let bytes = open_raw(key, v, aad.as_bytes())?;
+    if raw_strings && v.ty == "str" && std::str::from_utf8(&bytes).is_err() {
+        return Ok(Opened::Value(Plain::Bytes(bytes)));
+    }
     let text = || String::from_utf8(bytes.clone()).map_err(|_| OpenError::NotUtf8);
     let bad = |what: &str| OpenError::BadType(what.to_string());
     Ok(match v.ty {
         "str" => Opened::Value(Plain::Str(text()?)),
         "bytes" => Opened::Value(Plain::Bytes(bytes)),
         "comment" => Opened::Comment(text()?),
-        "int" | "int64" => Opened::Value(Plain::Int(
-            go_atoi(&text()?).ok_or_else(|| bad("integer"))?,
-        )),
+        "int" | "int64" => {
+            Opened::Value(Plain::Int(go_atoi(&text()?).ok_or_else(|| bad("integer"))?))
+        }
         "float" => Opened::Value(Plain::Float(
             go_parse_float(&text()?).ok_or_else(|| bad("float"))?,
         )),
@@ -177,7 +201,7 @@ pub(crate) fn open(key: &DataKey, v: &EncValue<'_>, aad: &str) -> Result<Opened,
 }
 
 /// Shamir secret sharing over GF(2^8) with the AES polynomial, byte for byte
-/// compatible with the HashiCorp Vault implementation sops vendors: each
+/// compatible with the `HashiCorp` Vault implementation sops vendors: each
 /// share is the secret's length plus one byte, the last byte being the share's
 /// x coordinate.
 pub(crate) mod shamir {
@@ -291,7 +315,10 @@ pub(crate) mod shamir {
             let shares = split(&secret, 3, 2).unwrap();
             assert_eq!(combine(&shares[..2]).unwrap(), secret);
             assert_eq!(combine(&shares[1..]).unwrap(), secret);
-            assert_eq!(combine(&[shares[0].clone(), shares[2].clone()]).unwrap(), secret);
+            assert_eq!(
+                combine(&[shares[0].clone(), shares[2].clone()]).unwrap(),
+                secret
+            );
             assert_eq!(combine(&shares).unwrap(), secret);
             assert!(combine(&shares[..1]).is_none());
         }
@@ -318,7 +345,10 @@ mod tests {
                 Opened::Value(back) => assert_eq!(back, v),
                 Opened::Comment(_) => panic!("not a comment"),
             }
-            assert!(matches!(open(&key, &parsed, "data:other:"), Err(OpenError::Auth)));
+            assert!(matches!(
+                open(&key, &parsed, "data:other:"),
+                Err(OpenError::Auth)
+            ));
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dtlint_yaml::{LineIndex, Limits, Node, Span, Value};
+use dtlint_yaml::{Limits, LineIndex, Node, Span, Value};
 use regex::Regex;
 
 use crate::error::{Error, ErrorKind};
@@ -76,7 +76,11 @@ impl SopsConfig {
     pub fn parse(path: &Path, src: &str) -> Result<Self, Error> {
         let lines = LineIndex::new(src);
         let parsed = dtlint_yaml::parse(src, &lines, Limits::default());
-        if let Some(p) = parsed.problems.iter().find(|p| p.kind != dtlint_yaml::ProblemKind::DuplicateKey) {
+        if let Some(p) = parsed
+            .problems
+            .iter()
+            .find(|p| p.kind != dtlint_yaml::ProblemKind::DuplicateKey)
+        {
             return Err(Error::new(
                 path,
                 ErrorKind::Syntax {
@@ -101,7 +105,10 @@ impl SopsConfig {
             cfg.problems.push(Finding::new(
                 FindingKind::Config,
                 rules.span,
-                format!("`creation_rules` must be a list, found {}", rules.type_name()),
+                format!(
+                    "`creation_rules` must be a list, found {}",
+                    rules.type_name()
+                ),
             ));
         }
         for (index, item) in rules.items().enumerate() {
@@ -190,10 +197,11 @@ fn read_group(node: &Node, problems: &mut Vec<Finding>) -> KeyGroupSpec {
                 }
             }
             Some(k) if OTHER_KEY_FIELDS.contains(&k) => {
-                g.other.extend(string_list(&e.value).into_iter().map(|mut s| {
-                    s.value = format!("{k}:{}", s.value);
-                    s
-                }));
+                g.other
+                    .extend(string_list(&e.value).into_iter().map(|mut s| {
+                        s.value = format!("{k}:{}", s.value);
+                        s
+                    }));
             }
             _ => {}
         }
@@ -216,13 +224,18 @@ fn read_rule(index: usize, item: &Node, problems: &mut Vec<Finding>) -> Creation
         problems.push(Finding::new(
             FindingKind::Config,
             item.span,
-            format!("a creation rule must be a mapping, found {}", item.type_name()),
+            format!(
+                "a creation rule must be a mapping, found {}",
+                item.type_name()
+            ),
         ));
         rule.valid = false;
         return rule;
     }
-    if let Some(p) = item.get("path_regex").and_then(spanned) {
-        if !p.value.is_empty() {
+    if let Some(p) = item.get("path_regex").and_then(spanned)
+        && !p.value.is_empty()
+    {
+        {
             match Regex::new(&p.value) {
                 Ok(re) => rule.regex = Some(re),
                 Err(e) => {
@@ -248,7 +261,10 @@ fn read_rule(index: usize, item: &Node, problems: &mut Vec<Finding>) -> Creation
         }
     }
     if let Some(t) = item.get("shamir_threshold") {
-        rule.shamir_threshold = t.as_i64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0);
+        rule.shamir_threshold = t
+            .as_i64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0);
         if rule.shamir_threshold.is_none() && !t.is_null() {
             problems.push(Finding::new(
                 FindingKind::Config,
@@ -265,10 +281,13 @@ fn read_rule(index: usize, item: &Node, problems: &mut Vec<Finding>) -> Creation
         "unencrypted_comment_regex",
         "encrypted_comment_regex",
     ] {
-        if let Some(v) = item.get(field).and_then(spanned).filter(|v| !v.value.is_empty()) {
-            if let Err(msg) = set_selector(&mut rule.selectors, field, &v.value) {
-                problems.push(Finding::new(FindingKind::Config, v.span, msg));
-            }
+        if let Some(v) = item
+            .get(field)
+            .and_then(spanned)
+            .filter(|v| !v.value.is_empty())
+            && let Err(msg) = set_selector(&mut rule.selectors, field, &v.value)
+        {
+            problems.push(Finding::new(FindingKind::Config, v.span, msg));
         }
     }
     if rule.selectors.count() > 1 {
@@ -278,7 +297,8 @@ fn read_rule(index: usize, item: &Node, problems: &mut Vec<Finding>) -> Creation
             "a rule may set only one of encrypted_suffix, unencrypted_suffix, encrypted_regex, unencrypted_regex and the comment regexes",
         ));
     }
-    rule.selectors.mac_only_encrypted = item.get("mac_only_encrypted").and_then(Node::as_bool) == Some(true);
+    rule.selectors.mac_only_encrypted =
+        item.get("mac_only_encrypted").and_then(Node::as_bool) == Some(true);
     rule
 }
 
@@ -331,7 +351,10 @@ creation_rules:
         let r = cfg.rule_for(Path::new("whatever.bin")).unwrap();
         assert_eq!(r.index, 4);
         assert_eq!(r.key_groups.len(), 2);
-        assert_eq!(r.key_groups[1].other[0].value, "pgp:35C1A64CD7FC0AB6EB66756B2445463C3234ECE1");
+        assert_eq!(
+            r.key_groups[1].other[0].value,
+            "pgp:35C1A64CD7FC0AB6EB66756B2445463C3234ECE1"
+        );
         assert_eq!(cfg.problems.len(), 1);
         assert_eq!(cfg.problems[0].span.start.line, 15);
     }

@@ -22,9 +22,8 @@ use crate::value::{Plain, go_format_float, resolve};
 /// The 32 bytes sops feeds the MAC first when `mac_only_encrypted` is set
 /// (SHA-256 of "sops"), so the two MAC modes never collide.
 pub(crate) const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
-    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe,
-    0x0b, 0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2,
-    0x7d, 0x69,
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
 ];
 
 /// A decrypted, MAC-verified file.
@@ -60,7 +59,9 @@ pub(crate) fn canonical_lastmodified(text: &str) -> Option<String> {
 }
 
 /// The metadata fields decryption needs, or a positioned error.
-pub(crate) fn checked_metadata<'f>(file: &'f SopsFile<'_>) -> Result<(&'f Metadata, String), Error> {
+pub(crate) fn checked_metadata<'f>(
+    file: &'f SopsFile<'_>,
+) -> Result<(&'f Metadata, String), Error> {
     let path = file.path();
     if let Some(p) = file
         .problems()
@@ -87,7 +88,11 @@ pub(crate) fn checked_metadata<'f>(file: &'f SopsFile<'_>) -> Result<(&'f Metada
         return Err(Error::new(path, ErrorKind::InvalidMetadata(p.message.clone())).at(p.span));
     }
     let missing = |what: &str| {
-        Error::new(path, ErrorKind::InvalidMetadata(format!("no `{what}` field"))).at(meta.span)
+        Error::new(
+            path,
+            ErrorKind::InvalidMetadata(format!("no `{what}` field")),
+        )
+        .at(meta.span)
     };
     if meta.mac.is_none() {
         return Err(missing("mac"));
@@ -95,11 +100,17 @@ pub(crate) fn checked_metadata<'f>(file: &'f SopsFile<'_>) -> Result<(&'f Metada
     if meta.version.is_none() {
         return Err(missing("version"));
     }
-    let lm = meta.lastmodified.as_ref().ok_or_else(|| missing("lastmodified"))?;
+    let lm = meta
+        .lastmodified
+        .as_ref()
+        .ok_or_else(|| missing("lastmodified"))?;
     let canonical = canonical_lastmodified(&lm.value).ok_or_else(|| {
         Error::new(
             path,
-            ErrorKind::InvalidMetadata(format!("`lastmodified` `{}` is not an RFC 3339 time", lm.value)),
+            ErrorKind::InvalidMetadata(format!(
+                "`lastmodified` `{}` is not an RFC 3339 time",
+                lm.value
+            )),
         )
         .at(lm.span)
     })?;
@@ -108,7 +119,11 @@ pub(crate) fn checked_metadata<'f>(file: &'f SopsFile<'_>) -> Result<(&'f Metada
 
 /// Recover the data key from the age stanzas (Shamir-combined when the file
 /// has several key groups).
-pub(crate) fn data_key(file: &SopsFile<'_>, meta: &Metadata, ids: &AgeIdentities) -> Result<DataKey, Error> {
+pub(crate) fn data_key(
+    file: &SopsFile<'_>,
+    meta: &Metadata,
+    ids: &AgeIdentities,
+) -> Result<DataKey, Error> {
     let path = file.path();
     if ids.is_empty() {
         return Err(Error::new(path, ErrorKind::NoIdentities));
@@ -225,11 +240,14 @@ struct Dec<'f, 'a> {
     hasher: Sha512,
     builder: TreeBuilder,
     edits: Option<Edits>,
+    indent_unit: usize,
 }
 
 impl Dec<'_, '_> {
     fn err(&self, kind: ErrorKind, span: Span, path: &[&str]) -> Error {
-        Error::new(self.file.path(), kind).at(span).key_path(aad(path))
+        Error::new(self.file.path(), kind)
+            .at(span)
+            .key_path(aad(path))
     }
 }
 
@@ -259,7 +277,7 @@ impl<'n> Visitor<'n> for Dec<'_, '_> {
             }
             let enc = parse_enc(text)
                 .map_err(|m| self.err(ErrorKind::MalformedValue(m), node.span, path))?;
-            match cipher::open(self.key, &enc, &aad(path)) {
+            match cipher::open_with(self.key, &enc, &aad(path), format == Format::Binary) {
                 Ok(Opened::Value(v)) => (v, true),
                 Ok(Opened::Comment(_)) => {
                     return Err(self.err(
@@ -288,13 +306,18 @@ impl<'n> Visitor<'n> for Dec<'_, '_> {
         if !self.selectors.mac_only_encrypted || encrypted {
             self.hasher.update(value.to_bytes());
         }
-        if was_encrypted {
-            if self.edits.is_some() {
-                let text = render(&value, format, in_flow)
-                    .ok_or_else(|| self.err(ErrorKind::NotUtf8, node.span, path))?;
-                if let Some(edits) = &mut self.edits {
-                    edits.replace(node.span.range(), text);
+        if was_encrypted && self.edits.is_some() {
+            let literal = match &value {
+                Plain::Str(s) if format == Format::Yaml && !in_flow => {
+                    literal_block(self.file.source(), node, s, self.indent_unit)
                 }
+                _ => None,
+            };
+            let text = literal
+                .or_else(|| render(&value, format, in_flow))
+                .ok_or_else(|| self.err(ErrorKind::NotUtf8, node.span, path))?;
+            if let Some(edits) = &mut self.edits {
+                edits.replace(node.span.range(), text);
             }
         }
         self.builder.push(PlainNode {
@@ -331,6 +354,48 @@ impl<'n> Visitor<'n> for Dec<'_, '_> {
     }
 }
 
+/// A multi-line string as a YAML literal block (`|`, `|-`, `|+`), the way
+/// sops writes it, when that is exact: block context, nothing after the value
+/// on its line, no leading space on the first line, printable text.
+fn literal_block(src: &str, node: &Node, s: &str, unit: usize) -> Option<String> {
+    if !s.contains('\n') || s.starts_with([' ', '\n']) {
+        return None;
+    }
+    if s.chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{feff}')
+    {
+        return None;
+    }
+    let end = node.span.end.offset as usize;
+    let rest = &src[end..];
+    if !rest[..rest.find('\n').unwrap_or(rest.len())]
+        .trim()
+        .is_empty()
+    {
+        return None;
+    }
+    let start = line_start(src, node.span.start.offset as usize);
+    let lead = src[start..].len() - src[start..].trim_start_matches(' ').len();
+    let indent = " ".repeat(lead + unit);
+    let content = s.strip_suffix('\n').unwrap_or(s);
+    let chomp = if !s.ends_with('\n') {
+        "-"
+    } else if content.ends_with('\n') {
+        "+"
+    } else {
+        ""
+    };
+    let mut out = format!("|{chomp}");
+    for line in content.split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&indent);
+            out.push_str(line);
+        }
+    }
+    Some(out)
+}
+
 /// A decrypted value as source text of `format`.
 fn render(v: &Plain, format: Format, in_flow: bool) -> Option<String> {
     Some(match (v, format) {
@@ -344,10 +409,18 @@ fn render(v: &Plain, format: Format, in_flow: bool) -> Option<String> {
             }
         }
         (Plain::Bytes(b), _) => {
-            return render(&Plain::Str(String::from_utf8(b.clone()).ok()?), format, in_flow);
+            return render(
+                &Plain::Str(String::from_utf8(b.clone()).ok()?),
+                format,
+                in_flow,
+            );
         }
         (Plain::Float(f), Format::Yaml) if f.is_infinite() => {
-            if *f > 0.0 { ".inf".into() } else { "-.inf".into() }
+            if *f > 0.0 {
+                ".inf".into()
+            } else {
+                "-.inf".into()
+            }
         }
         (Plain::Float(f), Format::Yaml) if f.is_nan() => ".nan".into(),
         (Plain::Float(f), Format::Yaml) => {
@@ -361,7 +434,11 @@ fn render(v: &Plain, format: Format, in_flow: bool) -> Option<String> {
     })
 }
 
-fn run(file: &SopsFile<'_>, ids: &AgeIdentities, want_text: bool) -> Result<(Decrypted, Edits), Error> {
+fn run(
+    file: &SopsFile<'_>,
+    ids: &AgeIdentities,
+    want_text: bool,
+) -> Result<(Decrypted, Edits), Error> {
     let (meta, lastmodified) = checked_metadata(file)?;
     let key = data_key(file, meta, ids)?;
     let selectors = meta.selectors.effective();
@@ -376,7 +453,11 @@ fn run(file: &SopsFile<'_>, ids: &AgeIdentities, want_text: bool) -> Result<(Dec
         selectors,
         hasher,
         builder: TreeBuilder::default(),
-        edits: want_text.then(Edits::default),
+        edits: (want_text && file.format() != Format::Binary).then(Edits::default),
+        indent_unit: file
+            .documents()
+            .first()
+            .map_or(2, |d| crate::tree::indent_unit(&d.root)),
     };
     let mut documents = Vec::with_capacity(file.documents().len());
     for doc in file.documents() {
@@ -414,15 +495,23 @@ fn verify_mac(
 ) -> Result<(), Error> {
     let path = file.path();
     let Some(mac) = &meta.mac else {
-        return Err(Error::new(path, ErrorKind::InvalidMetadata("no `mac` field".into())).at(meta.span));
+        return Err(
+            Error::new(path, ErrorKind::InvalidMetadata("no `mac` field".into())).at(meta.span),
+        );
     };
-    let enc = parse_enc(&mac.value)
-        .map_err(|m| Error::new(path, ErrorKind::MalformedValue(m)).at(mac.span).key_path("sops:mac"))?;
+    let enc = parse_enc(&mac.value).map_err(|m| {
+        Error::new(path, ErrorKind::MalformedValue(m))
+            .at(mac.span)
+            .key_path("sops:mac")
+    })?;
     let stored = match cipher::open(key, &enc, lastmodified) {
         Ok(Opened::Value(Plain::Str(s))) => s,
         Ok(_) | Err(OpenError::BadType(_) | OpenError::NotUtf8) => {
-            return Err(Error::new(path, ErrorKind::MalformedValue("the MAC is not a string".into()))
-                .at(mac.span));
+            return Err(Error::new(
+                path,
+                ErrorKind::MalformedValue("the MAC is not a string".into()),
+            )
+            .at(mac.span));
         }
         Err(OpenError::Auth) => return Err(Error::new(path, ErrorKind::MacUnreadable).at(mac.span)),
     };
@@ -460,14 +549,19 @@ fn remove_metadata(file: &SopsFile<'_>, edits: &mut Edits) {
             for i in 0..file.documents().len() {
                 if let Some(e) = file.sops_entry(i) {
                     let start = line_start(src, e.key.span.start.offset as usize);
-                    let end = line_end_incl(src, e.value.span.end.offset.saturating_sub(1) as usize);
+                    let end =
+                        line_end_incl(src, e.value.span.end.offset.saturating_sub(1) as usize);
                     edits.replace(start..end, "");
                 }
             }
         }
         Format::Json | Format::Binary => {
-            let Some(doc) = file.documents().first() else { return };
-            let Some(entries) = doc.root.as_mapping() else { return };
+            let Some(doc) = file.documents().first() else {
+                return;
+            };
+            let Some(entries) = doc.root.as_mapping() else {
+                return;
+            };
             let Some(i) = entries.iter().position(|e| e.key.as_str() == Some("sops")) else {
                 return;
             };
@@ -488,7 +582,10 @@ pub(crate) fn json_member_range(
     let bytes = src.as_bytes();
     let e = &entries[i];
     let mut end = e.value.span.end.offset as usize;
-    if matches!(e.value.value, dtlint_yaml::Value::Mapping(_) | dtlint_yaml::Value::Sequence(_)) {
+    if matches!(
+        e.value.value,
+        dtlint_yaml::Value::Mapping(_) | dtlint_yaml::Value::Sequence(_)
+    ) {
         let mut j = end;
         while j < bytes.len() && bytes[j].is_ascii_whitespace() {
             j += 1;
@@ -514,6 +611,39 @@ pub(crate) fn json_member_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::{NewMetadata, Selectors, WRITTEN_VERSION};
+
+    #[test]
+    fn a_non_utf8_value_is_an_error_naming_file_value_and_position() {
+        let (ids, r) = AgeIdentities::generate();
+        let key = DataKey::generate();
+        let stanza =
+            crate::keys::wrap(key.bytes(), &crate::keys::parse_recipient(&r).unwrap()).unwrap();
+        let lastmodified = "2024-01-01T00:00:00Z".to_string();
+        let meta = NewMetadata {
+            groups: vec![vec![(r, stanza)]],
+            shamir_threshold: None,
+            mac: cipher::seal(&key, b"00", &lastmodified, "str"),
+            lastmodified,
+            selectors: Selectors::default().effective(),
+            version: WRITTEN_VERSION.into(),
+        };
+        let src = format!(
+            "ok: {}\nbad: {}\n{}",
+            cipher::seal(&key, b"fine", "ok:", "str"),
+            cipher::seal(&key, &[0xff, 0xfe], "bad:", "str"),
+            meta.to_yaml(0, 2)
+        );
+        let file = SopsFile::parse(std::path::Path::new("x.yaml"), &src);
+        let err = decrypt(&file, &ids).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::NotUtf8), "{err}");
+        assert_eq!(err.value_path(), Some("bad:"));
+        assert!(
+            err.to_string()
+                .starts_with("x.yaml:2:6: decrypted value is not valid UTF-8"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn lastmodified_is_rendered_like_go() {

@@ -40,11 +40,15 @@ impl Edits {
 
 /// The start of the line holding `offset`.
 pub(crate) fn line_start(src: &str, offset: usize) -> usize {
-    src[..offset.min(src.len())].rfind('\n').map_or(0, |i| i + 1)
+    src[..offset.min(src.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1)
 }
 
 /// The offset just past the newline ending the line holding `offset`.
 pub(crate) fn line_end_incl(src: &str, offset: usize) -> usize {
     let offset = offset.min(src.len());
-    src[offset..].find('\n').map_or(src.len(), |i| offset + i + 1)
+    src[offset..]
+        .find('\n')
+        .map_or(src.len(), |i| offset + i + 1)
 }

@@ -85,7 +85,9 @@ fn wrap_key(
 ) -> Result<Vec<Vec<(String, String)>>, Error> {
     let config = |m: String| Error::new(path, ErrorKind::Config(m));
     if groups.is_empty() || groups.iter().any(Vec::is_empty) {
-        return Err(config("no age recipients to encrypt to (every key group needs at least one)".into()));
+        return Err(config(
+            "no age recipients to encrypt to (every key group needs at least one)".into(),
+        ));
     }
     let parts: Vec<Vec<u8>> = if groups.len() == 1 {
         vec![key.bytes().to_vec()]
@@ -115,12 +117,19 @@ fn wrap_key(
 
 /// Encrypt a plaintext file the way `sops encrypt` does. `input` must be
 /// UTF-8 except for [`Format::Binary`].
-pub fn encrypt(path: &Path, input: &[u8], format: Format, opts: &EncryptOptions) -> Result<String, Error> {
+pub fn encrypt(
+    path: &Path,
+    input: &[u8],
+    format: Format,
+    opts: &EncryptOptions,
+) -> Result<String, Error> {
     let selectors = opts.selectors.effective();
     if opts.selectors.count() > 1 {
         return Err(Error::new(
             path,
-            ErrorKind::Config("more than one of the encrypted/unencrypted suffix and regex options".into()),
+            ErrorKind::Config(
+                "more than one of the encrypted/unencrypted suffix and regex options".into(),
+            ),
         ));
     }
     if selectors.uses_comment_regex() {
@@ -139,9 +148,14 @@ pub fn encrypt(path: &Path, input: &[u8], format: Format, opts: &EncryptOptions)
     let meta = |hasher: Sha512| NewMetadata {
         groups: groups.clone(),
         shamir_threshold: (groups.len() > 1).then(|| opts.shamir_threshold.unwrap_or(groups.len())),
-        mac: cipher::seal(&key, hex_upper(&hasher.finalize()).as_bytes(), &lastmodified, "str"),
+        mac: cipher::seal(
+            &key,
+            hex_upper(&hasher.finalize()).as_bytes(),
+            &lastmodified,
+            "str",
+        ),
         lastmodified: lastmodified.clone(),
-        selectors: opts.selectors.clone(),
+        selectors: selectors.clone(),
         version: WRITTEN_VERSION.into(),
     };
     if format == Format::Binary {
@@ -195,12 +209,17 @@ pub fn encrypt(path: &Path, input: &[u8], format: Format, opts: &EncryptOptions)
         }
         walk_root(&doc.root, src, &mut enc)?;
     }
-    let Enc { hasher, mut edits, .. } = enc;
+    let Enc {
+        hasher, mut edits, ..
+    } = enc;
     for c in file.comments() {
         let path_keys: Vec<&str> = c.path.iter().map(String::as_str).collect();
         let text = &src[c.hash + 1..c.end];
         if !text.is_empty() && selectors.should_encrypt(&path_keys) {
-            edits.replace(c.hash + 1..c.end, cipher::seal(&key, text.as_bytes(), &aad(&path_keys), "comment"));
+            edits.replace(
+                c.hash + 1..c.end,
+                cipher::seal(&key, text.as_bytes(), &aad(&path_keys), "comment"),
+            );
         }
     }
     let m = meta(hasher);
@@ -221,7 +240,9 @@ fn overlap_error(file: &SopsFile<'_>, r: &std::ops::Range<usize>) -> Error {
 fn check_root(file: &SopsFile<'_>, root: &Node) -> Result<(), Error> {
     let path = file.path();
     match &root.value {
-        Value::Mapping(_) if crate::tree::is_flow(root, file.source()) && file.format() == Format::Yaml => {
+        Value::Mapping(_)
+            if crate::tree::is_flow(root, file.source()) && file.format() == Format::Yaml =>
+        {
             Err(Error::new(
                 path,
                 ErrorKind::Unsupported("a flow-style (`{...}`) top-level YAML mapping".into()),
@@ -252,13 +273,22 @@ struct Enc<'f, 'a> {
 impl<'n> Visitor<'n> for Enc<'_, '_> {
     type Err = Error;
 
-    fn leaf(&mut self, path: &[&'n str], node: &'n Node, scalar: &'n Scalar, in_flow: bool) -> Result<(), Error> {
+    fn leaf(
+        &mut self,
+        path: &[&'n str],
+        node: &'n Node,
+        scalar: &'n Scalar,
+        in_flow: bool,
+    ) -> Result<(), Error> {
         let src = self.file.source();
         let range = node.span.range();
         let err = |kind: ErrorKind| {
-            Error::new(self.file.path(), kind).at(node.span).key_path(aad(path))
+            Error::new(self.file.path(), kind)
+                .at(node.span)
+                .key_path(aad(path))
         };
-        if range.start < self.last_end || src.get(range.clone()).is_some_and(|t| t.starts_with('*')) {
+        if range.start < self.last_end || src.get(range.clone()).is_some_and(|t| t.starts_with('*'))
+        {
             return Err(err(ErrorKind::Unsupported(
                 "anchors, aliases and merge keys in values to encrypt; expand them first".into(),
             )));
@@ -278,13 +308,12 @@ impl<'n> Visitor<'n> for Enc<'_, '_> {
         }
         let enc = cipher::seal_value(self.key, &value, &aad(path));
         match self.file.format() {
-            Format::Dotenv => self.edits.replace(range, enc),
             Format::Json | Format::Binary => self.edits.replace(range, format!("\"{enc}\"")),
             Format::Yaml if in_flow => self.edits.replace(range, format!("\"{enc}\"")),
             Format::Yaml if matches!(scalar.style, Style::Literal | Style::Folded) => {
                 block_scalar_edit(src, range, &enc, &mut self.edits);
             }
-            Format::Yaml => self.edits.replace(range, enc),
+            Format::Yaml | Format::Dotenv => self.edits.replace(range, enc),
         }
         Ok(())
     }
@@ -333,20 +362,6 @@ fn block_scalar_edit(src: &str, content: std::ops::Range<usize>, enc: &str, edit
     }
 }
 
-/// The indentation step of a YAML file: how far its first nested block
-/// collection is indented from its key (2 when there is none).
-fn yaml_indent_unit(root: &Node) -> usize {
-    for e in root.entries() {
-        if matches!(e.value.value, Value::Mapping(_) | Value::Sequence(_)) {
-            let d = e.value.span.start.col.saturating_sub(e.key.span.start.col) as usize;
-            if (2..=8).contains(&d) {
-                return d;
-            }
-        }
-    }
-    2
-}
-
 /// Where a YAML document ends: the next `---`/`...` line after its root, or
 /// the end of the file.
 fn yaml_doc_end(src: &str, root: &Node) -> usize {
@@ -355,7 +370,7 @@ fn yaml_doc_end(src: &str, root: &Node) -> usize {
         let rest = &src[at..];
         if rest.starts_with("---") || rest.starts_with("...") {
             let after = rest.as_bytes().get(3);
-            if after.is_none_or(|b| b.is_ascii_whitespace()) {
+            if after.is_none_or(u8::is_ascii_whitespace) {
                 return at;
             }
         }
@@ -379,29 +394,47 @@ fn append_metadata(file: &SopsFile<'_>, m: &NewMetadata, edits: &mut Edits) {
     let src = file.source();
     match file.format() {
         Format::Dotenv => {
-            let sep = if src.is_empty() || src.ends_with('\n') { "" } else { "\n" };
+            let sep = if src.is_empty() || src.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
             edits.insert(src.len(), format!("{sep}{}", m.to_dotenv()));
         }
         Format::Yaml => {
             for doc in file.documents() {
                 let at = yaml_doc_end(src, &doc.root);
-                let sep = if at == 0 || src[..at].ends_with('\n') { "" } else { "\n" };
+                let sep = if at == 0 || src[..at].ends_with('\n') {
+                    ""
+                } else {
+                    "\n"
+                };
                 let base = doc.root.span.start.col.saturating_sub(1) as usize;
-                let block = m.to_yaml(base, yaml_indent_unit(&doc.root));
+                let block = m.to_yaml(base, crate::tree::indent_unit(&doc.root));
                 // `to_yaml` indents the first line already.
                 edits.insert(at, format!("{sep}{block}"));
             }
         }
         Format::Json | Format::Binary => {
-            let Some(doc) = file.documents().first() else { return };
+            let Some(doc) = file.documents().first() else {
+                return;
+            };
             let indent = json_indent(src, &doc.root);
             let Some(close) = src.rfind('}') else { return };
             let mut at = close;
             while at > 0 && src.as_bytes()[at - 1].is_ascii_whitespace() {
                 at -= 1;
             }
-            let comma = if doc.root.entries().next().is_some() { "," } else { "" };
-            let tail = if src[at..close].contains('\n') { "" } else { "\n" };
+            let comma = if doc.root.entries().next().is_some() {
+                ","
+            } else {
+                ""
+            };
+            let tail = if src[at..close].contains('\n') {
+                ""
+            } else {
+                "\n"
+            };
             edits.insert(
                 at,
                 format!("{comma}\n{indent}\"sops\": {}{tail}", m.to_json(&indent, 1)),
@@ -439,7 +472,10 @@ pub fn update_keys(
         })
         .collect();
     let others = meta.key_groups.iter().any(|g| !g.other.is_empty());
-    if current == wanted && !others && (key_groups.len() < 2 || meta.shamir_threshold == shamir_threshold) {
+    if current == wanted
+        && !others
+        && (key_groups.len() < 2 || meta.shamir_threshold == shamir_threshold)
+    {
         return Ok(None);
     }
     decrypt(file, ids)?;
@@ -448,15 +484,29 @@ pub fn update_keys(
     let m = NewMetadata {
         shamir_threshold: (groups.len() > 1).then(|| shamir_threshold.unwrap_or(groups.len())),
         groups,
-        lastmodified: meta.lastmodified.as_ref().map(|f| f.value.clone()).unwrap_or_default(),
-        mac: meta.mac.as_ref().map(|f| f.value.clone()).unwrap_or_default(),
+        lastmodified: meta
+            .lastmodified
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default(),
+        mac: meta
+            .mac
+            .as_ref()
+            .map(|f| f.value.clone())
+            .unwrap_or_default(),
         selectors: meta.selectors.clone(),
-        version: meta.version.as_ref().map_or_else(|| WRITTEN_VERSION.into(), |f| f.value.clone()),
+        version: meta
+            .version
+            .as_ref()
+            .map_or_else(|| WRITTEN_VERSION.into(), |f| f.value.clone()),
     };
     let src = file.source();
     let mut edits = Edits::default();
     replace_metadata(file, meta, &m, &mut edits);
-    edits.apply(src).map(Some).map_err(|r| overlap_error(file, &r))
+    edits
+        .apply(src)
+        .map(Some)
+        .map_err(|r| overlap_error(file, &r))
 }
 
 fn replace_metadata(file: &SopsFile<'_>, _old: &Metadata, m: &NewMetadata, edits: &mut Edits) {
@@ -466,23 +516,32 @@ fn replace_metadata(file: &SopsFile<'_>, _old: &Metadata, m: &NewMetadata, edits
             for r in file.dotenv_meta_lines() {
                 edits.replace(r.clone(), "");
             }
-            let sep = if src.is_empty() || src.ends_with('\n') { "" } else { "\n" };
+            let sep = if src.is_empty() || src.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
             edits.insert(src.len(), format!("{sep}{}", m.to_dotenv()));
         }
         Format::Yaml => {
             for (i, doc) in file.documents().iter().enumerate() {
                 if let Some(e) = file.sops_entry(i) {
                     let start = line_start(src, e.key.span.start.offset as usize);
-                    let end = line_end_incl(src, e.value.span.end.offset.saturating_sub(1) as usize);
+                    let end =
+                        line_end_incl(src, e.value.span.end.offset.saturating_sub(1) as usize);
                     let base = e.key.span.start.col.saturating_sub(1) as usize;
-                    let unit = (e.value.span.start.col.saturating_sub(e.key.span.start.col) as usize).clamp(2, 8);
+                    let unit = (e.value.span.start.col.saturating_sub(e.key.span.start.col)
+                        as usize)
+                        .clamp(2, 8);
                     let _ = doc;
                     edits.replace(start..end, m.to_yaml(base, unit));
                 }
             }
         }
         Format::Json | Format::Binary => {
-            let Some(doc) = file.documents().first() else { return };
+            let Some(doc) = file.documents().first() else {
+                return;
+            };
             let Some(e) = doc.root.entries().find(|e| e.key.as_str() == Some("sops")) else {
                 return;
             };
@@ -495,8 +554,10 @@ fn replace_metadata(file: &SopsFile<'_>, _old: &Metadata, m: &NewMetadata, edits
             if bytes.get(end) == Some(&b'}') {
                 end += 1;
             }
-            edits.replace(e.value.span.start.offset as usize..end, m.to_json(&indent, 1));
+            edits.replace(
+                e.value.span.start.offset as usize..end,
+                m.to_json(&indent, 1),
+            );
         }
     }
 }
-

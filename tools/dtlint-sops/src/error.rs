@@ -12,7 +12,10 @@ use dtlint_yaml::Span;
 pub enum ErrorKind {
     /// The text could not be read as the file's format.
     #[error("cannot read the file as {format}: {message}")]
-    Syntax { format: &'static str, message: String },
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
     /// The file has no `sops` metadata: it is not a SOPS file.
     #[error("no sops metadata: the file is not encrypted with sops")]
     NotEncrypted,
@@ -26,12 +29,12 @@ pub enum ErrorKind {
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// No usable age identity was given.
-    #[error(
-        "no age identity available: set SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or SOPS_AGE_KEY_CMD"
-    )]
+    #[error("no age identity available: set SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or SOPS_AGE_KEY_CMD")]
     NoIdentities,
     /// None of the identities opens any age stanza of a key group.
-    #[error("none of the {identities} age identities can decrypt the data key (recipients: {recipients})")]
+    #[error(
+        "none of the {identities} age identities can decrypt the data key (recipients: {recipients})"
+    )]
     NoMatchingIdentity {
         identities: usize,
         recipients: String,
@@ -77,7 +80,10 @@ pub enum ErrorKind {
 
 /// An error about one file, with the position and key path where known.
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     file: PathBuf,
     span: Option<Span>,
     key_path: Option<String>,
@@ -86,52 +92,52 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(file: &Path, kind: ErrorKind) -> Self {
-        Self {
+        Self(Box::new(Inner {
             file: file.to_path_buf(),
             span: None,
             key_path: None,
             kind,
-        }
+        }))
     }
 
     pub(crate) fn at(mut self, span: Span) -> Self {
-        self.span = Some(span);
+        self.0.span = Some(span);
         self
     }
 
     pub(crate) fn key_path(mut self, path: impl Into<String>) -> Self {
-        self.key_path = Some(path.into());
+        self.0.key_path = Some(path.into());
         self
     }
 
     /// The file the error is about.
     pub fn file(&self) -> &Path {
-        &self.file
+        &self.0.file
     }
 
     /// Where in the file, when known.
     pub fn span(&self) -> Option<Span> {
-        self.span
+        self.0.span
     }
 
     /// The sops key path of the value (`data:password:`), when known.
     pub fn value_path(&self) -> Option<&str> {
-        self.key_path.as_deref()
+        self.0.key_path.as_deref()
     }
 
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(span) = self.span {
+        write!(f, "{}", self.0.file.display())?;
+        if let Some(span) = self.0.span {
             write!(f, ":{}", span.start)?;
         }
-        write!(f, ": {}", self.kind)?;
-        if let Some(path) = &self.key_path {
+        write!(f, ": {}", self.0.kind)?;
+        if let Some(path) = &self.0.key_path {
             write!(f, " (value `{path}`)")?;
         }
         Ok(())
@@ -140,6 +146,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.kind)
+        Some(&self.0.kind)
     }
 }

@@ -4,7 +4,9 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use dtlint_yaml::{Document, Entry, LineIndex, Limits, Node, Pos, ProblemKind, Scalar, Span, Style, Value};
+use dtlint_yaml::{
+    Document, Entry, Limits, LineIndex, Node, Pos, ProblemKind, Scalar, Span, Style, Value,
+};
 
 use crate::finding::{Finding, FindingKind};
 use crate::metadata::Metadata;
@@ -147,12 +149,14 @@ impl<'a> SopsFile<'a> {
                     first = Some(m);
                 }
                 Some(f0) => {
-                    let same = f0.mac.as_ref().map(|x| &x.value) == m.mac.as_ref().map(|x| &x.value)
+                    let same = f0.mac.as_ref().map(|x| &x.value)
+                        == m.mac.as_ref().map(|x| &x.value)
                         && f0.lastmodified.as_ref().map(|x| &x.value)
                             == m.lastmodified.as_ref().map(|x| &x.value)
-                        && f0.age_recipients().map(|a| &a.recipient.value).eq(m
+                        && f0
                             .age_recipients()
-                            .map(|a| &a.recipient.value));
+                            .map(|a| &a.recipient.value)
+                            .eq(m.age_recipients().map(|a| &a.recipient.value));
                     if !same {
                         let mut finding = Finding::new(
                             FindingKind::InconsistentMetadata,
@@ -343,9 +347,15 @@ impl<'a> SopsFile<'a> {
         let scan = |from: usize, to: usize, comments: &mut Vec<(usize, usize)>| {
             let mut i = from;
             while i < to {
-                if bytes[i] == b'#' && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'\r')) {
+                if bytes[i] == b'#'
+                    && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'\r'))
+                {
                     let end = src[i..].find('\n').map_or(src.len(), |n| i + n);
-                    let end = if end > i && bytes[end - 1] == b'\r' { end - 1 } else { end };
+                    let end = if end > i && bytes[end - 1] == b'\r' {
+                        end - 1
+                    } else {
+                        end
+                    };
                     comments.push((i, end));
                     i = end;
                 } else {
@@ -430,7 +440,9 @@ fn tight_end(node: &Node, src: &str) -> usize {
     };
     if flow {
         let bytes = src.as_bytes();
-        let mut i = last.unwrap_or(node.span.start.offset as usize + 1).max(node.span.end.offset as usize);
+        let mut i = last
+            .unwrap_or(node.span.start.offset as usize + 1)
+            .max(node.span.end.offset as usize);
         while i < bytes.len() && bytes[i].is_ascii_whitespace() {
             i += 1;
         }
@@ -471,7 +483,13 @@ struct Containers<'o, 's> {
 impl<'n> Visitor<'n> for Containers<'_, '_> {
     type Err = std::convert::Infallible;
 
-    fn leaf(&mut self, _: &[&'n str], _: &'n Node, _: &'n Scalar, _: bool) -> Result<(), Self::Err> {
+    fn leaf(
+        &mut self,
+        _: &[&'n str],
+        _: &'n Node,
+        _: &'n Scalar,
+        _: bool,
+    ) -> Result<(), Self::Err> {
         Ok(())
     }
 
@@ -594,7 +612,9 @@ fn unflatten(items: Vec<(String, Node, Span)>, span: Span) -> Node {
                 items.sort_by_key(|i| i.0);
                 Node {
                     span,
-                    value: Value::Sequence(items.into_iter().map(|(_, t)| to_node(t, span)).collect()),
+                    value: Value::Sequence(
+                        items.into_iter().map(|(_, t)| to_node(t, span)).collect(),
+                    ),
                 }
             }
         }
@@ -613,7 +633,10 @@ mod tests {
 
     #[test]
     fn formats_follow_sops_extensions() {
-        assert_eq!(Format::from_path(Path::new("a/secret.sops.yaml")), Format::Yaml);
+        assert_eq!(
+            Format::from_path(Path::new("a/secret.sops.yaml")),
+            Format::Yaml
+        );
         assert_eq!(Format::from_path(Path::new("x.YML")), Format::Yaml);
         assert_eq!(Format::from_path(Path::new("x.json")), Format::Json);
         assert_eq!(Format::from_path(Path::new("x.env")), Format::Dotenv);

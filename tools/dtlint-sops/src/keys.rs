@@ -14,7 +14,6 @@ use std::str::FromStr as _;
 use age::armor::{ArmoredReader, ArmoredWriter, Format as ArmorFormat};
 use age::secrecy::ExposeSecret as _;
 
-
 /// The environment variables sops reads age identities from.
 pub const ENV_AGE_KEY: &str = "SOPS_AGE_KEY";
 pub const ENV_AGE_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
@@ -227,7 +226,10 @@ fn describe(e: &age::DecryptError) -> String {
 /// Check, without a key, that `enc` is a well-formed armoured age file and
 /// return the stanza types of its header (`X25519`, `mlkem768x25519`, ...).
 pub(crate) fn inspect_stanza(enc: &str) -> Result<(), String> {
-    if !enc.trim_start().starts_with("-----BEGIN AGE ENCRYPTED FILE-----") {
+    if !enc
+        .trim_start()
+        .starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+    {
         return Err("it does not start with `-----BEGIN AGE ENCRYPTED FILE-----`".into());
     }
     let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(enc.as_bytes()))
@@ -258,8 +260,8 @@ pub(crate) fn wrap(secret: &[u8], recipient: &age::x25519::Recipient) -> Result<
     let encryptor =
         age::Encryptor::with_recipients(recipients.into_iter()).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(400);
-    let armor = ArmoredWriter::wrap_output(&mut out, ArmorFormat::AsciiArmor)
-        .map_err(|e| e.to_string())?;
+    let armor =
+        ArmoredWriter::wrap_output(&mut out, ArmorFormat::AsciiArmor).map_err(|e| e.to_string())?;
     let mut writer = encryptor.wrap_output(armor).map_err(|e| e.to_string())?;
     writer.write_all(secret).map_err(|e| e.to_string())?;
     writer
@@ -308,14 +310,22 @@ mod tests {
     fn env_variables_are_read_in_sops_order() {
         let (ids, recipient) = AgeIdentities::generate();
         let key = ids.to_key_file_text();
-        let got = AgeIdentities::from_vars(Some(key), None, None).unwrap().unwrap();
+        let got = AgeIdentities::from_vars(Some(key), None, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(got.recipients(), vec![recipient.clone()]);
         let cmd = format!("printf '%s\\n' '{}'", ids.to_key_file_text().trim());
-        let got = AgeIdentities::from_vars(None, None, Some(cmd)).unwrap().unwrap();
+        let got = AgeIdentities::from_vars(None, None, Some(cmd))
+            .unwrap()
+            .unwrap();
         assert_eq!(got.recipients(), vec![recipient]);
-        assert!(AgeIdentities::from_vars(None, None, None).unwrap().is_none());
-        let err = AgeIdentities::from_vars(None, Some("/nonexistent/keys.txt".into()), None)
-            .unwrap_err();
+        assert!(
+            AgeIdentities::from_vars(None, None, None)
+                .unwrap()
+                .is_none()
+        );
+        let err =
+            AgeIdentities::from_vars(None, Some("/nonexistent/keys.txt".into()), None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/keys.txt"));
     }
 }

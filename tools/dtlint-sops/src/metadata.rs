@@ -1,6 +1,8 @@
 //! The `sops` metadata block: reading it (with spans) and writing it in each
 //! format the way sops 3.9+ lays it out.
 
+use std::fmt::Write as _;
+
 use dtlint_yaml::{Node, Span, Value};
 use regex::Regex;
 
@@ -41,6 +43,7 @@ impl Selectors {
 
     /// With sops's default (`unencrypted_suffix: _unencrypted`) filled in
     /// when no selector is set.
+    #[must_use]
     pub fn effective(&self) -> Selectors {
         let mut s = self.clone();
         if s.count() == 0 {
@@ -58,18 +61,18 @@ impl Selectors {
     /// sops's decision for a value at `path` (ignoring comment regexes).
     pub fn should_encrypt(&self, path: &[&str]) -> bool {
         let mut encrypted = true;
-        if let Some(suffix) = &self.unencrypted_suffix {
-            if path.iter().any(|p| p.ends_with(suffix.as_str())) {
-                encrypted = false;
-            }
+        if let Some(suffix) = &self.unencrypted_suffix
+            && path.iter().any(|p| p.ends_with(suffix.as_str()))
+        {
+            encrypted = false;
         }
         if let Some(suffix) = &self.encrypted_suffix {
             encrypted = path.iter().any(|p| p.ends_with(suffix.as_str()));
         }
-        if let Some(re) = &self.unencrypted_regex {
-            if path.iter().any(|p| re.is_match(p)) {
-                encrypted = false;
-            }
+        if let Some(re) = &self.unencrypted_regex
+            && path.iter().any(|p| re.is_match(p))
+        {
+            encrypted = false;
         }
         if let Some(re) = &self.encrypted_regex {
             encrypted = path.iter().any(|p| re.is_match(p));
@@ -87,8 +90,14 @@ impl Selectors {
         };
         push("unencrypted_suffix", self.unencrypted_suffix.as_deref());
         push("encrypted_suffix", self.encrypted_suffix.as_deref());
-        push("unencrypted_regex", self.unencrypted_regex.as_ref().map(Regex::as_str));
-        push("encrypted_regex", self.encrypted_regex.as_ref().map(Regex::as_str));
+        push(
+            "unencrypted_regex",
+            self.unencrypted_regex.as_ref().map(Regex::as_str),
+        );
+        push(
+            "encrypted_regex",
+            self.encrypted_regex.as_ref().map(Regex::as_str),
+        );
         push(
             "unencrypted_comment_regex",
             self.unencrypted_comment_regex.as_ref().map(Regex::as_str),
@@ -157,7 +166,13 @@ pub struct Metadata {
 }
 
 const OTHER_KINDS: [&str; 7] = [
-    "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms", "hc_vault_transit",
+    "pgp",
+    "kms",
+    "gcp_kms",
+    "azure_kv",
+    "hc_vault",
+    "hckms",
+    "hc_vault_transit",
 ];
 
 const SELECTOR_FIELDS: [&str; 6] = [
@@ -235,15 +250,18 @@ impl Metadata {
                         .and_then(|t| t.trim().parse::<usize>().ok())
                         .filter(|n| *n > 0);
                     if m.shamir_threshold.is_none() && !v.is_null() {
-                        invalid(v.span, "`shamir_threshold` is not a positive integer".into());
+                        invalid(
+                            v.span,
+                            "`shamir_threshold` is not a positive integer".into(),
+                        );
                     }
                 }
                 "lastmodified" => m.lastmodified = text_field(v),
                 "mac" => m.mac = text_field(v),
                 "version" => m.version = text_field(v),
                 "mac_only_encrypted" => {
-                    m.selectors.mac_only_encrypted = v.as_str() == Some("true")
-                        || v.as_bool() == Some(true);
+                    m.selectors.mac_only_encrypted =
+                        v.as_str() == Some("true") || v.as_bool() == Some(true);
                 }
                 k if SELECTOR_FIELDS.contains(&k) => {
                     let Some(text) = v.as_str().filter(|t| !t.is_empty()) else {
@@ -459,7 +477,11 @@ fn yaml_map(entries: &[(&'static str, MVal)], indent: usize, unit: usize, s: &mu
 fn yaml_value(v: &MVal, indent: usize, unit: usize, s: &mut String) {
     match v {
         MVal::Str(text) if text.contains('\n') => {
-            s.push_str(if text.ends_with('\n') { " |\n" } else { " |-\n" });
+            s.push_str(if text.ends_with('\n') {
+                " |\n"
+            } else {
+                " |-\n"
+            });
             for line in text.lines() {
                 if !line.is_empty() {
                     s.push_str(&" ".repeat(indent + unit));
@@ -554,7 +576,10 @@ pub(crate) fn yaml_plain_ok(text: &str, in_flow: bool) -> bool {
     if b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
         return false;
     }
-    matches!(resolve_yaml_plain(text), Ok(Some(crate::value::Plain::Str(_))))
+    matches!(
+        resolve_yaml_plain(text),
+        Ok(Some(crate::value::Plain::Str(_)))
+    )
 }
 
 /// A YAML double-quoted scalar.
@@ -570,7 +595,7 @@ pub(crate) fn yaml_double_quoted(text: &str) -> String {
             '\r' => s.push_str("\\r"),
             '\0' => s.push_str("\\0"),
             c if c.is_control() || c == '\u{feff}' || c == '\u{2028}' || c == '\u{2029}' => {
-                s.push_str(&format!("\\u{:04x}", u32::from(c)));
+                let _ = write!(s, "\\u{:04x}", u32::from(c));
             }
             c => s.push(c),
         }
@@ -590,7 +615,9 @@ pub(crate) fn json_string(text: &str) -> String {
             '\n' => s.push_str("\\n"),
             '\t' => s.push_str("\\t"),
             '\r' => s.push_str("\\r"),
-            c if u32::from(c) < 0x20 => s.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", u32::from(c));
+            }
             c => s.push(c),
         }
     }
@@ -668,7 +695,10 @@ mod tests {
     fn dotenv_block_is_flattened_and_sorted() {
         let d = sample().to_dotenv();
         let lines: Vec<&str> = d.lines().collect();
-        assert_eq!(lines[0], "sops_age__list_0__map_enc=-----BEGIN AGE ENCRYPTED FILE-----\\nAAAA\\n-----END AGE ENCRYPTED FILE-----\\n");
+        assert_eq!(
+            lines[0],
+            "sops_age__list_0__map_enc=-----BEGIN AGE ENCRYPTED FILE-----\\nAAAA\\n-----END AGE ENCRYPTED FILE-----\\n"
+        );
         assert_eq!(lines[1], "sops_age__list_0__map_recipient=age1xyz");
         assert_eq!(lines[2], "sops_encrypted_regex=^(data|stringData)$");
         assert_eq!(lines.last().copied(), Some("sops_version=3.9.0"));

@@ -26,7 +26,12 @@ pub(crate) trait Visitor<'n> {
         Ok(())
     }
     /// A mapping or sequence starts; `key` is the entry key it is the value of.
-    fn enter(&mut self, _path: &[&'n str], _node: &'n Node, _in_flow: bool) -> Result<(), Self::Err> {
+    fn enter(
+        &mut self,
+        _path: &[&'n str],
+        _node: &'n Node,
+        _in_flow: bool,
+    ) -> Result<(), Self::Err> {
         Ok(())
     }
     /// A mapping entry's key, before its value is visited.
@@ -103,13 +108,31 @@ fn walk<'n, V: Visitor<'n>>(
     }
 }
 
-/// sops's associated data for a path: the keys joined and ended by `:`.
-pub(crate) fn aad(path: &[&str]) -> String {
-    let mut s = String::with_capacity(path.iter().map(|p| p.len() + 1).sum());
-    for p in path {
-        s.push_str(p);
-        s.push(':');
+/// The indentation step of a YAML file: how far its first nested block
+/// collection is indented from its key (2 when there is none).
+pub(crate) fn indent_unit(root: &Node) -> usize {
+    for e in root.entries() {
+        if matches!(e.value.value, Value::Mapping(_) | Value::Sequence(_)) {
+            let d = e.value.span.start.col.saturating_sub(e.key.span.start.col) as usize;
+            if (2..=8).contains(&d) {
+                return d;
+            }
+        }
     }
+    2
+}
+
+/// sops's associated data for a path: the keys joined by `:`, plus a final
+/// `:` (so a top-level comment's is just `:`).
+pub(crate) fn aad(path: &[&str]) -> String {
+    let mut s = String::with_capacity(path.iter().map(|p| p.len() + 1).sum::<usize>() + 1);
+    for (i, p) in path.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push_str(p);
+    }
+    s.push(':');
     s
 }
 
@@ -125,7 +148,10 @@ pub struct PlainNode {
 pub enum PlainValue {
     Null,
     /// A scalar; `encrypted` tells whether it was encrypted in the file.
-    Scalar { value: Plain, encrypted: bool },
+    Scalar {
+        value: Plain,
+        encrypted: bool,
+    },
     Sequence(Vec<PlainNode>),
     Mapping(Vec<PlainEntry>),
 }
@@ -142,9 +168,7 @@ impl PlainNode {
     /// The value of `key` in a mapping.
     pub fn get(&self, key: &str) -> Option<&PlainNode> {
         match &self.value {
-            PlainValue::Mapping(entries) => {
-                entries.iter().find(|e| e.key == key).map(|e| &e.value)
-            }
+            PlainValue::Mapping(entries) => entries.iter().find(|e| e.key == key).map(|e| &e.value),
             _ => None,
         }
     }

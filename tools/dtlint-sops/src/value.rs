@@ -81,7 +81,11 @@ pub(crate) fn go_format_float(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{f}")
     }
@@ -187,10 +191,10 @@ pub(crate) fn resolve_yaml_plain(text: &str) -> Result<Option<Plain>, String> {
         }
         Err(false) => {}
     }
-    if is_yaml_float(&plain) {
-        if let Ok(f) = plain.parse::<f64>() {
-            return Ok(Some(Plain::Float(f)));
-        }
+    if is_yaml_float(&plain)
+        && let Ok(f) = plain.parse::<f64>()
+    {
+        return Ok(Some(Plain::Float(f)));
     }
     Ok(Some(Plain::Str(text.to_owned())))
 }
@@ -217,24 +221,33 @@ pub(crate) fn resolve(scalar: &Scalar, format: Format) -> Result<Option<Plain>, 
         }
         Format::Yaml => match scalar.tag.as_deref() {
             None if scalar.style == Style::Plain => resolve_yaml_plain(&scalar.text),
-            None | Some("!!str") => Ok(Some(Plain::Str(scalar.text.clone()))),
             Some("!!null") => Ok(None),
             Some("!!bool") => match resolve_yaml_plain(&scalar.text)? {
                 Some(b @ Plain::Bool(_)) => Ok(Some(b)),
-                _ => Err(format!("`{}` is tagged !!bool but is not a boolean", scalar.text)),
+                _ => Err(format!(
+                    "`{}` is tagged !!bool but is not a boolean",
+                    scalar.text
+                )),
             },
             Some("!!int") => match resolve_yaml_plain(&scalar.text)? {
                 Some(i @ Plain::Int(_)) => Ok(Some(i)),
-                _ => Err(format!("`{}` is tagged !!int but is not an integer", scalar.text)),
+                _ => Err(format!(
+                    "`{}` is tagged !!int but is not an integer",
+                    scalar.text
+                )),
             },
             Some("!!float") => match resolve_yaml_plain(&scalar.text)? {
                 Some(f @ Plain::Float(_)) => Ok(Some(f)),
                 #[allow(clippy::cast_precision_loss)]
                 Some(Plain::Int(i)) => Ok(Some(Plain::Float(i as f64))),
-                _ => Err(format!("`{}` is tagged !!float but is not a number", scalar.text)),
+                _ => Err(format!(
+                    "`{}` is tagged !!float but is not a number",
+                    scalar.text
+                )),
             },
             Some("!!binary") => Err("!!binary values are not supported".into()),
-            Some(_) => Ok(Some(Plain::Str(scalar.text.clone()))),
+            // Quoted and block scalars, `!!str` and custom tags are strings.
+            None | Some(_) => Ok(Some(Plain::Str(scalar.text.clone()))),
         },
     }
 }

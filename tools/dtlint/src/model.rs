@@ -208,7 +208,7 @@ impl<'a> Container<'a> {
 }
 
 /// ConfigMap or Secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConfigKind {
     ConfigMap,
     Secret,
@@ -243,6 +243,57 @@ pub struct AddedLabels {
     pub template: Vec<String>,
 }
 
+/// Where a pod's labels come from.
+#[derive(Debug, Clone, Copy)]
+enum PodLabels<'a> {
+    /// A workload's pod template.
+    Template(Option<&'a Node>),
+    /// Synthesised for an operator-managed object (index into `operator_pods`).
+    Operator(usize),
+}
+
+/// Label value pairs to candidate items, so selectors are matched against a
+/// few candidates instead of every object.
+#[derive(Debug, Default)]
+struct LabelIndex {
+    by_pair: std::collections::HashMap<(String, String), Vec<u32>>,
+    /// Items with kustomize-added keys: they match any value of those keys.
+    with_added: Vec<u32>,
+    all: Vec<u32>,
+}
+
+impl LabelIndex {
+    fn add(&mut self, item: u32, labels: Option<&Node>, added: &[String]) {
+        self.all.push(item);
+        if !added.is_empty() {
+            self.with_added.push(item);
+        }
+        for e in labels.into_iter().flat_map(Node::entries) {
+            if let (Some(k), Some(v)) = (e.key.as_str(), e.value.as_str()) {
+                self.by_pair.entry((k.to_string(), v.to_string())).or_default().push(item);
+            }
+        }
+    }
+
+    /// Items that may match `sel` (a superset of the real matches).
+    fn candidates(&self, sel: &Selector<'_>) -> Vec<u32> {
+        let pair = sel
+            .match_labels()
+            .into_iter()
+            .find_map(|(k, v)| v.as_str().map(|v| (k.to_string(), v.to_string())));
+        match pair {
+            None => self.all.clone(),
+            Some(p) => {
+                let mut c: Vec<u32> = self.by_pair.get(&p).cloned().unwrap_or_default();
+                c.extend(&self.with_added);
+                c.sort_unstable();
+                c.dedup();
+                c
+            }
+        }
+    }
+}
+
 /// Everything the rules read: the workspace and the objects in it.
 pub struct Index<'a> {
     pub ws: &'a Workspace,
@@ -252,6 +303,13 @@ pub struct Index<'a> {
     no_labels: AddedLabels,
     /// (index into `resources`, synthetic pod labels) for operator-made pods.
     operator_pods: Vec<(usize, Node)>,
+    /// Every pod label set: (index into `resources`, where the labels are).
+    pods: Vec<(usize, PodLabels<'a>)>,
+    pod_labels: LabelIndex,
+    /// Indices into `resources` of complete Services.
+    services: Vec<usize>,
+    service_labels: LabelIndex,
+    configs_by_name: std::collections::HashMap<(ConfigKind, String), Vec<usize>>,
 }
 
 /// Pod labels of a CloudNativePG cluster's instances, as a YAML mapping whose
@@ -348,20 +406,88 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let operator_pods = resources
+        let operator_pods: Vec<(usize, Node)> = resources
             .iter()
             .enumerate()
             .filter(|(_, r)| r.is_complete())
             .filter_map(|(i, r)| cnpg_pod_labels(r).map(|n| (i, n)))
             .collect();
-        Self {
+        let mut index = Self {
             ws,
             resources,
             configs,
             added,
             no_labels: AddedLabels::default(),
             operator_pods,
+            pods: Vec::new(),
+            pod_labels: LabelIndex::default(),
+            services: Vec::new(),
+            service_labels: LabelIndex::default(),
+            configs_by_name: std::collections::HashMap::new(),
+        };
+        index.build_lookups();
+        index
+    }
+
+    fn build_lookups(&mut self) {
+        let complete = |r: &Resource<'_>| r.is_complete() && r.is_kubernetes_object();
+        for (i, r) in self.resources.iter().enumerate() {
+            if complete(r) && r.is_workload() {
+                self.pods.push((i, PodLabels::Template(r.pod_labels())));
+            }
         }
+        for k in 0..self.operator_pods.len() {
+            self.pods.push((self.operator_pods[k].0, PodLabels::Operator(k)));
+        }
+        for (n, &(i, labels)) in self.pods.iter().enumerate() {
+            let r = &self.resources[i];
+            let (node, added) = match labels {
+                PodLabels::Template(node) => (node, self.added.get(&r.file).map_or(&[][..], |a| a.template.as_slice())),
+                PodLabels::Operator(k) => (Some(&self.operator_pods[k].1), self.added.get(&r.file).map_or(&[][..], |a| a.object.as_slice())),
+            };
+            self.pod_labels.add(n as u32, node, added);
+        }
+        for (i, r) in self.resources.iter().enumerate() {
+            if complete(r) && r.kind == "Service" {
+                let added = self.added.get(&r.file).map_or(&[][..], |a| a.object.as_slice());
+                self.service_labels.add(self.services.len() as u32, r.metadata().and_then(|m| m.get("labels")), added);
+                self.services.push(i);
+            }
+        }
+        for (i, c) in self.configs.iter().enumerate() {
+            self.configs_by_name.entry((c.kind, c.name.clone())).or_default().push(i);
+        }
+    }
+
+    /// Pods (owner, labels) in `near`'s namespace that `sel` selects.
+    pub fn pods_matching(&self, sel: &Selector<'_>, near: &Resource<'_>) -> Vec<(&Resource<'a>, Option<&Node>)> {
+        self.pod_labels
+            .candidates(sel)
+            .into_iter()
+            .filter_map(|n| {
+                let (i, labels) = self.pods[n as usize];
+                let r = &self.resources[i];
+                let (node, added) = match labels {
+                    PodLabels::Template(node) => (node, &self.added_labels(r.file).template),
+                    PodLabels::Operator(k) => (Some(&self.operator_pods[k].1), &self.added_labels(r.file).object),
+                };
+                (self.same_namespace(near, r) && sel.matches_with(node, added)).then_some((r, node))
+            })
+            .collect()
+    }
+
+    /// Services that `sel` selects by their labels, in `near`'s namespace
+    /// unless `any_namespace`.
+    pub fn services_matching(&self, sel: &Selector<'_>, near: &Resource<'_>, any_namespace: bool) -> Vec<&Resource<'a>> {
+        self.service_labels
+            .candidates(sel)
+            .into_iter()
+            .map(|n| &self.resources[self.services[n as usize]])
+            .filter(|s| {
+                (any_namespace || self.same_namespace(near, s))
+                    && sel.matches_with(s.metadata().and_then(|m| m.get("labels")), &self.added_labels(s.file).object)
+            })
+            .collect()
     }
 
     /// Labels kustomizations add to the objects of `file`.
@@ -391,25 +517,26 @@ impl<'a> Index<'a> {
     }
 
     /// Workloads whose pods a Service (or PDB) selects.
-    pub fn selected_workloads<'s>(&'s self, r: &'s Resource<'a>) -> impl Iterator<Item = &'s Resource<'a>> + 's {
-        let sel = self.own_selector(r).filter(|s| !s.is_empty());
-        self.workloads().filter(move |w| {
-            sel.as_ref().is_some_and(|s| {
-                self.same_namespace(r, w) && s.matches_with(w.pod_labels(), &self.added_labels(w.file).template)
-            })
-        })
+    pub fn selected_workloads(&self, r: &Resource<'_>) -> Vec<&Resource<'a>> {
+        let Some(sel) = self.own_selector(r).filter(|s| !s.is_empty()) else { return Vec::new() };
+        self.pods_matching(&sel, r)
+            .into_iter()
+            .map(|(w, _)| w)
+            .filter(|w| w.is_workload())
+            .collect()
     }
 
     /// ConfigMaps or Secrets named `name` that `from` can see.
-    pub fn config_objects<'s>(&'s self, kind: ConfigKind, name: &'s str, from: &'s Resource<'_>) -> impl Iterator<Item = &'s ConfigObject> + 's {
-        self.configs.iter().filter(move |c| {
-            c.kind == kind
-                && c.name == name
-                && match (&c.namespace, from.namespace) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                }
-        })
+    pub fn config_objects<'s>(&'s self, kind: ConfigKind, name: &str, from: &'s Resource<'_>) -> impl Iterator<Item = &'s ConfigObject> + 's {
+        self.configs_by_name
+            .get(&(kind, name.to_string()))
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.configs[i])
+            .filter(move |c| match (&c.namespace, from.namespace) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            })
     }
 
     /// Complete Kubernetes objects (resources and standalone manifests; not
@@ -418,21 +545,7 @@ impl<'a> Index<'a> {
         self.resources.iter().filter(|r| r.is_complete() && r.is_kubernetes_object())
     }
 
-    /// Label sets of every pod the objects will run: workload templates, and
-    /// pods that operators create (a CloudNativePG `Cluster`'s instances carry
-    /// `cnpg.io/cluster: <name>` and its `inheritedMetadata.labels`).
-    /// Each item is the owning object, its pod labels, and label keys added
-    /// by kustomizations.
-    pub fn pod_label_sets(&self) -> impl Iterator<Item = (&Resource<'a>, Option<&Node>, &[String])> {
-        let from_templates = self
-            .workloads()
-            .map(|w| (w, w.pod_labels(), self.added_labels(w.file).template.as_slice()));
-        let from_operators = self
-            .operator_pods
-            .iter()
-            .map(|(i, labels)| (&self.resources[*i], Some(labels), self.added_labels(self.resources[*i].file).object.as_slice()));
-        from_templates.chain(from_operators)
-    }
+
 
     /// Complete workloads.
     pub fn workloads(&self) -> impl Iterator<Item = &Resource<'a>> {

@@ -60,12 +60,15 @@ impl SourceFile {
 #[derive(Debug, Default)]
 pub struct Sources {
     files: Vec<SourceFile>,
+    by_abs: std::collections::HashMap<PathBuf, FileId>,
 }
 
 impl Sources {
     pub fn add(&mut self, file: SourceFile) -> FileId {
+        let id = FileId(self.files.len() as u32);
+        self.by_abs.insert(file.abs.clone(), id);
         self.files.push(file);
-        FileId((self.files.len() - 1) as u32)
+        id
     }
 
     pub fn get(&self, id: FileId) -> &SourceFile {
@@ -89,7 +92,7 @@ impl Sources {
 
     /// The file whose disk path is `abs`, if it was read.
     pub fn find_abs(&self, abs: &Path) -> Option<FileId> {
-        self.iter().find(|(_, f)| f.abs == abs).map(|(id, _)| id)
+        self.by_abs.get(abs).copied()
     }
 }
 

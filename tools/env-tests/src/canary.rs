@@ -1,5 +1,5 @@
 //! `CanaryPod`: a throwaway busybox pod that probes the network from inside
-//! the cluster, so NetworkPolicy tests see what a real pod sees.
+//! the cluster, so `NetworkPolicy` tests see what a real pod sees.
 //!
 //! Everything talks to the API server through kube-rs (no `kubectl`):
 //! - a bare pod (no Deployment, `restartPolicy: Never`) named
@@ -422,7 +422,7 @@ impl CanaryPod {
     }
 
     /// Deploys a canary that answers HTTP on [`CANARY_HTTP_PORT`]: a target
-    /// for the positive control of the NetworkPolicy tests.
+    /// for the positive control of the `NetworkPolicy` tests.
     pub async fn deploy_http_server(
         client: &Client,
         config: Option<Config>,
@@ -491,7 +491,7 @@ impl CanaryPod {
 
     /// Whether an HTTP GET of `url` from inside this pod succeeds within
     /// [`PROBE_TIMEOUT_SECONDS`]. `Ok(false)` covers a refused connection, a
-    /// timeout (what a NetworkPolicy drop looks like) and an HTTP error;
+    /// timeout (what a `NetworkPolicy` drop looks like) and an HTTP error;
     /// `Err` means the probe itself could not run.
     pub async fn can_reach(&self, url: &str) -> Result<bool, CanaryError> {
         check_url(url)?;

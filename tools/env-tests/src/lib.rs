@@ -16,7 +16,7 @@
 //! Modules:
 //! - [`cluster`]: is there a cluster to test, and a client for it;
 //! - [`canary`]: `CanaryPod`, a throwaway busybox pod that probes the network
-//!   from inside the cluster, for the NetworkPolicy tests;
+//!   from inside the cluster, for the `NetworkPolicy` tests;
 //! - [`services`]: the Dark Tower HTTP APIs the smoke tests call.
 
 pub mod canary;

@@ -74,7 +74,7 @@ impl Endpoints {
     }
 }
 
-/// An OAuth2 client of AC.
+/// An OAuth 2.0 client of AC.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub id: String,

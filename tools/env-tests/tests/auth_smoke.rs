@@ -1,6 +1,9 @@
 //! Live: AC issues service tokens and publishes the keys that verify them.
 //! Skipped (with a printed reason) unless a cluster is configured and answers.
 
+// Helpers outside #[test] fns panic on purpose: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use env_tests::cluster::cluster_or_skip;
 use env_tests::services::{self, ClientCredentials, Endpoints};
 
@@ -12,7 +15,7 @@ fn env(name: &str) -> Option<String> {
 async fn jwks_publishes_ed25519_keys() {
     let Some(_cluster) = cluster_or_skip("jwks_publishes_ed25519_keys")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };
@@ -37,7 +40,7 @@ async fn jwks_publishes_ed25519_keys() {
 async fn client_credentials_yield_an_eddsa_token_signed_by_a_published_key() {
     let Some(cluster) = cluster_or_skip("client_credentials_yield_an_eddsa_token")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };
@@ -86,7 +89,7 @@ async fn client_credentials_yield_an_eddsa_token_signed_by_a_published_key() {
 async fn a_wrong_secret_is_invalid_client() {
     let Some(cluster) = cluster_or_skip("a_wrong_secret_is_invalid_client")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };

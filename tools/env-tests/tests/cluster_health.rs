@@ -1,6 +1,9 @@
 //! Live: the cluster and the Dark Tower workloads are healthy.
 //! Skipped (with a printed reason) unless a cluster is configured and answers.
 
+// Helpers outside #[test] fns panic on purpose: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use env_tests::DARK_TOWER_NAMESPACE;
 use env_tests::cluster::cluster_or_skip;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
@@ -11,7 +14,10 @@ use kube::api::ListParams;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_is_ready() {
-    let Some(cluster) = cluster_or_skip("every_node_is_ready").await.unwrap() else {
+    let Some(cluster) = cluster_or_skip("every_node_is_ready")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
         return;
     };
     let nodes: Api<Node> = Api::all(cluster.client.clone());
@@ -40,7 +46,7 @@ async fn the_cni_enforces_network_policy() {
     }
     let Some(cluster) = cluster_or_skip("the_cni_enforces_network_policy")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };
@@ -63,7 +69,7 @@ async fn the_cni_enforces_network_policy() {
 async fn dark_tower_workloads_are_ready() {
     let Some(cluster) = cluster_or_skip("dark_tower_workloads_are_ready")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };
@@ -101,7 +107,7 @@ async fn dark_tower_workloads_are_ready() {
 async fn the_namespace_has_a_default_deny_policy() {
     let Some(cluster) = cluster_or_skip("the_namespace_has_a_default_deny_policy")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };

@@ -3,6 +3,9 @@
 //! WebTransport and QUIC legs are exercised by the services' end-to-end test.)
 //! Skipped (with a printed reason) unless a cluster is configured and answers.
 
+// Helpers outside #[test] fns panic on purpose: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use env_tests::cluster::cluster_or_skip;
 use env_tests::services::{self, Endpoints};
 
@@ -14,7 +17,7 @@ fn env(name: &str) -> Option<String> {
 async fn create_then_join_returns_mc_mh_and_a_token() {
     let Some(cluster) = cluster_or_skip("create_then_join_returns_mc_mh_and_a_token")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };
@@ -70,7 +73,10 @@ async fn create_then_join_returns_mc_mh_and_a_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meetings_need_a_token() {
-    let Some(_cluster) = cluster_or_skip("meetings_need_a_token").await.unwrap() else {
+    let Some(_cluster) = cluster_or_skip("meetings_need_a_token")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
         return;
     };
     let endpoints = Endpoints::from_env(env);

@@ -8,6 +8,9 @@
 //! no call that changes anything (only `kind get clusters`, `docker info` and
 //! `kubectl kustomize` are allowed).
 
+// Helpers outside #[test] fns panic on purpose: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,7 +1,10 @@
-//! Live: the NetworkPolicies admit exactly the edges of the SPEC matrix, as
+//! Live: the network policies admit exactly the edges of the SPEC matrix, as
 //! seen by a `CanaryPod` in a throwaway `canary-test-*` namespace (which has
 //! no policies of its own, so only the targets' ingress rules decide).
 //! Skipped (with a printed reason) unless a cluster is configured and answers.
+
+// Helpers outside #[test] fns panic on purpose: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use env_tests::DARK_TOWER_NAMESPACE;
 use env_tests::canary::{self, CANARY_HTTP_PORT, CanaryPod};
@@ -35,7 +38,7 @@ where
 async fn outside_pods_reach_gc_but_not_the_internal_services() {
     let Some(cluster) = cluster_or_skip("outside_pods_reach_gc_but_not_the_internal_services")
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     else {
         return;
     };

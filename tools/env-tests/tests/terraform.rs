@@ -5,7 +5,7 @@
 //! - every variable has a description and a type, and a validation block
 //!   unless it is a bool or a free-form map; every output has a description;
 //! - modules pin providers with a version constraint, environments pin them
-//!   exactly, and Terraform itself has a required_version;
+//!   exactly, and Terraform itself has a `required_version`;
 //! - each environment uses the three modules, passes only arguments the
 //!   module declares and every argument it requires, and refers only to
 //!   outputs the module has;
@@ -13,6 +13,9 @@
 //!   pools, tainted and labelled for their service, sized from ADR-0012;
 //! - the remote state backend carries no credentials, and no file holds key
 //!   material or a secret version.
+
+// Helpers outside #[test] fns panic on purpose: a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -21,7 +21,12 @@ pub struct Schemas {
 /// the repository.
 pub fn schema_dir(root: &Path) -> PathBuf {
     std::env::var_os("DT_FLUX_CRDS_DIR").map_or_else(
-        || root.join("..").join("shared").join("schemas").join("flux-crds"),
+        || {
+            root.join("..")
+                .join("shared")
+                .join("schemas")
+                .join("flux-crds")
+        },
         PathBuf::from,
     )
 }
@@ -40,7 +45,10 @@ pub fn load(dir: &Path) -> Result<Schemas, Error> {
             ) else {
                 continue;
             };
-            for version in doc.path(&["spec", "versions"]).map_or(&[][..], crate::Node::items) {
+            for version in doc
+                .path(&["spec", "versions"])
+                .map_or(&[][..], crate::Node::items)
+            {
                 let (Some(name), Some(schema)) = (
                     version.str_at(&["name"]),
                     version.path(&["schema", "openAPIV3Schema"]),

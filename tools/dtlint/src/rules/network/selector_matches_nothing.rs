@@ -62,10 +62,7 @@ impl Rule for SelectorMatchesNothing {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
-        let any_pod = |r: &Resource<'_>, sel: &Selector<'_>| {
-            idx.pod_label_sets()
-                .any(|(w, labels, added)| idx.same_namespace(r, w) && sel.matches_with(labels, added))
-        };
+        let any_pod = |r: &Resource<'_>, sel: &Selector<'_>| !idx.pods_matching(sel, r).is_empty();
         for r in idx.objects() {
             match r.kind {
                 "Service" | "PodDisruptionBudget" => {
@@ -104,10 +101,7 @@ impl Rule for SelectorMatchesNothing {
                     let Some(node) = r.spec().and_then(|s| s.get("selector")) else { continue };
                     let sel = Selector { node, structured: true };
                     let any_ns = r.spec().and_then(|s| s.path(&["namespaceSelector", "any"])).and_then(Node::as_bool) == Some(true);
-                    let found = idx.of_kind("Service").any(|svc| {
-                        (any_ns || idx.same_namespace(r, svc))
-                            && sel.matches_with(svc.metadata().and_then(|m| m.get("labels")), &idx.added_labels(svc.file).object)
-                    });
+                    let found = !idx.services_matching(&sel, r, any_ns).is_empty();
                     if !sel.is_empty() && !found {
                         report(out, r, &sel, "selector");
                     }

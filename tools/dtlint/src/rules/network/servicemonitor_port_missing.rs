@@ -49,10 +49,7 @@ impl Rule for ServiceMonitorPortMissing {
             let Some(spec) = sm.spec() else { continue };
             let Some(sel_node) = spec.get("selector") else { continue };
             let sel = Selector { node: sel_node, structured: true };
-            let services: Vec<_> = idx
-                .of_kind("Service")
-                .filter(|s| idx.same_namespace(sm, s) && sel.matches_with(s.metadata().and_then(|m| m.get("labels")), &idx.added_labels(s.file).object))
-                .collect();
+            let services = idx.services_matching(&sel, sm, false);
             if services.is_empty() {
                 continue;
             }

@@ -46,7 +46,7 @@ impl Rule for TargetPortMissing {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for svc in ctx.index.of_kind("Service") {
-            let pods: Vec<_> = ctx.index.selected_workloads(svc).collect();
+            let pods: Vec<_> = ctx.index.selected_workloads(svc);
             if pods.is_empty() {
                 // Nothing selected is another rule's finding.
                 continue;

@@ -69,7 +69,7 @@ impl Rule for UdpPortProtocol {
             }
         }
         for svc in ctx.index.of_kind("Service") {
-            let pods: Vec<_> = ctx.index.selected_workloads(svc).collect();
+            let pods: Vec<_> = ctx.index.selected_workloads(svc);
             for p in svc.spec().and_then(|s| s.get("ports")).into_iter().flat_map(Node::items) {
                 let port_n = p.get("port").and_then(Node::as_i64);
                 let target = p.get("targetPort");

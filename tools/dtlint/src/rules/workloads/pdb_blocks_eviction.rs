@@ -66,11 +66,7 @@ impl Rule for PdbBlocksEviction {
             }
             let Some(min_n) = min.as_i64() else { continue };
             let Some(sel) = ctx.index.own_selector(pdb) else { continue };
-            let targets: Vec<_> = ctx
-                .index
-                .workloads()
-                .filter(|w| ctx.index.same_namespace(pdb, w) && sel.matches(w.pod_labels()))
-                .collect();
+            let targets: Vec<_> = ctx.index.pods_matching(&sel, pdb).into_iter().map(|(w, _)| w).filter(|w| w.is_workload()).collect();
             if targets.is_empty() {
                 continue;
             }

@@ -1,0 +1,116 @@
+//! `ac-service` serves the API; `ac-service register-client` registers or
+//! updates a service client (secret read from stdin).
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use ac_service::clients::{self, Registered};
+use ac_service::config::Config;
+use ac_service::startup::{self, Application};
+use clap::{Parser, Subcommand};
+use common::shutdown;
+
+#[derive(Debug, Parser)]
+#[command(name = "ac-service", version, about = "Dark Tower authentication controller")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Register a client, or update its secret and scopes if it exists.
+    /// The secret is read from stdin (one line; the newline is dropped).
+    RegisterClient {
+        #[arg(long)]
+        client_id: String,
+        /// Space-separated scopes, e.g. "service.write.gc service.write.mh".
+        #[arg(long)]
+        scopes: String,
+        /// `service_type` claim of the client's tokens (default: the client id).
+        #[arg(long)]
+        service_type: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ac-service: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let config = Config::from_env()?;
+        common::telemetry::init(&config.log_filter)?;
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::RegisterClient {
+                client_id,
+                scopes,
+                service_type,
+            } => register_client(config, &client_id, &scopes, service_type.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "ac-service failed");
+            eprintln!("ac-service: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let drain = config.drain;
+    let app = Application::build(config).await?;
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(shutdown::drain_then_fire(
+        shutdown::os_signal(),
+        app.readiness(),
+        drain,
+        trigger,
+    ));
+    app.run(signal).await?;
+    Ok(())
+}
+
+async fn register_client(
+    config: Config,
+    client_id: &str,
+    scopes: &str,
+    service_type: Option<&str>,
+) -> anyhow::Result<()> {
+    let scopes = clients::parse_scopes(scopes)?;
+    let mut secret = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut secret)
+        .map_err(|e| anyhow::anyhow!("reading the client secret from stdin failed: {e}"))?;
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    if secret.contains(['\r', '\n']) {
+        anyhow::bail!("the client secret must be a single line on stdin");
+    }
+    let pool = startup::connect_and_migrate(&config).await?;
+    let outcome = clients::register(
+        &pool,
+        client_id,
+        secret,
+        &scopes,
+        service_type.unwrap_or(client_id),
+        config.bcrypt_cost,
+    )
+    .await?;
+    let verb = match outcome {
+        Registered::Created => "registered",
+        Registered::Updated => "updated",
+    };
+    tracing::info!(client_id, scopes = scopes.join(" "), "client {verb}");
+    println!("client {client_id} {verb} with scopes: {}", scopes.join(" "));
+    Ok(())
+}
