@@ -16,11 +16,18 @@ use crate::corpus;
 
 /// CPU seconds (user + system) this process has used so far.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // Field 14 is at index 11 after the state field (index 0 is field 3).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -48,23 +55,35 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Measure) {
     let t = Instant::now();
     let v = f();
     let secs = t.elapsed().as_secs_f64();
-    (v, Measure { secs, cpu: cpu_seconds() - cpu0 })
+    (
+        v,
+        Measure {
+            secs,
+            cpu: cpu_seconds() - cpu0,
+        },
+    )
 }
 
 /// Read and event-parse every YAML file, in parallel: the floor for any linter
 /// built on this parser.
 fn bare(dir: &Path) -> Result<(usize, u64)> {
-    let files: Vec<_> = corpus::walk(dir)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let files: Vec<_> = corpus::walk(dir)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     let results: Vec<(usize, u64)> = files
         .par_iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            let docs = text.matches("\napiVersion:").count() + usize::from(text.starts_with("apiVersion:"));
+            let docs = text.matches("\napiVersion:").count()
+                + usize::from(text.starts_with("apiVersion:"));
             let _events = dtlint::yaml::bare_parse(&text).unwrap_or(0);
             (docs, text.len() as u64)
         })
         .collect();
-    Ok(results.iter().fold((0, 0), |(d, b), (d2, b2)| (d + d2, b + b2)))
+    Ok(results
+        .iter()
+        .fold((0, 0), |(d, b), (d2, b2)| (d + d2, b + b2)))
 }
 
 pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
@@ -72,7 +91,8 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
     println!("|---|---|---|---|---|---|---|");
     for &n in sizes {
         let dir = work.join(format!("corpus-{n}"));
-        let bytes = corpus::generate(&dir, n).with_context(|| format!("generating {n} services"))?;
+        let bytes =
+            corpus::generate(&dir, n).with_context(|| format!("generating {n} services"))?;
         // Warm the page cache so both measurements read from memory.
         let _ = bare(&dir)?;
         let (bare_result, parse) = timed(|| bare(&dir));
@@ -80,7 +100,11 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
         let config = dtlint::config::Config::defaults();
         let (outcome, lint) = timed(|| -> Result<dtlint::engine::Outcome> {
             let ws = dtlint::workspace::Workspace::load(&dir, &[dir.clone()], &config)?;
-            Ok(dtlint::engine::run(&ws, &config, &dtlint::engine::Selection::default()))
+            Ok(dtlint::engine::run(
+                &ws,
+                &config,
+                &dtlint::engine::Selection::default(),
+            ))
         });
         let outcome = outcome?;
         let mb = bytes as f64 / 1e6;

@@ -29,7 +29,11 @@ fn service(dir: &Path, i: usize, defect: Option<usize>) -> Result<()> {
     if defect == Some(4) {
         deployment = deployment.replace("      maxUnavailable: 0\n", "      maxUnavailable: 1\n");
     }
-    let svc_selector = if defect == Some(5) { format!("{name}-typo") } else { name.clone() };
+    let svc_selector = if defect == Some(5) {
+        format!("{name}-typo")
+    } else {
+        name.clone()
+    };
     let files = [
         ("deployment.yaml", deployment),
         ("service.yaml", format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  labels:\n{l4}spec:\n  type: ClusterIP\n  selector:\n    app.kubernetes.io/name: {svc_selector}\n    app.kubernetes.io/instance: {name}-production\n  ports:\n    - name: http\n      port: 8080\n      targetPort: http\n    - name: grpc\n      port: 50051\n      targetPort: grpc\n")),
@@ -41,7 +45,8 @@ fn service(dir: &Path, i: usize, defect: Option<usize>) -> Result<()> {
         ("kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - service.yaml\n  - configmap.yaml\n  - secret.yaml\n  - network-policy.yaml\n  - service-monitor.yaml\n  - pdb.yaml\n".to_string()),
     ];
     for (file, text) in files {
-        std::fs::write(dir.join(file), text).with_context(|| format!("writing {}", dir.join(file).display()))?;
+        std::fs::write(dir.join(file), text)
+            .with_context(|| format!("writing {}", dir.join(file).display()))?;
     }
     Ok(())
 }
@@ -86,6 +91,11 @@ pub fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 /// A one-line description of the corpus, for reports.
 pub fn describe(n: usize, bytes: u64) -> String {
     let mut s = String::new();
-    let _ = write!(s, "{n} services, {} files, {:.1} MB", n * 8, bytes as f64 / 1e6);
+    let _ = write!(
+        s,
+        "{n} services, {} files, {:.1} MB",
+        n * 8,
+        bytes as f64 / 1e6
+    );
     s
 }

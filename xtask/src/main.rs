@@ -24,7 +24,10 @@ fn docs() -> Result<()> {
     let pages = dtlint::docs::all_pages();
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if path.extension().is_some_and(|e| e == "md") && !pages.iter().any(|(n, _)| *n == name) {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             println!("removed {}", path.display());
@@ -54,7 +57,9 @@ fn bench_cmd(args: &[String]) -> Result<()> {
     let sizes: Vec<usize> = if args.is_empty() {
         vec![100, 1_000, 10_000]
     } else {
-        args.iter().map(|a| a.parse().context("corpus sizes are numbers of services")).collect::<Result<_>>()?
+        args.iter()
+            .map(|a| a.parse().context("corpus sizes are numbers of services"))
+            .collect::<Result<_>>()?
     };
     let work = repo_root().join("target/bench");
     bench::run(&sizes, &work)

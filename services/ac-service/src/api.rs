@@ -116,9 +116,9 @@ fn client_credentials(
 ) -> Result<(String, String), ApiError> {
     let basic = match headers.get(header::AUTHORIZATION) {
         Some(value) => {
-            let value = value.to_str().map_err(|_| {
-                ApiError::invalid_client("malformed Authorization header")
-            })?;
+            let value = value
+                .to_str()
+                .map_err(|_| ApiError::invalid_client("malformed Authorization header"))?;
             Some(basic_credentials(value)?)
         }
         None => None,
@@ -157,7 +157,13 @@ pub async fn service_token(
         }
         Err(e) => {
             state.token_errors.with_label_values(&[e.code()]).inc();
-            if matches!(e, ApiError::OAuth { code: "invalid_client", .. }) {
+            if matches!(
+                e,
+                ApiError::OAuth {
+                    code: "invalid_client",
+                    ..
+                }
+            ) {
                 tracing::info!(reason = %e, "token request refused");
             }
             e.into_response()
@@ -248,7 +254,11 @@ async fn issue_service_token(
 }
 
 /// Verifies a service token AC issued itself (no JWKS round trip).
-fn authorize(state: &AppState, headers: &HeaderMap, scope: &str) -> Result<ServiceClaims, ApiError> {
+fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<ServiceClaims, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(AuthError::Missing)?
@@ -260,7 +270,8 @@ fn authorize(state: &AppState, headers: &HeaderMap, scope: &str) -> Result<Servi
         .keys
         .verifying_key(&kid)
         .ok_or(AuthError::Invalid(jwt::JwtError::UnknownKey))?;
-    let claims: ServiceClaims = jwt::verify(token, &key, jwt::now_unix()).map_err(AuthError::from)?;
+    let claims: ServiceClaims =
+        jwt::verify(token, &key, jwt::now_unix()).map_err(AuthError::from)?;
     common::jwks::check_service_claims(&claims, scope)?;
     Ok(claims)
 }

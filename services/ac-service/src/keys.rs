@@ -67,7 +67,11 @@ struct Inner {
     published: Vec<Published>,
 }
 
-fn encrypt(master: &MasterKey, kid: &str, seed: &[u8; 32]) -> Result<([u8; 12], Vec<u8>), KeyError> {
+fn encrypt(
+    master: &MasterKey,
+    kid: &str,
+    seed: &[u8; 32],
+) -> Result<([u8; 12], Vec<u8>), KeyError> {
     let cipher = Aes256Gcm::new(master.bytes().into());
     let mut nonce = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -104,7 +108,9 @@ fn decrypt(
                 aad: kid.as_bytes(),
             },
         )
-        .map_err(|_| KeyError::Decrypt { kid: kid.to_owned() })?;
+        .map_err(|_| KeyError::Decrypt {
+            kid: kid.to_owned(),
+        })?;
     let seed: [u8; 32] = seed.try_into().map_err(|_| KeyError::Corrupt {
         kid: kid.to_owned(),
         reason: "decrypted seed is not 32 bytes",
@@ -140,11 +146,10 @@ impl KeyStore {
             .bind(KEY_LOCK_ID)
             .execute(&mut *tx)
             .await?;
-        let active = sqlx::query(
-            "SELECT kid FROM signing_keys WHERE is_active AND retired_at IS NULL",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
+        let active =
+            sqlx::query("SELECT kid FROM signing_keys WHERE is_active AND retired_at IS NULL")
+                .fetch_optional(&mut *tx)
+                .await?;
         if active.is_none() {
             let mut seed = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut seed);
@@ -266,7 +271,10 @@ mod tests {
         let master = MasterKey::from_bytes([7; 32]);
         let seed = [3u8; 32];
         let (nonce, ct) = encrypt(&master, "k1", &seed).unwrap();
-        assert!(!ct.windows(32).any(|w| w == seed), "seed must not appear in clear");
+        assert!(
+            !ct.windows(32).any(|w| w == seed),
+            "seed must not appear in clear"
+        );
         let key = decrypt(&master, "k1", &nonce, &ct).unwrap();
         assert_eq!(key.to_bytes(), seed);
         assert!(matches!(

@@ -2,7 +2,7 @@
 //!
 //! Holds the platform's Ed25519 signing keys in `PostgreSQL` (private halves
 //! encrypted under `AC_MASTER_KEY`), publishes the public halves at
-//! `GET /.well-known/jwks.json`, and issues EdDSA JWTs:
+//! `GET /.well-known/jwks.json`, and issues Ed25519 (`EdDSA`) JWTs:
 //! service tokens via OAuth 2 client credentials at
 //! `POST /api/v1/auth/service/token`, and short-lived meeting tokens at
 //! `POST /api/v1/auth/internal/meeting-token` (for GC). Clients are

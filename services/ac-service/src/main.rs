@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use common::shutdown;
 
 #[derive(Debug, Parser)]
-#[command(name = "ac-service", version, about = "Dark Tower authentication controller")]
+#[command(
+    name = "ac-service",
+    version,
+    about = "Dark Tower authentication controller"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -37,7 +41,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ac-service: cannot start the runtime: {e}");
@@ -111,6 +118,9 @@ async fn register_client(
         Registered::Updated => "updated",
     };
     tracing::info!(client_id, scopes = scopes.join(" "), "client {verb}");
-    println!("client {client_id} {verb} with scopes: {}", scopes.join(" "));
+    println!(
+        "client {client_id} {verb} with scopes: {}",
+        scopes.join(" ")
+    );
     Ok(())
 }

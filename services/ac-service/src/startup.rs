@@ -58,7 +58,8 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = connect_and_migrate(&config).await?;
-        let keys = KeyStore::load_or_create(&pool, &config.master_key, &config.cluster_name).await?;
+        let keys =
+            KeyStore::load_or_create(&pool, &config.master_key, &config.cluster_name).await?;
 
         // A hash to verify against when the client id is unknown, so that
         // unknown ids take as long as wrong secrets.
@@ -82,8 +83,12 @@ impl Application {
             ),
             &["error"],
         )?;
-        metrics.registry().register(Box::new(tokens_issued.clone()))?;
-        metrics.registry().register(Box::new(token_errors.clone()))?;
+        metrics
+            .registry()
+            .register(Box::new(tokens_issued.clone()))?;
+        metrics
+            .registry()
+            .register(Box::new(token_errors.clone()))?;
 
         let readiness = {
             let pool = pool.clone();
@@ -122,9 +127,9 @@ impl Application {
             .merge(ops::router(readiness.clone(), metrics.clone()))
             .layer(from_fn_with_state(metrics, track_http));
 
-        let listener = TcpListener::bind(config.bind_address)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDRESS {}: {e}", config.bind_address))?;
+        let listener = TcpListener::bind(config.bind_address).await.map_err(|e| {
+            anyhow::anyhow!("cannot bind BIND_ADDRESS {}: {e}", config.bind_address)
+        })?;
         tracing::info!(
             addr = %listener.local_addr()?,
             kid = keys.active().map(|k| k.kid).unwrap_or_default(),

@@ -84,6 +84,9 @@ mod tests {
             .http_status(),
             403
         );
-        assert_eq!(AuthError::Invalid(JwtError::Expired).oauth_code(), "invalid_token");
+        assert_eq!(
+            AuthError::Invalid(JwtError::Expired).oauth_code(),
+            "invalid_token"
+        );
     }
 }

@@ -264,12 +264,13 @@ impl Contract {
 pub fn check_contract(contract: &Contract, declared: &[VarSpec]) -> Result<(), String> {
     let in_contract: BTreeMap<&str, &ContractEntry> =
         contract.env.iter().map(|e| (e.name.as_str(), e)).collect();
-    let in_code: BTreeMap<&str, &VarSpec> =
-        declared.iter().map(|d| (d.name.as_str(), d)).collect();
+    let in_code: BTreeMap<&str, &VarSpec> = declared.iter().map(|d| (d.name.as_str(), d)).collect();
     let mut problems = Vec::new();
     for (name, spec) in &in_code {
         let Some(entry) = in_contract.get(name) else {
-            problems.push(format!("{name}: read by the loader but missing from the contract"));
+            problems.push(format!(
+                "{name}: read by the loader but missing from the contract"
+            ));
             continue;
         };
         if entry.required != spec.required {
@@ -299,7 +300,9 @@ pub fn check_contract(contract: &Contract, declared: &[VarSpec]) -> Result<(), S
     }
     for name in in_contract.keys() {
         if !in_code.contains_key(name) {
-            problems.push(format!("{name}: in the contract but never read by the loader"));
+            problems.push(format!(
+                "{name}: in the contract but never read by the loader"
+            ));
         }
     }
     if problems.is_empty() {
@@ -407,7 +410,10 @@ description = "never read"
         let err = check_contract(&contract, &r.declared()).unwrap_err();
         assert!(err.contains("B: contract default"), "{err}");
         assert!(err.contains("NEW: read by the loader"), "{err}");
-        assert!(err.contains("GONE: in the contract but never read"), "{err}");
+        assert!(
+            err.contains("GONE: in the contract but never read"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -74,12 +74,18 @@ mod tests {
         let req = with_bearer((), &token).unwrap();
         assert_eq!(bearer_from_metadata(req.metadata()), Ok("abc.def.ghi"));
         let empty = tonic::Request::new(());
-        assert_eq!(bearer_from_metadata(empty.metadata()), Err(AuthError::Missing));
+        assert_eq!(
+            bearer_from_metadata(empty.metadata()),
+            Err(AuthError::Missing)
+        );
     }
 
     #[test]
     fn auth_errors_map_to_grpc_codes() {
-        assert_eq!(Status::from(AuthError::Missing).code(), Code::Unauthenticated);
+        assert_eq!(
+            Status::from(AuthError::Missing).code(),
+            Code::Unauthenticated
+        );
         assert_eq!(
             Status::from(AuthError::InsufficientScope {
                 required: "s".into()

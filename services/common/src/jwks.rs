@@ -229,10 +229,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     /// A real HTTP server on loopback serving whatever JWKS the test sets.
-    async fn serve_jwks(
-        doc: Arc<std::sync::Mutex<String>>,
-        hits: Arc<AtomicUsize>,
-    ) -> String {
+    async fn serve_jwks(doc: Arc<std::sync::Mutex<String>>, hits: Arc<AtomicUsize>) -> String {
         let app = Router::new().route(
             "/.well-known/jwks.json",
             get(move || {

@@ -263,7 +263,9 @@ impl Jwk {
             return Err("use is not sig");
         }
         let x = self.x.as_deref().ok_or("x is missing")?;
-        let bytes = URL_SAFE_NO_PAD.decode(x).map_err(|_| "x is not base64url")?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(x)
+            .map_err(|_| "x is not base64url")?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| "x is not 32 bytes")?;
         VerifyingKey::from_bytes(&bytes).map_err(|_| "x is not a valid Ed25519 point")
     }
@@ -393,7 +395,10 @@ mod tests {
         assert!(matches!(key_id("a.b.c.d"), Err(JwtError::Malformed(_))));
         assert!(matches!(key_id("!!.b.c"), Err(JwtError::Malformed(_))));
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
-        assert_eq!(key_id(&format!("{header}.e30.AA")), Err(JwtError::MissingKid));
+        assert_eq!(
+            key_id(&format!("{header}.e30.AA")),
+            Err(JwtError::MissingKid)
+        );
     }
 
     #[test]

@@ -160,8 +160,14 @@ mod tests {
         m.observe_grpc("RegisterMc", "ok");
         let text = m.render();
         assert!(text.contains("gc_http_requests_total{method=\"GET\",route=\"/api/v1/meetings/{meeting_id}\",status=\"200\"} 1"), "{text}");
-        assert!(text.contains("gc_http_request_duration_seconds_bucket"), "{text}");
-        assert!(text.contains("gc_grpc_requests_total{code=\"ok\",method=\"RegisterMc\"} 1"), "{text}");
+        assert!(
+            text.contains("gc_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gc_grpc_requests_total{code=\"ok\",method=\"RegisterMc\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]

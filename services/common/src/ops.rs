@@ -237,7 +237,9 @@ mod tests {
     #[tokio::test]
     async fn health_is_ok_without_dependencies() {
         let readiness = Readiness::builder()
-            .check("database", || async { CheckOutcome::Failing("unreachable") })
+            .check("database", || async {
+                CheckOutcome::Failing("unreachable")
+            })
             .build();
         let app = router(readiness, Metrics::new("t").unwrap());
         assert_eq!(
@@ -249,8 +251,12 @@ mod tests {
     #[tokio::test]
     async fn ready_names_the_failing_dependency() {
         let readiness = Readiness::builder()
-            .check("database", || async { CheckOutcome::Failing("unreachable") })
-            .check("signing_key", || async { CheckOutcome::Healthy("available") })
+            .check("database", || async {
+                CheckOutcome::Failing("unreachable")
+            })
+            .check("signing_key", || async {
+                CheckOutcome::Healthy("available")
+            })
             .build();
         let app = router(readiness, Metrics::new("t").unwrap());
         let (status, body) = get_json(app, "/ready").await;

@@ -75,7 +75,10 @@ mod tests {
             version: "0.1.0".into(),
         };
         let bytes = req.encode_to_vec();
-        assert_eq!(v1::RegisterMcRequest::decode(bytes.as_slice()).unwrap(), req);
+        assert_eq!(
+            v1::RegisterMcRequest::decode(bytes.as_slice()).unwrap(),
+            req
+        );
         let host = v1::HostMeetingRequest {
             meeting_id: "m".into(),
             meeting_name: "n".into(),
@@ -87,7 +90,10 @@ mod tests {
             max_participants: 0,
         };
         let bytes = host.encode_to_vec();
-        assert_eq!(v1::HostMeetingRequest::decode(bytes.as_slice()).unwrap(), host);
+        assert_eq!(
+            v1::HostMeetingRequest::decode(bytes.as_slice()).unwrap(),
+            host
+        );
         assert_eq!(
             v1::HealthStatus::try_from(2).unwrap(),
             v1::HealthStatus::Degraded

@@ -337,7 +337,8 @@ impl LineIndex {
         let col = if self.ascii {
             offset - start
         } else {
-            src.get(start..offset).map_or(offset - start, |s| s.chars().count())
+            src.get(start..offset)
+                .map_or(offset - start, |s| s.chars().count())
         };
         Pos {
             line: line_idx as u32 + 1,
@@ -567,9 +568,7 @@ impl Builder<'_> {
                     return Ok(None);
                 };
                 let entries = self.finish_mapping(entries);
-                let end = entries
-                    .last()
-                    .map_or(end, |e| e.value.span.end.max(end));
+                let end = entries.last().map_or(end, |e| e.value.span.end.max(end));
                 let node = Node {
                     span: Span { start, end },
                     value: Value::Mapping(entries),
@@ -611,7 +610,10 @@ impl Builder<'_> {
         if entries.len() <= 16 {
             for (i, e) in entries.iter().enumerate() {
                 let Some(k) = key_text(e) else { continue };
-                if let Some(first) = entries[..i].iter().find(|p| key_text(p).as_deref() == Some(&k)) {
+                if let Some(first) = entries[..i]
+                    .iter()
+                    .find(|p| key_text(p).as_deref() == Some(&k))
+                {
                     self.problems.push(duplicate(&k, first, e));
                 }
             }
@@ -646,7 +648,10 @@ fn merge_keys(entries: Vec<Entry>) -> Vec<Entry> {
     let mut own = Vec::with_capacity(entries.len());
     let mut sources: Vec<Node> = Vec::new();
     for e in entries {
-        if e.key.as_scalar().is_some_and(|s| s.is_plain() && s.text == "<<") {
+        if e.key
+            .as_scalar()
+            .is_some_and(|s| s.is_plain() && s.text == "<<")
+        {
             match e.value.value {
                 Value::Mapping(_) => sources.push(e.value),
                 Value::Sequence(items) => sources.extend(items),
@@ -843,7 +848,9 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused() {
         // Block nesting is bounded by our limit ...
-        let src: String = (0..300).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let src: String = (0..300)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
         let parsed = p(&src);
         assert!(parsed.problems.iter().any(|p| p.kind == ProblemKind::Limit));
         // ... and flow nesting by the parser's own.
@@ -861,7 +868,10 @@ mod tests {
         assert_eq!(r.get("d").unwrap().as_bool(), None);
         assert!(r.get("e").unwrap().is_null());
         assert_eq!(r.get("f").unwrap().as_i64(), None);
-        assert_eq!(r.get("f").unwrap().as_scalar().unwrap().tag.as_deref(), Some("!!str"));
+        assert_eq!(
+            r.get("f").unwrap().as_scalar().unwrap().tag.as_deref(),
+            Some("!!str")
+        );
     }
 
     #[test]

@@ -133,16 +133,22 @@ impl Config {
     }
 
     pub fn service_dirs(&self) -> Vec<String> {
-        self.service_dirs.clone().unwrap_or_else(|| vec!["base/*".into()])
+        self.service_dirs
+            .clone()
+            .unwrap_or_else(|| vec!["base/*".into()])
     }
 
     pub fn service_dirs_skip(&self) -> Vec<String> {
-        self.service_dirs_skip.clone().unwrap_or_else(|| vec!["base/platform".into(), "base/platform/**".into()])
+        self.service_dirs_skip
+            .clone()
+            .unwrap_or_else(|| vec!["base/platform".into(), "base/platform/**".into()])
     }
 
     /// Is `image` one of our own service images?
     pub fn is_own_image(&self, image: &str) -> bool {
-        self.own_images.iter().any(|p| image.starts_with(p.as_str()))
+        self.own_images
+            .iter()
+            .any(|p| image.starts_with(p.as_str()))
     }
 
     /// Read `dtlint.toml` from `path`.
@@ -244,8 +250,14 @@ mod tests {
             "d.toml",
         )
         .unwrap();
-        assert_eq!(c.environment_of("overlays/production/gc/k.yaml"), Some("production"));
-        assert_eq!(c.environment_of("clusters/production/apps.yaml"), Some("production"));
+        assert_eq!(
+            c.environment_of("overlays/production/gc/k.yaml"),
+            Some("production")
+        );
+        assert_eq!(
+            c.environment_of("clusters/production/apps.yaml"),
+            Some("production")
+        );
         assert_eq!(c.environment_of("overlays/production-old/x.yaml"), None);
     }
 }

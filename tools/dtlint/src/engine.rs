@@ -67,7 +67,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn count(&self, severity: Severity) -> usize {
-        self.findings.iter().filter(|f| f.severity == severity).count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
     }
 }
 
@@ -88,7 +91,11 @@ fn collect_suppressions(index: &Index<'_>, out: &mut Vec<Finding>) -> Vec<Suppre
             continue;
         };
         let text = node.as_str().unwrap_or("");
-        for part in text.split([';', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
+        for part in text
+            .split([';', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let (rule, reason) = part.split_once('=').unwrap_or((part, ""));
             let (rule, reason) = (rule.trim(), reason.trim());
             if reason.is_empty() {
@@ -132,13 +139,16 @@ fn inside(outer: Span, inner: Span) -> bool {
 }
 
 fn glob_match(pattern: &str, path: &str) -> bool {
-    globset::Glob::new(pattern)
-        .map(|g| g.compile_matcher().is_match(path))
-        .unwrap_or(false)
+    globset::Glob::new(pattern).is_ok_and(|g| g.compile_matcher().is_match(path))
 }
 
 /// Resolve the configured severity of a rule for a finding.
-fn severity_for(config: &Config, rule: &str, default: Severity, envs: &[String]) -> Option<Severity> {
+fn severity_for(
+    config: &Config,
+    rule: &str,
+    default: Severity,
+    envs: &[String],
+) -> Option<Severity> {
     let base = config.rules.get(rule).map_or(Some(default), |l| l.0);
     // With several environments, the strictest setting wins.
     let mut per_env = envs
@@ -212,7 +222,8 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             ex.rule == f.rule
                 && ex.path.as_deref().is_none_or(|p| glob_match(p, path))
                 && ex.resource.as_deref().is_none_or(|want| {
-                    resource_at(&index, f.primary.file, f.primary.span).is_some_and(|r| r.id() == want)
+                    resource_at(&index, f.primary.file, f.primary.span)
+                        .is_some_and(|r| r.id() == want)
                 })
         });
         if exempt {
@@ -223,7 +234,10 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     }
 
     if selection.includes(UNUSED_SUPPRESSION) {
-        for s in sups.iter().filter(|s| !s.used && selection.includes(&s.rule)) {
+        for s in sups
+            .iter()
+            .filter(|s| !s.used && selection.includes(&s.rule))
+        {
             let mut f = Finding::new(
                 UNUSED_SUPPRESSION,
                 Label::new(s.file, s.at, "suppresses nothing"),

@@ -102,7 +102,11 @@ impl Kustomization {
         for n in root.get("components").into_iter().flat_map(Node::items) {
             push(RefKind::Component, n);
         }
-        for n in root.get("patchesStrategicMerge").into_iter().flat_map(Node::items) {
+        for n in root
+            .get("patchesStrategicMerge")
+            .into_iter()
+            .flat_map(Node::items)
+        {
             // Entries may also be inline patches; only plain paths are files.
             if n.as_str().is_some_and(|s| !s.contains('\n')) {
                 push(RefKind::Patch, n);

@@ -123,7 +123,13 @@ fn explain(id: &str) -> ExitCode {
         eprintln!("dtlint: unknown rule `{id}`{}", suggest(id));
         return ExitCode::from(2);
     };
-    println!("# {}\n\ncategory: {} · default severity: {}\n\n{}", m.id, m.category, m.severity, m.docs_markdown());
+    println!(
+        "# {}\n\ncategory: {} · default severity: {}\n\n{}",
+        m.id,
+        m.category,
+        m.severity,
+        m.docs_markdown()
+    );
     ExitCode::SUCCESS
 }
 
@@ -142,7 +148,13 @@ fn list_rules(json: bool) {
     let width = rules::ids().map(str::len).max().unwrap_or(10);
     for r in rules::ALL {
         let m = r.meta();
-        println!("{:<width$}  {:<8} {:<10} {}", m.id, m.severity.as_str(), m.category, m.summary);
+        println!(
+            "{:<width$}  {:<8} {:<10} {}",
+            m.id,
+            m.severity.as_str(),
+            m.category,
+            m.summary
+        );
     }
 }
 
@@ -157,20 +169,30 @@ fn find_root(start: &Path) -> PathBuf {
 }
 
 fn check(args: &CheckArgs) -> Result<ExitCode, String> {
-    let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     let paths: Vec<PathBuf> = if args.paths.is_empty() {
         vec![find_root(&cwd)]
     } else {
         args.paths
             .iter()
             .map(|p| {
-                let abs = if p.is_absolute() { p.clone() } else { cwd.join(p) };
-                abs.canonicalize().map_err(|_| format!("{}: no such file or directory", p.display()))
+                let abs = if p.is_absolute() {
+                    p.clone()
+                } else {
+                    cwd.join(p)
+                };
+                abs.canonicalize()
+                    .map_err(|_| format!("{}: no such file or directory", p.display()))
             })
             .collect::<Result<_, _>>()?
     };
     let first = paths.first().cloned().unwrap_or_else(|| cwd.clone());
-    let start = if first.is_dir() { first.clone() } else { first.parent().map_or(cwd.clone(), Path::to_path_buf) };
+    let start = if first.is_dir() {
+        first.clone()
+    } else {
+        first.parent().map_or(cwd.clone(), Path::to_path_buf)
+    };
     let root = find_root(&start);
 
     let config = match &args.config {
@@ -190,7 +212,10 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         && !config.environments.contains_key(env)
     {
         let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
-        return Err(format!("unknown environment `{env}`; dtlint.toml defines {}", known.join(", ")));
+        return Err(format!(
+            "unknown environment `{env}`; dtlint.toml defines {}",
+            known.join(", ")
+        ));
     }
 
     let progress = std::io::stderr().is_terminal();
@@ -207,7 +232,9 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     };
     let mut outcome = engine::run(&ws, &config, &selection);
     if let Some(env) = &args.env {
-        outcome.findings.retain(|f| f.envs.is_empty() || f.envs.iter().any(|e| e == env));
+        outcome
+            .findings
+            .retain(|f| f.envs.is_empty() || f.envs.iter().any(|e| e == env));
     }
     if progress {
         eprint!("{:60}\r", "");
@@ -217,12 +244,15 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            args.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            args.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
         }
     };
     let text = report::render(args.format, &outcome, &ws.sources, color);
     match &args.output {
-        Some(path) => std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
         None => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`dtlint check | head`) is not an error worth a panic.
@@ -230,7 +260,15 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         }
     }
     if args.format == Format::Human || args.output.is_some() {
-        eprintln!("dtlint: {} file(s) checked: {}", ws.sources.len() + ws.unreadable.len(), report::summary(&outcome));
+        eprintln!(
+            "dtlint: {} file(s) checked: {}",
+            ws.sources.len() + ws.unreadable.len(),
+            report::summary(&outcome)
+        );
     }
-    Ok(if outcome.count(Severity::Error) > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if outcome.count(Severity::Error) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -20,7 +20,8 @@ pub const STANDARD_LABELS: [&str; 6] = [
 ];
 
 /// Labels that identify a workload for its whole life; selectors use only these.
-pub const STABLE_SELECTOR_LABELS: [&str; 2] = ["app.kubernetes.io/name", "app.kubernetes.io/instance"];
+pub const STABLE_SELECTOR_LABELS: [&str; 2] =
+    ["app.kubernetes.io/name", "app.kubernetes.io/instance"];
 
 /// Kinds whose pods come from `spec.template`.
 const TEMPLATED: [&str; 6] = [
@@ -57,7 +58,10 @@ impl<'a> Resource<'a> {
             root,
             api_version,
             kind,
-            name: meta.and_then(|m| m.get("name")).and_then(Node::as_str).unwrap_or(""),
+            name: meta
+                .and_then(|m| m.get("name"))
+                .and_then(Node::as_str)
+                .unwrap_or(""),
             namespace: meta.and_then(|m| m.get("namespace")).and_then(Node::as_str),
             role,
         })
@@ -81,8 +85,10 @@ impl<'a> Resource<'a> {
     /// False for configuration files of tools that merely look like objects
     /// (kustomize, kind, skaffold): they are never applied to a cluster.
     pub fn is_kubernetes_object(&self) -> bool {
-        !matches!(self.group(), "kustomize.config.k8s.io" | "kind.x-k8s.io" | "ctlptl.dev" | "k3d.io")
-            && !self.api_version.starts_with("skaffold/")
+        !matches!(
+            self.group(),
+            "kustomize.config.k8s.io" | "kind.x-k8s.io" | "ctlptl.dev" | "k3d.io"
+        ) && !self.api_version.starts_with("skaffold/")
     }
 
     /// True for Flux's own objects (sources, Kustomizations, HelmReleases):
@@ -270,7 +276,10 @@ impl LabelIndex {
         }
         for e in labels.into_iter().flat_map(Node::entries) {
             if let (Some(k), Some(v)) = (e.key.as_str(), e.value.as_str()) {
-                self.by_pair.entry((k.to_string(), v.to_string())).or_default().push(item);
+                self.by_pair
+                    .entry((k.to_string(), v.to_string()))
+                    .or_default()
+                    .push(item);
             }
         }
     }
@@ -319,16 +328,32 @@ fn cnpg_pod_labels(r: &Resource<'_>) -> Option<Node> {
     if r.kind != "Cluster" || r.group() != "postgresql.cnpg.io" {
         return None;
     }
-    let span = r.metadata().and_then(|m| m.get("name")).map_or_else(|| r.anchor_span(), |n| n.span);
+    let span = r
+        .metadata()
+        .and_then(|m| m.get("name"))
+        .map_or_else(|| r.anchor_span(), |n| n.span);
     let scalar = |text: &str| Node {
         span,
-        value: Value::Scalar(Scalar { text: text.to_string(), style: Style::Plain, tag: None }),
+        value: Value::Scalar(Scalar {
+            text: text.to_string(),
+            style: Style::Plain,
+            tag: None,
+        }),
     };
-    let mut entries = vec![Entry { key: scalar("cnpg.io/cluster"), value: scalar(r.name) }];
-    if let Some(inherited) = r.spec().and_then(|s| s.path(&["inheritedMetadata", "labels"])) {
+    let mut entries = vec![Entry {
+        key: scalar("cnpg.io/cluster"),
+        value: scalar(r.name),
+    }];
+    if let Some(inherited) = r
+        .spec()
+        .and_then(|s| s.path(&["inheritedMetadata", "labels"]))
+    {
         entries.extend(inherited.entries().cloned());
     }
-    Some(Node { span, value: Value::Mapping(entries) })
+    Some(Node {
+        span,
+        value: Value::Mapping(entries),
+    })
 }
 
 fn data_keys(root: &Node) -> Vec<String> {
@@ -374,18 +399,29 @@ impl<'a> Index<'a> {
             })
             .collect();
         configs.extend(ws.generated.iter().cloned());
-        let mut added: std::collections::HashMap<FileId, AddedLabels> = std::collections::HashMap::new();
+        let mut added: std::collections::HashMap<FileId, AddedLabels> =
+            std::collections::HashMap::new();
         for k in &ws.kustomizations {
-            let Some(doc) = ws.parsed(k.file).documents.first() else { continue };
+            let Some(doc) = ws.parsed(k.file).documents.first() else {
+                continue;
+            };
             let mut labels = AddedLabels::default();
-            for e in doc.root.get("commonLabels").into_iter().flat_map(Node::entries) {
+            for e in doc
+                .root
+                .get("commonLabels")
+                .into_iter()
+                .flat_map(Node::entries)
+            {
                 if let Some(key) = e.key.as_str() {
                     labels.object.push(key.to_string());
                     labels.template.push(key.to_string());
                 }
             }
             for l in doc.root.get("labels").into_iter().flat_map(Node::items) {
-                let templates = l.get("includeTemplates").and_then(Node::as_bool) == Some(true);
+                // `includeSelectors: true` writes the labels into templates too.
+                let templates = ["includeTemplates", "includeSelectors"]
+                    .iter()
+                    .any(|k| l.get(k).and_then(Node::as_bool) == Some(true));
                 for e in l.get("pairs").into_iter().flat_map(Node::entries) {
                     if let Some(key) = e.key.as_str() {
                         labels.object.push(key.to_string());
@@ -437,30 +473,55 @@ impl<'a> Index<'a> {
             }
         }
         for k in 0..self.operator_pods.len() {
-            self.pods.push((self.operator_pods[k].0, PodLabels::Operator(k)));
+            self.pods
+                .push((self.operator_pods[k].0, PodLabels::Operator(k)));
         }
         for (n, &(i, labels)) in self.pods.iter().enumerate() {
             let r = &self.resources[i];
             let (node, added) = match labels {
-                PodLabels::Template(node) => (node, self.added.get(&r.file).map_or(&[][..], |a| a.template.as_slice())),
-                PodLabels::Operator(k) => (Some(&self.operator_pods[k].1), self.added.get(&r.file).map_or(&[][..], |a| a.object.as_slice())),
+                PodLabels::Template(node) => (
+                    node,
+                    self.added
+                        .get(&r.file)
+                        .map_or(&[][..], |a| a.template.as_slice()),
+                ),
+                PodLabels::Operator(k) => (
+                    Some(&self.operator_pods[k].1),
+                    self.added
+                        .get(&r.file)
+                        .map_or(&[][..], |a| a.object.as_slice()),
+                ),
             };
             self.pod_labels.add(n as u32, node, added);
         }
         for (i, r) in self.resources.iter().enumerate() {
             if complete(r) && r.kind == "Service" {
-                let added = self.added.get(&r.file).map_or(&[][..], |a| a.object.as_slice());
-                self.service_labels.add(self.services.len() as u32, r.metadata().and_then(|m| m.get("labels")), added);
+                let added = self
+                    .added
+                    .get(&r.file)
+                    .map_or(&[][..], |a| a.object.as_slice());
+                self.service_labels.add(
+                    self.services.len() as u32,
+                    r.metadata().and_then(|m| m.get("labels")),
+                    added,
+                );
                 self.services.push(i);
             }
         }
         for (i, c) in self.configs.iter().enumerate() {
-            self.configs_by_name.entry((c.kind, c.name.clone())).or_default().push(i);
+            self.configs_by_name
+                .entry((c.kind, c.name.clone()))
+                .or_default()
+                .push(i);
         }
     }
 
     /// Pods (owner, labels) in `near`'s namespace that `sel` selects.
-    pub fn pods_matching(&self, sel: &Selector<'_>, near: &Resource<'_>) -> Vec<(&Resource<'a>, Option<&Node>)> {
+    pub fn pods_matching(
+        &self,
+        sel: &Selector<'_>,
+        near: &Resource<'_>,
+    ) -> Vec<(&Resource<'a>, Option<&Node>)> {
         self.pod_labels
             .candidates(sel)
             .into_iter()
@@ -469,7 +530,10 @@ impl<'a> Index<'a> {
                 let r = &self.resources[i];
                 let (node, added) = match labels {
                     PodLabels::Template(node) => (node, &self.added_labels(r.file).template),
-                    PodLabels::Operator(k) => (Some(&self.operator_pods[k].1), &self.added_labels(r.file).object),
+                    PodLabels::Operator(k) => (
+                        Some(&self.operator_pods[k].1),
+                        &self.added_labels(r.file).object,
+                    ),
                 };
                 (self.same_namespace(near, r) && sel.matches_with(node, added)).then_some((r, node))
             })
@@ -478,14 +542,22 @@ impl<'a> Index<'a> {
 
     /// Services that `sel` selects by their labels, in `near`'s namespace
     /// unless `any_namespace`.
-    pub fn services_matching(&self, sel: &Selector<'_>, near: &Resource<'_>, any_namespace: bool) -> Vec<&Resource<'a>> {
+    pub fn services_matching(
+        &self,
+        sel: &Selector<'_>,
+        near: &Resource<'_>,
+        any_namespace: bool,
+    ) -> Vec<&Resource<'a>> {
         self.service_labels
             .candidates(sel)
             .into_iter()
             .map(|n| &self.resources[self.services[n as usize]])
             .filter(|s| {
                 (any_namespace || self.same_namespace(near, s))
-                    && sel.matches_with(s.metadata().and_then(|m| m.get("labels")), &self.added_labels(s.file).object)
+                    && sel.matches_with(
+                        s.metadata().and_then(|m| m.get("labels")),
+                        &self.added_labels(s.file).object,
+                    )
             })
             .collect()
     }
@@ -509,16 +581,27 @@ impl<'a> Index<'a> {
     pub fn own_selector<'s>(&self, r: &Resource<'s>) -> Option<Selector<'s>> {
         let node = r.spec()?.get("selector")?;
         match r.kind {
-            "Service" => Some(Selector { node, structured: false }),
-            "PodDisruptionBudget" => Some(Selector { node, structured: true }),
-            k if TEMPLATED.contains(&k) => Some(Selector { node, structured: k != "ReplicationController" }),
+            "Service" => Some(Selector {
+                node,
+                structured: false,
+            }),
+            "PodDisruptionBudget" => Some(Selector {
+                node,
+                structured: true,
+            }),
+            k if TEMPLATED.contains(&k) => Some(Selector {
+                node,
+                structured: k != "ReplicationController",
+            }),
             _ => None,
         }
     }
 
     /// Workloads whose pods a Service (or PDB) selects.
     pub fn selected_workloads(&self, r: &Resource<'_>) -> Vec<&Resource<'a>> {
-        let Some(sel) = self.own_selector(r).filter(|s| !s.is_empty()) else { return Vec::new() };
+        let Some(sel) = self.own_selector(r).filter(|s| !s.is_empty()) else {
+            return Vec::new();
+        };
         self.pods_matching(&sel, r)
             .into_iter()
             .map(|(w, _)| w)
@@ -527,7 +610,12 @@ impl<'a> Index<'a> {
     }
 
     /// ConfigMaps or Secrets named `name` that `from` can see.
-    pub fn config_objects<'s>(&'s self, kind: ConfigKind, name: &str, from: &'s Resource<'_>) -> impl Iterator<Item = &'s ConfigObject> + 's {
+    pub fn config_objects<'s>(
+        &'s self,
+        kind: ConfigKind,
+        name: &str,
+        from: &'s Resource<'_>,
+    ) -> impl Iterator<Item = &'s ConfigObject> + 's {
         self.configs_by_name
             .get(&(kind, name.to_string()))
             .into_iter()
@@ -542,10 +630,10 @@ impl<'a> Index<'a> {
     /// Complete Kubernetes objects (resources and standalone manifests; not
     /// patches, not tool configuration).
     pub fn objects(&self) -> impl Iterator<Item = &Resource<'a>> {
-        self.resources.iter().filter(|r| r.is_complete() && r.is_kubernetes_object())
+        self.resources
+            .iter()
+            .filter(|r| r.is_complete() && r.is_kubernetes_object())
     }
-
-
 
     /// Complete workloads.
     pub fn workloads(&self) -> impl Iterator<Item = &Resource<'a>> {
@@ -629,5 +717,37 @@ impl<'a> Selector<'a> {
                     _ => false,
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn include_selectors_adds_labels_to_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("kustomization.yaml"),
+            "labels:\n  - pairs: {app.kubernetes.io/instance: mc-dev}\n    includeSelectors: true\n  - pairs: {team: media}\nresources: [deployment.yaml]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("deployment.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\n",
+        )
+        .unwrap();
+        let ws =
+            Workspace::load(dir.path(), &[dir.path().to_path_buf()], &Config::defaults()).unwrap();
+        let index = Index::build(&ws);
+        let deployment = index
+            .resources
+            .iter()
+            .find(|r| r.kind == "Deployment")
+            .unwrap();
+        let added = index.added_labels(deployment.file);
+        assert_eq!(added.object, ["app.kubernetes.io/instance", "team"]);
+        assert_eq!(added.template, ["app.kubernetes.io/instance"]);
     }
 }

@@ -41,7 +41,6 @@ pub enum Role {
     Standalone,
 }
 
-
 #[derive(Debug)]
 pub struct Workspace {
     /// Repository root: paths are shown relative to it.
@@ -68,7 +67,9 @@ pub enum LoadError {
 
 /// Is this a file dtlint reads?
 pub fn is_yaml_name(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml") || name == "Kustomization"
+    let ext = std::path::Path::new(name).extension();
+    ext.is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+        || name == "Kustomization"
 }
 
 fn first_invalid_utf8(bytes: &[u8]) -> Pos {
@@ -92,7 +93,7 @@ impl Workspace {
     pub fn load(root: &Path, paths: &[PathBuf], config: &Config) -> Result<Self, LoadError> {
         let files = discover(root, paths, config)?;
         let limit = config.max_file_size;
-        let read: Vec<(PathBuf, Result<String, (ReadProblem, String)>)> = files
+        let read: Vec<(PathBuf, ReadResult)> = files
             .into_par_iter()
             .map(|abs| {
                 let r = read_file(&abs, limit);
@@ -184,26 +185,53 @@ impl Workspace {
     fn read_generators(&mut self) {
         let mut out = Vec::new();
         for k in &self.kustomizations {
-            let Some(doc) = self.parsed[k.file.0 as usize].documents.first() else { continue };
-            let namespace = doc.root.get("namespace").and_then(Node::as_str).map(str::to_string);
-            for (key, kind) in [("configMapGenerator", ConfigKind::ConfigMap), ("secretGenerator", ConfigKind::Secret)] {
+            let Some(doc) = self.parsed[k.file.0 as usize].documents.first() else {
+                continue;
+            };
+            let namespace = doc
+                .root
+                .get("namespace")
+                .and_then(Node::as_str)
+                .map(str::to_string);
+            for (key, kind) in [
+                ("configMapGenerator", ConfigKind::ConfigMap),
+                ("secretGenerator", ConfigKind::Secret),
+            ] {
                 for g in doc.root.get(key).into_iter().flat_map(Node::items) {
-                    let Some(name_node) = g.get("name") else { continue };
-                    let Some(name) = name_node.as_str() else { continue };
+                    let Some(name_node) = g.get("name") else {
+                        continue;
+                    };
+                    let Some(name) = name_node.as_str() else {
+                        continue;
+                    };
                     let mut keys = Vec::new();
-                    for lit in g.get("literals").into_iter().flat_map(Node::items).filter_map(Node::as_str) {
+                    for lit in g
+                        .get("literals")
+                        .into_iter()
+                        .flat_map(Node::items)
+                        .filter_map(Node::as_str)
+                    {
                         if let Some((k, _)) = lit.split_once('=') {
                             keys.push(k.trim().to_string());
                         }
                     }
-                    let envs = g.get("envs").into_iter().flat_map(Node::items).chain(g.get("env"));
+                    let envs = g
+                        .get("envs")
+                        .into_iter()
+                        .flat_map(Node::items)
+                        .chain(g.get("env"));
                     for env in envs.filter_map(Node::as_str) {
                         let path = kustomize::normalize(&k.dir, env);
                         // An unreadable env file is the missing-file rule's finding.
                         let text = std::fs::read_to_string(&path).unwrap_or_default();
                         keys.extend(env_file_keys(&text));
                     }
-                    for f in g.get("files").into_iter().flat_map(Node::items).filter_map(Node::as_str) {
+                    for f in g
+                        .get("files")
+                        .into_iter()
+                        .flat_map(Node::items)
+                        .filter_map(Node::as_str)
+                    {
                         let key = f.split_once('=').map_or_else(
                             || f.rsplit('/').next().unwrap_or(f).to_string(),
                             |(k, _)| k.to_string(),
@@ -252,9 +280,13 @@ pub fn env_file_keys(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A file's text, or why it could not be read with whatever text can be shown.
+type ReadResult = Result<String, (ReadProblem, String)>;
+
 /// Read a file, or say why not with whatever text can be shown.
-fn read_file(abs: &Path, limit: u64) -> Result<String, (ReadProblem, String)> {
-    let meta = std::fs::metadata(abs).map_err(|e| (ReadProblem::Io(e.to_string()), String::new()))?;
+fn read_file(abs: &Path, limit: u64) -> ReadResult {
+    let meta =
+        std::fs::metadata(abs).map_err(|e| (ReadProblem::Io(e.to_string()), String::new()))?;
     if meta.len() > limit {
         return Err((
             ReadProblem::TooLarge {
@@ -269,13 +301,20 @@ fn read_file(abs: &Path, limit: u64) -> Result<String, (ReadProblem, String)> {
         Ok(s) => Ok(s),
         Err(e) => {
             let pos = first_invalid_utf8(e.as_bytes());
-            Err((ReadProblem::NotUtf8 { pos }, String::from_utf8_lossy(e.as_bytes()).into_owned()))
+            Err((
+                ReadProblem::NotUtf8 { pos },
+                String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            ))
         }
     }
 }
 
 /// Every YAML file under `paths`, sorted, deduplicated.
-pub fn discover(root: &Path, paths: &[PathBuf], config: &Config) -> Result<Vec<PathBuf>, LoadError> {
+pub fn discover(
+    root: &Path,
+    paths: &[PathBuf],
+    config: &Config,
+) -> Result<Vec<PathBuf>, LoadError> {
     let mut overrides = ignore::overrides::OverrideBuilder::new(root);
     for pattern in &config.exclude {
         overrides

@@ -7,7 +7,9 @@ use std::process::Command;
 use insta_cmd::{assert_cmd_snapshot, get_cargo_bin};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/_cli").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/_cli")
+        .join(name)
 }
 
 fn dtlint() -> Command {
@@ -24,9 +26,8 @@ fn check_in(dir: &Path, args: &[&str]) -> Command {
 
 fn run_json(mut cmd: Command) -> (i32, serde_json::Value) {
     let out = cmd.output().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-    });
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
     (out.status.code().unwrap(), v)
 }
 
@@ -60,31 +61,49 @@ fn sarif_output_is_valid_sarif_with_rules_and_regions() {
     assert!(!results.is_empty());
     for res in results {
         let idx = res["ruleIndex"].as_u64().unwrap() as usize;
-        assert_eq!(rules[idx]["id"], res["ruleId"], "ruleIndex points at the rule");
+        assert_eq!(
+            rules[idx]["id"], res["ruleId"],
+            "ruleIndex points at the rule"
+        );
         let region = &res["locations"][0]["physicalLocation"]["region"];
         assert!(region["startLine"].as_u64().unwrap() >= 1);
         assert!(region["startColumn"].as_u64().unwrap() >= 1);
         assert!(region["endColumn"].as_u64().unwrap() > 0);
-        let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap();
-        assert!(!uri.starts_with('/'), "URIs are relative to %SRCROOT%: {uri}");
+        let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap();
+        assert!(
+            !uri.starts_with('/'),
+            "URIs are relative to %SRCROOT%: {uri}"
+        );
     }
-    let latest = results.iter().find(|r| r["ruleId"] == "latest-tag").unwrap();
+    let latest = results
+        .iter()
+        .find(|r| r["ruleId"] == "latest-tag")
+        .unwrap();
     let region = &latest["locations"][0]["physicalLocation"]["region"];
-    assert_eq!((region["startLine"].as_u64(), region["startColumn"].as_u64()), (Some(34), Some(18)));
+    assert_eq!(
+        (region["startLine"].as_u64(), region["startColumn"].as_u64()),
+        (Some(34), Some(18))
+    );
 }
 
 #[test]
 fn output_file_and_summary_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.sarif");
-    let status = check_in(&fixture("repo"), &["--format", "sarif", "--output", out.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let status = check_in(
+        &fixture("repo"),
+        &["--format", "sarif", "--output", out.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     assert_eq!(status.status.code(), Some(1));
     assert!(status.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(stderr.contains("errors"), "{stderr}");
-    let sarif: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
 }
 
@@ -95,11 +114,28 @@ fn clean_repository_exits_zero() {
 
 #[test]
 fn only_and_skip_select_rules() {
-    let (_, v) = run_json(check_in(&fixture("repo"), &["--format", "json", "--only", "latest-tag"]));
-    let rules: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    let (_, v) = run_json(check_in(
+        &fixture("repo"),
+        &["--format", "json", "--only", "latest-tag"],
+    ));
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
     assert_eq!(rules, ["latest-tag"]);
-    let (_, v) = run_json(check_in(&fixture("repo"), &["--format", "json", "--skip", "latest-tag,yaml11-value"]));
-    assert!(v["findings"].as_array().unwrap().iter().all(|f| f["rule"] != "latest-tag" && f["rule"] != "yaml11-value"));
+    let (_, v) = run_json(check_in(
+        &fixture("repo"),
+        &["--format", "json", "--skip", "latest-tag,yaml11-value"],
+    ));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["rule"] != "latest-tag" && f["rule"] != "yaml11-value")
+    );
 }
 
 #[test]
@@ -153,7 +189,10 @@ fn bad_config_is_positioned_and_exits_two() {
     let out = check_in(dir.path(), &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dtlint.toml:2:") && err.contains("unknown severity `loud`"), "{err}");
+    assert!(
+        err.contains("dtlint.toml:2:") && err.contains("unknown severity `loud`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -161,16 +200,27 @@ fn hostile_input_is_diagnosed_not_fatal() {
     let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..12 {
         let p = i - 1;
-        bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
     }
     let junk: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let dir = scratch(&[
         ("bomb.yaml", bomb.as_bytes()),
         ("junk.yaml", &junk),
-        ("tabs.yaml", b"apiVersion: v1\nkind: ConfigMap\ndata:\n\tkey: value\n"),
-        ("dup.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nmetadata: {name: y}\n"),
+        (
+            "tabs.yaml",
+            b"apiVersion: v1\nkind: ConfigMap\ndata:\n\tkey: value\n",
+        ),
+        (
+            "dup.yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nmetadata: {name: y}\n",
+        ),
         ("deep.yaml", "[".repeat(100_000).as_bytes()),
-        ("types.yaml", b"apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, mapping]\n"),
+        (
+            "types.yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata: [not, a, mapping]\n",
+        ),
     ]);
     // Over the 16 MiB default limit.
     let big = dir.path().join("big.yaml");
@@ -179,7 +229,11 @@ fn hostile_input_is_diagnosed_not_fatal() {
     assert_eq!(code, 1);
     let findings = v["findings"].as_array().unwrap();
     let has = |file: &str, rule: &str| {
-        findings.iter().any(|f| f["location"]["file"] == file && f["rule"] == rule && f["location"]["line"].as_u64() >= Some(1))
+        findings.iter().any(|f| {
+            f["location"]["file"] == file
+                && f["rule"] == rule
+                && f["location"]["line"].as_u64() >= Some(1)
+        })
     };
     assert!(has("bomb.yaml", "invalid-yaml"), "{findings:#?}");
     assert!(has("junk.yaml", "invalid-yaml"));
@@ -188,14 +242,22 @@ fn hostile_input_is_diagnosed_not_fatal() {
     assert!(has("deep.yaml", "invalid-yaml"));
     assert!(has("types.yaml", "wrong-type"));
     assert!(has("big.yaml", "invalid-yaml"));
-    let tabs = findings.iter().find(|f| f["location"]["file"] == "tabs.yaml").unwrap();
+    let tabs = findings
+        .iter()
+        .find(|f| f["location"]["file"] == "tabs.yaml")
+        .unwrap();
     assert_eq!(tabs["location"]["line"], 4);
 }
 
 #[test]
 fn color_only_when_asked_or_on_a_terminal() {
     let out = check_in(&fixture("repo"), &[]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'), "no colour into a pipe");
-    let out = check_in(&fixture("repo"), &["--color", "always"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains('\x1b'),
+        "no colour into a pipe"
+    );
+    let out = check_in(&fixture("repo"), &["--color", "always"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[1;31m"));
 }

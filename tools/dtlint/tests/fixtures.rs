@@ -17,9 +17,16 @@ fn fixture_root() -> PathBuf {
 /// Run one rule over a fixture directory and render its findings.
 fn run(dir: &Path, rule: &str) -> (usize, String) {
     let config_path = dir.join("dtlint.toml");
-    let config = if config_path.is_file() { Config::load(&config_path).unwrap() } else { Config::defaults() };
+    let config = if config_path.is_file() {
+        Config::load(&config_path).unwrap()
+    } else {
+        Config::defaults()
+    };
     let ws = Workspace::load(dir, &[dir.to_path_buf()], &config).unwrap();
-    let selection = Selection { only: vec![rule.to_string()], skip: vec![] };
+    let selection = Selection {
+        only: vec![rule.to_string()],
+        skip: vec![],
+    };
     let outcome = engine::run(&ws, &config, &selection);
     let mine: Vec<_> = outcome.findings.iter().filter(|f| f.rule == rule).collect();
     let mut text = String::new();
@@ -48,7 +55,9 @@ fn every_rule_has_fixtures_and_its_snapshot() {
         insta::assert_snapshot!(format!("{id}-fail"), text);
         let (n, text) = run(&pass, id);
         if n != 0 {
-            problems.push(format!("{id}: the pass fixture produces {n} finding(s):\n{text}"));
+            problems.push(format!(
+                "{id}: the pass fixture produces {n} finding(s):\n{text}"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -61,6 +70,9 @@ fn no_fixture_directory_without_a_rule() {
         if name.starts_with('_') {
             continue; // shared inputs for CLI tests
         }
-        assert!(rules::find(&name).is_some(), "tests/fixtures/{name} names no rule");
+        assert!(
+            rules::find(&name).is_some(),
+            "tests/fixtures/{name} names no rule"
+        );
     }
 }

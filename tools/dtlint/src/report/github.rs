@@ -17,7 +17,9 @@ fn prop(s: &str) -> String {
 
 /// Escape the message part.
 fn data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 pub fn render(outcome: &Outcome, sources: &Sources) -> String {

@@ -1,4 +1,4 @@
-//! rustc-style output: the finding, the file:line:column, the source line with
+//! rustc-style output: the finding, the `file:line:column`, the source line with
 //! the offending node underlined, related places, and a help sentence.
 
 use std::fmt::Write as _;
@@ -55,7 +55,22 @@ fn underline_len(line: &str, label: &Label) -> usize {
     len.max(1)
 }
 
-fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, width: usize, mark: char, sev: Severity, primary: bool) {
+/// How a label is drawn: the primary label in the severity's colour with `^`,
+/// related labels in blue with `-`.
+#[derive(Clone, Copy)]
+struct Style {
+    width: usize,
+    sev: Severity,
+    primary: bool,
+}
+
+fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, style: &Style) {
+    let Style {
+        width,
+        sev,
+        primary,
+    } = *style;
+    let mark = if primary { '^' } else { '-' };
     let file = sources.get(label.file);
     let line_no = label.span.start.line;
     let line = file.line_text(line_no);
@@ -88,7 +103,11 @@ fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, width:
     } else {
         format!("{marks} {}", label.message)
     };
-    let text = if primary { p.severity(sev, &text) } else { p.blue(&text) };
+    let text = if primary {
+        p.severity(sev, &text)
+    } else {
+        p.blue(&text)
+    };
     let _ = writeln!(out, "{pad} {} {indent}{text}", p.blue("|"));
 }
 
@@ -97,20 +116,47 @@ pub fn finding(out: &mut String, f: &Finding, sources: &Sources, color: bool) {
     let p = Paint { on: color };
     let width = gutter_width(f);
     let head = format!("{}[{}]", f.severity, f.rule);
-    let _ = writeln!(out, "{}{} {}", p.severity(f.severity, &head), p.bold(":"), p.bold(&f.message));
-    snippet(out, &p, sources, &f.primary, width, '^', f.severity, true);
+    let _ = writeln!(
+        out,
+        "{}{} {}",
+        p.severity(f.severity, &head),
+        p.bold(":"),
+        p.bold(&f.message)
+    );
+    let primary = Style {
+        width,
+        sev: f.severity,
+        primary: true,
+    };
+    snippet(out, &p, sources, &f.primary, &primary);
+    let related = Style {
+        primary: false,
+        ..primary
+    };
     for l in &f.secondary {
-        snippet(out, &p, sources, l, width, '-', f.severity, false);
+        snippet(out, &p, sources, l, &related);
     }
     let pad = " ".repeat(width);
     let _ = writeln!(out, "{pad} {}", p.blue("|"));
     if !f.envs.is_empty() {
-        let _ = writeln!(out, "{pad} {} {}: {}", p.blue("="), p.bold("environments"), f.envs.join(", "));
+        let _ = writeln!(
+            out,
+            "{pad} {} {}: {}",
+            p.blue("="),
+            p.bold("environments"),
+            f.envs.join(", ")
+        );
     }
     if let Some(help) = &f.help {
         let _ = writeln!(out, "{pad} {} {}: {help}", p.blue("="), p.bold("help"));
     }
-    let _ = writeln!(out, "{pad} {} {}: `dtlint explain {}`", p.blue("="), p.bold("docs"), f.rule);
+    let _ = writeln!(
+        out,
+        "{pad} {} {}: `dtlint explain {}`",
+        p.blue("="),
+        p.bold("docs"),
+        f.rule
+    );
 }
 
 pub fn render(outcome: &Outcome, sources: &Sources, color: bool) -> String {

@@ -80,7 +80,8 @@ pub fn render(outcome: &Outcome, sources: &Sources) -> String {
             suppressed: outcome.suppressed,
         },
     };
-    let mut s = serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }

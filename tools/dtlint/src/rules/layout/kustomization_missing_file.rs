@@ -57,8 +57,12 @@ impl Rule for KustomizationMissingFile {
                 };
                 if let Some(msg) = problem {
                     out.push(
-                        Finding::new(Self::META.id, Label::new(k.file, r.span, "listed here"), msg)
-                            .help("Fix the path or remove the entry; `kustomize build` fails on it."),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(k.file, r.span, "listed here"),
+                            msg,
+                        )
+                        .help("Fix the path or remove the entry; `kustomize build` fails on it."),
                     );
                 }
             }

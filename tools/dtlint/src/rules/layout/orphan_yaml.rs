@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::path::Path;
 
 use crate::diag::{Finding, Label};
@@ -8,7 +9,8 @@ use crate::workspace::Role;
 declare_rule! {
     /// ## What it does
     /// Reports a YAML file that sits in a directory with a
-    /// `kustomization.yaml` but is not listed by any kustomization.
+    /// `kustomization.yaml` but is not listed by any kustomization (as a
+    /// resource, patch, generator input, `configurations:` or `crds:` entry).
     ///
     /// ## Why is this bad?
     /// Flux applies what the kustomization lists, not what the directory
@@ -49,8 +51,16 @@ impl Rule for OrphanYaml {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
+        // Every path any kustomization names, under any key: files listed
+        // under `configurations:` or `crds:` get no role but are not orphans.
+        let listed: HashSet<&Path> = ws
+            .kustomizations
+            .iter()
+            .flat_map(|k| &k.refs)
+            .map(|r| r.path.as_path())
+            .collect();
         for (id, file) in ws.sources.iter() {
-            if ws.role(id) != Role::Standalone {
+            if ws.role(id) != Role::Standalone || listed.contains(file.abs.as_path()) {
                 continue;
             }
             let name = file.abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -78,5 +88,49 @@ impl Rule for OrphanYaml {
             }
             out.push(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    fn findings(files: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        OrphanYaml.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        out.into_iter().map(|f| f.message).collect()
+    }
+
+    #[test]
+    fn configuration_files_are_listed() {
+        let k = "resources: [deployment.yaml]\nconfigurations: [kustomizeconfig.yaml]\n";
+        let files = [
+            ("kustomization.yaml", k),
+            ("deployment.yaml", "kind: Deployment\n"),
+            ("kustomizeconfig.yaml", "nameReference: []\n"),
+        ];
+        assert!(findings(&files).is_empty());
+        let files = [
+            ("kustomization.yaml", "resources: [deployment.yaml]\n"),
+            ("deployment.yaml", "kind: Deployment\n"),
+            ("pdb.yaml", "kind: PodDisruptionBudget\n"),
+        ];
+        assert_eq!(findings(&files), ["`pdb.yaml` is never applied"]);
     }
 }

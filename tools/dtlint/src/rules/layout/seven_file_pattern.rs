@@ -56,13 +56,25 @@ const REQUIRED: [&str; 6] = [
 
 /// Is `dir` (relative to the root) a service directory per the config?
 pub fn is_service_dir(ctx: &Context<'_>, rel: &str) -> bool {
+    // `*` stops at `/`: `base/*` is `base/ac-service`, not a kustomization
+    // nested inside it such as `base/ac-service/migrations`.
     let matches = |pat: &str| {
-        globset::Glob::new(pat)
-            .map(|g| g.compile_matcher().is_match(rel))
-            .unwrap_or(false)
+        globset::GlobBuilder::new(pat)
+            .literal_separator(true)
+            .build()
+            .is_ok_and(|g| g.compile_matcher().is_match(rel))
     };
     ctx.config.service_dirs().iter().any(|p| matches(p))
         && !ctx.config.service_dirs_skip().iter().any(|p| matches(p))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[&str]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 impl Rule for SevenFilePattern {
@@ -93,14 +105,48 @@ impl Rule for SevenFilePattern {
                 .first()
                 .and_then(|d| d.root.entry("resources"))
                 .map_or_else(|| file.head_span(), |e| e.key.span);
+            let list = join_and(&missing);
+            let them = if missing.len() == 1 { "it" } else { "them" };
             out.push(
                 Finding::new(
                     Self::META.id,
-                    Label::new(k.file, span, format!("{rel}/ has no {}", missing.join(", "))),
-                    format!("service directory `{rel}` is missing {} of the seven standard files", missing.len()),
+                    Label::new(k.file, span, format!("{rel}/ has no {list}")),
+                    format!(
+                        "service directory `{rel}` is missing {} of the seven standard files",
+                        missing.len()
+                    ),
                 )
-                .help(format!("Add {} and list it under `resources:`.", missing.join(", "))),
+                .help(format!("Add {list} and list {them} under `resources:`.")),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn lists_read_naturally() {
+        assert_eq!(join_and(&["pdb.yaml"]), "pdb.yaml");
+        assert_eq!(join_and(&["a", "b", "c"]), "a, b and c");
+    }
+
+    #[test]
+    fn a_nested_kustomization_is_not_a_service_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let ctx = Context {
+            index: &index,
+            config: &config,
+        };
+        assert!(is_service_dir(&ctx, "base/ac-service"));
+        assert!(!is_service_dir(&ctx, "base/ac-service/migrations"));
+        assert!(!is_service_dir(&ctx, "base/platform"));
     }
 }

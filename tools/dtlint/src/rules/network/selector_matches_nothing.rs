@@ -76,7 +76,10 @@ impl Rule for SelectorMatchesNothing {
                 "NetworkPolicy" => {
                     let Some(spec) = r.spec() else { continue };
                     if let Some(ps) = spec.get("podSelector") {
-                        let sel = Selector { node: ps, structured: true };
+                        let sel = Selector {
+                            node: ps,
+                            structured: true,
+                        };
                         if !sel.is_empty() && !any_pod(r, &sel) {
                             report(out, r, &sel, "podSelector");
                         }
@@ -88,8 +91,13 @@ impl Rule for SelectorMatchesNothing {
                                 if peer.get("namespaceSelector").is_some() {
                                     continue;
                                 }
-                                let Some(ps) = peer.get("podSelector") else { continue };
-                                let sel = Selector { node: ps, structured: true };
+                                let Some(ps) = peer.get("podSelector") else {
+                                    continue;
+                                };
+                                let sel = Selector {
+                                    node: ps,
+                                    structured: true,
+                                };
                                 if !sel.is_empty() && !any_pod(r, &sel) {
                                     report(out, r, &sel, &format!("{dir} peer"));
                                 }
@@ -98,9 +106,18 @@ impl Rule for SelectorMatchesNothing {
                     }
                 }
                 "ServiceMonitor" => {
-                    let Some(node) = r.spec().and_then(|s| s.get("selector")) else { continue };
-                    let sel = Selector { node, structured: true };
-                    let any_ns = r.spec().and_then(|s| s.path(&["namespaceSelector", "any"])).and_then(Node::as_bool) == Some(true);
+                    let Some(node) = r.spec().and_then(|s| s.get("selector")) else {
+                        continue;
+                    };
+                    let sel = Selector {
+                        node,
+                        structured: true,
+                    };
+                    let any_ns = r
+                        .spec()
+                        .and_then(|s| s.path(&["namespaceSelector", "any"]))
+                        .and_then(Node::as_bool)
+                        == Some(true);
                     let found = !idx.services_matching(&sel, r, any_ns).is_empty();
                     if !sel.is_empty() && !found {
                         report(out, r, &sel, "selector");

@@ -47,8 +47,13 @@ impl Rule for ServiceMonitorPortMissing {
         let idx = ctx.index;
         for sm in idx.of_kind("ServiceMonitor") {
             let Some(spec) = sm.spec() else { continue };
-            let Some(sel_node) = spec.get("selector") else { continue };
-            let sel = Selector { node: sel_node, structured: true };
+            let Some(sel_node) = spec.get("selector") else {
+                continue;
+            };
+            let sel = Selector {
+                node: sel_node,
+                structured: true,
+            };
             let services = idx.services_matching(&sel, sm, false);
             if services.is_empty() {
                 continue;
@@ -65,7 +70,10 @@ impl Rule for ServiceMonitorPortMissing {
                 });
                 if !found {
                     let s = services[0];
-                    let ports_span = s.spec().and_then(|sp| sp.entry("ports")).map_or_else(|| s.anchor_span(), |e| e.key.span);
+                    let ports_span = s
+                        .spec()
+                        .and_then(|sp| sp.entry("ports"))
+                        .map_or_else(|| s.anchor_span(), |e| e.key.span);
                     out.push(
                         Finding::new(Self::META.id, Label::new(sm.file, port.span, "no Service port has this name"), format!("{} scrapes port `{name}`, which {} does not name", sm.id(), s.id()))
                             .with(Label::new(s.file, ports_span, "ports of the selected Service"))

@@ -51,9 +51,18 @@ impl Rule for TargetPortMissing {
                 // Nothing selected is another rule's finding.
                 continue;
             }
-            for p in svc.spec().and_then(|s| s.get("ports")).into_iter().flat_map(Node::items) {
-                let Some(target) = p.get("targetPort").or_else(|| p.get("port")) else { continue };
-                let declared = pods.iter().any(|w| w.main_containers().any(|c| c.declares_port(target)));
+            for p in svc
+                .spec()
+                .and_then(|s| s.get("ports"))
+                .into_iter()
+                .flat_map(Node::items)
+            {
+                let Some(target) = p.get("targetPort").or_else(|| p.get("port")) else {
+                    continue;
+                };
+                let declared = pods
+                    .iter()
+                    .any(|w| w.main_containers().any(|c| c.declares_port(target)));
                 if declared {
                     continue;
                 }
@@ -62,9 +71,16 @@ impl Rule for TargetPortMissing {
                     Finding::new(
                         Self::META.id,
                         Label::new(svc.file, target.span, "no container declares this port"),
-                        format!("{} targets port `{shown}`, which no selected container declares", svc.id()),
+                        format!(
+                            "{} targets port `{shown}`, which no selected container declares",
+                            svc.id()
+                        ),
                     )
-                    .with(Label::new(pods[0].file, pods[0].anchor_span(), format!("selected pods of {}", pods[0].id())))
+                    .with(Label::new(
+                        pods[0].file,
+                        pods[0].anchor_span(),
+                        format!("selected pods of {}", pods[0].id()),
+                    ))
                     .help("Target a port name the container declares under `ports:`."),
                 );
             }

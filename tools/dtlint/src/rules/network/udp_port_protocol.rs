@@ -56,27 +56,62 @@ impl Rule for UdpPortProtocol {
         let help = "Add `protocol: UDP` to the port; Kubernetes assumes TCP.";
         let report = |out: &mut Vec<Finding>, file, port: &Node, what: String| {
             let span = port.get("protocol").map_or(port.span, |p| p.span);
-            out.push(Finding::new(Self::META.id, Label::new(file, span, "QUIC needs UDP"), what).help(help));
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(file, span, "QUIC needs UDP"),
+                    what,
+                )
+                .help(help),
+            );
         };
         for r in ctx.index.workloads() {
             for c in r.containers() {
                 for p in c.ports() {
-                    let Some(n) = p.get("containerPort").and_then(Node::as_i64) else { continue };
+                    let Some(n) = p.get("containerPort").and_then(Node::as_i64) else {
+                        continue;
+                    };
                     if udp.contains(&n) && protocol(p) != "UDP" {
-                        report(out, r.file, p, format!("container port {n} of `{}` is {} but carries QUIC", c.name(), protocol(p)));
+                        report(
+                            out,
+                            r.file,
+                            p,
+                            format!(
+                                "container port {n} of `{}` is {} but carries QUIC",
+                                c.name(),
+                                protocol(p)
+                            ),
+                        );
                     }
                 }
             }
         }
         for svc in ctx.index.of_kind("Service") {
             let pods: Vec<_> = ctx.index.selected_workloads(svc);
-            for p in svc.spec().and_then(|s| s.get("ports")).into_iter().flat_map(Node::items) {
+            for p in svc
+                .spec()
+                .and_then(|s| s.get("ports"))
+                .into_iter()
+                .flat_map(Node::items)
+            {
                 let port_n = p.get("port").and_then(Node::as_i64);
                 let target = p.get("targetPort");
-                let target_n = target.and_then(Node::as_i64).or(if target.is_none() { port_n } else { None });
+                let target_n =
+                    target
+                        .and_then(Node::as_i64)
+                        .or(if target.is_none() { port_n } else { None });
                 let proto = protocol(p);
                 if proto != "UDP" && [port_n, target_n].iter().flatten().any(|n| udp.contains(n)) {
-                    report(out, svc.file, p, format!("service port {} of {} is {proto} but carries QUIC", port_n.unwrap_or(0), svc.id()));
+                    report(
+                        out,
+                        svc.file,
+                        p,
+                        format!(
+                            "service port {} of {} is {proto} but carries QUIC",
+                            port_n.unwrap_or(0),
+                            svc.id()
+                        ),
+                    );
                     continue;
                 }
                 // The container port this Service port reaches, by name or number.
@@ -85,8 +120,12 @@ impl Rule for UdpPortProtocol {
                     for c in w.main_containers() {
                         let Some(cp) = wanted.and_then(|t| {
                             c.ports().find(|cp| match (t.as_i64(), t.as_str()) {
-                                (Some(n), _) => cp.get("containerPort").and_then(Node::as_i64) == Some(n),
-                                (None, Some(name)) => cp.get("name").and_then(Node::as_str) == Some(name),
+                                (Some(n), _) => {
+                                    cp.get("containerPort").and_then(Node::as_i64) == Some(n)
+                                }
+                                (None, Some(name)) => {
+                                    cp.get("name").and_then(Node::as_str) == Some(name)
+                                }
                                 _ => false,
                             })
                         }) else {

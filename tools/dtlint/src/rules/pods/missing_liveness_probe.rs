@@ -49,7 +49,11 @@ impl Rule for MissingLivenessProbe {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads().filter(|r| !matches!(r.kind, "Job" | "CronJob")) {
+        for r in ctx
+            .index
+            .workloads()
+            .filter(|r| !matches!(r.kind, "Job" | "CronJob"))
+        {
             for c in r.main_containers() {
                 super::check_probe(ctx, Self::META.id, r, &c, "livenessProbe", "/health", out);
             }

@@ -52,7 +52,9 @@ impl Rule for MissingResources {
                 for kind in ["requests", "limits"] {
                     for what in ["cpu", "memory"] {
                         let v = res.and_then(|x| x.get(kind)).and_then(|x| x.get(what));
-                        if v.and_then(Node::as_scalar).is_none_or(|s| s.is_null()) {
+                        if v.and_then(Node::as_scalar)
+                            .is_none_or(dtlint_yaml::Scalar::is_null)
+                        {
                             missing.push(format!("{kind}.{what}"));
                         }
                     }
@@ -60,7 +62,10 @@ impl Rule for MissingResources {
                 if missing.is_empty() {
                     continue;
                 }
-                let span = c.node.entry("resources").map_or_else(|| c.anchor_span(), |e| e.key.span);
+                let span = c
+                    .node
+                    .entry("resources")
+                    .map_or_else(|| c.anchor_span(), |e| e.key.span);
                 out.push(
                     Finding::new(
                         Self::META.id,

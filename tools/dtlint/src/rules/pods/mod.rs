@@ -28,11 +28,17 @@ pub(crate) fn check_probe(
                 Label::new(r.file, c.anchor_span(), format!("no {key}")),
                 format!("container `{}` of {} has no {key}", c.name(), r.id()),
             )
-            .help(format!("Add a {key} with `httpGet: {{path: {path}, port: <http port name>}}`.")),
+            .help(format!(
+                "Add a {key} with `httpGet: {{path: {path}, port: <http port name>}}`."
+            )),
         );
         return;
     };
-    let own = c.node.get("image").and_then(Node::as_str).is_some_and(|i| ctx.config.is_own_image(i));
+    let own = c
+        .node
+        .get("image")
+        .and_then(Node::as_str)
+        .is_some_and(|i| ctx.config.is_own_image(i));
     if own
         && let Some(p) = probe.path(&["httpGet", "path"])
         && p.as_str() != Some(path)
@@ -41,9 +47,15 @@ pub(crate) fn check_probe(
             Finding::new(
                 rule,
                 Label::new(r.file, p.span, format!("expected {path}")),
-                format!("{key} of container `{}` uses `{}` instead of `{path}`", c.name(), p.as_str().unwrap_or("")),
+                format!(
+                    "{key} of container `{}` uses `{}` instead of `{path}`",
+                    c.name(),
+                    p.as_str().unwrap_or("")
+                ),
             )
-            .help(format!("Point the {key} at `{path}`, the endpoint every Dark Tower service serves for it.")),
+            .help(format!(
+                "Point the {key} at `{path}`, the endpoint every Dark Tower service serves for it."
+            )),
         );
     }
 }

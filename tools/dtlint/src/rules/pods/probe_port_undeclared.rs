@@ -47,7 +47,9 @@ impl Rule for ProbePortUndeclared {
         for r in ctx.index.workloads() {
             for c in r.containers() {
                 for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
-                    let Some(port) = c.node.get(key).and_then(super::probe_port) else { continue };
+                    let Some(port) = c.node.get(key).and_then(super::probe_port) else {
+                        continue;
+                    };
                     if c.declares_port(port) {
                         continue;
                     }

@@ -42,15 +42,26 @@ declare_rule! {
 
 fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
-    ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "CREDENTIAL", "PRIVATE_KEY", "API_KEY", "MASTER_KEY"]
-        .iter()
-        .any(|w| n.contains(w))
+    [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "CREDENTIAL",
+        "PRIVATE_KEY",
+        "API_KEY",
+        "MASTER_KEY",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
         || n.ends_with("_KEY")
 }
 
 /// `scheme://user:password@host` with a non-empty password.
 fn url_with_password(v: &str) -> bool {
-    let Some((_, rest)) = v.split_once("://") else { return false };
+    let Some((_, rest)) = v.split_once("://") else {
+        return false;
+    };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     authority
         .rsplit_once('@')
@@ -68,7 +79,9 @@ impl Rule for SecretInEnvLiteral {
             for c in r.containers() {
                 for env in c.node.get("env").into_iter().flat_map(Node::items) {
                     let name = env.get("name").and_then(Node::as_str).unwrap_or("");
-                    let Some(value) = env.get("value") else { continue };
+                    let Some(value) = env.get("value") else {
+                        continue;
+                    };
                     let Some(text) = value.as_str() else { continue };
                     if text.is_empty() {
                         continue;
@@ -107,6 +120,8 @@ mod tests {
         assert!(url_with_password("redis://:pw@redis:6379"));
         assert!(url_with_password("postgres://u:p@h/db"));
         assert!(!url_with_password("postgres://u@h/db"));
-        assert!(!url_with_password("http://ac-service:8082/.well-known/jwks.json"));
+        assert!(!url_with_password(
+            "http://ac-service:8082/.well-known/jwks.json"
+        ));
     }
 }

@@ -48,21 +48,44 @@ fn is_optional(n: &Node) -> bool {
     n.get("optional").and_then(Node::as_bool) == Some(true)
 }
 
-fn check_ref(ctx: &Context<'_>, r: &Resource<'_>, kind: ConfigKind, reference: &Node, key: Option<&Node>, name_key: &str, out: &mut Vec<Finding>) {
+fn check_ref(
+    ctx: &Context<'_>,
+    r: &Resource<'_>,
+    kind: ConfigKind,
+    reference: &Node,
+    key: Option<&Node>,
+    name_key: &str,
+    out: &mut Vec<Finding>,
+) {
     if is_optional(reference) {
         return;
     }
-    let Some(name_node) = reference.get(name_key) else { return };
-    let Some(name) = name_node.as_str() else { return };
+    let Some(name_node) = reference.get(name_key) else {
+        return;
+    };
+    let Some(name) = name_node.as_str() else {
+        return;
+    };
     let objects: Vec<_> = ctx.index.config_objects(kind, name, r).collect();
     if objects.is_empty() {
         out.push(
             Finding::new(
                 DanglingConfigRef::META.id,
-                Label::new(r.file, name_node.span, format!("no {} named `{name}`", kind.as_str())),
-                format!("{} refers to {} `{name}`, which does not exist", r.id(), kind.as_str()),
+                Label::new(
+                    r.file,
+                    name_node.span,
+                    format!("no {} named `{name}`", kind.as_str()),
+                ),
+                format!(
+                    "{} refers to {} `{name}`, which does not exist",
+                    r.id(),
+                    kind.as_str()
+                ),
             )
-            .help(format!("Create the {} (or a generator for it) or fix the name.", kind.as_str())),
+            .help(format!(
+                "Create the {} (or a generator for it) or fix the name.",
+                kind.as_str()
+            )),
         );
         return;
     }
@@ -78,8 +101,15 @@ fn check_ref(ctx: &Context<'_>, r: &Resource<'_>, kind: ConfigKind, reference: &
             Label::new(r.file, key_node.span, format!("no key `{k}`")),
             format!("{} `{name}` has no key `{k}`", kind.as_str()),
         )
-        .with(Label::new(o.file, o.span, format!("{} `{name}` defined here", kind.as_str())))
-        .help(format!("Add `{k}` to the {} or read a key it has.", kind.as_str())),
+        .with(Label::new(
+            o.file,
+            o.span,
+            format!("{} `{name}` defined here", kind.as_str()),
+        ))
+        .help(format!(
+            "Add `{k}` to the {} or read a key it has.",
+            kind.as_str()
+        )),
     );
 }
 
@@ -92,9 +122,19 @@ impl Rule for DanglingConfigRef {
         for r in ctx.index.workloads() {
             for c in r.containers() {
                 for env in c.node.get("env").into_iter().flat_map(Node::items) {
-                    let Some(from) = env.get("valueFrom") else { continue };
+                    let Some(from) = env.get("valueFrom") else {
+                        continue;
+                    };
                     if let Some(cm) = from.get("configMapKeyRef") {
-                        check_ref(ctx, r, ConfigKind::ConfigMap, cm, cm.get("key"), "name", out);
+                        check_ref(
+                            ctx,
+                            r,
+                            ConfigKind::ConfigMap,
+                            cm,
+                            cm.get("key"),
+                            "name",
+                            out,
+                        );
                     }
                     if let Some(s) = from.get("secretKeyRef") {
                         check_ref(ctx, r, ConfigKind::Secret, s, s.get("key"), "name", out);
@@ -109,10 +149,19 @@ impl Rule for DanglingConfigRef {
                     }
                 }
             }
-            for v in r.pod_spec().and_then(|p| p.get("volumes")).into_iter().flat_map(Node::items) {
-                for (field, kind, name_key) in [("configMap", ConfigKind::ConfigMap, "name"), ("secret", ConfigKind::Secret, "secretName")] {
+            for v in r
+                .pod_spec()
+                .and_then(|p| p.get("volumes"))
+                .into_iter()
+                .flat_map(Node::items)
+            {
+                for (field, kind, name_key) in [
+                    ("configMap", ConfigKind::ConfigMap, "name"),
+                    ("secret", ConfigKind::Secret, "secretName"),
+                ] {
                     let Some(src) = v.get(field) else { continue };
-                    let items: Vec<&Node> = src.get("items").into_iter().flat_map(Node::items).collect();
+                    let items: Vec<&Node> =
+                        src.get("items").into_iter().flat_map(Node::items).collect();
                     if items.is_empty() {
                         check_ref(ctx, r, kind, src, None, name_key, out);
                     }

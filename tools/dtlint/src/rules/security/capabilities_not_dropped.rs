@@ -47,7 +47,10 @@ impl Rule for CapabilitiesNotDropped {
         let help = "Set `capabilities: {drop: [ALL]}` and add back only NET_BIND_SERVICE if a port below 1024 is needed.";
         for r in ctx.index.workloads() {
             for c in r.containers() {
-                let caps = c.node.get("securityContext").and_then(|s| s.get("capabilities"));
+                let caps = c
+                    .node
+                    .get("securityContext")
+                    .and_then(|s| s.get("capabilities"));
                 let drops_all = caps
                     .and_then(|c| c.get("drop"))
                     .is_some_and(|d| d.items().any(|i| i.as_str() == Some("ALL")));
@@ -56,16 +59,36 @@ impl Rule for CapabilitiesNotDropped {
                         .and_then(|cp| cp.get("drop"))
                         .map_or_else(|| super::missing_span(&c), |d| d.span);
                     out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, span, "no drop: [ALL]"), format!("container `{}` of {} does not drop all capabilities", c.name(), r.id()))
-                            .help(help),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, span, "no drop: [ALL]"),
+                            format!(
+                                "container `{}` of {} does not drop all capabilities",
+                                c.name(),
+                                r.id()
+                            ),
+                        )
+                        .help(help),
                     );
                 }
-                for add in caps.and_then(|c| c.get("add")).into_iter().flat_map(Node::items) {
+                for add in caps
+                    .and_then(|c| c.get("add"))
+                    .into_iter()
+                    .flat_map(Node::items)
+                {
                     let name = add.as_str().unwrap_or("?");
                     if name != "NET_BIND_SERVICE" {
                         out.push(
-                            Finding::new(Self::META.id, Label::new(r.file, add.span, "added capability"), format!("container `{}` of {} adds capability {name}", c.name(), r.id()))
-                                .help(help),
+                            Finding::new(
+                                Self::META.id,
+                                Label::new(r.file, add.span, "added capability"),
+                                format!(
+                                    "container `{}` of {} adds capability {name}",
+                                    c.name(),
+                                    r.id()
+                                ),
+                            )
+                            .help(help),
                         );
                     }
                 }

@@ -44,8 +44,14 @@ impl Rule for HostNamespace {
             for key in ["hostNetwork", "hostPID", "hostIPC"] {
                 if let Some(n) = ps.get(key).filter(|n| n.as_bool() == Some(true)) {
                     out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, n.span, "shares the node's namespace"), format!("{} sets {key}: true", r.id()))
-                            .help(format!("Remove `{key}: true`; pods must not share the node's namespaces.")),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, n.span, "shares the node's namespace"),
+                            format!("{} sets {key}: true", r.id()),
+                        )
+                        .help(format!(
+                            "Remove `{key}: true`; pods must not share the node's namespaces."
+                        )),
                     );
                 }
             }

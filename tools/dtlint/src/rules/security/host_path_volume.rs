@@ -44,7 +44,12 @@ impl Rule for HostPathVolume {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in ctx.index.workloads() {
-            for v in r.pod_spec().and_then(|p| p.get("volumes")).into_iter().flat_map(Node::items) {
+            for v in r
+                .pod_spec()
+                .and_then(|p| p.get("volumes"))
+                .into_iter()
+                .flat_map(Node::items)
+            {
                 if let Some(e) = v.entry("hostPath") {
                     let path = e.value.get("path").and_then(Node::as_str).unwrap_or("?");
                     out.push(

@@ -45,16 +45,34 @@ impl Rule for MissingSeccomp {
         let help = "Set `seccompProfile: {type: RuntimeDefault}` in the pod's securityContext.";
         for r in ctx.index.workloads() {
             for c in r.containers() {
-                let ty = super::effective(r, &c, "seccompProfile", true).and_then(|p| p.get("type"));
+                let ty =
+                    super::effective(r, &c, "seccompProfile", true).and_then(|p| p.get("type"));
                 match ty {
                     Some(t) if matches!(t.as_str(), Some("RuntimeDefault" | "Localhost")) => {}
                     Some(t) => out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, t.span, "no syscall filtering"), format!("container `{}` of {} runs with seccomp {}", c.name(), r.id(), t.as_str().unwrap_or("?")))
-                            .help(help),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, t.span, "no syscall filtering"),
+                            format!(
+                                "container `{}` of {} runs with seccomp {}",
+                                c.name(),
+                                r.id(),
+                                t.as_str().unwrap_or("?")
+                            ),
+                        )
+                        .help(help),
                     ),
                     None => out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, super::missing_span(&c), "no seccompProfile"), format!("container `{}` of {} has no seccomp profile", c.name(), r.id()))
-                            .help(help),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, super::missing_span(&c), "no seccompProfile"),
+                            format!(
+                                "container `{}` of {} has no seccomp profile",
+                                c.name(),
+                                r.id()
+                            ),
+                        )
+                        .help(help),
                     ),
                 }
             }

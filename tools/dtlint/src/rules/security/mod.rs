@@ -15,20 +15,31 @@ use crate::model::{Container, Resource};
 use crate::rules::Context;
 
 /// A container's setting, falling back to the pod's when `pod_level` is true.
-pub(crate) fn effective<'a>(r: &Resource<'a>, c: &Container<'a>, key: &str, pod_level: bool) -> Option<&'a Node> {
+pub(crate) fn effective<'a>(
+    r: &Resource<'a>,
+    c: &Container<'a>,
+    key: &str,
+    pod_level: bool,
+) -> Option<&'a Node> {
     c.node
         .get("securityContext")
         .and_then(|s| s.get(key))
         .or_else(|| {
             pod_level
-                .then(|| r.pod_spec().and_then(|p| p.get("securityContext")).and_then(|s| s.get(key)))
+                .then(|| {
+                    r.pod_spec()
+                        .and_then(|p| p.get("securityContext"))
+                        .and_then(|s| s.get(key))
+                })
                 .flatten()
         })
 }
 
 /// Where to point when a container's security setting is missing.
 pub(crate) fn missing_span(c: &Container<'_>) -> Span {
-    c.node.entry("securityContext").map_or_else(|| c.anchor_span(), |e| e.key.span)
+    c.node
+        .entry("securityContext")
+        .map_or_else(|| c.anchor_span(), |e| e.key.span)
 }
 
 /// Shared shape of the "this boolean must be X" rules.
@@ -49,7 +60,12 @@ pub(crate) fn require_bool(
                     Finding::new(
                         rule,
                         Label::new(r.file, n.span, format!("must be {want}")),
-                        format!("container `{}` of {} sets {key}: {}", c.name(), r.id(), n.as_scalar().map_or("?", |s| s.text.as_str())),
+                        format!(
+                            "container `{}` of {} sets {key}: {}",
+                            c.name(),
+                            r.id(),
+                            n.as_scalar().map_or("?", |s| s.text.as_str())
+                        ),
                     )
                     .help(help.to_string()),
                 ),
@@ -57,7 +73,11 @@ pub(crate) fn require_bool(
                     Finding::new(
                         rule,
                         Label::new(r.file, missing_span(&c), format!("no {key}: {want}")),
-                        format!("container `{}` of {} does not set {key}: {want}", c.name(), r.id()),
+                        format!(
+                            "container `{}` of {} does not set {key}: {want}",
+                            c.name(),
+                            r.id()
+                        ),
                     )
                     .help(help.to_string()),
                 ),

@@ -36,6 +36,14 @@ impl Rule for PrivilegeEscalation {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        super::require_bool(ctx, Self::META.id, "allowPrivilegeEscalation", false, false, "Set `allowPrivilegeEscalation: false` in the container's securityContext.", out);
+        super::require_bool(
+            ctx,
+            Self::META.id,
+            "allowPrivilegeEscalation",
+            false,
+            false,
+            "Set `allowPrivilegeEscalation: false` in the container's securityContext.",
+            out,
+        );
     }
 }

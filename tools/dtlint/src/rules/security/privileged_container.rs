@@ -40,7 +40,11 @@ impl Rule for PrivilegedContainer {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in ctx.index.workloads() {
             for c in r.containers() {
-                if let Some(p) = c.node.path(&["securityContext", "privileged"]).filter(|p| p.as_bool() == Some(true)) {
+                if let Some(p) = c
+                    .node
+                    .path(&["securityContext", "privileged"])
+                    .filter(|p| p.as_bool() == Some(true))
+                {
                     out.push(
                         Finding::new(Self::META.id, Label::new(r.file, p.span, "full access to the node"), format!("container `{}` of {} is privileged", c.name(), r.id()))
                             .help("Remove `privileged: true`; grant a single capability instead if one is really needed."),

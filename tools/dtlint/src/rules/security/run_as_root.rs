@@ -45,22 +45,40 @@ impl Rule for RunAsRoot {
         let help = "Set `runAsNonRoot: true` and a non-zero `runAsUser` (65532 for our images).";
         for r in ctx.index.workloads() {
             for c in r.containers() {
-                if let Some(uid) = effective(r, &c, "runAsUser", true).filter(|u| u.as_i64() == Some(0)) {
+                if let Some(uid) =
+                    effective(r, &c, "runAsUser", true).filter(|u| u.as_i64() == Some(0))
+                {
                     out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, uid.span, "uid 0 is root"), format!("container `{}` of {} runs as root", c.name(), r.id()))
-                            .help(help),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, uid.span, "uid 0 is root"),
+                            format!("container `{}` of {} runs as root", c.name(), r.id()),
+                        )
+                        .help(help),
                     );
                     continue;
                 }
                 match effective(r, &c, "runAsNonRoot", true) {
                     Some(n) if n.as_bool() == Some(true) => {}
                     Some(n) => out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, n.span, "must be true"), format!("container `{}` of {} allows running as root", c.name(), r.id()))
-                            .help(help),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, n.span, "must be true"),
+                            format!(
+                                "container `{}` of {} allows running as root",
+                                c.name(),
+                                r.id()
+                            ),
+                        )
+                        .help(help),
                     ),
                     None => out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, missing_span(&c), "no runAsNonRoot: true"), format!("container `{}` of {} may run as root", c.name(), r.id()))
-                            .help(help),
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, missing_span(&c), "no runAsNonRoot: true"),
+                            format!("container `{}` of {} may run as root", c.name(), r.id()),
+                        )
+                        .help(help),
                     ),
                 }
             }

@@ -36,6 +36,14 @@ impl Rule for WritableRootFs {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        super::require_bool(ctx, Self::META.id, "readOnlyRootFilesystem", true, false, "Set `readOnlyRootFilesystem: true` and mount an emptyDir at /tmp for scratch space.", out);
+        super::require_bool(
+            ctx,
+            Self::META.id,
+            "readOnlyRootFilesystem",
+            true,
+            false,
+            "Set `readOnlyRootFilesystem: true` and mount an emptyDir at /tmp for scratch space.",
+            out,
+        );
     }
 }

@@ -64,7 +64,9 @@ impl Rule for LatestTag {
         let help = "Pin the image to a version tag (e.g. `:1.4.2`) or a digest (`@sha256:…`).";
         for r in ctx.index.resources.iter().filter(|r| r.is_workload()) {
             for c in r.containers() {
-                let Some(img) = c.node.get("image") else { continue };
+                let Some(img) = c.node.get("image") else {
+                    continue;
+                };
                 let Some(text) = img.as_str() else { continue };
                 if let Some(p) = problem(text) {
                     out.push(
@@ -78,7 +80,12 @@ impl Rule for LatestTag {
                 }
             }
         }
-        for r in ctx.index.resources.iter().filter(|r| r.group() == "kustomize.config.k8s.io") {
+        for r in ctx
+            .index
+            .resources
+            .iter()
+            .filter(|r| r.group() == "kustomize.config.k8s.io")
+        {
             for entry in r.root.get("images").into_iter().flat_map(Node::items) {
                 if entry.get("digest").is_some() {
                     continue;

@@ -63,7 +63,10 @@ fn check_labels(
         .iter()
         .copied()
         .filter(|k| {
-            labels.and_then(|l| l.get(k)).and_then(Node::as_str).is_none_or(str::is_empty)
+            labels
+                .and_then(|l| l.get(k))
+                .and_then(Node::as_str)
+                .is_none_or(str::is_empty)
                 && !added.iter().any(|a| a == k)
         })
         .collect();
@@ -94,7 +97,14 @@ impl Rule for MissingStandardLabels {
                 continue;
             }
             let added = ctx.index.added_labels(r.file);
-            check_labels(r, r.metadata(), r.metadata_span(), &added.object, "metadata", out);
+            check_labels(
+                r,
+                r.metadata(),
+                r.metadata_span(),
+                &added.object,
+                "metadata",
+                out,
+            );
             if r.kind != "Pod"
                 && let Some(t) = r.pod_template()
             {

@@ -51,22 +51,40 @@ impl Rule for PdbBlocksEviction {
                 && (mu.as_i64() == Some(0) || matches!(mu.as_str(), Some("0" | "0%")))
             {
                 out.push(
-                    Finding::new(Self::META.id, Label::new(pdb.file, mu.span, "no pod may ever be evicted"), format!("{} allows no disruption", pdb.id()))
-                        .help(help),
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(pdb.file, mu.span, "no pod may ever be evicted"),
+                        format!("{} allows no disruption", pdb.id()),
+                    )
+                    .help(help),
                 );
                 continue;
             }
-            let Some(min) = spec.get("minAvailable") else { continue };
+            let Some(min) = spec.get("minAvailable") else {
+                continue;
+            };
             if min.as_str() == Some("100%") {
                 out.push(
-                    Finding::new(Self::META.id, Label::new(pdb.file, min.span, "no pod may ever be evicted"), format!("{} requires every pod to stay up", pdb.id()))
-                        .help(help),
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(pdb.file, min.span, "no pod may ever be evicted"),
+                        format!("{} requires every pod to stay up", pdb.id()),
+                    )
+                    .help(help),
                 );
                 continue;
             }
             let Some(min_n) = min.as_i64() else { continue };
-            let Some(sel) = ctx.index.own_selector(pdb) else { continue };
-            let targets: Vec<_> = ctx.index.pods_matching(&sel, pdb).into_iter().map(|(w, _)| w).filter(|w| w.is_workload()).collect();
+            let Some(sel) = ctx.index.own_selector(pdb) else {
+                continue;
+            };
+            let targets: Vec<_> = ctx
+                .index
+                .pods_matching(&sel, pdb)
+                .into_iter()
+                .map(|(w, _)| w)
+                .filter(|w| w.is_workload())
+                .collect();
             if targets.is_empty() {
                 continue;
             }
@@ -83,7 +101,11 @@ impl Rule for PdbBlocksEviction {
                         Label::new(pdb.file, min.span, format!("needs {min_n} pod(s) up")),
                         format!("{} blocks every eviction of {}", pdb.id(), w.id()),
                     )
-                    .with(Label::new(w.file, replicas_span, format!("runs {} replica(s)", w.replicas().unwrap_or(1))))
+                    .with(Label::new(
+                        w.file,
+                        replicas_span,
+                        format!("runs {} replica(s)", w.replicas().unwrap_or(1)),
+                    ))
                     .help(help),
                 );
             }

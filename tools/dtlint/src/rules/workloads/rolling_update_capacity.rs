@@ -64,15 +64,21 @@ impl Rule for RollingUpdateCapacity {
                     let ty = strategy.and_then(|s| s.get("type"));
                     if let Some(t) = ty.filter(|t| t.as_str() == Some("Recreate")) {
                         out.push(
-                            Finding::new(Self::META.id, Label::new(r.file, t.span, "stops every pod first"), format!("{} uses the Recreate strategy", r.id()))
-                                .help(help),
+                            Finding::new(
+                                Self::META.id,
+                                Label::new(r.file, t.span, "stops every pod first"),
+                                format!("{} uses the Recreate strategy", r.id()),
+                            )
+                            .help(help),
                         );
                         continue;
                     }
                     let ru = strategy.and_then(|s| s.get("rollingUpdate"));
                     match ru.and_then(|ru| ru.get("maxUnavailable")) {
                         Some(mu) if is_zero(mu) => {
-                            if let Some(ms) = ru.and_then(|ru| ru.get("maxSurge")).filter(|m| is_zero(m)) {
+                            if let Some(ms) =
+                                ru.and_then(|ru| ru.get("maxSurge")).filter(|m| is_zero(m))
+                            {
                                 out.push(
                                     Finding::new(Self::META.id, Label::new(r.file, ms.span, "no room to surge"), format!("{} can never roll out: maxSurge and maxUnavailable are both 0", r.id()))
                                         .help(help),
@@ -80,17 +86,32 @@ impl Rule for RollingUpdateCapacity {
                             }
                         }
                         Some(mu) => out.push(
-                            Finding::new(Self::META.id, Label::new(r.file, mu.span, "pods leave service before replacements are ready"), format!("{} allows unavailable pods during a rollout", r.id()))
-                                .help(help),
+                            Finding::new(
+                                Self::META.id,
+                                Label::new(
+                                    r.file,
+                                    mu.span,
+                                    "pods leave service before replacements are ready",
+                                ),
+                                format!("{} allows unavailable pods during a rollout", r.id()),
+                            )
+                            .help(help),
                         ),
                         None => out.push(
-                            Finding::new(Self::META.id, Label::new(r.file, anchor, "defaults to maxUnavailable: 25%"), format!("{} does not set maxUnavailable: 0", r.id()))
-                                .help(help),
+                            Finding::new(
+                                Self::META.id,
+                                Label::new(r.file, anchor, "defaults to maxUnavailable: 25%"),
+                                format!("{} does not set maxUnavailable: 0", r.id()),
+                            )
+                            .help(help),
                         ),
                     }
                 }
                 "StatefulSet" => {
-                    if let Some(t) = spec.path(&["updateStrategy", "type"]).filter(|t| t.as_str() == Some("OnDelete")) {
+                    if let Some(t) = spec
+                        .path(&["updateStrategy", "type"])
+                        .filter(|t| t.as_str() == Some("OnDelete"))
+                    {
                         out.push(
                             Finding::new(Self::META.id, Label::new(r.file, t.span, "releases wait for manual deletes"), format!("{} uses the OnDelete update strategy", r.id()))
                                 .help("Use `updateStrategy: {type: RollingUpdate}` so releases reach running pods."),

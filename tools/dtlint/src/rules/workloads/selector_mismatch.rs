@@ -54,7 +54,9 @@ impl Rule for SelectorMismatch {
             if r.kind == "Pod" || r.kind == "CronJob" || r.kind == "Job" {
                 continue;
             }
-            let Some(sel) = ctx.index.own_selector(r) else { continue };
+            let Some(sel) = ctx.index.own_selector(r) else {
+                continue;
+            };
             let added = ctx.index.added_labels(r.file);
             if sel.matches_with(r.pod_labels(), &added.template) {
                 continue;

@@ -47,7 +47,9 @@ impl Rule for UnstableSelector {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in ctx.index.objects() {
-            let Some(sel) = ctx.index.own_selector(r) else { continue };
+            let Some(sel) = ctx.index.own_selector(r) else {
+                continue;
+            };
             for (key, value) in sel.match_labels() {
                 if STABLE_SELECTOR_LABELS.contains(&key) {
                     continue;

@@ -48,9 +48,18 @@ impl Rule for DuplicateKey {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
         for (id, _) in ws.sources.iter() {
-            for p in ws.parsed(id).problems.iter().filter(|p| p.kind == ProblemKind::DuplicateKey) {
-                let mut f = Finding::new(Self::META.id, Label::new(id, p.span, "repeated here"), p.message.clone())
-                    .help("Merge the two entries into one; tools disagree on which value wins.");
+            for p in ws
+                .parsed(id)
+                .problems
+                .iter()
+                .filter(|p| p.kind == ProblemKind::DuplicateKey)
+            {
+                let mut f = Finding::new(
+                    Self::META.id,
+                    Label::new(id, p.span, "repeated here"),
+                    p.message.clone(),
+                )
+                .help("Merge the two entries into one; tools disagree on which value wins.");
                 if let Some((span, msg)) = &p.related {
                     f = f.with(Label::new(id, *span, msg.clone()));
                 }

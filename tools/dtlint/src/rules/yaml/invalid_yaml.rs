@@ -62,20 +62,22 @@ impl Rule for InvalidYaml {
         }
         for (id, problem) in &ws.unreadable {
             let span = ws.file_span(*id);
-            let (msg, help, span) = match problem {
+            let (msg, help, span, label) = match problem {
                 ReadProblem::TooLarge { size, limit } => (
                     format!("file is {size} bytes, over the {limit}-byte limit; not read"),
                     "Split the file, or raise `max_file_size` in dtlint.toml if it is meant to be this large.".to_string(),
                     span,
+                    "file not read",
                 ),
                 ReadProblem::NotUtf8 { pos } => (
                     "file is not valid UTF-8".to_string(),
                     "Kubernetes manifests must be UTF-8; re-save the file as UTF-8 or remove the binary content.".to_string(),
                     Span::at(*pos),
+                    "first byte that is not UTF-8",
                 ),
-                ReadProblem::Io(e) => (format!("cannot read file: {e}"), "Check the file's permissions.".to_string(), span),
+                ReadProblem::Io(e) => (format!("cannot read file: {e}"), "Check the file's permissions.".to_string(), span, ""),
             };
-            out.push(Finding::new(Self::META.id, Label::new(*id, span, ""), msg).help(help));
+            out.push(Finding::new(Self::META.id, Label::new(*id, span, label), msg).help(help));
         }
     }
 }

@@ -53,7 +53,11 @@ fn is_core_float(t: &str) -> bool {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let mantissa_ok = match mantissa.split_once('.') {
-        Some((a, b)) => (digits(a) || a.is_empty()) && (b.is_empty() || digits(b)) && !(a.is_empty() && b.is_empty()),
+        Some((a, b)) => {
+            (digits(a) || a.is_empty())
+                && (b.is_empty() || digits(b))
+                && !(a.is_empty() && b.is_empty())
+        }
         None => digits(mantissa),
     };
     let exp_ok = exp.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
@@ -73,9 +77,11 @@ impl Want {
         match (self, &n.value) {
             (Want::Mapping, Value::Mapping(_)) | (Want::Sequence, Value::Sequence(_)) => true,
             (Want::String, Value::Scalar(s)) => {
-                !s.is_plain() || (n.as_bool().is_none() && n.as_i64().is_none() && !is_core_float(&s.text))
+                !s.is_plain()
+                    || (n.as_bool().is_none() && n.as_i64().is_none() && !is_core_float(&s.text))
             }
-            (Want::Integer, Value::Scalar(_)) => n.as_i64().is_some(),
+            // `replicas: null` is how a patch hands replicas to an autoscaler.
+            (Want::Integer, Value::Scalar(_)) => n.as_i64().is_some() || n.is_null(),
             _ => n.is_null(),
         }
     }
@@ -86,6 +92,15 @@ impl Want {
             Want::String => "a string",
             Want::Integer => "an integer",
         }
+    }
+}
+
+/// What a value is, for "found …": like [`Node::type_name`], but a plain
+/// `2.5` is a number here, not a string.
+fn found(n: &Node) -> &'static str {
+    match n.as_scalar() {
+        Some(s) if s.is_plain() && is_core_float(&s.text) => "a number",
+        _ => n.type_name(),
     }
 }
 
@@ -101,7 +116,7 @@ fn expect(r: &Resource<'_>, node: Option<&Node>, want: Want, field: &str, out: &
     out.push(
         Finding::new(
             WrongType::META.id,
-            Label::new(r.file, n.span, format!("found {}", n.type_name())),
+            Label::new(r.file, n.span, format!("found {}", found(n))),
             format!("`{field}` must be {}", want.name()),
         )
         .help(help),
@@ -117,20 +132,38 @@ impl Rule for WrongType {
         for r in &ctx.index.resources {
             let meta = r.root.get("metadata");
             expect(r, meta, Want::Mapping, "metadata", out);
-            let metas = std::iter::once(meta).chain(std::iter::once(r.pod_template().and_then(|t| t.get("metadata"))));
-            for m in metas.flatten() {
-                expect(r, m.get("name"), Want::String, "metadata.name", out);
+            // The pod template's metadata is named by its path, so a label
+            // on the pods is not mistaken for one on the object.
+            let template_path = match r.kind {
+                "Pod" => None,
+                "CronJob" => Some("spec.jobTemplate.spec.template.metadata"),
+                _ => Some("spec.template.metadata"),
+            };
+            let template_meta =
+                template_path.and_then(|p| Some((p, r.pod_template()?.get("metadata")?)));
+            let metas = meta
+                .map(|m| ("metadata", m))
+                .into_iter()
+                .chain(template_meta);
+            for (path, m) in metas {
+                expect(r, m.get("name"), Want::String, &format!("{path}.name"), out);
                 for key in ["labels", "annotations"] {
                     let Some(map) = m.get(key) else { continue };
-                    expect(r, Some(map), Want::Mapping, &format!("metadata.{key}"), out);
+                    expect(r, Some(map), Want::Mapping, &format!("{path}.{key}"), out);
                     for e in map.entries() {
-                        let field = format!("metadata.{key}.{}", e.key.as_str().unwrap_or("?"));
+                        let field = format!("{path}.{key}.{}", e.key.as_str().unwrap_or("?"));
                         expect(r, Some(&e.value), Want::String, &field, out);
                     }
                 }
             }
             if r.is_workload() {
-                expect(r, r.spec().and_then(|s| s.get("replicas")), Want::Integer, "spec.replicas", out);
+                expect(
+                    r,
+                    r.spec().and_then(|s| s.get("replicas")),
+                    Want::Integer,
+                    "spec.replicas",
+                    out,
+                );
                 if let Some(ps) = r.pod_spec() {
                     for key in ["containers", "initContainers"] {
                         expect(r, ps.get(key), Want::Sequence, key, out);
@@ -139,7 +172,13 @@ impl Rule for WrongType {
                 for c in r.containers() {
                     expect(r, Some(c.node), Want::Mapping, "containers[]", out);
                     for p in c.ports() {
-                        expect(r, p.get("containerPort"), Want::Integer, "ports[].containerPort", out);
+                        expect(
+                            r,
+                            p.get("containerPort"),
+                            Want::Integer,
+                            "ports[].containerPort",
+                            out,
+                        );
                     }
                     for env in c.node.get("env").into_iter().flat_map(Node::items) {
                         expect(r, env.get("value"), Want::String, "env[].value", out);
@@ -153,5 +192,28 @@ impl Rule for WrongType {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dtlint_yaml::{Limits, LineIndex, parse};
+
+    use super::*;
+
+    fn node(text: &str) -> Node {
+        let src = format!("v: {text}\n");
+        let parsed = parse(&src, &LineIndex::new(&src), Limits::default());
+        parsed.documents[0].root.get("v").unwrap().clone()
+    }
+
+    #[test]
+    fn null_replicas_and_float_names() {
+        assert!(Want::Integer.ok(&node("null")));
+        assert!(Want::Integer.ok(&node("3")));
+        assert!(!Want::Integer.ok(&node("\"3\"")));
+        assert_eq!(found(&node("2.5")), "a number");
+        assert_eq!(found(&node("\"2.5\"")), "a string");
+        assert_eq!(found(&node("true")), "a boolean");
     }
 }

@@ -40,7 +40,8 @@ declare_rule! {
 }
 
 const BOOLISH: [&str; 22] = [
-    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
     // 1.2 reads these as booleans but so does 1.1: not ambiguous, listed to
     // keep the table honest about what we skip.
     "true", "false", "True", "False", "TRUE", "FALSE",
@@ -62,7 +63,9 @@ fn yaml11_reading(text: &str) -> Option<String> {
         return Some(format!("the octal number {v}"));
     }
     if digits.contains(':')
-        && digits.split(':').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && digits
+            .split(':')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         && digits.split(':').skip(1).all(|p| p.len() == 2 && p < "60")
         && !digits.starts_with('0')
     {
@@ -117,7 +120,10 @@ mod tests {
     fn readings() {
         assert_eq!(yaml11_reading("on").as_deref(), Some("the boolean `true`"));
         assert_eq!(yaml11_reading("NO").as_deref(), Some("the boolean `false`"));
-        assert_eq!(yaml11_reading("0755").as_deref(), Some("the octal number 493"));
+        assert_eq!(
+            yaml11_reading("0755").as_deref(),
+            Some("the octal number 493")
+        );
         assert_eq!(yaml11_reading("1:30").as_deref(), Some("the number 90"));
         assert_eq!(yaml11_reading("0"), None);
         assert_eq!(yaml11_reading("089"), None);
