@@ -1,6 +1,8 @@
 //! Generated repositories for benchmarks: `n` services, seven files each plus
 //! a kustomization, about one in ten with a planted defect.
 
+#![allow(clippy::cast_precision_loss)] // MB figures for a report
+
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -1,1 +1,1 @@
-//! Work in progress.
+//! wip

@@ -250,14 +250,12 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         }
     };
     let text = report::render(args.format, &outcome, &ws.sources, color);
-    match &args.output {
-        Some(path) => std::fs::write(path, &text)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            // A closed pipe (`dtlint check | head`) is not an error worth a panic.
-            let _ = out.write_all(text.as_bytes());
-        }
+    if let Some(path) = &args.output {
+        std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`dtlint check | head`) is not an error worth a panic.
+        let _ = out.write_all(text.as_bytes());
     }
     if args.format == Format::Human || args.output.is_some() {
         eprintln!(

@@ -1,6 +1,8 @@
 //! The command line as users and CI see it: exit codes, every output format,
 //! configuration errors, suppressions, and hostile input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,6 +2,8 @@
 //! The failing fixture's findings for that rule are snapshotted exactly as a
 //! user sees them; the passing fixture must produce none.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 
 use dtlint::config::Config;

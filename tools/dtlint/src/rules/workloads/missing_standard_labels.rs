@@ -86,6 +86,22 @@ fn check_labels(
     );
 }
 
+/// Where to point when a pod template has no labels at all: its
+/// `metadata:` key, or the `template:` key when it has no metadata either.
+fn template_anchor(r: &Resource<'_>, template: &Node) -> dtlint_yaml::Span {
+    if let Some(e) = template.entry("metadata") {
+        return e.key.span;
+    }
+    let parent = if r.kind == "CronJob" {
+        r.spec().and_then(|s| s.path(&["jobTemplate", "spec"]))
+    } else {
+        r.spec()
+    };
+    parent
+        .and_then(|p| p.entry("template"))
+        .map_or(template.span, |e| e.key.span)
+}
+
 impl Rule for MissingStandardLabels {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -109,9 +125,34 @@ impl Rule for MissingStandardLabels {
                 && let Some(t) = r.pod_template()
             {
                 let tmeta = t.get("metadata");
-                let anchor = t.get("metadata").map_or(t.span, |m| m.span);
+                let anchor = template_anchor(r, t);
                 check_labels(r, tmeta, anchor, &added.template, "pod template", out);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dtlint_yaml::{Limits, LineIndex, parse};
+
+    use super::*;
+    use crate::source::FileId;
+    use crate::workspace::Role;
+
+    #[test]
+    fn a_template_without_labels_is_reported_at_its_metadata_key() {
+        let src = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: rotate}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        metadata:\n          annotations: {a: b}\n        spec: {}\n";
+        let parsed = parse(src, &LineIndex::new(src), Limits::default());
+        let r =
+            Resource::from_node(FileId(0), 0, &parsed.documents[0].root, Role::Standalone).unwrap();
+        let span = template_anchor(&r, r.pod_template().unwrap());
+        assert_eq!((span.start.line, span.start.col), (8, 9));
+        let src = src.replace("        metadata:\n          annotations: {a: b}\n", "");
+        let parsed = parse(&src, &LineIndex::new(&src), Limits::default());
+        let r =
+            Resource::from_node(FileId(0), 0, &parsed.documents[0].root, Role::Standalone).unwrap();
+        let span = template_anchor(&r, r.pod_template().unwrap());
+        assert_eq!((span.start.line, span.start.col), (7, 7));
     }
 }
