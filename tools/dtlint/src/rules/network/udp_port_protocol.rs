@@ -46,6 +46,15 @@ fn protocol(port: &Node) -> &str {
     port.get("protocol").and_then(Node::as_str).unwrap_or("TCP")
 }
 
+/// Where to point at a port's protocol: the `protocol` value, or the port
+/// number when the protocol is left to default to TCP.
+fn port_span(port: &Node) -> dtlint_yaml::Span {
+    ["protocol", "containerPort", "port"]
+        .iter()
+        .find_map(|k| port.get(k))
+        .map_or(port.span, |n| n.span)
+}
+
 impl Rule for UdpPortProtocol {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -55,7 +64,7 @@ impl Rule for UdpPortProtocol {
         let udp = &ctx.config.udp_ports;
         let help = "Add `protocol: UDP` to the port; Kubernetes assumes TCP.";
         let report = |out: &mut Vec<Finding>, file, port: &Node, what: String| {
-            let span = port.get("protocol").map_or(port.span, |p| p.span);
+            let span = port_span(port);
             out.push(
                 Finding::new(
                     Self::META.id,
@@ -77,8 +86,9 @@ impl Rule for UdpPortProtocol {
                             r.file,
                             p,
                             format!(
-                                "container port {n} of `{}` is {} but carries QUIC",
+                                "container port {n} of `{}` in {} is {} but carries QUIC",
                                 c.name(),
+                                r.id(),
                                 protocol(p)
                             ),
                         );
@@ -135,10 +145,10 @@ impl Rule for UdpPortProtocol {
                             out.push(
                                 Finding::new(
                                     Self::META.id,
-                                    Label::new(svc.file, p.get("protocol").map_or(p.span, |x| x.span), format!("{proto} here")),
+                                    Label::new(svc.file, port_span(p), format!("{proto} here")),
                                     format!("service port {} of {} is {proto} but container `{}` declares {}", port_n.unwrap_or(0), svc.id(), c.name(), protocol(cp)),
                                 )
-                                .with(Label::new(w.file, cp.span, format!("{} here", protocol(cp))))
+                                .with(Label::new(w.file, port_span(cp), format!("{} here", protocol(cp))))
                                 .help("Declare the same protocol on the Service port and the container port."),
                             );
                         }
@@ -146,5 +156,21 @@ impl Rule for UdpPortProtocol {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dtlint_yaml::{Limits, LineIndex, parse};
+
+    use super::*;
+
+    #[test]
+    fn a_defaulted_protocol_is_reported_at_the_port_number() {
+        let src = "- name: webtransport\n  containerPort: 4433\n- name: media\n  port: 4434\n  protocol: TCP\n";
+        let parsed = parse(src, &LineIndex::new(src), Limits::default());
+        let ports: Vec<&Node> = parsed.documents[0].root.items().collect();
+        assert_eq!(port_span(ports[0]).start.line, 2);
+        assert_eq!(port_span(ports[1]).start.line, 5);
     }
 }

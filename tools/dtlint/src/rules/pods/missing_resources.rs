@@ -1,6 +1,7 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
+use crate::model::Container;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
@@ -39,6 +40,23 @@ declare_rule! {
     }
 }
 
+/// The node to edit: `requests:` or `limits:` when everything missing is
+/// under that one key, else `resources:`, else the container's name.
+fn missing_span(c: &Container<'_>, missing: &[String]) -> dtlint_yaml::Span {
+    let Some(res) = c.node.entry("resources") else {
+        return c.anchor_span();
+    };
+    let kinds: Vec<&str> = missing
+        .iter()
+        .filter_map(|m| m.split_once('.'))
+        .map(|(k, _)| k)
+        .collect();
+    let one_kind = kinds.first().filter(|k| kinds.iter().all(|x| x == *k));
+    one_kind
+        .and_then(|k| res.value.entry(k))
+        .map_or(res.key.span, |e| e.key.span)
+}
+
 impl Rule for MissingResources {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -62,10 +80,7 @@ impl Rule for MissingResources {
                 if missing.is_empty() {
                     continue;
                 }
-                let span = c
-                    .node
-                    .entry("resources")
-                    .map_or_else(|| c.anchor_span(), |e| e.key.span);
+                let span = missing_span(&c, &missing);
                 out.push(
                     Finding::new(
                         Self::META.id,
@@ -76,5 +91,27 @@ impl Rule for MissingResources {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dtlint_yaml::{Limits, LineIndex, parse};
+
+    use super::*;
+
+    #[test]
+    fn points_at_the_incomplete_key() {
+        let src =
+            "name: mh\nresources:\n  requests: {memory: 1Gi}\n  limits: {cpu: 1, memory: 1Gi}\n";
+        let parsed = parse(src, &LineIndex::new(src), Limits::default());
+        let c = Container {
+            node: &parsed.documents[0].root,
+            init: false,
+        };
+        let span = missing_span(&c, &["requests.cpu".to_string()]);
+        assert_eq!((span.start.line, span.start.col), (3, 3));
+        let span = missing_span(&c, &["requests.cpu".to_string(), "limits.cpu".to_string()]);
+        assert_eq!((span.start.line, span.start.col), (2, 1));
     }
 }

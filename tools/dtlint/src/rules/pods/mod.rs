@@ -21,24 +21,31 @@ pub(crate) fn check_probe(
     path: &str,
     out: &mut Vec<Finding>,
 ) {
+    let own = c
+        .node
+        .get("image")
+        .and_then(Node::as_str)
+        .is_some_and(|i| ctx.config.is_own_image(i));
     let Some(probe) = c.node.get(key) else {
+        // Our services serve the standard path; a third-party image gets
+        // whatever probe suits it.
+        let help = if own {
+            format!("Add a {key} with `httpGet: {{path: {path}, port: <http port name>}}`.")
+        } else {
+            format!(
+                "Add a {key} that fits the image: `httpGet`, `tcpSocket`, or an `exec` command such as a client ping."
+            )
+        };
         out.push(
             Finding::new(
                 rule,
                 Label::new(r.file, c.anchor_span(), format!("no {key}")),
                 format!("container `{}` of {} has no {key}", c.name(), r.id()),
             )
-            .help(format!(
-                "Add a {key} with `httpGet: {{path: {path}, port: <http port name>}}`."
-            )),
+            .help(help),
         );
         return;
     };
-    let own = c
-        .node
-        .get("image")
-        .and_then(Node::as_str)
-        .is_some_and(|i| ctx.config.is_own_image(i));
     if own
         && let Some(p) = probe.path(&["httpGet", "path"])
         && p.as_str() != Some(path)

@@ -42,6 +42,18 @@ declare_rule! {
 
 fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
+    // Names that mention a secret but hold something about it: where it is,
+    // how long it lives, who it belongs to.
+    let about = [
+        "PATH", "FILE", "DIR", "URL", "ENDPOINT", "TTL", "SECONDS", "EXPIRY", "LIFETIME", "ID",
+        "NAME", "HEADER", "ISSUER",
+    ];
+    if n.rsplit('_')
+        .next()
+        .is_some_and(|last| about.contains(&last))
+    {
+        return false;
+    }
     [
         "PASSWORD",
         "PASSWD",
@@ -117,6 +129,12 @@ mod tests {
         assert!(secret_name("AC_MASTER_KEY"));
         assert!(!secret_name("GC_CLIENT_ID"));
         assert!(!secret_name("KEYCLOAK_URL"));
+        assert!(!secret_name("AC_TOKEN_URL"));
+        assert!(!secret_name("MC_TOKEN_TTL_SECONDS"));
+        assert!(!secret_name("MC_CLIENT_SECRET_FILE"));
+        assert!(!secret_name("MC_TLS_KEY_PATH"));
+        assert!(secret_name("GRAFANA_API_TOKEN"));
+        assert!(secret_name("REDIS_PASSWORD"));
         assert!(url_with_password("redis://:pw@redis:6379"));
         assert!(url_with_password("postgres://u:p@h/db"));
         assert!(!url_with_password("postgres://u@h/db"));

@@ -10,8 +10,9 @@ declare_rule! {
     /// every key it reads is in it: `configMapKeyRef`, `secretKeyRef`,
     /// `envFrom`, and `configMap`/`secret` volumes with `items`. Objects made
     /// by a kustomization's `configMapGenerator`/`secretGenerator` count,
-    /// with the keys of their literals, env files and files. References
-    /// marked `optional: true` are skipped.
+    /// with the keys of their literals, env files and files, and so do the
+    /// Secrets cert-manager `Certificate`s write. References marked
+    /// `optional: true` are skipped.
     ///
     /// ## Why is this bad?
     /// The pod is created but its container never starts
@@ -48,6 +49,19 @@ fn is_optional(n: &Node) -> bool {
     n.get("optional").and_then(Node::as_bool) == Some(true)
 }
 
+/// True when a cert-manager Certificate visible from `from` writes its
+/// certificate into the Secret `name` (keys `tls.crt`, `tls.key`, `ca.crt`).
+fn certificate_makes(ctx: &Context<'_>, name: &str, from: &Resource<'_>) -> bool {
+    ctx.index.of_kind("Certificate").any(|c| {
+        c.group() == "cert-manager.io"
+            && ctx.index.same_namespace(c, from)
+            && c.spec()
+                .and_then(|s| s.get("secretName"))
+                .and_then(Node::as_str)
+                == Some(name)
+    })
+}
+
 fn check_ref(
     ctx: &Context<'_>,
     r: &Resource<'_>,
@@ -67,7 +81,7 @@ fn check_ref(
         return;
     };
     let objects: Vec<_> = ctx.index.config_objects(kind, name, r).collect();
-    if objects.is_empty() {
+    if objects.is_empty() && !(kind == ConfigKind::Secret && certificate_makes(ctx, name, r)) {
         out.push(
             Finding::new(
                 DanglingConfigRef::META.id,
@@ -94,7 +108,7 @@ fn check_ref(
     if objects.iter().any(|o| o.keys.iter().any(|have| have == k)) {
         return;
     }
-    let o = objects[0];
+    let Some(o) = objects.first() else { return };
     out.push(
         Finding::new(
             DanglingConfigRef::META.id,
@@ -171,5 +185,38 @@ impl Rule for DanglingConfigRef {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn a_certificate_makes_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mc}\nspec:\n  containers: [{name: mc}]\n  volumes:\n    - {name: tls, secret: {secretName: mc-tls}}\n    - {name: other, secret: {secretName: mc-other}}\n";
+        let cert = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: mc}\nspec: {secretName: mc-tls}\n";
+        std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+        std::fs::write(dir.path().join("certificate.yaml"), cert).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        DanglingConfigRef.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        let messages: Vec<_> = out.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["Pod/mc refers to Secret `mc-other`, which does not exist"]
+        );
     }
 }

@@ -55,9 +55,17 @@ impl Rule for CapabilitiesNotDropped {
                     .and_then(|c| c.get("drop"))
                     .is_some_and(|d| d.items().any(|i| i.as_str() == Some("ALL")));
                 if !drops_all {
+                    // `drop:`'s value, else `capabilities:`, else `securityContext:`.
                     let span = caps
                         .and_then(|cp| cp.get("drop"))
-                        .map_or_else(|| super::missing_span(&c), |d| d.span);
+                        .map(|d| d.span)
+                        .or_else(|| {
+                            c.node
+                                .get("securityContext")
+                                .and_then(|s| s.entry("capabilities"))
+                                .map(|e| e.key.span)
+                        });
+                    let span = span.unwrap_or_else(|| super::missing_span(&c));
                     out.push(
                         Finding::new(
                             Self::META.id,
@@ -94,5 +102,39 @@ impl Rule for CapabilitiesNotDropped {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn capabilities_without_drop_are_reported_at_capabilities() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mc}\nspec:\n  containers:\n    - name: mc\n      securityContext:\n        capabilities:\n          add: [NET_BIND_SERVICE]\n";
+        std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        CapabilitiesNotDropped.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (
+                out[0].primary.span.start.line,
+                out[0].primary.span.start.col
+            ),
+            (8, 9)
+        );
     }
 }

@@ -42,7 +42,7 @@ impl Rule for MissingSeccomp {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let help = "Set `seccompProfile: {type: RuntimeDefault}` in the pod's securityContext.";
+        let help = "Set `seccompProfile: {type: RuntimeDefault}` in the pod's securityContext, and do not override it in the container's.";
         for r in ctx.index.workloads() {
             for c in r.containers() {
                 let ty =

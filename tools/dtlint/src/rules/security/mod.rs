@@ -42,6 +42,36 @@ pub(crate) fn missing_span(c: &Container<'_>) -> Span {
         .map_or_else(|| c.anchor_span(), |e| e.key.span)
 }
 
+/// A setting that should be the boolean `want` but is not. A quoted
+/// `"false"` is a string, which the API server rejects, and says so.
+pub(crate) fn wrong_bool(
+    rule: &'static str,
+    r: &Resource<'_>,
+    c: &Container<'_>,
+    key: &str,
+    want: bool,
+    n: &Node,
+) -> Finding {
+    let text = n.as_scalar().map_or("?", |s| s.text.as_str());
+    if n.as_bool().is_some() {
+        Finding::new(
+            rule,
+            Label::new(r.file, n.span, format!("must be {want}")),
+            format!("container `{}` of {} sets {key}: {text}", c.name(), r.id()),
+        )
+    } else {
+        Finding::new(
+            rule,
+            Label::new(r.file, n.span, format!("{}, not a boolean", n.type_name())),
+            format!(
+                "container `{}` of {} sets {key} to a non-boolean `{text}`",
+                c.name(),
+                r.id()
+            ),
+        )
+    }
+}
+
 /// Shared shape of the "this boolean must be X" rules.
 pub(crate) fn require_bool(
     ctx: &Context<'_>,
@@ -56,19 +86,7 @@ pub(crate) fn require_bool(
         for c in r.containers() {
             match effective(r, &c, key, pod_level) {
                 Some(n) if n.as_bool() == Some(want) => {}
-                Some(n) => out.push(
-                    Finding::new(
-                        rule,
-                        Label::new(r.file, n.span, format!("must be {want}")),
-                        format!(
-                            "container `{}` of {} sets {key}: {}",
-                            c.name(),
-                            r.id(),
-                            n.as_scalar().map_or("?", |s| s.text.as_str())
-                        ),
-                    )
-                    .help(help.to_string()),
-                ),
+                Some(n) => out.push(wrong_bool(rule, r, &c, key, want, n).help(help.to_string())),
                 None => out.push(
                     Finding::new(
                         rule,
@@ -83,5 +101,49 @@ pub(crate) fn require_bool(
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dtlint_yaml::{Limits, LineIndex, parse};
+
+    use super::*;
+    use crate::source::FileId;
+    use crate::workspace::Role;
+
+    #[test]
+    fn a_quoted_boolean_is_named_as_a_string() {
+        let src = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      securityContext: {allowPrivilegeEscalation: \"false\", readOnlyRootFilesystem: false}\n";
+        let parsed = parse(src, &LineIndex::new(src), Limits::default());
+        let r =
+            Resource::from_node(FileId(0), 0, &parsed.documents[0].root, Role::Standalone).unwrap();
+        let c = r.containers().next().unwrap();
+        let sc = c.node.get("securityContext").unwrap();
+        let f = wrong_bool(
+            "privilege-escalation",
+            &r,
+            &c,
+            "allowPrivilegeEscalation",
+            false,
+            sc.get("allowPrivilegeEscalation").unwrap(),
+        );
+        assert_eq!(
+            f.message,
+            "container `c` of Pod/p sets allowPrivilegeEscalation to a non-boolean `false`"
+        );
+        assert_eq!(f.primary.message, "a string, not a boolean");
+        let f = wrong_bool(
+            "writable-root-fs",
+            &r,
+            &c,
+            "readOnlyRootFilesystem",
+            true,
+            sc.get("readOnlyRootFilesystem").unwrap(),
+        );
+        assert_eq!(
+            f.message,
+            "container `c` of Pod/p sets readOnlyRootFilesystem: false"
+        );
     }
 }

@@ -1,3 +1,5 @@
+use dtlint_yaml::Node;
+
 use crate::diag::{Finding, Label};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
@@ -72,16 +74,62 @@ impl Rule for RunAsRoot {
                         )
                         .help(help),
                     ),
-                    None => out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, missing_span(&c), "no runAsNonRoot: true"),
-                            format!("container `{}` of {} may run as root", c.name(), r.id()),
-                        )
-                        .help(help),
-                    ),
+                    None => {
+                        // With a non-zero uid the container does not run as
+                        // root today; what is missing is the guarantee.
+                        let uid = effective(r, &c, "runAsUser", true).and_then(Node::as_i64);
+                        let message = match uid {
+                            Some(uid) => format!(
+                                "container `{}` of {} runs as uid {uid} but does not require a non-root user",
+                                c.name(),
+                                r.id()
+                            ),
+                            None => {
+                                format!("container `{}` of {} may run as root", c.name(), r.id())
+                            }
+                        };
+                        out.push(
+                            Finding::new(
+                                Self::META.id,
+                                Label::new(r.file, missing_span(&c), "no runAsNonRoot: true"),
+                                message,
+                            )
+                            .help(help),
+                        );
+                    }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn a_non_zero_uid_without_run_as_non_root_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: redis}\nspec:\n  securityContext: {runAsUser: 999}\n  containers:\n    - name: redis\n";
+        std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        RunAsRoot.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        let messages: Vec<_> = out.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["container `redis` of Pod/redis runs as uid 999 but does not require a non-root user"]
+        );
     }
 }

@@ -1,15 +1,21 @@
+use std::path::Path;
+
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
+use crate::kustomize::{Kustomization, RefKind};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::workspace::Workspace;
 
 declare_rule! {
     /// ## What it does
     /// Checks that every container image is pinned to a version tag or a
     /// digest: no tag at all, and the tag `latest`, are reported. Image
     /// overrides in a kustomization's `images:` (`newTag`, `digest`) are
-    /// checked the same way. `dtlint.toml` usually makes this a warning in
-    /// development and an error in production.
+    /// checked the same way. An untagged image in a base is accepted when
+    /// every overlay that builds the base pins it with `images:`.
+    /// `dtlint.toml` usually makes this a warning in development and an
+    /// error in production.
     ///
     /// ## Why is this bad?
     /// `latest` moves: two pods of the same Deployment can run different code,
@@ -62,67 +68,200 @@ impl Rule for LatestTag {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let help = "Pin the image to a version tag (e.g. `:1.4.2`) or a digest (`@sha256:…`).";
+        let ws = ctx.index.ws;
         for r in ctx.index.resources.iter().filter(|r| r.is_workload()) {
             for c in r.containers() {
                 let Some(img) = c.node.get("image") else {
                     continue;
                 };
                 let Some(text) = img.as_str() else { continue };
-                if let Some(p) = problem(text) {
-                    out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, img.span, "unpinned image"),
-                            format!("image `{text}` of container `{}` {p}", c.name()),
-                        )
-                        .help(help),
-                    );
+                let Some(p) = problem(text) else { continue };
+                if pinned_by_overlays(ws, &ws.sources.get(r.file).abs, image_name(text)) {
+                    continue;
                 }
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, img.span, "unpinned image"),
+                        format!("image `{text}` of container `{}` {p}", c.name()),
+                    )
+                    .help(help),
+                );
             }
         }
-        for r in ctx
-            .index
-            .resources
-            .iter()
-            .filter(|r| r.group() == "kustomize.config.k8s.io")
-        {
-            for entry in r.root.get("images").into_iter().flat_map(Node::items) {
+        // Kustomizations need no apiVersion/kind, so read them as kustomizations.
+        for k in &ws.kustomizations {
+            let Some(doc) = ws.parsed(k.file).documents.first() else {
+                continue;
+            };
+            for entry in doc.root.get("images").into_iter().flat_map(Node::items) {
                 if entry.get("digest").is_some() {
                     continue;
                 }
                 let name = entry.get("name").and_then(Node::as_str).unwrap_or("?");
-                if let Some(tag) = entry.get("newTag") {
-                    if tag.as_str() == Some("latest") || tag.is_null() {
-                        out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(r.file, tag.span, "unpinned image"),
-                                format!("image override for `{name}` sets the tag `latest`"),
-                            )
-                            .help(help),
-                        );
+                let (node, message) = if let Some(tag) = entry.get("newTag") {
+                    if tag.as_str() != Some("latest") {
+                        continue;
                     }
+                    (
+                        tag,
+                        format!("image override for `{name}` sets the tag `latest`"),
+                    )
                 } else if let Some(new_name) = entry.get("newName")
-                    && let Some(text) = new_name.as_str()
-                    && let Some(p) = problem(text)
+                    && new_name.as_str().and_then(image_tag) == Some("latest")
                 {
-                    out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, new_name.span, "unpinned image"),
-                            format!("image override for `{name}` {p}"),
-                        )
-                        .help(help),
-                    );
-                }
+                    // Without a tag of its own, `newName` keeps the tag the
+                    // manifest wrote; only an explicit `:latest` unpins it.
+                    (
+                        new_name,
+                        format!("image override for `{name}` is tagged `latest`"),
+                    )
+                } else {
+                    continue;
+                };
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(k.file, node.span, "unpinned image"),
+                        message,
+                    )
+                    .help(help),
+                );
             }
         }
     }
 }
 
+/// An image reference without its tag and digest, as `images[].name` in a
+/// kustomization matches it.
+pub fn image_name(image: &str) -> &str {
+    let image = image.split_once('@').map_or(image, |(n, _)| n);
+    let last = image.rfind('/').map_or(0, |i| i + 1);
+    image[last..]
+        .find(':')
+        .map_or(image, |i| &image[..last + i])
+}
+
+/// Does this `images:` entry pin the image to a version or digest?
+fn pins(entry: &Node) -> bool {
+    let set = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Node::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    set("digest").is_some() || set("newTag").is_some_and(|t| t != "latest")
+}
+
+/// True when every kustomization build that includes `file` pins `name`
+/// with an `images:` entry, so the tag the manifest writes never ships.
+fn pinned_by_overlays(ws: &Workspace, file: &Path, name: &str) -> bool {
+    let listing: Vec<&Kustomization> = ws
+        .kustomizations
+        .iter()
+        .filter(|k| {
+            k.refs
+                .iter()
+                .any(|r| r.kind == RefKind::Resource && r.path == file)
+        })
+        .collect();
+    !listing.is_empty() && listing.iter().all(|k| pinned_from(ws, k, name, 0))
+}
+
+fn pinned_from(ws: &Workspace, k: &Kustomization, name: &str, depth: usize) -> bool {
+    // Deep enough for any real overlay chain; a cycle is another problem.
+    if depth > 16 {
+        return false;
+    }
+    let here = ws
+        .parsed(k.file)
+        .documents
+        .first()
+        .into_iter()
+        .flat_map(|d| d.root.get("images").into_iter().flat_map(Node::items))
+        .any(|e| e.get("name").and_then(Node::as_str) == Some(name) && pins(e));
+    if here {
+        return true;
+    }
+    let parents: Vec<&Kustomization> = ws
+        .kustomizations
+        .iter()
+        .filter(|p| {
+            p.refs.iter().any(|r| {
+                matches!(r.kind, RefKind::Resource | RefKind::Component) && r.path == k.dir
+            })
+        })
+        .collect();
+    !parents.is_empty() && parents.iter().all(|p| pinned_from(ws, p, name, depth + 1))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::image_tag;
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            image_name("ghcr.io/dark-tower/gc:0.1.0"),
+            "ghcr.io/dark-tower/gc"
+        );
+        assert_eq!(image_name("localhost:5000/gc"), "localhost:5000/gc");
+        assert_eq!(
+            image_name("localhost:5000/gc:1.2@sha256:abc"),
+            "localhost:5000/gc"
+        );
+    }
+
+    fn messages(files: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        LatestTag.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        out.into_iter().map(|f| f.message).collect()
+    }
+
+    #[test]
+    fn overlays_pin_base_images_and_bare_kustomizations_are_read() {
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\nspec:\n  template:\n    spec:\n      containers: [{name: mc, image: ghcr.io/dt/mc}]\n";
+        let base = ("base/kustomization.yaml", "resources: [deployment.yaml]\n");
+        let pinned = (
+            "prod/kustomization.yaml",
+            "resources: [../base]\nimages: [{name: ghcr.io/dt/mc, newTag: \"1.0\"}]\n",
+        );
+        let latest = (
+            "dev/kustomization.yaml",
+            "resources: [../base]\nimages: [{name: ghcr.io/dt/mc, newTag: latest}]\n",
+        );
+        assert!(messages(&[("base/deployment.yaml", deployment), base, pinned]).is_empty());
+        assert_eq!(
+            messages(&[("base/deployment.yaml", deployment), base, pinned, latest]),
+            [
+                "image `ghcr.io/dt/mc` of container `mc` has no tag",
+                "image override for `ghcr.io/dt/mc` sets the tag `latest`"
+            ]
+        );
+        let renamed = (
+            "prod/kustomization.yaml",
+            "resources: [../base]\nimages: [{name: ghcr.io/dt/mc, newName: mirror/mc}]\n",
+        );
+        let tagged = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\nspec:\n  template:\n    spec:\n      containers: [{name: mc, image: \"ghcr.io/dt/mc:1.0\"}]\n";
+        assert!(messages(&[("base/deployment.yaml", tagged), base, renamed]).is_empty());
+    }
 
     #[test]
     fn tags() {

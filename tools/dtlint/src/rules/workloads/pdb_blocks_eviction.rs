@@ -1,5 +1,3 @@
-use dtlint_yaml::Node;
-
 use crate::diag::{Finding, Label};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
@@ -35,6 +33,15 @@ declare_rule! {
         category: "workloads",
         severity: Error,
         summary: "a PodDisruptionBudget blocks every eviction",
+    }
+}
+
+/// `1 pod`, `2 pods`.
+fn plural(n: i64, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
@@ -91,24 +98,43 @@ impl Rule for PdbBlocksEviction {
             // Replicas default to 1 when not written.
             if targets.iter().all(|w| w.replicas().unwrap_or(1) <= min_n) {
                 let w = targets[0];
-                let replicas_span = w
-                    .spec()
-                    .and_then(|s| s.get("replicas"))
-                    .map_or_else(|| w.anchor_span(), |n: &Node| n.span);
+                let replicas = w.replicas().unwrap_or(1);
+                // Point at `replicas:`, or at `spec:` when replicas is left
+                // to its default.
+                let (replicas_span, replicas_msg) = match w.spec().and_then(|s| s.get("replicas")) {
+                    Some(n) => (n.span, format!("runs {}", plural(replicas, "replica"))),
+                    None => (
+                        w.root
+                            .entry("spec")
+                            .map_or_else(|| w.anchor_span(), |e| e.key.span),
+                        "no replicas set: runs 1 replica".to_string(),
+                    ),
+                };
                 out.push(
                     Finding::new(
                         Self::META.id,
-                        Label::new(pdb.file, min.span, format!("needs {min_n} pod(s) up")),
+                        Label::new(
+                            pdb.file,
+                            min.span,
+                            format!("needs {} up", plural(min_n, "pod")),
+                        ),
                         format!("{} blocks every eviction of {}", pdb.id(), w.id()),
                     )
-                    .with(Label::new(
-                        w.file,
-                        replicas_span,
-                        format!("runs {} replica(s)", w.replicas().unwrap_or(1)),
-                    ))
+                    .with(Label::new(w.file, replicas_span, replicas_msg))
                     .help(help),
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plural;
+
+    #[test]
+    fn counts_read_naturally() {
+        assert_eq!(plural(1, "pod"), "1 pod");
+        assert_eq!(plural(3, "replica"), "3 replicas");
     }
 }

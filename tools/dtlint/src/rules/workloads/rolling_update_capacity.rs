@@ -57,10 +57,13 @@ impl Rule for RollingUpdateCapacity {
             match r.kind {
                 "Deployment" => {
                     let strategy = spec.get("strategy");
-                    let anchor = spec.entry("strategy").map_or_else(
-                        || r.root.entry("spec").map_or(r.anchor_span(), |e| e.key.span),
-                        |e| e.key.span,
-                    );
+                    // Where maxUnavailable belongs: `rollingUpdate:`, else
+                    // `strategy:`, else `spec:`.
+                    let anchor = strategy
+                        .and_then(|s| s.entry("rollingUpdate"))
+                        .or_else(|| spec.entry("strategy"))
+                        .or_else(|| r.root.entry("spec"))
+                        .map_or_else(|| r.anchor_span(), |e| e.key.span);
                     let ty = strategy.and_then(|s| s.get("type"));
                     if let Some(t) = ty.filter(|t| t.as_str() == Some("Recreate")) {
                         out.push(
@@ -121,5 +124,39 @@ impl Rule for RollingUpdateCapacity {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn a_missing_max_unavailable_is_reported_at_rolling_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mh}\nspec:\n  strategy:\n    rollingUpdate:\n      maxSurge: 1\n";
+        std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        RollingUpdateCapacity.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (
+                out[0].primary.span.start.line,
+                out[0].primary.span.start.col
+            ),
+            (6, 5)
+        );
     }
 }

@@ -61,17 +61,79 @@ impl Rule for SelectorMismatch {
             if sel.matches_with(r.pod_labels(), &added.template) {
                 continue;
             }
+            let labels = r.pod_labels();
+            let culprit = crate::rules::selector_parts(&sel)
+                .into_iter()
+                .find(|p| !p.selector().matches_with(labels, &added.template));
+            let (span, what) = culprit
+                .as_ref()
+                .map_or((sel.node.span, "this selector"), |p| {
+                    (p.span, "required by the selector")
+                });
             let mut f = Finding::new(
                 Self::META.id,
-                Label::new(r.file, sel.node.span, "this selector"),
+                Label::new(r.file, span, what),
                 format!("selector of {} does not match its pod template", r.id()),
             )
             .help("Make the template's labels include every label the selector requires; the API server rejects the object otherwise.");
-            if let Some(t) = r.pod_template() {
-                let span = t.path(&["metadata", "labels"]).map_or(t.span, |l| l.span);
-                f = f.with(Label::new(r.file, span, "pod template labels"));
+            // Point at the template's value of the label, or at its labels
+            // when the label is missing.
+            let have = culprit
+                .as_ref()
+                .and_then(|p| labels.and_then(|l| l.entry(p.key)));
+            if let Some(e) = have {
+                f = f.with(Label::new(
+                    r.file,
+                    e.value.span,
+                    "the pod template has this",
+                ));
+            } else if let Some(t) = r.pod_template() {
+                let span = t
+                    .path(&["metadata"])
+                    .and_then(|m| m.entry("labels"))
+                    .map_or(t.span, |e| e.key.span);
+                let msg = culprit.as_ref().map_or_else(
+                    || "pod template labels".to_string(),
+                    |p| format!("no `{}` label here", p.key),
+                );
+                f = f.with(Label::new(r.file, span, msg));
             }
             out.push(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn points_at_the_failing_requirement() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mh}\nspec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: mh\n      app.kubernetes.io/instance: mh-base\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: mh\n        app.kubernetes.io/instance: mh-dev\n";
+        std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        SelectorMismatch.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (
+                out[0].primary.span.start.line,
+                out[0].primary.span.start.col
+            ),
+            (8, 35)
+        );
+        assert_eq!(out[0].secondary[0].span.start.line, 13);
     }
 }

@@ -1,3 +1,5 @@
+use dtlint_yaml::Node;
+
 use crate::diag::{Finding, Label};
 use crate::model::STABLE_SELECTOR_LABELS;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
@@ -5,8 +7,9 @@ use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 declare_rule! {
     /// ## What it does
     /// Checks that the selectors of workloads, Services and
-    /// PodDisruptionBudgets use only the stable labels
-    /// `app.kubernetes.io/name` and `app.kubernetes.io/instance`.
+    /// PodDisruptionBudgets (`matchLabels` and `matchExpressions` alike) use
+    /// only the stable labels `app.kubernetes.io/name` and
+    /// `app.kubernetes.io/instance`.
     ///
     /// ## Why is this bad?
     /// A workload's selector is immutable: a selector on
@@ -50,25 +53,92 @@ impl Rule for UnstableSelector {
             let Some(sel) = ctx.index.own_selector(r) else {
                 continue;
             };
-            for (key, value) in sel.match_labels() {
+            let labels = if sel.structured {
+                sel.node.get("matchLabels")
+            } else {
+                Some(sel.node)
+            };
+            let mut keys: Vec<(&str, dtlint_yaml::Span)> = labels
+                .into_iter()
+                .flat_map(Node::entries)
+                .filter_map(|e| Some((e.key.as_str()?, e.key.span)))
+                .collect();
+            if sel.structured {
+                // `matchExpressions` keys are as immutable as `matchLabels`.
+                keys.extend(
+                    sel.node
+                        .get("matchExpressions")
+                        .into_iter()
+                        .flat_map(Node::items)
+                        .filter_map(|expr| expr.get("key"))
+                        .filter_map(|k| Some((k.as_str()?, k.span))),
+                );
+            }
+            for (key, span) in keys {
                 if STABLE_SELECTOR_LABELS.contains(&key) {
                     continue;
                 }
-                let key_span = sel
-                    .node
-                    .get("matchLabels")
-                    .unwrap_or(sel.node)
-                    .entry(key)
-                    .map_or(value.span, |e| e.key.span);
                 out.push(
                     Finding::new(
                         Self::META.id,
-                        Label::new(r.file, key_span, "not a stable label"),
+                        Label::new(r.file, span, "not a stable label"),
                         format!("{} selects on `{key}`", r.id()),
                     )
                     .help("Select only on app.kubernetes.io/name and app.kubernetes.io/instance; they never change between releases."),
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::model::Index;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn match_expressions_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: mc}\nspec:\n  selector:\n    matchLabels: {app.kubernetes.io/name: mc}\n    matchExpressions:\n      - {key: app.kubernetes.io/version, operator: In, values: [\"1\"]}\n";
+        std::fs::write(dir.path().join("pdb.yaml"), pdb).unwrap();
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        UnstableSelector.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        let found: Vec<_> = out
+            .iter()
+            .map(|f| (f.message.as_str(), f.primary.span.start.line))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                "PodDisruptionBudget/mc selects on `app.kubernetes.io/version`",
+                8
+            )]
+        );
+        let only_expressions = pdb
+            .replace("    matchLabels: {app.kubernetes.io/name: mc}\n", "")
+            .replace("version", "name");
+        std::fs::write(dir.path().join("pdb.yaml"), only_expressions).unwrap();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        UnstableSelector.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
     }
 }
