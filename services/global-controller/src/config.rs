@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn every_required_variable_is_named_when_missing() {
         for (missing, _) in minimal() {
-            let pairs: Vec<_> = minimal().into_iter().filter(|(k, _)| *k != missing).collect();
+            let pairs: Vec<_> = minimal()
+                .into_iter()
+                .filter(|(k, _)| *k != missing)
+                .collect();
             let err = Config::from_reader(&env(&pairs)).unwrap_err();
             assert_eq!(err.variable(), missing);
         }

@@ -69,7 +69,12 @@ impl GcGrpc {
         };
         self.metrics.observe_grpc(method, code_label(code));
         if let Err(status) = result {
-            tracing::info!(method, code = code_label(code), message = status.message(), "gRPC call refused");
+            tracing::info!(
+                method,
+                code = code_label(code),
+                message = status.message(),
+                "gRPC call refused"
+            );
         }
     }
 }

@@ -11,7 +11,10 @@ fn main() -> ExitCode {
         eprintln!("global-controller takes no arguments; configure it with environment variables");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("global-controller: cannot start the runtime: {e}");

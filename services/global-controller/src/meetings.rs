@@ -102,13 +102,15 @@ pub async fn create(
         ));
     }
     let meeting_id = uuid::Uuid::new_v4();
-    sqlx::query("INSERT INTO meetings (meeting_id, name, created_by, region) VALUES ($1, $2, $3, $4)")
-        .bind(meeting_id)
-        .bind(name)
-        .bind(&caller.sub)
-        .bind(&*state.region)
-        .execute(&state.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO meetings (meeting_id, name, created_by, region) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(meeting_id)
+    .bind(name)
+    .bind(&caller.sub)
+    .bind(&*state.region)
+    .execute(&state.pool)
+    .await?;
     state.meetings_created.inc();
     tracing::info!(%meeting_id, created_by = %caller.sub, "meeting created");
     let location = format!("/api/v1/meetings/{meeting_id}");

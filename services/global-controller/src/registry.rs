@@ -70,7 +70,10 @@ fn capacity(c: Option<&Capacity>) -> Result<(i32, i32), Invalid> {
 
 fn region(region: &str) -> Result<(), Invalid> {
     if region.is_empty() || region.len() > 64 || region.contains(char::is_whitespace) {
-        return Err(invalid("region", "must be 1 to 64 characters without spaces"));
+        return Err(invalid(
+            "region",
+            "must be 1 to 64 characters without spaces",
+        ));
     }
     Ok(())
 }
@@ -230,8 +233,7 @@ pub async fn mh_load_report(
     if !valid_id(&req.mh_id) {
         return Err(invalid("mh_id", "must be 1 to 128 id characters").into());
     }
-    if !req.bandwidth_utilization.is_finite() || !(0.0..=1.0).contains(&req.bandwidth_utilization)
-    {
+    if !req.bandwidth_utilization.is_finite() || !(0.0..=1.0).contains(&req.bandwidth_utilization) {
         return Err(invalid("bandwidth_utilization", "must be between 0.0 and 1.0").into());
     }
     let (meetings, participants) = load(req.load.as_ref());

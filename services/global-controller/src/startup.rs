@@ -95,7 +95,9 @@ impl Application {
             Opts::new("controllers", "Registered controllers by kind and liveness"),
             &["kind", "state"],
         )?;
-        metrics.registry().register(Box::new(meetings_created.clone()))?;
+        metrics
+            .registry()
+            .register(Box::new(meetings_created.clone()))?;
         metrics.registry().register(Box::new(joins.clone()))?;
         metrics.registry().register(Box::new(controllers.clone()))?;
 
@@ -142,9 +144,9 @@ impl Application {
             staleness: config.staleness_threshold,
         };
 
-        let http_listener = TcpListener::bind(config.bind_address)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDRESS {}: {e}", config.bind_address))?;
+        let http_listener = TcpListener::bind(config.bind_address).await.map_err(|e| {
+            anyhow::anyhow!("cannot bind BIND_ADDRESS {}: {e}", config.bind_address)
+        })?;
         let grpc_listener = TcpListener::bind(config.grpc_bind_address)
             .await
             .map_err(|e| {
@@ -156,11 +158,7 @@ impl Application {
 
         let background = BackgroundTasks(vec![
             tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH)),
-            tokio::spawn(sweep(
-                pool.clone(),
-                config.staleness_threshold,
-                controllers,
-            )),
+            tokio::spawn(sweep(pool.clone(), config.staleness_threshold, controllers)),
         ]);
         tracing::info!(
             http = %http_listener.local_addr()?,
