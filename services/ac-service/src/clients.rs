@@ -22,6 +22,9 @@ pub const KNOWN_SCOPES: &[&str] = &[
 /// than silently truncated. 16 bytes minimum for service credentials.
 pub const SECRET_LEN: std::ops::RangeInclusive<usize> = 16..=72;
 
+/// At most this many bcrypt verifications run at once.
+static HASH_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("invalid client id {0:?}: use 1 to 64 letters, digits, '-', '_' or '.'")]
@@ -161,6 +164,12 @@ pub async fn authenticate(
     // anyway, truncated, to keep the timing uniform.
     let too_long = secret.len() > *SECRET_LEN.end();
     let secret = secret.as_bytes()[..secret.len().min(*SECRET_LEN.end())].to_vec();
+    // Bound concurrent bcrypt work: a flood of token requests queues here
+    // instead of spawning hundreds of blocking threads.
+    let _permit = HASH_PERMITS
+        .acquire()
+        .await
+        .map_err(|_| ClientError::Join)?;
     let matches = tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash))
         .await
         .map_err(|_| ClientError::Join)?

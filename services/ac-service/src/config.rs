@@ -143,6 +143,15 @@ mod tests {
     }
 
     #[test]
+    fn dockerfile_builds_this_binary_and_exposes_its_ports() {
+        let contract = Contract::parse(include_str!("../config-contract.toml")).unwrap();
+        let ports = common::testing::contract_ports(&contract);
+        assert!(!ports.is_empty());
+        common::testing::check_dockerfile(include_str!("../Dockerfile"), "ac-service", &ports)
+            .unwrap();
+    }
+
+    #[test]
     fn defaults() {
         let c = Config::from_reader(&env(&minimal())).unwrap();
         assert_eq!(c.bind_address, "0.0.0.0:8082".parse().unwrap());

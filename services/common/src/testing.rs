@@ -199,6 +199,128 @@ impl TcpProxy {
     }
 }
 
+/// Checks a service Dockerfile against what the manifests expect: the
+/// cargo-chef stages, a pinned Rust version, the right binary built, stripped
+/// and started, the distroless runtime as uid 65532 without a shell, and
+/// exactly `ports` exposed. Returns every problem found.
+pub fn check_dockerfile(text: &str, binary: &str, ports: &[u16]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let mut need = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    need(
+        lines.first() == Some(&"ARG RUST_VERSION=1.95"),
+        "the first instruction must be ARG RUST_VERSION=1.95".into(),
+    );
+    for stage in ["chef", "planner", "builder", "runtime"] {
+        need(
+            lines
+                .iter()
+                .any(|l| l.starts_with("FROM ") && l.ends_with(&format!(" AS {stage}"))),
+            format!("missing stage {stage}"),
+        );
+    }
+    need(
+        lines
+            .iter()
+            .any(|l| l.starts_with("FROM rust:${RUST_VERSION}") && l.ends_with(" AS chef")),
+        "the chef stage must start FROM rust:${RUST_VERSION}...".into(),
+    );
+    need(
+        text.contains("cargo install cargo-chef --locked --version "),
+        "cargo-chef must be installed --locked at a pinned version".into(),
+    );
+    need(
+        text.contains("cargo chef prepare"),
+        "missing cargo chef prepare".into(),
+    );
+    need(
+        text.contains(&format!(
+            "cargo chef cook --release --locked --recipe-path recipe.json --package {binary}"
+        )),
+        format!("cargo chef cook must build the dependencies of {binary}"),
+    );
+    need(
+        text.contains(&format!(
+            "cargo build --release --locked --package {binary} --bin {binary}"
+        )),
+        format!("the builder must build --bin {binary}"),
+    );
+    need(
+        text.contains("CARGO_PROFILE_RELEASE_STRIP=symbols"),
+        "the binary must be stripped".into(),
+    );
+    let runtime_start = lines
+        .iter()
+        .position(|l| *l == "FROM gcr.io/distroless/cc-debian12:nonroot AS runtime");
+    need(
+        runtime_start.is_some(),
+        "the runtime must be FROM gcr.io/distroless/cc-debian12:nonroot AS runtime".into(),
+    );
+    let runtime: Vec<&str> = runtime_start.map_or(Vec::new(), |i| lines[i + 1..].to_vec());
+    need(
+        runtime.iter().all(|l| !l.starts_with("FROM ")),
+        "the runtime must be the last stage".into(),
+    );
+    need(
+        runtime.iter().all(|l| !l.starts_with("RUN ")),
+        "the runtime stage has no shell: no RUN".into(),
+    );
+    need(
+        runtime.contains(
+            &format!("COPY --from=builder /app/target/release/{binary} /usr/local/bin/{binary}")
+                .as_str(),
+        ),
+        format!("the runtime must copy the {binary} binary"),
+    );
+    need(
+        runtime.contains(&"USER 65532:65532"),
+        "the runtime must run as USER 65532:65532".into(),
+    );
+    need(
+        runtime.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{binary}\"]").as_str()),
+        format!("ENTRYPOINT must exec /usr/local/bin/{binary} (exec form, no shell)"),
+    );
+    let mut exposed: Vec<u16> = runtime
+        .iter()
+        .filter_map(|l| l.strip_prefix("EXPOSE "))
+        .flat_map(|ports| ports.split_whitespace())
+        .filter_map(|p| p.split('/').next().and_then(|n| n.parse().ok()))
+        .collect();
+    exposed.sort_unstable();
+    let mut wanted = ports.to_vec();
+    wanted.sort_unstable();
+    need(
+        exposed == wanted,
+        format!("EXPOSE lists {exposed:?}, the service listens on {wanted:?}"),
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// The ports of the `*_ADDRESS` defaults in an env contract (what the
+/// service binds unless told otherwise).
+pub fn contract_ports(contract: &crate::config::Contract) -> Vec<u16> {
+    contract
+        .env
+        .iter()
+        .filter(|e| e.name.ends_with("BIND_ADDRESS"))
+        .filter_map(|e| e.default.as_deref())
+        .filter_map(|d| d.parse::<SocketAddr>().ok())
+        .map(|a| a.port())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +345,44 @@ mod tests {
             with_host_port("postgres://h/db", addr),
             "postgres://127.0.0.1:6000/db"
         );
+    }
+
+    const GOOD: &str = r#"# comment
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.73
+FROM chef AS planner
+RUN cargo chef prepare --recipe-path recipe.json
+FROM chef AS builder
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols
+RUN cargo chef cook --release --locked --recipe-path recipe.json --package svc
+RUN cargo build --release --locked --package svc --bin svc
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+COPY --from=builder /app/target/release/svc /usr/local/bin/svc
+USER 65532:65532
+EXPOSE 8080 50051
+ENTRYPOINT ["/usr/local/bin/svc"]
+"#;
+
+    #[test]
+    fn dockerfile_check_accepts_the_pattern_and_names_each_problem() {
+        check_dockerfile(GOOD, "svc", &[50051, 8080]).unwrap();
+        let err = check_dockerfile(GOOD, "other", &[8080]).unwrap_err();
+        assert!(err.contains("--bin other"), "{err}");
+        assert!(err.contains("EXPOSE lists [8080, 50051]"), "{err}");
+        let shell = GOOD.replace("USER 65532:65532", "USER 65532:65532\nRUN echo hi");
+        assert!(
+            check_dockerfile(&shell, "svc", &[8080, 50051])
+                .unwrap_err()
+                .contains("no RUN")
+        );
+        let root = GOOD.replace("USER 65532:65532", "USER root");
+        assert!(
+            check_dockerfile(&root, "svc", &[8080, 50051])
+                .unwrap_err()
+                .contains("65532")
+        );
+        let unpinned = GOOD.replace("ARG RUST_VERSION=1.95\n", "");
+        assert!(check_dockerfile(&unpinned, "svc", &[8080, 50051]).is_err());
     }
 }
