@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/darktower/v1/registry.proto",
         "proto/darktower/v1/meeting_controller.proto",
+        "proto/darktower/v1/media_handler.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -5,6 +5,8 @@
 //!   `MediaHandlerRegistry { RegisterMh, LoadReport }`: served by GC, called
 //!   by MC and MH;
 //! - `MeetingControllerService { HostMeeting }`: served by MC, called by GC.
+//! - `MediaHandlerService { RemoveParticipant, GetMeetingMedia }`: served by
+//!   MH, called by MC.
 //!
 //! Every call carries a service JWT from AC in the `authorization` metadata;
 //! the scope each server requires is documented in the .proto files.
@@ -27,6 +29,8 @@ pub use v1::global_controller_service_server::{
 };
 pub use v1::media_handler_registry_client::MediaHandlerRegistryClient;
 pub use v1::media_handler_registry_server::{MediaHandlerRegistry, MediaHandlerRegistryServer};
+pub use v1::media_handler_service_client::MediaHandlerServiceClient;
+pub use v1::media_handler_service_server::{MediaHandlerService, MediaHandlerServiceServer};
 pub use v1::meeting_controller_service_client::MeetingControllerServiceClient;
 pub use v1::meeting_controller_service_server::{
     MeetingControllerService, MeetingControllerServiceServer,
@@ -37,6 +41,7 @@ pub mod service_names {
     pub const GLOBAL_CONTROLLER: &str = "darktower.v1.GlobalControllerService";
     pub const MEDIA_HANDLER_REGISTRY: &str = "darktower.v1.MediaHandlerRegistry";
     pub const MEETING_CONTROLLER: &str = "darktower.v1.MeetingControllerService";
+    pub const MEDIA_HANDLER: &str = "darktower.v1.MediaHandlerService";
 }
 
 #[cfg(test)]
@@ -58,6 +63,10 @@ mod tests {
         assert_eq!(
             <MeetingControllerServiceServer<Unimpl> as NamedService>::NAME,
             service_names::MEETING_CONTROLLER
+        );
+        assert_eq!(
+            <MediaHandlerServiceServer<Unimpl> as NamedService>::NAME,
+            service_names::MEDIA_HANDLER
         );
     }
 
@@ -131,6 +140,22 @@ mod tests {
             &self,
             _: tonic::Request<v1::LoadReportRequest>,
         ) -> Result<tonic::Response<v1::LoadReportResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("test"))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl MediaHandlerService for Unimpl {
+        async fn remove_participant(
+            &self,
+            _: tonic::Request<v1::RemoveParticipantRequest>,
+        ) -> Result<tonic::Response<v1::RemoveParticipantResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("test"))
+        }
+        async fn get_meeting_media(
+            &self,
+            _: tonic::Request<v1::GetMeetingMediaRequest>,
+        ) -> Result<tonic::Response<v1::GetMeetingMediaResponse>, tonic::Status> {
             Err(tonic::Status::unimplemented("test"))
         }
     }

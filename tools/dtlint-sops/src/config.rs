@@ -239,10 +239,18 @@ fn read_rule(index: usize, item: &Node, problems: &mut Vec<Finding>) -> Creation
             match Regex::new(&p.value) {
                 Ok(re) => rule.regex = Some(re),
                 Err(e) => {
+                    // The regex crate's message spans lines; its last line says what is wrong.
+                    let text = e.to_string();
+                    let reason = text
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: ")
+                        .to_owned();
                     problems.push(Finding::new(
                         FindingKind::Config,
                         p.span,
-                        format!("`path_regex` is not a valid regular expression: {e}"),
+                        format!("`path_regex` is not a valid regular expression: {reason}"),
                     ));
                     rule.valid = false;
                 }

@@ -1,6 +1,7 @@
 //! Reading a (possibly) sops-encrypted file into documents with spans, its
 //! comments and its metadata, for every format sops writes.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +67,7 @@ pub(crate) struct CommentLoc {
 #[derive(Debug)]
 pub struct SopsFile<'a> {
     path: PathBuf,
-    src: &'a str,
+    src: Cow<'a, str>,
     format: Format,
     lines: LineIndex,
     documents: Vec<Document>,
@@ -92,7 +93,7 @@ impl<'a> SopsFile<'a> {
         let lines = LineIndex::new(src);
         let mut f = SopsFile {
             path: path.to_path_buf(),
-            src,
+            src: Cow::Borrowed(src),
             format,
             lines,
             documents: Vec::new(),
@@ -103,14 +104,43 @@ impl<'a> SopsFile<'a> {
             problems: Vec::new(),
         };
         match format {
-            Format::Dotenv => f.load_dotenv(),
-            Format::Yaml | Format::Json | Format::Binary => f.load_tree(),
+            Format::Dotenv => f.load_dotenv(src),
+            Format::Yaml | Format::Json | Format::Binary => f.load_tree(src),
         }
         f
     }
 
-    fn load_tree(&mut self) {
-        let parsed = dtlint_yaml::parse(self.src, &self.lines, Limits::default());
+    /// The same file owning its text, so it can be kept beyond the text's
+    /// buffer (the linter's workspace holds every SOPS file it read).
+    pub fn into_owned(self) -> SopsFile<'static> {
+        let SopsFile {
+            path,
+            src,
+            format,
+            lines,
+            documents,
+            sops_entries,
+            metadata,
+            dotenv_comments,
+            dotenv_meta_lines,
+            problems,
+        } = self;
+        SopsFile {
+            path,
+            src: Cow::Owned(src.into_owned()),
+            format,
+            lines,
+            documents,
+            sops_entries,
+            metadata,
+            dotenv_comments,
+            dotenv_meta_lines,
+            problems,
+        }
+    }
+
+    fn load_tree(&mut self, src: &str) {
+        let parsed = dtlint_yaml::parse(src, &self.lines, Limits::default());
         for p in parsed.problems {
             let kind = match p.kind {
                 ProblemKind::DuplicateKey => FindingKind::DuplicateKey,
@@ -185,8 +215,7 @@ impl<'a> SopsFile<'a> {
         self.metadata = first;
     }
 
-    fn load_dotenv(&mut self) {
-        let src = self.src;
+    fn load_dotenv(&mut self, src: &str) {
         let mut entries = Vec::new();
         let mut meta: Vec<(String, Node, Span)> = Vec::new();
         let mut start = 0usize;
@@ -260,22 +289,22 @@ impl<'a> SopsFile<'a> {
 
     fn span(&self, start: usize, end: usize) -> Span {
         Span {
-            start: self.lines.pos_of_offset(self.src, start),
-            end: self.lines.pos_of_offset(self.src, end),
+            start: self.lines.pos_of_offset(&self.src, start),
+            end: self.lines.pos_of_offset(&self.src, end),
         }
     }
 
     /// The position of a byte offset.
     pub fn pos(&self, offset: usize) -> Pos {
-        self.lines.pos_of_offset(self.src, offset)
+        self.lines.pos_of_offset(&self.src, offset)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn source(&self) -> &'a str {
-        self.src
+    pub fn source(&self) -> &str {
+        &self.src
     }
 
     pub fn format(&self) -> Format {
@@ -331,7 +360,7 @@ impl<'a> SopsFile<'a> {
     }
 
     fn yaml_comments(&self) -> Vec<CommentLoc> {
-        let src = self.src;
+        let src: &str = &self.src;
         let bytes = src.as_bytes();
         // Every scalar's range, and the `sops` blocks (comments there are ours to drop).
         let mut covered: Vec<Range<usize>> = Vec::new();

@@ -58,6 +58,20 @@ pub struct Environment {
     /// Minimum replicas for every workload.
     #[serde(default)]
     pub min_replicas: Option<i64>,
+    /// Expected requests and limits of our own containers, by service
+    /// (`app.kubernetes.io/name`), with `"*"` for every other service.
+    #[serde(default)]
+    pub resources: BTreeMap<String, Sizing>,
+}
+
+/// Requests and limits, e.g. `requests = { cpu = "50m", memory = "128Mi" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sizing {
+    #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
 }
 
 /// A finding that is accepted, with the reason why.
@@ -104,6 +118,12 @@ pub struct Config {
     /// Largest file read, in bytes; bigger files are reported, not parsed.
     #[serde(default = "default_max_file_size")]
     pub max_file_size: u64,
+    /// The expected traffic matrix (`traffic-matrix`, `dtlint graph`).
+    #[serde(default)]
+    pub network: Option<crate::netpol::NetworkConfig>,
+    /// Globs (relative to the root) of the services' config contracts.
+    #[serde(default = "default_contracts")]
+    pub contracts: Vec<String>,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -121,6 +141,10 @@ fn default_max_file_size() -> u64 {
     16 * 1024 * 1024
 }
 
+fn default_contracts() -> Vec<String> {
+    vec!["services/*/config-contract.toml".into()]
+}
+
 impl Config {
     /// The defaults used when there is no `dtlint.toml`.
     pub fn defaults() -> Self {
@@ -128,6 +152,7 @@ impl Config {
             udp_ports: default_udp_ports(),
             own_images: default_own_images(),
             max_file_size: default_max_file_size(),
+            contracts: default_contracts(),
             ..Self::default()
         }
     }
@@ -183,6 +208,16 @@ impl Config {
                     message: format!("exemption for `{}` needs a non-empty reason", ex.rule),
                 });
             }
+        }
+        if let Some(net) = &config.network
+            && let Err((needle, message)) = net.validate()
+        {
+            return Err(ConfigError::Invalid {
+                path: display.to_string(),
+                line: find_line(text, &needle),
+                col: 1,
+                message,
+            });
         }
         Ok(config)
     }

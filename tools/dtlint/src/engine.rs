@@ -163,9 +163,65 @@ fn severity_for(
     per_env.flatten().min()
 }
 
+/// How `prepare` treats overlays.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Build the overlays of every configured environment.
+    pub enabled: bool,
+    /// Where builds are cached; `None` disables the cache.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Build only this environment's overlays.
+    pub only_env: Option<String>,
+}
+
+/// What `prepare` noticed that the user should know.
+#[derive(Debug, Default)]
+pub struct PrepareNotes {
+    /// Why rendered mode did not run, when it was wanted.
+    pub render_skipped: Option<String>,
+    pub builds: usize,
+    pub cached: usize,
+    /// Sum of the build processes' wall times.
+    pub build_seconds: f64,
+}
+
+/// Discover, parse and (when environments are configured) render: everything
+/// the rules need.
+pub fn prepare(
+    root: &std::path::Path,
+    paths: &[std::path::PathBuf],
+    config: &Config,
+    render: &RenderOptions,
+) -> Result<(Workspace, PrepareNotes), crate::workspace::LoadError> {
+    let mut ws = Workspace::load(root, paths, config)?;
+    let mut notes = PrepareNotes::default();
+    if render.enabled && !config.environments.is_empty() {
+        match crate::render::Builder::detect() {
+            None => {
+                notes.render_skipped = Some(
+                    "neither `kustomize` nor `kubectl` is installed: overlays are not built, only source files are checked".into(),
+                );
+            }
+            Some(builder) => {
+                let mut targets = crate::render::targets(&ws, config);
+                if let Some(env) = &render.only_env {
+                    targets.retain(|t| &t.env == env);
+                }
+                let builds =
+                    crate::render::build_all(&builder, &targets, root, render.cache_dir.as_deref());
+                notes.builds = builds.len();
+                notes.cached = builds.iter().filter(|b| b.cached).count();
+                notes.build_seconds = builds.iter().map(|b| b.seconds).sum();
+                ws.add_builds(builds);
+            }
+        }
+    }
+    Ok((ws, notes))
+}
+
 /// Run the selected rules over a loaded workspace.
 pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
-    let index = Index::build(ws);
+    let index = Index::build_with(ws, Some(config));
     let ctx = Context {
         index: &index,
         config,
@@ -195,8 +251,9 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     // where its file lives.
     for f in &mut raw {
         if f.envs.is_empty() {
-            let path = &ws.sources.get(f.primary.file).path;
-            if let Some(env) = config.environment_of(path) {
+            if let Some(r) = ws.rendered_of(f.primary.file) {
+                f.envs.push(r.target.env.clone());
+            } else if let Some(env) = config.environment_of(&ws.sources.get(f.primary.file).path) {
                 f.envs.push(env.to_string());
             }
         }
@@ -217,7 +274,10 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             suppressed += 1;
             continue;
         }
-        let path = &ws.sources.get(f.primary.file).path;
+        // Exemptions name source paths, so judge a rendered finding where it maps.
+        let mut at_source = f.primary.clone();
+        map_label(ws, &mut at_source);
+        let path = &ws.sources.get(at_source.file).path;
         let exempt = config.exemptions.iter().any(|ex| {
             ex.rule == f.rule
                 && ex.path.as_deref().is_none_or(|p| glob_match(p, path))
@@ -233,6 +293,7 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         findings.push(f);
     }
 
+    let mut unused = Vec::new();
     if selection.includes(UNUSED_SUPPRESSION) {
         for s in sups
             .iter()
@@ -245,22 +306,73 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             )
             .help("Remove the suppression: the rule no longer fires here.".to_string());
             f.severity = Severity::Warning;
-            findings.push(f);
+            if let Some(r) = ws.rendered_of(s.file) {
+                f.envs.push(r.target.env.clone());
+            }
+            unused.push(f);
         }
     }
     if selection.includes(INVALID_SUPPRESSION) {
         findings.extend(engine_findings);
     }
 
-    let mut seen = BTreeSet::new();
-    findings.retain(|f| {
-        seen.insert((
+    // Findings in rendered overlays point at the source a human edits.
+    for f in findings.iter_mut().chain(unused.iter_mut()) {
+        to_source(ws, f);
+    }
+    // A suppression rendered into several environments is unused only if it
+    // is unused in all of them.
+    let used_at: BTreeSet<(FileId, u32)> = sups
+        .iter()
+        .filter(|s| s.used)
+        .map(|s| {
+            let mut l = Label::new(s.file, s.at, "");
+            map_label(ws, &mut l);
+            (l.file, l.span.start.offset)
+        })
+        .collect();
+    findings.extend(
+        unused
+            .into_iter()
+            .filter(|f| !used_at.contains(&(f.primary.file, f.primary.span.start.offset))),
+    );
+
+    // The same defect found in several environments is reported once, at the
+    // source, naming every environment.
+    let mut merged: Vec<Finding> = Vec::with_capacity(findings.len());
+    let mut at: std::collections::HashMap<(&'static str, FileId, u32, String), usize> =
+        std::collections::HashMap::new();
+    for f in findings {
+        let key = (
             f.rule,
             f.primary.file,
             f.primary.span.start.offset,
             f.message.clone(),
-        ))
-    });
+        );
+        if let Some(&i) = at.get(&key) {
+            let existing: &mut Finding = &mut merged[i];
+            for e in f.envs {
+                if !existing.envs.contains(&e) {
+                    existing.envs.push(e);
+                }
+            }
+            existing.severity = existing.severity.min(f.severity);
+        } else {
+            at.insert(key, merged.len());
+            merged.push(f);
+        }
+    }
+    let mut findings = merged;
+    for f in &mut findings {
+        let order = |e: &String| {
+            config
+                .environments
+                .keys()
+                .position(|k| k == e)
+                .unwrap_or(usize::MAX)
+        };
+        f.envs.sort_by_key(order);
+    }
     findings.sort_by(|a, b| {
         let pa = &ws.sources.get(a.primary.file).path;
         let pb = &ws.sources.get(b.primary.file).path;
@@ -270,6 +382,40 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         findings,
         suppressed,
     }
+}
+
+/// Move a label from rendered output to its source; `false` when no source
+/// could be found.
+fn map_label(ws: &Workspace, l: &mut Label) -> bool {
+    if ws.rendered_of(l.file).is_none() {
+        return true;
+    }
+    match crate::render::map_to_source(ws, l.file, l.span) {
+        Some((file, span)) => {
+            l.file = file;
+            l.span = span;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Point a finding's labels at sources. An unmappable primary label falls
+/// back to the overlay's kustomization; unmappable related labels are dropped.
+fn to_source(ws: &Workspace, f: &mut Finding) {
+    if let Some(r) = ws.rendered_of(f.primary.file) {
+        let overlay = r.target.dir.clone();
+        if !map_label(ws, &mut f.primary) {
+            let kfile = crate::kustomize::FILE_NAMES
+                .iter()
+                .find_map(|n| ws.sources.find_abs(&overlay.join(n)));
+            if let Some(k) = kfile {
+                f.primary.span = ws.file_span(k);
+                f.primary.file = k;
+            }
+        }
+    }
+    f.secondary.retain_mut(|l| map_label(ws, l));
 }
 
 /// The object whose document contains `span`.

@@ -7,13 +7,20 @@
 //! renders the result.
 
 pub mod config;
+pub mod contract;
 pub mod diag;
 pub mod docs;
 pub mod engine;
+pub mod flux;
 pub mod kustomize;
 pub mod model;
+pub mod netpol;
+pub mod quantity;
+pub mod render;
 pub mod report;
 pub mod rules;
+pub mod sops_cli;
+pub mod sops_index;
 pub mod source;
 pub mod workspace;
 

@@ -10,7 +10,6 @@ use dtlint::diag::Severity;
 use dtlint::engine::{self, Selection};
 use dtlint::report::{self, Format};
 use dtlint::rules;
-use dtlint::workspace::Workspace;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +45,63 @@ enum Command {
         /// Rule id, e.g. `latest-tag`.
         rule: String,
     },
+    /// Encrypt, decrypt and re-key SOPS files (age), without the Go `sops` binary.
+    #[command(subcommand)]
+    Sops(SopsCommand),
+    /// Print the traffic the NetworkPolicies allow: rows from, columns to, cells ports.
+    Graph(GraphArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(clap::Args)]
+struct GraphArgs {
+    /// Repository or directory to read (default: the repository around the current directory).
+    path: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    format: GraphFormat,
+    /// Only this environment's graph.
+    #[arg(long)]
+    env: Option<String>,
+    /// Read source files only; do not build the environments' overlays.
+    #[arg(long)]
+    no_render: bool,
+}
+
+#[derive(Subcommand)]
+enum SopsCommand {
+    /// Encrypt a file to the recipients of the nearest `.sops.yaml` rule (or `--age`).
+    Encrypt {
+        file: PathBuf,
+        /// age recipients instead of the rule's (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        age: Vec<String>,
+        /// Replace the file instead of printing the encrypted text.
+        #[arg(long, short = 'i')]
+        in_place: bool,
+    },
+    /// Decrypt a file and verify its MAC (key from SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or SOPS_AGE_KEY_CMD).
+    Decrypt {
+        file: PathBuf,
+        /// Write the plaintext here instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Re-encrypt the data key to the nearest `.sops.yaml` rule's recipients (or `--age`).
+    Updatekeys {
+        file: PathBuf,
+        /// age recipients instead of the rule's (comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        age: Vec<String>,
+        /// Write without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -73,6 +129,13 @@ struct CheckArgs {
     /// When to use colour in human output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// Check source files only; do not build the environments' overlays.
+    #[arg(long)]
+    no_render: bool,
+    /// Rebuild every overlay instead of reusing cached builds
+    /// (cache: `.dtlint-cache/` in the repository, or `DTLINT_CACHE_DIR`).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +153,98 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Explain { rule } => explain(&rule),
+        Command::Sops(cmd) => sops(cmd),
+        Command::Graph(args) => match graph(&args) {
+            Ok(code) => code,
+            Err(msg) => {
+                eprintln!("dtlint: {msg}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// `dtlint graph`: the allowed-traffic matrix of every environment.
+fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let start = match &args.path {
+        Some(p) => cwd
+            .join(p)
+            .canonicalize()
+            .map_err(|_| format!("{}: no such file or directory", p.display()))?,
+        None => cwd.clone(),
+    };
+    let root = find_root(&start);
+    let config = match config::find(&start).filter(|p| p.starts_with(&root)) {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+        None => Config::defaults(),
+    };
+    let render = engine::RenderOptions {
+        enabled: !args.no_render,
+        cache_dir: Some(
+            std::env::var_os("DTLINT_CACHE_DIR")
+                .map_or_else(|| root.join(".dtlint-cache"), PathBuf::from),
+        ),
+        only_env: args.env.clone(),
+    };
+    let (ws, notes) =
+        engine::prepare(&root, &[start], &config, &render).map_err(|e| e.to_string())?;
+    if let Some(why) = &notes.render_skipped {
+        eprintln!("dtlint: note: {why}");
+    }
+    let index = dtlint::model::Index::build_with(&ws, Some(&config));
+    let mut matrices = dtlint::netpol::matrices(&index, &config);
+    if let Some(env) = &args.env {
+        matrices.retain(|m| m.env.as_deref().is_none_or(|e| e == env));
+    }
+    let text = match args.format {
+        GraphFormat::Text => matrices
+            .iter()
+            .map(dtlint::netpol::Matrix::to_text)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        GraphFormat::Dot => matrices
+            .iter()
+            .map(dtlint::netpol::Matrix::to_dot)
+            .collect::<String>(),
+        GraphFormat::Json => {
+            let v: Vec<serde_json::Value> = matrices
+                .iter()
+                .map(dtlint::netpol::Matrix::to_json)
+                .collect();
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sops(cmd: SopsCommand) -> ExitCode {
+    use dtlint::sops_cli;
+    let done = match &cmd {
+        SopsCommand::Encrypt {
+            file,
+            age,
+            in_place,
+        } => sops_cli::encrypt(file, age, *in_place),
+        SopsCommand::Decrypt { file, output } => sops_cli::decrypt(file, output.as_deref()),
+        SopsCommand::Updatekeys { file, age, yes } => sops_cli::update_keys(file, age, *yes),
+    };
+    match done {
+        Ok(done) => {
+            if let Some(bytes) = done.stdout {
+                let _ = std::io::stdout().lock().write_all(&bytes);
+            }
+            if let Some(note) = done.note {
+                eprintln!("dtlint: {note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dtlint: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 
@@ -222,7 +377,27 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     if progress {
         eprint!("dtlint: reading {} …\r", root.display());
     }
-    let ws = Workspace::load(&root, &paths, &config).map_err(|e| e.to_string())?;
+    let render = engine::RenderOptions {
+        enabled: !args.no_render,
+        cache_dir: (!args.no_cache).then(|| {
+            std::env::var_os("DTLINT_CACHE_DIR")
+                .map_or_else(|| root.join(".dtlint-cache"), PathBuf::from)
+        }),
+        only_env: args.env.clone(),
+    };
+    let (mut ws, notes) =
+        engine::prepare(&root, &paths, &config, &render).map_err(|e| e.to_string())?;
+    if let Some(why) = &notes.render_skipped {
+        eprintln!("dtlint: note: {why}");
+    }
+    // Decrypt SOPS files before the check stage; rules never see the key.
+    match dtlint::sops_index::identities_from_env().map_err(|e| e.to_string())? {
+        Some(ids) => ws.sops.decrypt(&ids),
+        None if ws.sops.any_encrypted() => {
+            eprintln!("dtlint: note: {}", dtlint::sops_index::NO_KEY_NOTE);
+        }
+        None => {}
+    }
     if progress {
         eprint!("dtlint: checking {} files …          \r", ws.sources.len());
     }

@@ -45,6 +45,9 @@ pub struct Resource<'a> {
     pub name: &'a str,
     pub namespace: Option<&'a str>,
     pub role: Role,
+    /// The environment the object belongs to: the build it was rendered in,
+    /// or the environment directory its file lives in.
+    pub env: Option<&'a str>,
 }
 
 impl<'a> Resource<'a> {
@@ -64,6 +67,7 @@ impl<'a> Resource<'a> {
                 .unwrap_or(""),
             namespace: meta.and_then(|m| m.get("namespace")).and_then(Node::as_str),
             role,
+            env: None,
         })
     }
 
@@ -79,7 +83,10 @@ impl<'a> Resource<'a> {
 
     /// True for a complete object (not a patch, not a kustomization).
     pub fn is_complete(&self) -> bool {
-        matches!(self.role, Role::Resource | Role::Standalone)
+        matches!(
+            self.role,
+            Role::Resource | Role::Standalone | Role::Rendered
+        )
     }
 
     /// False for configuration files of tools that merely look like objects
@@ -366,12 +373,28 @@ fn data_keys(root: &Node) -> Vec<String> {
 }
 
 impl<'a> Index<'a> {
+    /// The index of a workspace, without environments for source files.
     pub fn build(ws: &'a Workspace) -> Self {
+        Self::build_with(ws, None)
+    }
+
+    /// The index of a workspace; `config` assigns source files to
+    /// environments by their directory.
+    pub fn build_with(ws: &'a Workspace, config: Option<&'a crate::config::Config>) -> Self {
         let mut resources = Vec::new();
-        for (id, _) in ws.sources.iter() {
+        for (id, f) in ws.sources.iter() {
             let role = ws.role(id);
+            // Objects judged through a rendered build are not judged alone.
+            if ws.covered.contains(&id) && role != Role::Kustomization {
+                continue;
+            }
+            let env = match ws.rendered_of(id) {
+                Some(r) => Some(r.target.env.as_str()),
+                None => config.and_then(|c| c.environment_of(&f.path)),
+            };
             for doc in &ws.parsed(id).documents {
-                if let Some(r) = Resource::from_node(id, doc.index, &doc.root, role) {
+                if let Some(mut r) = Resource::from_node(id, doc.index, &doc.root, role) {
+                    r.env = env;
                     resources.push(r);
                 }
             }
@@ -540,6 +563,25 @@ impl<'a> Index<'a> {
             .collect()
     }
 
+    /// Every pod label set: its owner (a workload, or an operator-managed
+    /// object such as a CloudNativePG Cluster), its labels, and the label
+    /// keys kustomizations add to them.
+    pub fn pods(&self) -> impl Iterator<Item = (&Resource<'a>, Option<&Node>, &[String])> + '_ {
+        self.pods.iter().map(|&(i, labels)| {
+            let r = &self.resources[i];
+            match labels {
+                PodLabels::Template(node) => {
+                    (r, node, self.added_labels(r.file).template.as_slice())
+                }
+                PodLabels::Operator(k) => (
+                    r,
+                    Some(&self.operator_pods[k].1),
+                    self.added_labels(r.file).object.as_slice(),
+                ),
+            }
+        })
+    }
+
     /// Services that `sel` selects by their labels, in `near`'s namespace
     /// unless `any_namespace`.
     pub fn services_matching(
@@ -569,7 +611,14 @@ impl<'a> Index<'a> {
 
     /// Namespaces match when both are written and equal, or either is left to
     /// the kustomization (`namespace:`) to set.
+    ///
+    /// Objects of two different environments never see each other.
     pub fn same_namespace(&self, a: &Resource<'_>, b: &Resource<'_>) -> bool {
+        if let (Some(x), Some(y)) = (a.env, b.env)
+            && x != y
+        {
+            return false;
+        }
         match (a.namespace, b.namespace) {
             (Some(x), Some(y)) => x == y,
             _ => true,

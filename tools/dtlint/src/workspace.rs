@@ -39,6 +39,10 @@ pub enum Role {
     GeneratorInput,
     /// Not referenced by any kustomization.
     Standalone,
+    /// A non-YAML file read only for its SOPS content (see [`crate::sops_index`]).
+    SopsData,
+    /// The output of building an overlay (see [`crate::render`]).
+    Rendered,
 }
 
 #[derive(Debug)]
@@ -55,6 +59,29 @@ pub struct Workspace {
     pub unreadable: Vec<(FileId, ReadProblem)>,
     /// ConfigMaps and Secrets that kustomizations generate.
     pub generated: Vec<ConfigObject>,
+    /// `.sops.yaml` and the SOPS files, decrypted once a key is given.
+    pub sops: crate::sops_index::SopsState,
+    /// Overlays built in rendered mode, one source file each.
+    pub rendered: Vec<Rendered>,
+    /// Overlays whose build failed, with kustomize's error.
+    pub render_failures: Vec<crate::render::Build>,
+    /// Source files whose objects were judged through a rendered build
+    /// (origins and patches), so they are not judged a second time alone.
+    pub covered: std::collections::HashSet<FileId>,
+    /// What each Flux Kustomization's `spec.path` points at, by
+    /// [`crate::flux::path_key`].
+    pub flux_paths: std::collections::BTreeMap<String, crate::flux::PathInfo>,
+    /// The services' config contracts (`contracts` in `dtlint.toml`).
+    pub contracts: Vec<crate::contract::Contract>,
+}
+
+/// One rendered overlay: its output is `file`, and `provenance[i]` tells
+/// where the i-th document came from.
+#[derive(Debug)]
+pub struct Rendered {
+    pub file: FileId,
+    pub target: crate::render::Target,
+    pub provenance: Vec<crate::render::Provenance>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +90,8 @@ pub enum LoadError {
     Missing { path: String },
     #[error("invalid exclude pattern `{pattern}`: {message}")]
     Exclude { pattern: String, message: String },
+    #[error(transparent)]
+    Contract(#[from] crate::contract::ContractError),
 }
 
 /// Is this a file dtlint reads?
@@ -119,10 +148,12 @@ impl Workspace {
             .into_par_iter()
             .map(|i| {
                 let id = FileId(i as u32);
-                if unreadable.iter().any(|(u, _)| *u == id) {
+                let f = sources.get(id);
+                if unreadable.iter().any(|(u, _)| *u == id)
+                    || crate::sops_index::is_data_file(&f.abs)
+                {
                     return Parsed::default();
                 }
-                let f = sources.get(id);
                 dtlint_yaml::parse(&f.text, &f.lines, Limits::default())
             })
             .collect();
@@ -135,9 +166,18 @@ impl Workspace {
             kustomizations: Vec::new(),
             unreadable,
             generated: Vec::new(),
+            sops: crate::sops_index::SopsState::default(),
+            rendered: Vec::new(),
+            render_failures: Vec::new(),
+            covered: std::collections::HashSet::new(),
+            flux_paths: std::collections::BTreeMap::new(),
+            contracts: Vec::new(),
         };
         ws.assign_roles();
         ws.read_generators();
+        ws.flux_paths = crate::flux::inspect(&ws);
+        ws.contracts = crate::contract::load(root, &config.contracts)?;
+        ws.sops = crate::sops_index::SopsState::read(&ws);
         Ok(ws)
     }
 
@@ -159,6 +199,11 @@ impl Workspace {
             self.kustomizations
                 .push(Kustomization::from_node(id, &dir, &doc.root));
             self.roles[id.0 as usize] = Role::Kustomization;
+        }
+        for (id, f) in self.sources.iter() {
+            if crate::sops_index::is_data_file(&f.abs) {
+                self.roles[id.0 as usize] = Role::SopsData;
+            }
         }
         for k in &self.kustomizations {
             for r in &k.refs {
@@ -252,6 +297,63 @@ impl Workspace {
         self.generated = out;
     }
 
+    /// Add the builds of rendered mode: each output becomes a source file
+    /// whose objects carry their provenance; failed builds are kept for the
+    /// `kustomize-build-failed` rule.
+    pub fn add_builds(&mut self, builds: Vec<crate::render::Build>) {
+        for build in builds {
+            let text = match &build.output {
+                Ok(text) => text.clone(),
+                Err(_) => {
+                    self.render_failures.push(build);
+                    continue;
+                }
+            };
+            let abs = build
+                .target
+                .dir
+                .join(format!(".dtlint-rendered-{}.yaml", build.target.env));
+            let path = format!(
+                "{} (rendered for {})",
+                build.target.display, build.target.env
+            );
+            let id = self.sources.add(SourceFile::new(path, abs, text));
+            let f = self.sources.get(id);
+            let mut parsed = dtlint_yaml::parse(&f.text, &f.lines, Limits::default());
+            let provenance = parsed
+                .documents
+                .iter_mut()
+                .map(|d| crate::render::take_provenance(&mut d.root, &build.wrapper))
+                .collect::<Vec<_>>();
+            for p in &provenance {
+                if let Some(o) = p.origin.as_ref().and_then(|o| self.sources.find_abs(o)) {
+                    self.covered.insert(o);
+                }
+            }
+            for k in &self.kustomizations {
+                if build.inputs.contains(&self.sources.get(k.file).abs) {
+                    for r in k.refs.iter().filter(|r| r.kind == RefKind::Patch) {
+                        if let Some(pid) = self.sources.find_abs(&r.path) {
+                            self.covered.insert(pid);
+                        }
+                    }
+                }
+            }
+            self.parsed.push(parsed);
+            self.roles.push(Role::Rendered);
+            self.rendered.push(Rendered {
+                file: id,
+                target: build.target,
+                provenance,
+            });
+        }
+    }
+
+    /// The rendered overlay a file is the output of.
+    pub fn rendered_of(&self, id: FileId) -> Option<&Rendered> {
+        self.rendered.iter().find(|r| r.file == id)
+    }
+
     pub fn role(&self, id: FileId) -> Role {
         self.roles[id.0 as usize]
     }
@@ -328,6 +430,7 @@ pub fn discover(
         pattern: config.exclude.join(", "),
         message: e.to_string(),
     })?;
+    let sops = crate::sops_index::Discovery::new(root);
     let mut out = Vec::new();
     for p in paths {
         if !p.exists() {
@@ -354,7 +457,7 @@ pub fn discover(
                 continue;
             }
             let name = entry.file_name().to_string_lossy();
-            if is_yaml_name(&name) {
+            if is_yaml_name(&name) || sops.wants(entry.path()) {
                 out.push(entry.into_path());
             }
         }

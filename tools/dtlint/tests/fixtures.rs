@@ -1,6 +1,10 @@
 //! Every rule has a `fail` and a `pass` fixture under `tests/fixtures/<rule-id>/`.
 //! The failing fixture's findings for that rule are snapshotted exactly as a
 //! user sees them; the passing fixture must produce none.
+//!
+//! Fixtures run with an age key, as CI does: the public sops test key in
+//! `tests/fixtures/_keys/test.agekey` decrypts the SOPS files the `sops`
+//! rules' fixtures encrypt to it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,10 +14,16 @@ use dtlint::config::Config;
 use dtlint::engine::{self, Selection};
 use dtlint::report::human;
 use dtlint::rules;
-use dtlint::workspace::Workspace;
 
 fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The public sops test key (never a real one).
+fn test_key() -> dtlint_sops::AgeIdentities {
+    let path = fixture_root().join("_keys/test.agekey");
+    let text = std::fs::read_to_string(&path).unwrap();
+    dtlint_sops::AgeIdentities::parse(&text, "test.agekey").unwrap()
 }
 
 /// Run one rule over a fixture directory and render its findings.
@@ -24,7 +34,15 @@ fn run(dir: &Path, rule: &str) -> (usize, String) {
     } else {
         Config::defaults()
     };
-    let ws = Workspace::load(dir, &[dir.to_path_buf()], &config).unwrap();
+    // Fixtures that declare environments are checked in rendered mode, as
+    // `dtlint check` does; builds are not cached between test runs.
+    let render = engine::RenderOptions {
+        enabled: true,
+        cache_dir: None,
+        only_env: None,
+    };
+    let (mut ws, _) = engine::prepare(dir, &[dir.to_path_buf()], &config, &render).unwrap();
+    ws.sops.decrypt(&test_key());
     let selection = Selection {
         only: vec![rule.to_string()],
         skip: vec![],

@@ -8,11 +8,15 @@ use crate::config::Config;
 use crate::diag::{Finding, Severity};
 use crate::model::Index;
 
+pub mod contract;
+pub mod flux;
+pub mod gitops;
 pub mod layout;
 pub mod network;
 pub mod pods;
 pub mod refs;
 pub mod security;
+pub mod sops;
 pub mod workloads;
 pub mod yaml;
 
@@ -170,6 +174,11 @@ pub static ALL: &[&dyn Rule] = &[
     &yaml::duplicate_key::DuplicateKey,
     &yaml::yaml11_value::Yaml11Value,
     &yaml::wrong_type::WrongType,
+    // gitops
+    &gitops::kustomize_build_failed::KustomizeBuildFailed,
+    &gitops::missing_environment_overlay::MissingEnvironmentOverlay,
+    &gitops::replicas_per_environment::ReplicasPerEnvironment,
+    &gitops::resources_per_environment::ResourcesPerEnvironment,
     // layout
     &layout::seven_file_pattern::SevenFilePattern,
     &layout::kustomization_missing_file::KustomizationMissingFile,
@@ -201,8 +210,31 @@ pub static ALL: &[&dyn Rule] = &[
     &network::selector_matches_nothing::SelectorMatchesNothing,
     &network::target_port_missing::TargetPortMissing,
     &network::servicemonitor_port_missing::ServiceMonitorPortMissing,
+    &network::missing_default_deny::MissingDefaultDeny,
+    &network::workload_not_isolated::WorkloadNotIsolated,
+    &network::traffic_matrix::TrafficMatrix,
     // references
     &refs::dangling_config_ref::DanglingConfigRef,
+    // config contract
+    &contract::env_contract::EnvContract,
+    &contract::env_unused::EnvUnused,
+    // flux
+    &flux::flux_path_missing::FluxPathMissing,
+    &flux::flux_ref_unresolved::FluxRefUnresolved,
+    &flux::flux_dependency_cycle::FluxDependencyCycle,
+    &flux::flux_decryption_missing::FluxDecryptionMissing,
+    &flux::flux_required_fields::FluxRequiredFields,
+    &flux::flux_interval_format::FluxIntervalFormat,
+    &flux::helm_chart_unpinned::HelmChartUnpinned,
+    // sops
+    &sops::sops_not_encrypted::SopsNotEncrypted,
+    &sops::sops_unexpected_encryption::SopsUnexpectedEncryption,
+    &sops::sops_metadata::SopsMetadata,
+    &sops::sops_recipients::SopsRecipients,
+    &sops::sops_mac_mismatch::SopsMacMismatch,
+    &sops::sops_undecryptable::SopsUndecryptable,
+    &sops::secret_key_missing::SecretKeyMissing,
+    &sops::empty_secret_value::EmptySecretValue,
 ];
 
 /// Look a rule up by id.

@@ -1,0 +1,139 @@
+//! Rules about the config contract: the environment variables a service
+//! reads (`services/<svc>/config-contract.toml`) against what its workload
+//! provides.
+
+use dtlint_yaml::{Node, Span};
+
+use crate::contract::Contract;
+use crate::model::{ConfigKind, Container, Index, Resource};
+
+pub mod env_contract;
+pub mod env_unused;
+
+/// Where a variable's value comes from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Source<'n> {
+    /// `value:` (or nothing).
+    Literal,
+    /// `valueFrom.configMapKeyRef` / `secretKeyRef`.
+    Key {
+        kind: ConfigKind,
+        name: &'n str,
+        key: &'n Node,
+        optional: bool,
+    },
+    /// `fieldRef`, `resourceFieldRef`.
+    Downward,
+    /// A key of an `envFrom` ConfigMap or Secret.
+    EnvFrom { kind: ConfigKind },
+}
+
+/// One variable the container sets.
+#[derive(Debug, Clone)]
+pub(crate) struct Provided<'n> {
+    pub name: String,
+    /// The `name` value of the env entry, or the `envFrom` item.
+    pub span: Span,
+    pub source: Source<'n>,
+}
+
+/// The workloads that run `contract.service`, with the container that runs it.
+pub(crate) fn targets<'i, 'a>(
+    idx: &'i Index<'a>,
+    contract: &'i Contract,
+) -> impl Iterator<Item = (&'i Resource<'a>, Container<'a>)> + 'i {
+    idx.workloads().filter_map(move |w| {
+        let name = w.pod_labels()?.get(crate::netpol::NAME_LABEL)?.as_str()?;
+        if name != contract.service {
+            return None;
+        }
+        let c = w
+            .main_containers()
+            .find(|c| c.name() == contract.service)
+            .or_else(|| w.main_containers().next())?;
+        Some((w, c))
+    })
+}
+
+/// Every variable a container sets, `env` first, then `envFrom` keys.
+pub(crate) fn provided<'n>(
+    idx: &Index<'_>,
+    w: &Resource<'_>,
+    c: &Container<'n>,
+) -> Vec<Provided<'n>> {
+    let mut out = Vec::new();
+    for e in c.node.get("env").into_iter().flat_map(Node::items) {
+        let Some(name_node) = e.get("name") else {
+            continue;
+        };
+        let Some(name) = name_node.as_str() else {
+            continue;
+        };
+        let from = e.get("valueFrom");
+        let source = match from {
+            None => Source::Literal,
+            Some(v) => {
+                let key_ref = [
+                    ("configMapKeyRef", ConfigKind::ConfigMap),
+                    ("secretKeyRef", ConfigKind::Secret),
+                ]
+                .into_iter()
+                .find_map(|(k, kind)| Some((v.get(k)?, kind)));
+                match key_ref {
+                    Some((r, kind)) => match (r.get("name").and_then(Node::as_str), r.get("key")) {
+                        (Some(name), Some(key)) => Source::Key {
+                            kind,
+                            name,
+                            key,
+                            optional: r.get("optional").and_then(Node::as_bool) == Some(true),
+                        },
+                        _ => continue,
+                    },
+                    None => Source::Downward,
+                }
+            }
+        };
+        out.push(Provided {
+            name: name.to_string(),
+            span: name_node.span,
+            source,
+        });
+    }
+    for item in c.node.get("envFrom").into_iter().flat_map(Node::items) {
+        let prefix = item.get("prefix").and_then(Node::as_str).unwrap_or("");
+        for (key, kind) in [
+            ("configMapRef", ConfigKind::ConfigMap),
+            ("secretRef", ConfigKind::Secret),
+        ] {
+            let Some(name) = item
+                .get(key)
+                .and_then(|r| r.get("name"))
+                .and_then(Node::as_str)
+            else {
+                continue;
+            };
+            for obj in idx.config_objects(kind, name, w) {
+                for k in &obj.keys {
+                    out.push(Provided {
+                        name: format!("{prefix}{k}"),
+                        span: item.span,
+                        source: Source::EnvFrom { kind },
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Does the ConfigMap/Secret key a variable reads exist?
+pub(crate) fn key_exists(
+    idx: &Index<'_>,
+    w: &Resource<'_>,
+    kind: ConfigKind,
+    name: &str,
+    key: &str,
+) -> bool {
+    idx.config_objects(kind, name, w)
+        .any(|c| c.keys.iter().any(|k| k == key))
+}

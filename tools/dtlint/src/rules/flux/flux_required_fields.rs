@@ -1,0 +1,143 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::rules::flux::{Merged, all, spec_span};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports Flux objects that lack a field they need: a Kustomization's
+    /// `interval`, `path`, `prune` and `sourceRef` (`kind`, `name`); a
+    /// HelmRelease's `interval` and `chart.spec` `chart`, `version` and
+    /// `sourceRef` (or a `chartRef`); a source's `interval` and `url`.
+    ///
+    /// ## Why is this bad?
+    /// The API server rejects an object without its required fields, and
+    /// the others have defaults that surprise: no `path` builds the whole
+    /// repository, no `prune` leaves deleted objects running, no chart
+    /// `version` installs whatever is newest.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// kind: Kustomization
+    /// spec:
+    ///   path: ./overlays/production/redis
+    ///   sourceRef: {kind: GitRepository, name: flux-system}
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// kind: Kustomization
+    /// spec:
+    ///   interval: 10m
+    ///   path: ./overlays/production/redis
+    ///   prune: true
+    ///   sourceRef: {kind: GitRepository, name: flux-system}
+    /// ```
+    ///
+    /// ## References
+    /// - Kustomization spec: <https://fluxcd.io/flux/components/kustomize/kustomizations/>
+    /// - HelmRelease spec: <https://fluxcd.io/flux/components/helm/helmreleases/>
+    pub struct FluxRequiredFields {
+        id: "flux-required-fields",
+        category: "flux",
+        severity: Error,
+        summary: "a Flux object lacks a required field (interval, path, prune, sourceRef, chart version, url)",
+    }
+}
+
+/// Required paths under `spec`, by (group, kind).
+fn required(group: &str, kind: &str, spec: Option<&Node>) -> Vec<&'static [&'static str]> {
+    match (group, kind) {
+        ("kustomize", "Kustomization") => vec![
+            &["interval"],
+            &["path"],
+            &["prune"],
+            &["sourceRef", "kind"],
+            &["sourceRef", "name"],
+        ],
+        ("helm", "HelmRelease") if spec.is_some_and(|s| s.get("chartRef").is_some()) => {
+            vec![&["interval"], &["chartRef", "kind"], &["chartRef", "name"]]
+        }
+        ("helm", "HelmRelease") => vec![
+            &["interval"],
+            &["chart", "spec", "chart"],
+            &["chart", "spec", "version"],
+            &["chart", "spec", "sourceRef", "kind"],
+            &["chart", "spec", "sourceRef", "name"],
+        ],
+        ("source", "GitRepository" | "HelmRepository" | "OCIRepository") => {
+            vec![&["interval"], &["url"]]
+        }
+        ("source", "Bucket") => vec![&["interval"], &["bucketName"], &["endpoint"]],
+        _ => Vec::new(),
+    }
+}
+
+impl Rule for FluxRequiredFields {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let mut merged = Merged::default();
+        for r in all(ctx.index) {
+            let group = r.group().trim_end_matches(".toolkit.fluxcd.io");
+            let spec = r.spec();
+            for path in required(group, r.kind, spec) {
+                if spec
+                    .and_then(|s| s.path(path))
+                    .is_some_and(|n| !n.is_null())
+                {
+                    continue;
+                }
+                // Point at the deepest parent that exists.
+                let mut at = spec_span(r);
+                let mut node = spec;
+                for key in &path[..path.len() - 1] {
+                    match node.and_then(|n| n.entry(key)) {
+                        Some(e) => {
+                            at = e.key.span;
+                            node = Some(&e.value);
+                        }
+                        None => break,
+                    }
+                }
+                let field = path.join(".");
+                merged.add(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, at, format!("`{field}` is missing here")),
+                        format!("{} has no spec.{field}", r.id()),
+                    )
+                    .help(format!("Set spec.{field}; see `dtlint explain flux-required-fields` for what each field is for.")),
+                    r.env,
+                );
+            }
+        }
+        out.extend(merged.into_findings());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::flux::testing::run;
+
+    #[test]
+    fn missing_fields_point_at_their_parent() {
+        let hr = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: loki, namespace: monitoring}\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: loki\n      sourceRef: {kind: HelmRepository, name: grafana}\n";
+        let out = run(&FluxRequiredFields, &[("hr.yaml", hr)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].message,
+            "HelmRelease/loki has no spec.chart.spec.version"
+        );
+        assert_eq!(out[0].primary.span.start.line, 7, "at `spec:` under chart");
+        let ks = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: a}\nspec:\n  interval: 10m\n  path: ./x\n  prune: false\n  sourceRef: {kind: GitRepository, name: flux-system}\n";
+        assert!(
+            run(&FluxRequiredFields, &[("k.yaml", ks)]).is_empty(),
+            "prune: false is set"
+        );
+    }
+}

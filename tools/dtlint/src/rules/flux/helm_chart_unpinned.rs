@@ -1,0 +1,138 @@
+use crate::diag::{Finding, Label};
+use crate::rules::flux::{Merged, objects};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a HelmRelease whose chart is not a pinned release of a Helm
+    /// repository: `chart.spec.sourceRef` must be a `HelmRepository`, and
+    /// `chart.spec.version` an exact version (`1.43.0`, `2026.6.3`), not a
+    /// range (`>=1.0.0`, `^1.2`, `~1.2.0`, `1.x`) or `*`. A missing version
+    /// is `flux-required-fields`' finding; a repository that is not
+    /// declared is `flux-ref-unresolved`'s.
+    ///
+    /// ## Why is this bad?
+    /// A range upgrades the platform whenever upstream publishes, without a
+    /// commit: what runs is no longer what git says, and a broken upstream
+    /// release reaches every cluster at once. A chart from a GitRepository
+    /// follows a branch the same way.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// chart:
+    ///   spec:
+    ///     chart: flagger
+    ///     version: ">=1.40.0"
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// chart:
+    ///   spec:
+    ///     chart: flagger
+    ///     version: "1.43.0"
+    ///     sourceRef: {kind: HelmRepository, name: flagger}
+    /// ```
+    ///
+    /// ## References
+    /// - HelmRelease chart template: <https://fluxcd.io/flux/components/helm/helmreleases/#chart-template>
+    /// - SPEC.md, "Flux": pinned chart versions
+    pub struct HelmChartUnpinned {
+        id: "helm-chart-unpinned",
+        category: "flux",
+        severity: Error,
+        summary: "a HelmRelease chart is not an exact version from a HelmRepository",
+    }
+}
+
+/// An exact SemVer 2 version, optionally with a `v`.
+pub fn is_exact_version(v: &str) -> bool {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let (core, rest) = v.split_at(v.find(['-', '+']).unwrap_or(v.len()));
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
+}
+
+impl Rule for HelmChartUnpinned {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let mut merged = Merged::default();
+        for r in objects(ctx.index, "helm", "HelmRelease") {
+            let Some(chart) = r.spec().and_then(|s| s.path(&["chart", "spec"])) else {
+                continue;
+            };
+            if let Some(kind) = chart.path(&["sourceRef", "kind"])
+                && let Some(k) = kind.as_str()
+                && k != "HelmRepository"
+            {
+                merged.add(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, kind.span, "not a Helm repository"),
+                        format!("chart of {} comes from a {k}, not a versioned HelmRepository", r.id()),
+                    )
+                    .help("Install the chart from a HelmRepository at an exact version, so every change of the platform is a commit."),
+                    r.env,
+                );
+            }
+            let Some(version) = chart.get("version") else {
+                continue;
+            };
+            let text = version.as_scalar().map_or("", |s| s.text.as_str());
+            if is_exact_version(text) {
+                continue;
+            }
+            merged.add(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, version.span, "a range, not one version"),
+                    format!("chart version `{text}` of {} is not pinned", r.id()),
+                )
+                .help("Pin the exact chart version (e.g. `1.43.0`) and upgrade it with a commit."),
+                r.env,
+            );
+        }
+        out.extend(merged.into_findings());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_versions_only() {
+        for ok in [
+            "1.43.0",
+            "v0.27.0",
+            "2026.6.3",
+            "1.0.0-rc.1",
+            "1.0.0+build.5",
+        ] {
+            assert!(is_exact_version(ok), "{ok}");
+        }
+        for bad in [
+            "*",
+            ">=1.0.0",
+            "^1.2.0",
+            "~1.2.0",
+            "1.x",
+            "1.2",
+            "1.2.*",
+            "1.0.0 - 2.0.0",
+            "",
+            "latest",
+        ] {
+            assert!(!is_exact_version(bad), "{bad}");
+        }
+    }
+}

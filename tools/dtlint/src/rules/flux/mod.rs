@@ -1,0 +1,144 @@
+//! Rules about Flux objects (`*.toolkit.fluxcd.io`): Kustomizations,
+//! HelmReleases and their sources.
+
+use std::collections::BTreeMap;
+
+use dtlint_yaml::{Node, Span};
+
+use crate::diag::Finding;
+use crate::model::{Index, Resource};
+use crate::netpol::Namespaces;
+
+pub mod flux_decryption_missing;
+pub mod flux_dependency_cycle;
+pub mod flux_interval_format;
+pub mod flux_path_missing;
+pub mod flux_ref_unresolved;
+pub mod flux_required_fields;
+pub mod helm_chart_unpinned;
+
+/// Complete Flux objects of one kind in one API group (`kustomize`, `helm`, `source`).
+pub(crate) fn objects<'i, 'a>(
+    idx: &'i Index<'a>,
+    group: &'static str,
+    kind: &'static str,
+) -> impl Iterator<Item = &'i Resource<'a>> + 'i {
+    idx.of_kind(kind)
+        .filter(move |r| r.group() == format!("{group}.toolkit.fluxcd.io"))
+}
+
+/// Every complete Flux object.
+pub(crate) fn all<'i, 'a>(idx: &'i Index<'a>) -> impl Iterator<Item = &'i Resource<'a>> + 'i {
+    idx.objects().filter(|r| r.is_flux())
+}
+
+/// Where to point when a whole field is missing: `spec:`, else the kind.
+pub(crate) fn spec_span(r: &Resource<'_>) -> Span {
+    r.root
+        .entry("spec")
+        .map_or_else(|| r.anchor_span(), |e| e.key.span)
+}
+
+/// A reference to another Flux object: `{kind?, name, namespace?}`.
+pub(crate) struct Ref<'n> {
+    pub node: &'n Node,
+    pub kind: Option<&'n str>,
+    pub name: &'n str,
+    pub namespace: Option<&'n str>,
+}
+
+impl<'n> Ref<'n> {
+    pub fn read(node: &'n Node) -> Option<Self> {
+        Some(Self {
+            node,
+            kind: node.get("kind").and_then(Node::as_str),
+            name: node.get("name")?.as_str()?,
+            namespace: node.get("namespace").and_then(Node::as_str),
+        })
+    }
+
+    /// The `name` value, to point at.
+    pub fn name_span(&self) -> Span {
+        self.node.get("name").map_or(self.node.span, |n| n.span)
+    }
+}
+
+/// The Flux object named by a reference from `from`: same namespace unless
+/// the reference names one, and the same environment.
+pub(crate) fn resolve<'i, 'a>(
+    idx: &'i Index<'a>,
+    namespaces: &Namespaces,
+    from: &Resource<'_>,
+    group: &str,
+    kind: &str,
+    r: &Ref<'_>,
+) -> Option<&'i Resource<'a>> {
+    let ns = r
+        .namespace
+        .map_or_else(|| namespaces.of(from), str::to_string);
+    idx.objects().find(|o| {
+        o.kind == kind
+            && o.group() == group
+            && o.name == r.name
+            && namespaces.of(o) == ns
+            && crate::netpol::compatible(o, from)
+    })
+}
+
+/// Findings keyed by place and message; one object seen in several
+/// environments is reported once, naming them.
+#[derive(Default)]
+pub(crate) struct Merged {
+    map: BTreeMap<(u32, u32, String), Finding>,
+}
+
+impl Merged {
+    pub fn add(&mut self, f: Finding, env: Option<&str>) {
+        let key = (
+            f.primary.file.0,
+            f.primary.span.start.offset,
+            f.message.clone(),
+        );
+        let slot = self.map.entry(key).or_insert(f);
+        if let Some(e) = env
+            && !slot.envs.iter().any(|x| x == e)
+        {
+            slot.envs.push(e.to_string());
+        }
+    }
+
+    pub fn into_findings(self) -> impl Iterator<Item = Finding> {
+        self.map.into_values()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::config::Config;
+    use crate::diag::Finding;
+    use crate::model::Index;
+    use crate::rules::{Context, Rule};
+    use crate::workspace::Workspace;
+
+    /// Run `rule` over files written to a temporary directory.
+    pub fn run(rule: &dyn Rule, files: &[(&str, &str)]) -> Vec<Finding> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let config = Config::defaults();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        rule.check(
+            &Context {
+                index: &index,
+                config: &config,
+            },
+            &mut out,
+        );
+        out
+    }
+}

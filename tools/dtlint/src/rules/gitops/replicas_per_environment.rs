@@ -1,0 +1,84 @@
+use dtlint_yaml::Node;
+
+use crate::diag::{Finding, Label};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Checks every workload against its environment's `min_replicas` in
+    /// `dtlint.toml` (production at least 3, staging at least 2 here).
+    /// Deployments and StatefulSets count `spec.replicas` (1 when unset), a
+    /// CloudNativePG `Cluster` counts `spec.instances`. In rendered mode the
+    /// finding points at the overlay patch that sets the number.
+    ///
+    /// ## Why is this bad?
+    /// One replica in production means every node drain, rollout or crash is
+    /// an outage, and a PodDisruptionBudget either blocks the drain or
+    /// protects nothing.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// # overlays/production/meeting-controller/patch-deployment.yaml
+    /// spec:
+    ///   replicas: 1
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// spec:
+    ///   replicas: 3
+    /// ```
+    ///
+    /// ## References
+    /// - ADR-0012 and the SPEC environment table
+    pub struct ReplicasPerEnvironment {
+        id: "replicas-per-environment",
+        category: "gitops",
+        severity: Error,
+        summary: "a workload runs fewer replicas than its environment requires",
+    }
+}
+
+impl Rule for ReplicasPerEnvironment {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        for r in ctx.index.objects() {
+            let Some(env) = r.env else { continue };
+            let Some(min) = ctx
+                .config
+                .environments
+                .get(env)
+                .and_then(|e| e.min_replicas)
+            else {
+                continue;
+            };
+            let field = match (r.kind, r.group()) {
+                ("Deployment" | "StatefulSet", "apps") => "replicas",
+                ("Cluster", "postgresql.cnpg.io") => "instances",
+                _ => continue,
+            };
+            let node = r.spec().and_then(|s| s.get(field));
+            let n = node.and_then(Node::as_i64).unwrap_or(1);
+            if n >= min {
+                continue;
+            }
+            let span = node.map_or_else(
+                || r.root.entry("spec").map_or(r.anchor_span(), |e| e.key.span),
+                |n| n.span,
+            );
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, span, format!("{env} needs at least {min}")),
+                    format!("{} runs {n} {field} in {env}", r.id()),
+                )
+                .help(format!(
+                    "Set `{field}: {min}` or more in the {env} overlay."
+                )),
+            );
+        }
+    }
+}
