@@ -16,7 +16,10 @@ type Validators = BTreeMap<(String, String), jsonschema::Validator>;
 fn validators() -> Option<Validators> {
     let dir = flux::schema_dir(&manifest_tests::repo_root());
     if !dir.is_dir() {
-        println!("skipping: no Flux CRD schemas at {} (set DT_FLUX_CRDS_DIR)", dir.display());
+        println!(
+            "skipping: no Flux CRD schemas at {} (set DT_FLUX_CRDS_DIR)",
+            dir.display()
+        );
         return None;
     }
     let schemas = flux::load(&dir).unwrap();
@@ -50,7 +53,9 @@ fn errors(dir: &Path, v: &Validators) -> (usize, Vec<String>) {
             continue;
         }
         for doc in manifest_tests::load_yaml(&file).unwrap() {
-            let Some(api) = doc.str_at(&["apiVersion"]) else { continue };
+            let Some(api) = doc.str_at(&["apiVersion"]) else {
+                continue;
+            };
             if !flux::is_flux(api) {
                 continue;
             }
@@ -60,7 +65,11 @@ fn errors(dir: &Path, v: &Validators) -> (usize, Vec<String>) {
                 .unwrap_or_else(|| panic!("{}: no schema for {api} {kind}", file.display()));
             checked += 1;
             for e in validator.iter_errors(&doc.to_json()) {
-                out.push(format!("{}: {} {e}", file.display(), e.instance_path().as_str()));
+                out.push(format!(
+                    "{}: {} {e}",
+                    file.display(),
+                    e.instance_path().as_str()
+                ));
             }
         }
     }
@@ -86,7 +95,10 @@ fn the_schemas_reject_what_the_schema_mirroring_rules_reject() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for rule in ["flux-interval-format", "flux-required-fields"] {
         let (_, errs) = errors(&root.join(rule).join("fail"), &v);
-        assert!(!errs.is_empty(), "{rule}: the CRDs accept the failing fixture");
+        assert!(
+            !errs.is_empty(),
+            "{rule}: the CRDs accept the failing fixture"
+        );
     }
     let (_, errs) = errors(&root.join("flux-interval-format/fail"), &v);
     assert!(errs.iter().any(|e| e.contains("10 minutes")), "{errs:#?}");

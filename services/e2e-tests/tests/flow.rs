@@ -1,0 +1,732 @@
+//! The whole Dark Tower flow, end to end, on loopback: AC, GC, MC and MH
+//! in-process against a real PostgreSQL (`DT_TEST_DATABASE_URL`, default
+//! `postgres://postgres:postgres@127.0.0.1:5432/postgres`) and a real Redis
+//! (`DT_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`).
+//!
+//! A front end gets a token from AC, creates a meeting at GC and joins it
+//! twice; both participants join through MC over WebTransport, attach to MH
+//! over QUIC (ALPN `dt-media/1`) and exchange datagrams both ways, bytes
+//! unchanged. A forged token is refused by AC, GC, MC and MH alike.
+//!
+//! Clients speak the wire contracts directly (wtransport, quinn + rustls),
+//! not the services' own client helpers, so the test checks the contracts
+//! and not just two halves of one implementation.
+
+// Test helpers outside #[test] fns: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// mc_* and mh_* bindings mirror the two services on purpose.
+#![allow(clippy::similar_names)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::SecretString;
+use common::jwt::{self, MeetingClaims, ServiceClaims, TokenUse};
+use common::shutdown::{self, ShutdownTrigger};
+use common::testing;
+use ed25519_dalek::SigningKey;
+use rand::RngCore as _;
+use serde_json::{Value, json};
+
+const GC_SECRET: &str = "gc-secret-0123456789abcdef";
+const MC_SECRET: &str = "mc-secret-0123456789abcdef";
+const MH_SECRET: &str = "mh-secret-0123456789abcdef";
+const FRONTEND_SECRET: &str = "fe-secret-0123456789abcdef";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+// ------------------------------------------------------------ the platform
+
+fn redis_url() -> String {
+    std::env::var("DT_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+async fn require_redis() -> String {
+    let url = redis_url();
+    let ping = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    let pong = tokio::time::timeout(Duration::from_secs(3), ping)
+        .await
+        .ok()
+        .flatten();
+    assert!(
+        pong.as_deref() == Some("PONG"),
+        "\n\nRedis is not reachable through DT_TEST_REDIS_URL (or the default \
+         redis://127.0.0.1:6379).\nThe end-to-end test needs a real Redis; start one, e.g.\n  \
+         apt-get install -y redis-server\n  \
+         redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save ''\n"
+    );
+    url
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Platform {
+    ac: String,
+    ac_kid: String,
+    gc: String,
+    mc_cert_hash: [u8; 32],
+    mh_cert: rustls::pki_types::CertificateDer<'static>,
+    mh_health: String,
+    mc_health: String,
+    _triggers: Vec<ShutdownTrigger>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+async fn wait_ready(what: &str, health: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = reqwest::get(format!("{health}/ready")).await;
+        let (status, body) = match r {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(e) => (0, e.to_string()),
+        };
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never became ready: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn start_platform() -> Platform {
+    let redis = require_redis().await;
+    let mut triggers = Vec::new();
+    let mut dirs = Vec::new();
+
+    // AC, with the platform's clients and an end-user front end.
+    let ac_app = ac_service::startup::Application::build(ac_service::config::Config {
+        database_url: SecretString::from(testing::fresh_database("e2e_ac").await),
+        bind_address: "127.0.0.1:0".parse().unwrap(),
+        master_key: ac_service::config::MasterKey::from_bytes([21; 32]),
+        cluster_name: "e2e".into(),
+        bcrypt_cost: 4,
+        drain: Duration::ZERO,
+        log_filter: "warn".into(),
+    })
+    .await
+    .unwrap();
+    for (id, secret, scopes) in [
+        (
+            "global-controller",
+            GC_SECRET,
+            "internal:meeting-token service.write.mc",
+        ),
+        (
+            "meeting-controller",
+            MC_SECRET,
+            "service.write.gc service.write.mh",
+        ),
+        (
+            "media-handler",
+            MH_SECRET,
+            "service.write.gc service.write.mc",
+        ),
+        ("frontend", FRONTEND_SECRET, "meeting:create meeting:join"),
+    ] {
+        ac_service::clients::register(
+            &ac_app.pool(),
+            id,
+            secret,
+            &ac_service::clients::parse_scopes(scopes).unwrap(),
+            id,
+            4,
+        )
+        .await
+        .unwrap();
+    }
+    let ac = format!("http://{}", ac_app.local_addr().unwrap());
+    let ac_kid = ac_app.keys().active().unwrap().kid;
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(ac_app.run(signal));
+    triggers.push(trigger);
+    wait_ready("AC", &ac).await;
+
+    // GC.
+    let gc_app =
+        global_controller::startup::Application::build(global_controller::config::Config {
+            database_url: SecretString::from(testing::fresh_database("e2e_gc").await),
+            bind_address: "127.0.0.1:0".parse().unwrap(),
+            grpc_bind_address: "127.0.0.1:0".parse().unwrap(),
+            region: "e2e".into(),
+            ac_jwks_url: format!("{ac}/.well-known/jwks.json"),
+            ac_internal_url: ac.clone(),
+            client_id: "global-controller".into(),
+            client_secret: SecretString::from(GC_SECRET.to_owned()),
+            staleness_threshold: Duration::from_secs(30),
+            log_filter: "warn".into(),
+        })
+        .await
+        .unwrap();
+    let gc = format!("http://{}", gc_app.http_addr().unwrap());
+    let gc_grpc = format!("http://{}", gc_app.grpc_addr().unwrap());
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(gc_app.run(signal));
+    triggers.push(trigger);
+    wait_ready("GC", &gc).await;
+
+    // MH: its advertised media address must be where it really listens,
+    // so the port is reserved first.
+    let mh_dir = tempfile::tempdir().unwrap();
+    let mh_cert =
+        media_handler::tls::generate_dev_cert(&media_handler::tls::default_dev_names()).unwrap();
+    let (cert_path, key_path) =
+        media_handler::tls::write_dev_cert(mh_dir.path(), &mh_cert).unwrap();
+    let mh_grpc_port = free_tcp_port();
+    let mh_media_port = free_udp_port();
+    let mh_app = media_handler::startup::Application::build(media_handler::config::Config {
+        gc_grpc_url: gc_grpc.clone(),
+        ac_endpoint: ac.clone(),
+        ac_jwks_url: format!("{ac}/.well-known/jwks.json"),
+        client_id: "media-handler".into(),
+        client_secret: SecretString::from(MH_SECRET.to_owned()),
+        region: "e2e".into(),
+        grpc_bind_address: format!("127.0.0.1:{mh_grpc_port}").parse().unwrap(),
+        health_bind_address: "127.0.0.1:0".parse().unwrap(),
+        media_bind_address: format!("127.0.0.1:{mh_media_port}").parse().unwrap(),
+        grpc_advertise_address: format!("127.0.0.1:{mh_grpc_port}"),
+        media_advertise_address: format!("127.0.0.1:{mh_media_port}"),
+        tls_cert_path: cert_path,
+        tls_key_path: key_path,
+        mh_id: "mh-e2e-0".into(),
+        log_filter: "warn".into(),
+    })
+    .await
+    .unwrap();
+    let mh_health = format!("http://{}", mh_app.health_addr().unwrap());
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(mh_app.run(signal));
+    triggers.push(trigger);
+    dirs.push(mh_dir);
+
+    // MC, likewise on reserved ports.
+    let mc_dir = tempfile::tempdir().unwrap();
+    let mc_cert =
+        meeting_controller::certs::generate(&["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_path, key_path) =
+        meeting_controller::certs::write_to(mc_dir.path(), &mc_cert).unwrap();
+    let mc_grpc_port = free_tcp_port();
+    let mc_wt_port = free_udp_port();
+    let mc_app =
+        meeting_controller::startup::Application::build(meeting_controller::config::Config {
+            redis_url: SecretString::from(redis),
+            gc_grpc_url: gc_grpc,
+            ac_endpoint: ac.clone(),
+            ac_jwks_url: format!("{ac}/.well-known/jwks.json"),
+            client_id: "meeting-controller".into(),
+            client_secret: SecretString::from(MC_SECRET.to_owned()),
+            region: "e2e".into(),
+            grpc_bind_address: format!("127.0.0.1:{mc_grpc_port}").parse().unwrap(),
+            health_bind_address: "127.0.0.1:0".parse().unwrap(),
+            webtransport_bind_address: format!("127.0.0.1:{mc_wt_port}").parse().unwrap(),
+            grpc_advertise_address: format!("127.0.0.1:{mc_grpc_port}"),
+            webtransport_advertise_address: format!("127.0.0.1:{mc_wt_port}"),
+            tls_cert_path: cert_path,
+            tls_key_path: key_path,
+            mc_id: format!("mc-e2e-{}", uuid::Uuid::new_v4().simple()),
+            log_filter: "warn".into(),
+            max_meetings: meeting_controller::config::MAX_MEETINGS,
+            max_participants: meeting_controller::config::MAX_PARTICIPANTS,
+            default_meeting_participants: meeting_controller::config::DEFAULT_MEETING_PARTICIPANTS,
+            drain: Duration::from_millis(200),
+            join_timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+    let mc_health = format!("http://{}", mc_app.health_addr().unwrap());
+    let (trigger, signal) = shutdown::channel();
+    tokio::spawn(mc_app.run(signal));
+    triggers.push(trigger);
+    dirs.push(mc_dir);
+
+    wait_ready("MH", &mh_health).await;
+    wait_ready("MC", &mc_health).await;
+    Platform {
+        ac,
+        ac_kid,
+        gc,
+        mc_cert_hash: mc_cert.sha256(),
+        mh_cert: mh_cert.cert_der,
+        mh_health,
+        mc_health,
+        _triggers: triggers,
+        _dirs: dirs,
+    }
+}
+
+impl Platform {
+    async fn frontend_token(&self) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/service/token", self.ac))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "frontend"),
+                ("client_secret", FRONTEND_SECRET),
+                ("scope", "meeting:create meeting:join"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+// ----------------------------------------------------------------- clients
+
+/// A participant's signaling session with MC (WebTransport, one bidi stream,
+/// newline-delimited JSON), trusting MC's certificate by its SHA-256 as a
+/// browser's `serverCertificateHashes` does.
+struct Signaling {
+    connection: wtransport::Connection,
+    send: wtransport::SendStream,
+    recv: wtransport::RecvStream,
+    buf: Vec<u8>,
+}
+
+impl Signaling {
+    async fn open(url: &str, hash: [u8; 32]) -> Self {
+        let config = wtransport::ClientConfig::builder()
+            .with_bind_address("127.0.0.1:0".parse().unwrap())
+            .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
+            .build();
+        let connection = wtransport::Endpoint::client(config)
+            .unwrap()
+            .connect(url)
+            .await
+            .unwrap();
+        let (send, recv) = connection.open_bi().await.unwrap().await.unwrap();
+        Self {
+            connection,
+            send,
+            recv,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn join(&mut self, meeting_id: &str, token: &str, name: &str) -> Value {
+        let mut line = serde_json::to_vec(&json!({
+            "type": "join", "meeting_id": meeting_id, "token": token, "display_name": name
+        }))
+        .unwrap();
+        line.push(b'\n');
+        self.send.write_all(&line).await.unwrap();
+        self.next().await.expect("an answer to the join")
+    }
+
+    async fn next(&mut self) -> Option<Value> {
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                    return Some(serde_json::from_slice(&line[..line.len() - 1]).unwrap());
+                }
+                let mut chunk = [0u8; 4096];
+                match self.recv.read(&mut chunk).await {
+                    Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .expect("a line or the end of the stream")
+    }
+}
+
+/// A participant's media connection to MH (QUIC, ALPN `dt-media/1`).
+struct Media {
+    connection: quinn::Connection,
+    _control: (quinn::SendStream, quinn::RecvStream),
+}
+
+fn media_endpoint(mh_cert: &rustls::pki_types::CertificateDer<'static>) -> quinn::Endpoint {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(mh_cert.clone()).unwrap();
+    let mut crypto = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    crypto.alpn_protocols = vec![b"dt-media/1".to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(crypto).unwrap(),
+    ));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    endpoint
+}
+
+/// Attaches; returns the MH's answer line and, when attached, the media
+/// connection.
+async fn attach(
+    endpoint: &quinn::Endpoint,
+    mh: SocketAddr,
+    token: &str,
+    participant_id: &str,
+) -> (Value, Option<Media>) {
+    tokio::time::timeout(TIMEOUT, async {
+        let connection = endpoint.connect(mh, "127.0.0.1").unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        let mut line = serde_json::to_vec(
+            &json!({"type": "attach", "token": token, "participant_id": participant_id}),
+        )
+        .unwrap();
+        line.push(b'\n');
+        send.write_all(&line).await.unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !answer.contains(&b'\n') {
+            match recv.read(&mut chunk).await {
+                Ok(Some(n)) => answer.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        let end = answer
+            .iter()
+            .position(|b| *b == b'\n')
+            .unwrap_or(answer.len());
+        let value: Value = serde_json::from_slice(&answer[..end]).unwrap();
+        let media = (value["type"] == "attached").then(|| Media {
+            connection,
+            _control: (send, recv),
+        });
+        (value, media)
+    })
+    .await
+    .expect("MH answers the attach")
+}
+
+/// Sends `payload` from `from` until `to` receives it (datagrams may be
+/// dropped), then checks it arrived byte for byte. Returns the round time.
+async fn deliver(from: &Media, to: &Media, payload: &[u8]) -> Duration {
+    let payload = Bytes::copy_from_slice(payload);
+    for _ in 0..5 {
+        let sent = Instant::now();
+        from.connection.send_datagram(payload.clone()).unwrap();
+        if let Ok(received) =
+            tokio::time::timeout(Duration::from_secs(1), to.connection.read_datagram()).await
+        {
+            let received = received.unwrap();
+            assert_eq!(received, payload, "MH must forward datagrams unchanged");
+            return sent.elapsed();
+        }
+    }
+    panic!("a datagram never arrived through MH");
+}
+
+fn forged_service_token(kid: &str, scope: &str) -> String {
+    let now = jwt::now_unix();
+    jwt::encode(
+        &ServiceClaims {
+            iss: "attacker".into(),
+            sub: "frontend".into(),
+            iat: now,
+            exp: now + 300,
+            jti: "forged".into(),
+            scope: scope.into(),
+            service_type: "frontend".into(),
+            token_use: TokenUse::Service,
+        },
+        kid,
+        &SigningKey::from_bytes(&[66; 32]),
+    )
+    .unwrap()
+}
+
+fn forged_meeting_token(kid: &str, meeting_id: &str, mc_id: &str, mh_id: &str) -> String {
+    let now = jwt::now_unix();
+    jwt::encode(
+        &MeetingClaims {
+            iss: "attacker".into(),
+            sub: "p-forged".into(),
+            iat: now,
+            exp: now + 300,
+            jti: "forged".into(),
+            meeting_id: meeting_id.into(),
+            mc_id: mc_id.into(),
+            mh_ids: vec![mh_id.into()],
+            token_use: TokenUse::Meeting,
+        },
+        kid,
+        &SigningKey::from_bytes(&[66; 32]),
+    )
+    .unwrap()
+}
+
+// -------------------------------------------------------------------- test
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_participants_meet_and_exchange_media() {
+    let platform = start_platform().await;
+    let http = reqwest::Client::new();
+
+    // A front end creates a meeting and joins it twice.
+    let frontend = platform.frontend_token().await;
+    let r = http
+        .post(format!("{}/api/v1/meetings", platform.gc))
+        .bearer_auth(&frontend)
+        .json(&json!({"name": "end to end"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let meeting_id = r.json::<Value>().await.unwrap()["meeting_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut placements = Vec::new();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let r = http
+            .get(format!("{}/api/v1/meetings/{meeting_id}", platform.gc))
+            .bearer_auth(&frontend)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        placements.push((r.json::<Value>().await.unwrap(), started.elapsed()));
+    }
+    let (ada, gc_first_join) = &placements[0];
+    let (bo, gc_second_join) = &placements[1];
+    assert_eq!(ada["mc"], bo["mc"], "one meeting, one MC");
+    assert_eq!(ada["mh"], bo["mh"], "one meeting, one MH");
+    let wt_url = ada["mc"]["webtransport_url"].as_str().unwrap();
+    let mc_id = ada["mc"]["mc_id"].as_str().unwrap();
+    let mh_id = ada["mh"][0]["mh_id"].as_str().unwrap();
+    let mh_addr: SocketAddr = ada["mh"][0]["endpoint"].as_str().unwrap().parse().unwrap();
+
+    // Both join through MC over WebTransport.
+    let started = Instant::now();
+    let mut sig_a = Signaling::open(wt_url, platform.mc_cert_hash).await;
+    let joined_a = sig_a
+        .join(&meeting_id, ada["token"].as_str().unwrap(), "Ada")
+        .await;
+    let mc_join = started.elapsed();
+    assert_eq!(joined_a["type"], "joined", "{joined_a}");
+    assert_eq!(joined_a["mh"], ada["mh"], "MC names the MH GC chose");
+    let ada_id = joined_a["participant_id"].as_str().unwrap().to_owned();
+    let mut sig_b = Signaling::open(wt_url, platform.mc_cert_hash).await;
+    let joined_b = sig_b
+        .join(&meeting_id, bo["token"].as_str().unwrap(), "Bo")
+        .await;
+    assert_eq!(joined_b["type"], "joined", "{joined_b}");
+    let bo_id = joined_b["participant_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        joined_b["participants"],
+        json!([{"participant_id": ada_id, "display_name": "Ada"}])
+    );
+    assert_eq!(
+        sig_a.next().await.unwrap(),
+        json!({"type": "participant_joined", "participant_id": bo_id, "display_name": "Bo"})
+    );
+
+    // Both attach to the MH MC named, with the same meeting tokens.
+    let endpoint = media_endpoint(&platform.mh_cert);
+    let (answer, media_a) =
+        attach(&endpoint, mh_addr, ada["token"].as_str().unwrap(), &ada_id).await;
+    assert_eq!(answer, json!({"type": "attached"}));
+    let (answer, media_b) = attach(&endpoint, mh_addr, bo["token"].as_str().unwrap(), &bo_id).await;
+    assert_eq!(answer, json!({"type": "attached"}));
+    let (media_a, media_b) = (media_a.unwrap(), media_b.unwrap());
+
+    // Datagrams both ways, bytes unchanged (binary, every byte value).
+    let mut rounds = Vec::new();
+    for i in 0..20u8 {
+        let mut payload = vec![0u8; 200 + usize::from(i) * 40];
+        rand::thread_rng().fill_bytes(&mut payload);
+        payload[0] = i;
+        rounds.push(deliver(&media_a, &media_b, &payload).await);
+        rounds.push(deliver(&media_b, &media_a, &payload).await);
+    }
+    let all: Vec<u8> = (0..=255).collect();
+    deliver(&media_a, &media_b, &all).await;
+    rounds.sort();
+
+    // Bo leaves: Ada hears it from MC.
+    sig_b.connection.close(0u32.into(), b"bye");
+    assert_eq!(
+        sig_a.next().await.unwrap(),
+        json!({"type": "participant_left", "participant_id": bo_id})
+    );
+    media_b.connection.close(0u32.into(), b"bye");
+
+    // Every service reports the traffic in its own metrics.
+    let mc_metrics = reqwest::get(format!("{}/metrics", platform.mc_health))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(mc_metrics.contains("mc_signaling_joins_total{outcome=\"joined\"} 2"));
+    let mh_metrics = reqwest::get(format!("{}/metrics", platform.mh_health))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(mh_metrics.lines().any(|l| l.starts_with("mh_")));
+
+    eprintln!(
+        "e2e figures: GC join {gc_first_join:?} (first, places the meeting) / {gc_second_join:?}; \
+         MC WebTransport open+join {mc_join:?}; datagram one-way through MH median {:?}, max {:?} \
+         ({} deliveries, mc {mc_id}, mh {mh_id})",
+        rounds[rounds.len() / 2],
+        rounds[rounds.len() - 1],
+        rounds.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_token_is_refused_everywhere() {
+    let platform = start_platform().await;
+    let http = reqwest::Client::new();
+
+    // AC: a forged service token cannot get meeting tokens.
+    let forged = forged_service_token(&platform.ac_kid, "internal:meeting-token");
+    let r = http
+        .post(format!(
+            "{}/api/v1/auth/internal/meeting-token",
+            platform.ac
+        ))
+        .bearer_auth(&forged)
+        .json(&json!({"meeting_id": "m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "AC");
+    // AC: forged client credentials.
+    let r = http
+        .post(format!("{}/api/v1/auth/service/token", platform.ac))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "frontend"),
+            ("client_secret", "not-the-secret-at-all"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "AC credentials");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
+
+    // GC: neither creating nor joining with the forged token.
+    let forged = forged_service_token(&platform.ac_kid, "meeting:create meeting:join");
+    let r = http
+        .post(format!("{}/api/v1/meetings", platform.gc))
+        .bearer_auth(&forged)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "GC create");
+    let frontend = platform.frontend_token().await;
+    let meeting_id = http
+        .post(format!("{}/api/v1/meetings", platform.gc))
+        .bearer_auth(&frontend)
+        .json(&json!({"name": "guarded"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["meeting_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .get(format!("{}/api/v1/meetings/{meeting_id}", platform.gc))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "GC join");
+
+    // A real placement, to aim the forged meeting token at the real MC/MH.
+    let placed: Value = http
+        .get(format!("{}/api/v1/meetings/{meeting_id}", platform.gc))
+        .bearer_auth(&frontend)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mc_id = placed["mc"]["mc_id"].as_str().unwrap();
+    let mh_id = placed["mh"][0]["mh_id"].as_str().unwrap();
+    let mh_addr: SocketAddr = placed["mh"][0]["endpoint"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let forged_meeting = forged_meeting_token(&platform.ac_kid, &meeting_id, mc_id, mh_id);
+
+    // MC.
+    let mut sig = Signaling::open(
+        placed["mc"]["webtransport_url"].as_str().unwrap(),
+        platform.mc_cert_hash,
+    )
+    .await;
+    let answer = sig.join(&meeting_id, &forged_meeting, "Mallory").await;
+    assert_eq!(answer["type"], "error", "MC: {answer}");
+    assert_eq!(answer["code"], "unauthorized", "MC: {answer}");
+    assert_eq!(sig.next().await, None, "MC closes the refused session");
+
+    // MH.
+    let endpoint = media_endpoint(&platform.mh_cert);
+    let (answer, media) = attach(&endpoint, mh_addr, &forged_meeting, "p-forged").await;
+    assert!(media.is_none(), "MH must refuse: {answer}");
+    assert_eq!(answer["type"], "error", "MH: {answer}");
+    assert_eq!(answer["code"], "unauthorized", "MH: {answer}");
+
+    // The genuine token still works at both, so the refusals above were
+    // about the forgery.
+    let mut sig = Signaling::open(
+        placed["mc"]["webtransport_url"].as_str().unwrap(),
+        platform.mc_cert_hash,
+    )
+    .await;
+    let joined = sig
+        .join(&meeting_id, placed["token"].as_str().unwrap(), "Real")
+        .await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let participant = joined["participant_id"].as_str().unwrap();
+    let (answer, media) = attach(
+        &endpoint,
+        mh_addr,
+        placed["token"].as_str().unwrap(),
+        participant,
+    )
+    .await;
+    assert_eq!(answer, json!({"type": "attached"}));
+    assert!(media.is_some());
+}
