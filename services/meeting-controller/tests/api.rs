@@ -553,8 +553,9 @@ async fn registration_backs_off_until_gc_appears() {
         &metrics(&mc).await,
         "mc_gc_calls_total{code=\"unavailable\",method=\"RegisterMc\"}",
     );
-    // 100 ms doubling (±20 %): 3 to 5 attempts in 1.5 s, not a tight loop.
-    assert!((3..=6).contains(&failures), "{failures} attempts");
+    // 100 ms doubling (±20 %): about 4 attempts in 1.5 s (2 to 8 allowing
+    // for a loaded machine), not a tight loop.
+    assert!((2..=8).contains(&failures), "{failures} attempts");
 
     let gc = spawn_gc(&ac, gc_port, Duration::from_secs(30)).await;
     wait_ready(&mc).await;
@@ -1082,22 +1083,30 @@ async fn sigterm_sequence_drains_then_closes_sessions_and_frees_seats() {
             let _ = until.await;
         },
         readiness,
-        Duration::from_millis(1500),
+        Duration::from_secs(4),
         trigger,
     ));
     go.send(()).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = reqwest::get(format!("{health}/ready")).await.unwrap();
-    assert_eq!(r.status(), 503);
-    assert_eq!(r.json::<Value>().await.unwrap()["status"], "shutting_down");
+    wait_until("MC not ready", Duration::from_secs(2), || async {
+        let r = reqwest::get(format!("{health}/ready")).await.unwrap();
+        r.status() == 503 && r.json::<Value>().await.unwrap()["status"] == "shutting_down"
+    })
+    .await;
     // GC hears DRAINING at once and stops placing meetings here.
-    let gc_health: String = sqlx::query_scalar(
-        "SELECT health FROM meeting_controllers ORDER BY registered_at DESC LIMIT 1",
+    wait_until(
+        "GC sees the MC draining",
+        Duration::from_secs(3),
+        || async {
+            let health: String = sqlx::query_scalar(
+                "SELECT health FROM meeting_controllers ORDER BY registered_at DESC LIMIT 1",
+            )
+            .fetch_one(&stack.gc.pool)
+            .await
+            .unwrap();
+            health == "draining"
+        },
     )
-    .fetch_one(&stack.gc.pool)
-    .await
-    .unwrap();
-    assert_eq!(gc_health, "draining");
+    .await;
     // HostMeeting is refused while draining.
     let gc_token = SecretString::from(stack.ac.token("global-controller", GC_SECRET).await);
     let err = MeetingControllerServiceClient::new(

@@ -309,7 +309,7 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             if let Some(r) = ws.rendered_of(s.file) {
                 f.envs.push(r.target.env.clone());
             }
-            unused.push(f);
+            unused.push((f, s.rule.as_str()));
         }
     }
     if selection.includes(INVALID_SUPPRESSION) {
@@ -317,24 +317,26 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     }
 
     // Findings in rendered overlays point at the source a human edits.
-    for f in findings.iter_mut().chain(unused.iter_mut()) {
+    for f in findings.iter_mut().chain(unused.iter_mut().map(|(f, _)| f)) {
         to_source(ws, f);
     }
     // A suppression rendered into several environments is unused only if it
     // is unused in all of them.
-    let used_at: BTreeSet<(FileId, u32)> = sups
+    let used_at: BTreeSet<(FileId, u32, &str)> = sups
         .iter()
         .filter(|s| s.used)
         .map(|s| {
             let mut l = Label::new(s.file, s.at, "");
             map_label(ws, &mut l);
-            (l.file, l.span.start.offset)
+            (l.file, l.span.start.offset, s.rule.as_str())
         })
         .collect();
+    // Keyed by rule too: one annotation can suppress several rules.
     findings.extend(
         unused
             .into_iter()
-            .filter(|f| !used_at.contains(&(f.primary.file, f.primary.span.start.offset))),
+            .filter(|(f, rule)| !used_at.contains(&(f.primary.file, f.primary.span.start.offset, *rule)))
+            .map(|(f, _)| f),
     );
 
     // The same defect found in several environments is reported once, at the
