@@ -101,8 +101,11 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
         let (bare_result, parse) = timed(|| bare(&dir));
         let (docs, _) = bare_result?;
         let config = dtlint::config::Config::defaults();
+        let mut load_secs = 0.0;
         let (outcome, lint) = timed(|| -> Result<dtlint::engine::Outcome> {
+            let t = Instant::now();
             let ws = dtlint::workspace::Workspace::load(&dir, std::slice::from_ref(&dir), &config)?;
+            load_secs = t.elapsed().as_secs_f64();
             Ok(dtlint::engine::run(
                 &ws,
                 &config,
@@ -110,6 +113,10 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
             ))
         });
         let outcome = outcome?;
+        eprintln!(
+            "  {n} services: discover+read+parse {load_secs:.2}s, index+rules+report {:.2}s",
+            lint.secs - load_secs
+        );
         let mb = bytes as f64 / 1e6;
         println!(
             "| {} | {:.0} docs/s, {:.1} MB/s ({:.2}s) | {:.0} docs/s, {:.1} MB/s ({:.2}s) | {:.2} | {} | {:.2} | {:.0} MiB |",

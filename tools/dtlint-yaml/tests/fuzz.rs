@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dtlint_yaml::{LineIndex, Limits, Node, Value, parse};
+use dtlint_yaml::{Limits, LineIndex, Node, Value, parse};
 use proptest::prelude::*;
 
 fn check_spans(node: &Node, len: usize) {
@@ -37,8 +37,9 @@ fn run(src: &str) {
 /// YAML-ish text: the characters that steer the parser, plus noise.
 fn yamlish() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
-        "a", "b: ", "- ", "\n", "  ", "\t", ":", "{", "}", "[", "]", ",", "&x ", "*x", "<<: ", "'", "\"", "|", ">", "#",
-        "---\n", "...\n", "!!str ", "? ", "é", "\u{0}", "\\", "0755", "on", "~",
+        "a", "b: ", "- ", "\n", "  ", "\t", ":", "{", "}", "[", "]", ",", "&x ", "*x", "<<: ", "'",
+        "\"", "|", ">", "#", "---\n", "...\n", "!!str ", "? ", "é", "\u{0}", "\\", "0755", "on",
+        "~",
     ]);
     prop::collection::vec(atoms, 0..80).prop_map(|v| v.concat())
 }
@@ -74,12 +75,11 @@ fn emit(t: &Tree, indent: usize, out: &mut String) {
             for i in items {
                 out.push_str(&pad);
                 out.push_str("- ");
-                match i {
-                    Tree::Leaf(_) => emit(i, indent + 2, out),
-                    _ => {
-                        out.push_str("x:");
-                        emit(i, indent + 4, out);
-                    }
+                if let Tree::Leaf(_) = i {
+                    emit(i, indent + 2, out);
+                } else {
+                    out.push_str("x:");
+                    emit(i, indent + 4, out);
                 }
             }
         }
@@ -111,7 +111,11 @@ fn same(t: &Tree, n: &Node, src: &str) -> bool {
                 })
         }
         (Tree::Map(es), Value::Mapping(ns)) => {
-            es.len() == ns.len() && es.iter().zip(ns).all(|((k, v), e)| e.key.as_str() == Some(k) && same(v, &e.value, src))
+            es.len() == ns.len()
+                && es
+                    .iter()
+                    .zip(ns)
+                    .all(|((k, v), e)| e.key.as_str() == Some(k) && same(v, &e.value, src))
         }
         _ => false,
     }

@@ -127,6 +127,9 @@ pub struct Config {
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// `service_dirs` and `service_dirs_skip`, compiled once.
+    #[serde(skip)]
+    service_dir_globs: std::sync::OnceLock<(globset::GlobSet, globset::GlobSet)>,
 }
 
 fn default_udp_ports() -> Vec<i64> {
@@ -167,6 +170,31 @@ impl Config {
         self.service_dirs_skip
             .clone()
             .unwrap_or_else(|| vec!["base/platform".into(), "base/platform/**".into()])
+    }
+
+    /// The compiled `service_dirs` and `service_dirs_skip` globs. `*` stops
+    /// at `/`: `base/*` is `base/ac-service`, not a kustomization nested
+    /// inside it such as `base/ac-service/migrations`.
+    pub fn service_dir_globs(&self) -> &(globset::GlobSet, globset::GlobSet) {
+        self.service_dir_globs.get_or_init(|| {
+            let compile = |pats: Vec<String>| {
+                let mut b = globset::GlobSetBuilder::new();
+                for p in pats {
+                    // An invalid glob matches nothing, as before.
+                    if let Ok(g) = globset::GlobBuilder::new(&p)
+                        .literal_separator(true)
+                        .build()
+                    {
+                        b.add(g);
+                    }
+                }
+                b.build().unwrap_or_else(|_| globset::GlobSet::empty())
+            };
+            (
+                compile(self.service_dirs()),
+                compile(self.service_dirs_skip()),
+            )
+        })
     }
 
     /// Is `image` one of our own service images?

@@ -221,7 +221,15 @@ pub fn prepare(
 
 /// Run the selected rules over a loaded workspace.
 pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
+    let index_started = std::time::Instant::now();
     let index = Index::build_with(ws, Some(config));
+    if std::env::var_os("DTLINT_TIMINGS").is_some() {
+        eprintln!(
+            "dtlint: timing: {:<32} {:>8.1} ms",
+            "(index)",
+            index_started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     let ctx = Context {
         index: &index,
         config,
@@ -231,12 +239,22 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         .copied()
         .filter(|r| selection.includes(r.meta().id))
         .collect();
+    // `DTLINT_TIMINGS=1` prints how long each rule took, for profiling.
+    let timings = std::env::var_os("DTLINT_TIMINGS").is_some();
     let mut raw: Vec<Finding> = selected
         .par_iter()
         .flat_map_iter(|rule| {
             let mut out = Vec::new();
+            let started = timings.then(std::time::Instant::now);
             rule.check(&ctx, &mut out);
             let meta = rule.meta();
+            if let Some(t) = started {
+                eprintln!(
+                    "dtlint: timing: {:<32} {:>8.1} ms",
+                    meta.id,
+                    t.elapsed().as_secs_f64() * 1000.0
+                );
+            }
             for f in &mut out {
                 f.severity = meta.severity;
             }
@@ -335,7 +353,9 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     findings.extend(
         unused
             .into_iter()
-            .filter(|(f, rule)| !used_at.contains(&(f.primary.file, f.primary.span.start.offset, *rule)))
+            .filter(|(f, rule)| {
+                !used_at.contains(&(f.primary.file, f.primary.span.start.offset, *rule))
+            })
             .map(|(f, _)| f),
     );
 

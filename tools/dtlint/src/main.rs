@@ -153,7 +153,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Explain { rule } => explain(&rule),
-        Command::Sops(cmd) => sops(cmd),
+        Command::Sops(cmd) => sops(&cmd),
         Command::Graph(args) => match graph(&args) {
             Ok(code) => code,
             Err(msg) => {
@@ -220,9 +220,9 @@ fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn sops(cmd: SopsCommand) -> ExitCode {
+fn sops(cmd: &SopsCommand) -> ExitCode {
     use dtlint::sops_cli;
-    let done = match &cmd {
+    let done = match cmd {
         SopsCommand::Encrypt {
             file,
             age,

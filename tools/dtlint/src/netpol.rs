@@ -543,14 +543,17 @@ pub struct Net<'i, 'a> {
 
 /// The resolved namespace of every object: its own, else the one its
 /// kustomization sets, else `default`.
-pub struct Namespaces {
-    setters: HashMap<FileId, NamespaceSetter>,
+pub struct Namespaces<'w> {
+    setters: &'w HashMap<FileId, NamespaceSetter>,
 }
 
-impl Namespaces {
-    pub fn new(ws: &Workspace) -> Self {
+impl<'w> Namespaces<'w> {
+    /// Computed once per workspace and shared by every rule that asks.
+    pub fn new(ws: &'w Workspace) -> Self {
         Self {
-            setters: kustomize_namespaces(ws),
+            setters: ws
+                .namespace_setters
+                .get_or_init(|| kustomize_namespaces(ws)),
         }
     }
 

@@ -522,7 +522,7 @@ fn same_object(doc: &Node, kind: &str, name: &str) -> bool {
     dk == Some(kind) && !dn.is_empty() && (dn == name || name.contains(dn))
 }
 
-fn docs_of<'w>(ws: &'w Workspace, file: FileId) -> impl Iterator<Item = &'w Node> {
+fn docs_of(ws: &Workspace, file: FileId) -> impl Iterator<Item = &Node> {
     ws.parsed(file).documents.iter().map(|d| &d.root)
 }
 
@@ -561,7 +561,7 @@ fn from_transformers(
         _ => return None,
     };
     for kpath in prov.configured_in.iter().rev() {
-        let Some((kid, k)) = kustomization_doc(ws, kpath) else {
+        let Some((kust_file, k)) = kustomization_doc(ws, kpath) else {
             continue;
         };
         if last == "image" {
@@ -579,7 +579,7 @@ fn from_transformers(
                         .or_else(|| entry.get("newTag"))
                         .or_else(|| entry.get("newName"));
                     if let Some(n) = node {
-                        return Some((kid, n.span));
+                        return Some((kust_file, n.span));
                     }
                 }
             }
@@ -593,14 +593,14 @@ fn from_transformers(
                 .chain(k.get("commonLabels"))
             {
                 if let Some(e) = pairs.entry(last) {
-                    return Some((kid, e.value.span));
+                    return Some((kust_file, e.value.span));
                 }
             }
         }
         if steps == [Step::Key("metadata".into()), Step::Key("namespace".into())]
             && let Some(ns) = k.get("namespace")
         {
-            return Some((kid, ns.span));
+            return Some((kust_file, ns.span));
         }
         if matches!(kind, "ConfigMap" | "Secret")
             && steps.len() == 2
@@ -621,7 +621,7 @@ fn from_transformers(
                         .as_str()
                         .is_some_and(|l| l.split_once('=').is_some_and(|(lk, _)| lk.trim() == last))
                     {
-                        return Some((kid, lit.span));
+                        return Some((kust_file, lit.span));
                     }
                 }
             }
@@ -718,7 +718,7 @@ pub fn map_to_source(ws: &Workspace, file: FileId, span: Span) -> Option<(FileId
     }
     // 4. A generated object: the generator that made it.
     for kpath in prov.configured_in.iter().rev() {
-        let Some((kid, k)) = kustomization_doc(ws, kpath) else {
+        let Some((kust_file, k)) = kustomization_doc(ws, kpath) else {
             continue;
         };
         for key in ["configMapGenerator", "secretGenerator"] {
@@ -727,7 +727,7 @@ pub fn map_to_source(ws: &Workspace, file: FileId, span: Span) -> Option<(FileId
                     .get("name")
                     .filter(|n| n.as_str().is_some_and(|gn| name.starts_with(gn)))
                 {
-                    return Some((kid, n.span));
+                    return Some((kust_file, n.span));
                 }
             }
         }

@@ -61,6 +61,11 @@ pub struct Workspace {
     pub generated: Vec<ConfigObject>,
     /// `.sops.yaml` and the SOPS files, decrypted once a key is given.
     pub sops: crate::sops_index::SopsState,
+    /// The namespace each file's objects get from its kustomizations,
+    /// computed on first use (see [`crate::netpol::Namespaces`]).
+    pub namespace_setters: std::sync::OnceLock<HashMap<FileId, crate::netpol::NamespaceSetter>>,
+    /// Index into `kustomizations` by directory.
+    kustomization_dirs: HashMap<PathBuf, usize>,
     /// Overlays built in rendered mode, one source file each.
     pub rendered: Vec<Rendered>,
     /// Overlays whose build failed, with kustomize's error.
@@ -167,6 +172,8 @@ impl Workspace {
             unreadable,
             generated: Vec::new(),
             sops: crate::sops_index::SopsState::default(),
+            namespace_setters: std::sync::OnceLock::new(),
+            kustomization_dirs: HashMap::new(),
             rendered: Vec::new(),
             render_failures: Vec::new(),
             covered: std::collections::HashSet::new(),
@@ -205,6 +212,12 @@ impl Workspace {
                 self.roles[id.0 as usize] = Role::SopsData;
             }
         }
+        self.kustomization_dirs = self
+            .kustomizations
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.dir.clone(), i))
+            .collect();
         for k in &self.kustomizations {
             for r in &k.refs {
                 let Some(&target) = by_abs.get(&r.path) else {
@@ -302,12 +315,9 @@ impl Workspace {
     /// `kustomize-build-failed` rule.
     pub fn add_builds(&mut self, builds: Vec<crate::render::Build>) {
         for build in builds {
-            let text = match &build.output {
-                Ok(text) => text.clone(),
-                Err(_) => {
-                    self.render_failures.push(build);
-                    continue;
-                }
+            let Ok(text) = build.output.clone() else {
+                self.render_failures.push(build);
+                continue;
             };
             let abs = build
                 .target
@@ -364,7 +374,9 @@ impl Workspace {
 
     /// The kustomization of directory `dir`, if one was read.
     pub fn kustomization_in(&self, dir: &Path) -> Option<&Kustomization> {
-        self.kustomizations.iter().find(|k| k.dir == dir)
+        self.kustomization_dirs
+            .get(dir)
+            .map(|&i| &self.kustomizations[i])
     }
 
     /// A span at the start of a file, for file-level findings.

@@ -3,7 +3,13 @@
 //! change, the Go `sops` reading our output, and `dtlint check` on a copy of
 //! this repository's secrets with the CI key.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::format_collect,
+    clippy::case_sensitive_file_extension_comparisons
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

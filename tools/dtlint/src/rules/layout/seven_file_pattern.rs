@@ -56,16 +56,8 @@ const REQUIRED: [&str; 6] = [
 
 /// Is `dir` (relative to the root) a service directory per the config?
 pub fn is_service_dir(ctx: &Context<'_>, rel: &str) -> bool {
-    // `*` stops at `/`: `base/*` is `base/ac-service`, not a kustomization
-    // nested inside it such as `base/ac-service/migrations`.
-    let matches = |pat: &str| {
-        globset::GlobBuilder::new(pat)
-            .literal_separator(true)
-            .build()
-            .is_ok_and(|g| g.compile_matcher().is_match(rel))
-    };
-    ctx.config.service_dirs().iter().any(|p| matches(p))
-        && !ctx.config.service_dirs_skip().iter().any(|p| matches(p))
+    let (include, skip) = ctx.config.service_dir_globs();
+    include.is_match(rel) && !skip.is_match(rel)
 }
 
 /// `a`, `a and b`, `a, b and c`.

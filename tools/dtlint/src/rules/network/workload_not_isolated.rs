@@ -1,4 +1,6 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::netpol::{Namespaces, Net, scopes};
@@ -65,8 +67,51 @@ impl Rule for WorkloadNotIsolated {
         let mut found: BTreeMap<(u32, u32), Finding> = BTreeMap::new();
         for env in scopes(idx) {
             let net = Net::build(idx, &namespaces, primary, env);
+            // Allow policies by the first label value their podSelector
+            // requires, so each pod is tested against a few candidates rather
+            // than every policy.
+            let mut by_label: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+            let mut unkeyed: Vec<usize> = Vec::new();
+            for (i, p) in net
+                .policies
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.is_allow())
+            {
+                let key = p
+                    .pod_selector
+                    .and_then(|n| n.get("matchLabels"))
+                    .and_then(|m| {
+                        m.entries()
+                            .find_map(|e| Some((e.key.as_str()?, e.value.as_str()?)))
+                    });
+                match key {
+                    Some(k) => by_label.entry(k).or_default().push(i),
+                    None => unkeyed.push(i),
+                }
+            }
             for pod in &net.pods {
-                if net.policies.iter().any(|p| p.is_allow() && p.selects(pod)) {
+                let keyed = pod
+                    .labels
+                    .into_iter()
+                    .flat_map(Node::entries)
+                    .filter_map(|e| by_label.get(&(e.key.as_str()?, e.value.as_str()?)))
+                    .flatten();
+                // Labels a kustomization adds have values we do not know here.
+                let added: Vec<usize> = if pod.added.is_empty() {
+                    Vec::new()
+                } else {
+                    by_label
+                        .iter()
+                        .filter(|((k, _), _)| pod.added.iter().any(|a| a == k))
+                        .flat_map(|(_, v)| v.iter().copied())
+                        .collect()
+                };
+                if keyed
+                    .chain(&unkeyed)
+                    .chain(&added)
+                    .any(|&i| net.policies[i].selects(pod))
+                {
                     continue;
                 }
                 let owner = pod.owner;
