@@ -16,8 +16,12 @@
 //! 7. the endpoints are printed (and written to `<workdir>/stack.json`);
 //!    Ctrl-C or SIGTERM stops everything: SIGTERM to each service (they
 //!    drain), then the databases this program started.
+//!
+//! With `--measure-idle SECONDS` (a benchmark) it stays idle that long after
+//! step 7, prints each service's resident memory and stops (`measure`).
 
 mod infra;
+mod measure;
 mod services;
 
 use std::collections::BTreeMap;
@@ -73,6 +77,11 @@ struct Cli {
     /// RUST_LOG of the services.
     #[arg(long, default_value = "info")]
     log: String,
+    /// Benchmark: once everything is ready, stay idle this many seconds,
+    /// print each service's VmRSS/VmHWM (from /proc), write
+    /// `<workdir>/idle-memory.json`, then stop (use with --release).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=600))]
+    measure_idle: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -247,7 +256,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         () = common::shutdown::os_signal() => Ok(None),
     };
     let result = match result {
-        Ok(Some(())) => watch(&mut stack).await,
+        Ok(Some(())) => match cli.measure_idle {
+            Some(secs) => {
+                measure::idle_memory(&mut stack.services, Duration::from_secs(secs), &cli.workdir)
+                    .await
+            }
+            None => watch(&mut stack).await,
+        },
         Ok(None) => Ok(()),
         Err(e) => Err(e),
     };

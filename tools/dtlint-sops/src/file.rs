@@ -249,7 +249,7 @@ impl<'a> SopsFile<'a> {
             let value_node = Node {
                 span: value_span,
                 value: Value::Scalar(Scalar {
-                    text: value_text,
+                    text: value_text.into(),
                     style: Style::DoubleQuoted,
                     tag: None,
                 }),
@@ -262,7 +262,7 @@ impl<'a> SopsFile<'a> {
                     key: Node {
                         span: key_span,
                         value: Value::Scalar(Scalar {
-                            text: key.to_owned(),
+                            text: key.to_owned().into(),
                             style: Style::Plain,
                             tag: None,
                         }),
@@ -627,7 +627,7 @@ fn unflatten(items: Vec<(String, Node, Span)>, span: Span) -> Node {
                             key: Node {
                                 span: s,
                                 value: Value::Scalar(Scalar {
-                                    text: k,
+                                    text: k.into(),
                                     style: Style::Plain,
                                     tag: None,
                                 }),

@@ -213,7 +213,7 @@ impl Metadata {
             let v = &e.value;
             let text_field = |v: &Node| {
                 v.as_scalar().filter(|s| !s.is_null()).map(|s| Field {
-                    value: s.text.clone(),
+                    value: s.text.to_string(),
                     span: v.span,
                 })
             };

@@ -202,10 +202,10 @@ pub(crate) fn resolve_yaml_plain(text: &str) -> Result<Option<Plain>, String> {
 /// The typed value of a scalar node in a file of `format`.
 pub(crate) fn resolve(scalar: &Scalar, format: Format) -> Result<Option<Plain>, String> {
     match format {
-        Format::Dotenv => Ok(Some(Plain::Str(scalar.text.clone()))),
+        Format::Dotenv => Ok(Some(Plain::Str(scalar.text.to_string()))),
         Format::Json | Format::Binary => {
             if scalar.style != Style::Plain {
-                return Ok(Some(Plain::Str(scalar.text.clone())));
+                return Ok(Some(Plain::Str(scalar.text.to_string())));
             }
             Ok(match scalar.text.as_str() {
                 "null" => None,
@@ -247,7 +247,7 @@ pub(crate) fn resolve(scalar: &Scalar, format: Format) -> Result<Option<Plain>, 
             },
             Some("!!binary") => Err("!!binary values are not supported".into()),
             // Quoted and block scalars, `!!str` and custom tags are strings.
-            None | Some(_) => Ok(Some(Plain::Str(scalar.text.clone()))),
+            None | Some(_) => Ok(Some(Plain::Str(scalar.text.to_string()))),
         },
     }
 }

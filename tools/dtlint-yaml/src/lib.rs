@@ -108,7 +108,9 @@ impl From<ScalarStyle> for Style {
 /// A scalar's text as written (after unescaping and folding) and its style.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scalar {
-    pub text: String,
+    /// Inline up to 24 bytes (most scalars), so reading a manifest does not
+    /// allocate once per value.
+    pub text: compact_str::CompactString,
     pub style: Style,
     /// An explicit tag such as `!!str`, written as `!!str` or `!custom`.
     pub tag: Option<Box<str>>,
@@ -481,7 +483,7 @@ impl Builder<'_> {
                 let node = Node {
                     span: self.span(sp),
                     value: Value::Scalar(Scalar {
-                        text: text.into_owned(),
+                        text: compact_str::CompactString::from(text.as_ref()),
                         style: style.into(),
                         tag: tag_text(tag.as_ref()),
                     }),
@@ -601,29 +603,26 @@ impl Builder<'_> {
     }
 
     fn report_duplicates(&mut self, entries: &[Entry]) {
-        let key_text = |e: &Entry| -> Option<String> {
+        fn key_text(e: &Entry) -> Option<&str> {
             match &e.key.value {
-                Value::Scalar(s) => Some(s.text.clone()),
+                Value::Scalar(s) => Some(s.text.as_str()),
                 _ => None,
             }
-        };
+        }
         if entries.len() <= 16 {
             for (i, e) in entries.iter().enumerate() {
                 let Some(k) = key_text(e) else { continue };
-                if let Some(first) = entries[..i]
-                    .iter()
-                    .find(|p| key_text(p).as_deref() == Some(&k))
-                {
-                    self.problems.push(duplicate(&k, first, e));
+                if let Some(first) = entries[..i].iter().find(|p| key_text(p) == Some(k)) {
+                    self.problems.push(duplicate(k, first, e));
                 }
             }
         } else {
-            let mut seen: std::collections::HashMap<String, usize> =
+            let mut seen: std::collections::HashMap<&str, usize> =
                 std::collections::HashMap::with_capacity(entries.len());
             for (i, e) in entries.iter().enumerate() {
                 let Some(k) = key_text(e) else { continue };
-                if let Some(&first) = seen.get(&k) {
-                    self.problems.push(duplicate(&k, &entries[first], e));
+                if let Some(&first) = seen.get(k) {
+                    self.problems.push(duplicate(k, &entries[first], e));
                 } else {
                     seen.insert(k, i);
                 }

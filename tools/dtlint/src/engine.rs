@@ -239,22 +239,14 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         .copied()
         .filter(|r| selection.includes(r.meta().id))
         .collect();
-    // `DTLINT_TIMINGS=1` prints how long each rule took, for profiling.
-    let timings = std::env::var_os("DTLINT_TIMINGS").is_some();
     let mut raw: Vec<Finding> = selected
         .par_iter()
         .flat_map_iter(|rule| {
             let mut out = Vec::new();
-            let started = timings.then(std::time::Instant::now);
+            let started = std::time::Instant::now();
             rule.check(&ctx, &mut out);
             let meta = rule.meta();
-            if let Some(t) = started {
-                eprintln!(
-                    "dtlint: timing: {:<32} {:>8.1} ms",
-                    meta.id,
-                    t.elapsed().as_secs_f64() * 1000.0
-                );
-            }
+            crate::timing::report(meta.id, started);
             for f in &mut out {
                 f.severity = meta.severity;
             }

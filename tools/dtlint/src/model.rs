@@ -342,7 +342,7 @@ fn cnpg_pod_labels(r: &Resource<'_>) -> Option<Node> {
     let scalar = |text: &str| Node {
         span,
         value: Value::Scalar(Scalar {
-            text: text.to_string(),
+            text: text.to_string().into(),
             style: Style::Plain,
             tag: None,
         }),

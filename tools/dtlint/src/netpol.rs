@@ -501,7 +501,7 @@ fn label_map(pairs: &[(String, String)]) -> Node {
     let scalar = |t: &str| Node {
         span,
         value: Value::Scalar(Scalar {
-            text: t.to_string(),
+            text: t.to_string().into(),
             style: Style::Plain,
             tag: None,
         }),

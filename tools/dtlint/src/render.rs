@@ -427,7 +427,7 @@ fn identity(item: &Node) -> Option<(String, String)> {
     IDENTITY_KEYS.iter().find_map(|k| {
         item.get(k)
             .and_then(|v| v.as_scalar())
-            .map(|s| ((*k).to_string(), s.text.clone()))
+            .map(|s| ((*k).to_string(), s.text.to_string()))
     })
 }
 

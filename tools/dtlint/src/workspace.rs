@@ -66,6 +66,9 @@ pub struct Workspace {
     pub namespace_setters: std::sync::OnceLock<HashMap<FileId, crate::netpol::NamespaceSetter>>,
     /// Index into `kustomizations` by directory.
     kustomization_dirs: HashMap<PathBuf, usize>,
+    /// Kustomizations (indices) that list a path under `resources:` or
+    /// `components:`.
+    listed_by: HashMap<PathBuf, Vec<usize>>,
     /// Overlays built in rendered mode, one source file each.
     pub rendered: Vec<Rendered>,
     /// Overlays whose build failed, with kustomize's error.
@@ -125,44 +128,44 @@ fn first_invalid_utf8(bytes: &[u8]) -> Pos {
 impl Workspace {
     /// Walk `paths` (files or directories) under `root` and parse what is found.
     pub fn load(root: &Path, paths: &[PathBuf], config: &Config) -> Result<Self, LoadError> {
-        let files = discover(root, paths, config)?;
+        use crate::timing::stage;
+        let files = stage("(discover)", || discover(root, paths, config))?;
         let limit = config.max_file_size;
-        let read: Vec<(PathBuf, ReadResult)> = files
+        // Read, index lines and parse each file in one parallel pass.
+        let parse_started = std::time::Instant::now();
+        let loaded: Vec<(SourceFile, Option<ReadProblem>, Parsed)> = files
             .into_par_iter()
             .map(|abs| {
-                let r = read_file(&abs, limit);
-                (abs, r)
+                let path = display_path(root, &abs);
+                match read_file(&abs, limit) {
+                    Ok(text) => {
+                        let f = SourceFile::new(path, abs, text);
+                        let parsed = if crate::sops_index::is_data_file(&f.abs) {
+                            Parsed::default()
+                        } else {
+                            dtlint_yaml::parse(&f.text, &f.lines, Limits::default())
+                        };
+                        (f, None, parsed)
+                    }
+                    Err((problem, recovered)) => (
+                        SourceFile::new(path, abs, recovered),
+                        Some(problem),
+                        Parsed::default(),
+                    ),
+                }
             })
             .collect();
-
         let mut sources = Sources::default();
         let mut unreadable = Vec::new();
-        for (abs, r) in read {
-            let path = display_path(root, &abs);
-            match r {
-                Ok(text) => {
-                    sources.add(SourceFile::new(path, abs, text));
-                }
-                Err((problem, recovered)) => {
-                    let id = sources.add(SourceFile::new(path, abs, recovered));
-                    unreadable.push((id, problem));
-                }
+        let mut parsed = Vec::with_capacity(loaded.len());
+        for (file, problem, p) in loaded {
+            let id = sources.add(file);
+            if let Some(problem) = problem {
+                unreadable.push((id, problem));
             }
+            parsed.push(p);
         }
-        let parsed: Vec<Parsed> = (0..sources.len())
-            .into_par_iter()
-            .map(|i| {
-                let id = FileId(i as u32);
-                let f = sources.get(id);
-                if unreadable.iter().any(|(u, _)| *u == id)
-                    || crate::sops_index::is_data_file(&f.abs)
-                {
-                    return Parsed::default();
-                }
-                dtlint_yaml::parse(&f.text, &f.lines, Limits::default())
-            })
-            .collect();
-
+        crate::timing::report("(parse)", parse_started);
         let mut ws = Self {
             root: root.to_path_buf(),
             roles: vec![Role::Standalone; sources.len()],
@@ -174,17 +177,20 @@ impl Workspace {
             sops: crate::sops_index::SopsState::default(),
             namespace_setters: std::sync::OnceLock::new(),
             kustomization_dirs: HashMap::new(),
+            listed_by: HashMap::new(),
             rendered: Vec::new(),
             render_failures: Vec::new(),
             covered: std::collections::HashSet::new(),
             flux_paths: std::collections::BTreeMap::new(),
             contracts: Vec::new(),
         };
-        ws.assign_roles();
-        ws.read_generators();
-        ws.flux_paths = crate::flux::inspect(&ws);
-        ws.contracts = crate::contract::load(root, &config.contracts)?;
-        ws.sops = crate::sops_index::SopsState::read(&ws);
+        stage("(roles)", || ws.assign_roles());
+        stage("(generators)", || ws.read_generators());
+        ws.flux_paths = stage("(flux paths)", || crate::flux::inspect(&ws));
+        ws.contracts = stage("(contracts)", || {
+            crate::contract::load(root, &config.contracts)
+        })?;
+        ws.sops = stage("(sops)", || crate::sops_index::SopsState::read(&ws));
         Ok(ws)
     }
 
@@ -218,6 +224,17 @@ impl Workspace {
             .enumerate()
             .map(|(i, k)| (k.dir.clone(), i))
             .collect();
+        let mut listed_by: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        for (i, k) in self.kustomizations.iter().enumerate() {
+            for r in k
+                .refs
+                .iter()
+                .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
+            {
+                listed_by.entry(r.path.clone()).or_default().push(i);
+            }
+        }
+        self.listed_by = listed_by;
         for k in &self.kustomizations {
             for r in &k.refs {
                 let Some(&target) = by_abs.get(&r.path) else {
@@ -357,6 +374,35 @@ impl Workspace {
                 provenance,
             });
         }
+    }
+
+    /// The kustomizations that list `path` (a file or a directory) under
+    /// `resources:` or `components:`.
+    pub fn listing(&self, path: &Path) -> impl Iterator<Item = &Kustomization> {
+        self.listed_by
+            .get(path)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.kustomizations[i])
+    }
+
+    /// Is `path` a file? Answered from the files already read when it is one
+    /// of them; only other paths cost a `stat`.
+    pub fn is_file(&self, path: &Path) -> bool {
+        self.sources.find_abs(path).is_some() || path.is_file()
+    }
+
+    /// Does `dir` hold a kustomization file?
+    pub fn has_kustomization(&self, dir: &Path) -> bool {
+        self.kustomization_dirs.contains_key(dir)
+            || kustomize::FILE_NAMES.iter().any(|n| dir.join(n).is_file())
+    }
+
+    /// Does `path` exist, as a file or a directory?
+    pub fn exists(&self, path: &Path) -> bool {
+        self.sources.find_abs(path).is_some()
+            || self.kustomization_dirs.contains_key(path)
+            || path.exists()
     }
 
     /// The rendered overlay a file is the output of.

@@ -115,7 +115,7 @@ pub(crate) fn selector_parts<'a>(sel: &crate::model::Selector<'a>) -> Vec<Select
     let scalar = |span, text: &str| Node {
         span,
         value: Value::Scalar(Scalar {
-            text: text.to_string(),
+            text: text.to_string().into(),
             style: Style::Plain,
             tag: None,
         }),

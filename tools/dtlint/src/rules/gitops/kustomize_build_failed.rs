@@ -67,7 +67,13 @@ impl Rule for KustomizeBuildFailed {
             let mut f = Finding::new(
                 Self::META.id,
                 Label::new(file, span, if entry.is_some() { "named in the error" } else { "this overlay" }),
-                format!("`{}` does not build: {error}", b.target.display),
+                // Attributed to a file several overlays share, the message
+                // names no overlay, so the environments merge into one finding.
+                if entry.is_some() {
+                    format!("overlays using this entry do not build: {error}")
+                } else {
+                    format!("`{}` does not build: {error}", b.target.display)
+                },
             )
             .help("Fix the overlay so `kubectl kustomize --load-restrictor LoadRestrictionsNone` succeeds; Flux applies nothing from it until then.");
             f.envs.push(b.target.env.clone());

@@ -1,5 +1,4 @@
 use crate::diag::{Finding, Label};
-use crate::kustomize::FILE_NAMES;
 use crate::rules::layout::seven_file_pattern::is_service_dir;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 use crate::source::display_path;
@@ -59,7 +58,7 @@ impl Rule for MissingEnvironmentOverlay {
                 .iter()
                 .filter(|(_, e)| {
                     let dir = ws.root.join(&e.overlays).join(service);
-                    !FILE_NAMES.iter().any(|n| dir.join(n).is_file())
+                    !ws.has_kustomization(&dir)
                 })
                 .map(|(name, _)| name.as_str())
                 .collect();

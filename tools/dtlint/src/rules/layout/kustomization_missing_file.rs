@@ -1,5 +1,5 @@
 use crate::diag::{Finding, Label};
-use crate::kustomize::{FILE_NAMES, RefKind};
+use crate::kustomize::RefKind;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
@@ -43,13 +43,15 @@ impl Rule for KustomizationMissingFile {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for k in &ctx.index.ws.kustomizations {
+        let ws = ctx.index.ws;
+        for k in &ws.kustomizations {
             for r in &k.refs {
-                let problem = if !r.path.exists() {
+                let problem = if !ws.exists(&r.path) {
                     Some(format!("`{}` does not exist", r.raw))
-                } else if r.path.is_dir()
+                } else if !ws.is_file(&r.path)
+                    && r.path.is_dir()
                     && matches!(r.kind, RefKind::Resource | RefKind::Component)
-                    && !FILE_NAMES.iter().any(|n| r.path.join(n).is_file())
+                    && !ws.has_kustomization(&r.path)
                 {
                     Some(format!("directory `{}` has no kustomization.yaml", r.raw))
                 } else {

@@ -68,7 +68,11 @@ impl Rule for OrphanYaml {
                 continue;
             }
             let dir = file.abs.parent().unwrap_or(Path::new(""));
-            let Some(kfile) = FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.is_file()) else {
+            let Some(kfile) = FILE_NAMES
+                .iter()
+                .map(|n| dir.join(n))
+                .find(|p| ws.is_file(p))
+            else {
                 continue;
             };
             let mut f = Finding::new(

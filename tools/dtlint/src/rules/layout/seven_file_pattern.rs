@@ -81,7 +81,7 @@ impl Rule for SevenFilePattern {
             if !is_service_dir(ctx, &rel) {
                 continue;
             }
-            let has = |name: &str| Path::new(&k.dir).join(name).is_file();
+            let has = |name: &str| ws.is_file(&Path::new(&k.dir).join(name));
             let mut missing: Vec<&str> = Vec::new();
             if !WORKLOADS.iter().any(|w| has(w)) {
                 missing.push("deployment.yaml or statefulset.yaml");

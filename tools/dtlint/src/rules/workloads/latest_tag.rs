@@ -3,7 +3,7 @@ use std::path::Path;
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::kustomize::{Kustomization, RefKind};
+use crate::kustomize::Kustomization;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 use crate::workspace::Workspace;
 
@@ -156,15 +156,7 @@ fn pins(entry: &Node) -> bool {
 /// True when every kustomization build that includes `file` pins `name`
 /// with an `images:` entry, so the tag the manifest writes never ships.
 fn pinned_by_overlays(ws: &Workspace, file: &Path, name: &str) -> bool {
-    let listing: Vec<&Kustomization> = ws
-        .kustomizations
-        .iter()
-        .filter(|k| {
-            k.refs
-                .iter()
-                .any(|r| r.kind == RefKind::Resource && r.path == file)
-        })
-        .collect();
+    let listing: Vec<&Kustomization> = ws.listing(file).collect();
     !listing.is_empty() && listing.iter().all(|k| pinned_from(ws, k, name, 0))
 }
 
@@ -183,15 +175,7 @@ fn pinned_from(ws: &Workspace, k: &Kustomization, name: &str, depth: usize) -> b
     if here {
         return true;
     }
-    let parents: Vec<&Kustomization> = ws
-        .kustomizations
-        .iter()
-        .filter(|p| {
-            p.refs.iter().any(|r| {
-                matches!(r.kind, RefKind::Resource | RefKind::Component) && r.path == k.dir
-            })
-        })
-        .collect();
+    let parents: Vec<&Kustomization> = ws.listing(&k.dir).collect();
     !parents.is_empty() && parents.iter().all(|p| pinned_from(ws, p, name, depth + 1))
 }
 

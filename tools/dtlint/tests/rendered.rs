@@ -1,0 +1,178 @@
+//! Rendered mode on a copy of this repository: every overlay the clusters
+//! apply is built with kustomize, and defects planted in the copy are
+//! reported at the file and line that was changed, naming the environment.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use dtlint::config::Config;
+use dtlint::diag::Severity;
+use dtlint::engine::{self, RenderOptions, Selection};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["base", "overlays", "clusters"] {
+        copy_dir(&repo().join(d), &dir.path().join(d));
+    }
+    for f in ["dtlint.toml", ".sops.yaml"] {
+        std::fs::copy(repo().join(f), dir.path().join(f)).unwrap();
+    }
+    for e in std::fs::read_dir(repo().join("services")).unwrap() {
+        let contract = e.unwrap().path().join("config-contract.toml");
+        if contract.is_file() {
+            let rel = contract.strip_prefix(repo()).unwrap().to_path_buf();
+            std::fs::create_dir_all(dir.path().join(rel.parent().unwrap())).unwrap();
+            std::fs::copy(&contract, dir.path().join(rel)).unwrap();
+        }
+    }
+    dir
+}
+
+/// Replace the first `old` in `file`; return its 1-based line.
+fn plant(root: &Path, file: &str, old: &str, new: &str) -> u32 {
+    let p = root.join(file);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let at = text
+        .find(old)
+        .unwrap_or_else(|| panic!("{old:?} not in {file}"));
+    std::fs::write(
+        &p,
+        format!("{}{new}{}", &text[..at], &text[at + old.len()..]),
+    )
+    .unwrap();
+    text[..at].matches('\n').count() as u32 + 1
+}
+
+struct Found {
+    rule: &'static str,
+    path: String,
+    line: u32,
+    severity: Severity,
+    envs: Vec<String>,
+}
+
+/// Every finding of a full, rendered run (no cache, no key).
+fn check(root: &Path) -> Vec<Found> {
+    let config = Config::load(&root.join("dtlint.toml")).unwrap();
+    let render = RenderOptions {
+        enabled: true,
+        cache_dir: None,
+        only_env: None,
+    };
+    let (ws, notes) = engine::prepare(root, &[root.to_path_buf()], &config, &render).unwrap();
+    assert!(
+        notes.render_skipped.is_none(),
+        "kubectl or kustomize is needed: {:?}",
+        notes.render_skipped
+    );
+    assert!(notes.builds >= 3, "every environment's overlays are built");
+    engine::run(&ws, &config, &Selection::default())
+        .findings
+        .into_iter()
+        .map(|f| Found {
+            rule: f.rule,
+            path: ws.sources.get(f.primary.file).path.clone(),
+            line: f.primary.span.start.line,
+            severity: f.severity,
+            envs: f.envs,
+        })
+        .collect()
+}
+
+fn describe(found: &[Found]) -> String {
+    found
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}:{} {:?} {:?}",
+                f.rule, f.path, f.line, f.severity, f.envs
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_rendered_repository_is_clean() {
+    let dir = copy();
+    let found = check(dir.path());
+    assert!(found.is_empty(), "{}", describe(&found));
+}
+
+#[test]
+fn latest_in_a_production_overlay_is_an_error_at_the_override() {
+    let dir = copy();
+    let file = "overlays/production/global-controller/kustomization.yaml";
+    let line = plant(dir.path(), file, "newTag: \"0.1.0\"", "newTag: latest");
+    let found = check(dir.path());
+    let hit = found
+        .iter()
+        .find(|f| f.rule == "latest-tag" && f.path == file && f.line == line)
+        .unwrap_or_else(|| panic!("{}", describe(&found)));
+    assert_eq!(hit.severity, Severity::Error);
+    assert_eq!(hit.envs, ["production"]);
+}
+
+#[test]
+fn one_replica_in_production_is_found_at_the_patch() {
+    let dir = copy();
+    let file = "overlays/production/meeting-controller/patch-deployment.yaml";
+    let line = plant(dir.path(), file, "replicas: 3", "replicas: 1");
+    let found = check(dir.path());
+    let hit = found
+        .iter()
+        .find(|f| f.rule == "replicas-per-environment" && f.path == file && f.line == line)
+        .unwrap_or_else(|| panic!("{}", describe(&found)));
+    assert_eq!(hit.envs, ["production"]);
+}
+
+#[test]
+fn a_missing_pdb_is_found_in_the_base_and_the_broken_builds_named() {
+    let dir = copy();
+    std::fs::remove_file(dir.path().join("base/media-handler/pdb.yaml")).unwrap();
+    let kfile = "base/media-handler/kustomization.yaml";
+    let text = std::fs::read_to_string(dir.path().join(kfile)).unwrap();
+    let entry_line = text[..text.find("- pdb.yaml").unwrap()]
+        .matches('\n')
+        .count() as u32
+        + 1;
+    let found = check(dir.path());
+    let d = describe(&found);
+    assert!(
+        found
+            .iter()
+            .any(|f| f.rule == "seven-file-pattern" && f.path == kfile),
+        "{d}"
+    );
+    assert!(
+        found.iter().any(|f| f.rule == "kustomization-missing-file"
+            && f.path == kfile
+            && f.line == entry_line),
+        "{d}"
+    );
+    // Every environment's media-handler overlay fails to build, reported once
+    // at the entry kustomize names, with all three environments.
+    let build = found
+        .iter()
+        .find(|f| f.rule == "kustomize-build-failed" && f.path == kfile && f.line == entry_line)
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(build.envs, ["development", "production", "staging"]);
+}
