@@ -496,7 +496,7 @@ pub fn follow<'n>(
                     Some((k, v)) => items.iter().find(|it| {
                         it.get(k)
                             .and_then(|x| x.as_scalar())
-                            .is_some_and(|s| &s.text == v)
+                            .is_some_and(|s| s.text == *v)
                     }),
                     None => items.get(*i),
                 }
