@@ -195,11 +195,6 @@ impl Workspace {
     }
 
     fn assign_roles(&mut self) {
-        let by_abs: HashMap<PathBuf, FileId> = self
-            .sources
-            .iter()
-            .map(|(id, f)| (f.abs.clone(), id))
-            .collect();
         for (id, f) in self.sources.iter() {
             let name = f.abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if !kustomize::FILE_NAMES.contains(&name) {
@@ -237,7 +232,7 @@ impl Workspace {
         self.listed_by = listed_by;
         for k in &self.kustomizations {
             for r in &k.refs {
-                let Some(&target) = by_abs.get(&r.path) else {
+                let Some(target) = self.sources.find_abs(&r.path) else {
                     continue;
                 };
                 let role = match r.kind {
@@ -501,24 +496,34 @@ pub fn discover(
             out.push(p.clone());
             continue;
         }
-        let walker = ignore::WalkBuilder::new(p)
+        // Walked in parallel; the result is sorted below.
+        let found = std::sync::Mutex::new(Vec::new());
+        ignore::WalkBuilder::new(p)
             .overrides(overrides.clone())
             .hidden(true)
             .git_ignore(true)
             .git_global(false)
             .git_exclude(false)
             .require_git(false)
-            .sort_by_file_name(std::cmp::Ord::cmp)
-            .build();
-        for entry in walker.flatten() {
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy();
-            if is_yaml_name(&name) || sops.wants(entry.path()) {
-                out.push(entry.into_path());
-            }
-        }
+            .build_parallel()
+            .run(|| {
+                let found = &found;
+                let sops = &sops;
+                Box::new(move |entry| {
+                    if let Ok(entry) = entry
+                        && entry.file_type().is_some_and(|t| t.is_file())
+                    {
+                        let name = entry.file_name().to_string_lossy();
+                        if (is_yaml_name(&name) || sops.wants(entry.path()))
+                            && let Ok(mut v) = found.lock()
+                        {
+                            v.push(entry.into_path());
+                        }
+                    }
+                    ignore::WalkState::Continue
+                })
+            });
+        out.extend(found.into_inner().unwrap_or_default());
         // `.sops.yaml` is hidden but it is ours to check.
         let sops = p.join(".sops.yaml");
         if sops.is_file() {

@@ -104,11 +104,20 @@ fn found(n: &Node) -> &'static str {
     }
 }
 
-fn expect(r: &Resource<'_>, node: Option<&Node>, want: Want, field: &str, out: &mut Vec<Finding>) {
+/// `field` names the field for the message; it is only built for a finding,
+/// so the common, correct case allocates nothing.
+fn expect(
+    r: &Resource<'_>,
+    node: Option<&Node>,
+    want: Want,
+    field: impl FnOnce() -> String,
+    out: &mut Vec<Finding>,
+) {
     let Some(n) = node else { return };
     if want.ok(n) {
         return;
     }
+    let field = field();
     let help = match want {
         Want::String => format!("Quote the value so `{field}` is a string."),
         _ => format!("Write `{field}` as {}.", want.name()),
@@ -131,7 +140,7 @@ impl Rule for WrongType {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         for r in &ctx.index.resources {
             let meta = r.root.get("metadata");
-            expect(r, meta, Want::Mapping, "metadata", out);
+            expect(r, meta, Want::Mapping, || "metadata".into(), out);
             // The pod template's metadata is named by its path, so a label
             // on the pods is not mistaken for one on the object.
             let template_path = match r.kind {
@@ -146,13 +155,19 @@ impl Rule for WrongType {
                 .into_iter()
                 .chain(template_meta);
             for (path, m) in metas {
-                expect(r, m.get("name"), Want::String, &format!("{path}.name"), out);
+                expect(
+                    r,
+                    m.get("name"),
+                    Want::String,
+                    || format!("{path}.name"),
+                    out,
+                );
                 for key in ["labels", "annotations"] {
                     let Some(map) = m.get(key) else { continue };
-                    expect(r, Some(map), Want::Mapping, &format!("{path}.{key}"), out);
+                    expect(r, Some(map), Want::Mapping, || format!("{path}.{key}"), out);
                     for e in map.entries() {
-                        let field = format!("{path}.{key}.{}", e.key.as_str().unwrap_or("?"));
-                        expect(r, Some(&e.value), Want::String, &field, out);
+                        let field = || format!("{path}.{key}.{}", e.key.as_str().unwrap_or("?"));
+                        expect(r, Some(&e.value), Want::String, field, out);
                     }
                 }
             }
@@ -161,34 +176,46 @@ impl Rule for WrongType {
                     r,
                     r.spec().and_then(|s| s.get("replicas")),
                     Want::Integer,
-                    "spec.replicas",
+                    || "spec.replicas".into(),
                     out,
                 );
                 if let Some(ps) = r.pod_spec() {
                     for key in ["containers", "initContainers"] {
-                        expect(r, ps.get(key), Want::Sequence, key, out);
+                        expect(r, ps.get(key), Want::Sequence, || key.into(), out);
                     }
                 }
                 for c in r.containers() {
-                    expect(r, Some(c.node), Want::Mapping, "containers[]", out);
+                    expect(
+                        r,
+                        Some(c.node),
+                        Want::Mapping,
+                        || "containers[]".into(),
+                        out,
+                    );
                     for p in c.ports() {
                         expect(
                             r,
                             p.get("containerPort"),
                             Want::Integer,
-                            "ports[].containerPort",
+                            || "ports[].containerPort".into(),
                             out,
                         );
                     }
                     for env in c.node.get("env").into_iter().flat_map(Node::items) {
-                        expect(r, env.get("value"), Want::String, "env[].value", out);
+                        expect(
+                            r,
+                            env.get("value"),
+                            Want::String,
+                            || "env[].value".into(),
+                            out,
+                        );
                     }
                 }
             }
             if r.kind == "ConfigMap" {
                 for e in r.root.get("data").into_iter().flat_map(Node::entries) {
-                    let field = format!("data.{}", e.key.as_str().unwrap_or("?"));
-                    expect(r, Some(&e.value), Want::String, &field, out);
+                    let field = || format!("data.{}", e.key.as_str().unwrap_or("?"));
+                    expect(r, Some(&e.value), Want::String, field, out);
                 }
             }
         }

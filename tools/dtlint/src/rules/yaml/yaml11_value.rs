@@ -49,6 +49,12 @@ const BOOLISH: [&str; 22] = [
 
 /// What YAML 1.1 makes of `text`, when that differs from YAML 1.2.
 fn yaml11_reading(text: &str) -> Option<String> {
+    // Every ambiguous form starts with one of these; most scalars do not.
+    if !text.starts_with([
+        'y', 'Y', 'n', 'N', 'o', 'O', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '-', '+',
+    ]) {
+        return None;
+    }
     if BOOLISH[..16].contains(&text) {
         let v = matches!(text, "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON");
         return Some(format!("the boolean `{v}`"));
