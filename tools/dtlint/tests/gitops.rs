@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod support;
+use support::{copy, plant};
 
 use dtlint::config::Config;
 use dtlint::engine::{self, Selection};
@@ -24,56 +27,6 @@ const RULES: [&str; 12] = [
     "flux-interval-format",
     "helm-chart-unpinned",
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-/// A copy of the manifests, the config and the services' contracts.
-fn copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for d in ["base", "overlays", "clusters"] {
-        copy_dir(&repo().join(d), &dir.path().join(d));
-    }
-    std::fs::copy(repo().join("dtlint.toml"), dir.path().join("dtlint.toml")).unwrap();
-    for e in std::fs::read_dir(repo().join("services")).unwrap() {
-        let e = e.unwrap();
-        let contract = e.path().join("config-contract.toml");
-        if contract.is_file() {
-            let to = dir.path().join("services").join(e.file_name());
-            std::fs::create_dir_all(&to).unwrap();
-            std::fs::copy(contract, to.join("config-contract.toml")).unwrap();
-        }
-    }
-    dir
-}
-
-/// Replace the `nth` (0-based) occurrence of `old` in `file`; return its 1-based line.
-fn plant(root: &Path, file: &str, old: &str, new: &str, nth: usize) -> u32 {
-    let p = root.join(file);
-    let text = std::fs::read_to_string(&p).unwrap();
-    let (at, _) = text
-        .match_indices(old)
-        .nth(nth)
-        .unwrap_or_else(|| panic!("{old:?} not in {file}"));
-    let line = text[..at].matches('\n').count() as u32 + 1;
-    let changed = format!("{}{new}{}", &text[..at], &text[at + old.len()..]);
-    std::fs::write(&p, changed).unwrap();
-    line
-}
 
 /// (rule, path, line) of every finding of the GitOps rules, in source mode.
 fn findings(root: &Path) -> Vec<(String, String, u32, String)> {

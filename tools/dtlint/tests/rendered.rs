@@ -4,62 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod support;
+use support::{copy, plant};
 
 use dtlint::config::Config;
 use dtlint::diag::Severity;
 use dtlint::engine::{self, RenderOptions, Selection};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-fn copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for d in ["base", "overlays", "clusters"] {
-        copy_dir(&repo().join(d), &dir.path().join(d));
-    }
-    for f in ["dtlint.toml", ".sops.yaml"] {
-        std::fs::copy(repo().join(f), dir.path().join(f)).unwrap();
-    }
-    for e in std::fs::read_dir(repo().join("services")).unwrap() {
-        let contract = e.unwrap().path().join("config-contract.toml");
-        if contract.is_file() {
-            let rel = contract.strip_prefix(repo()).unwrap().to_path_buf();
-            std::fs::create_dir_all(dir.path().join(rel.parent().unwrap())).unwrap();
-            std::fs::copy(&contract, dir.path().join(rel)).unwrap();
-        }
-    }
-    dir
-}
-
-/// Replace the first `old` in `file`; return its 1-based line.
-fn plant(root: &Path, file: &str, old: &str, new: &str) -> u32 {
-    let p = root.join(file);
-    let text = std::fs::read_to_string(&p).unwrap();
-    let at = text
-        .find(old)
-        .unwrap_or_else(|| panic!("{old:?} not in {file}"));
-    std::fs::write(
-        &p,
-        format!("{}{new}{}", &text[..at], &text[at + old.len()..]),
-    )
-    .unwrap();
-    text[..at].matches('\n').count() as u32 + 1
-}
 
 struct Found {
     rule: &'static str,
@@ -121,7 +73,7 @@ fn the_rendered_repository_is_clean() {
 fn latest_in_a_production_overlay_is_an_error_at_the_override() {
     let dir = copy();
     let file = "overlays/production/global-controller/kustomization.yaml";
-    let line = plant(dir.path(), file, "newTag: \"0.1.0\"", "newTag: latest");
+    let line = plant(dir.path(), file, "newTag: \"0.1.0\"", "newTag: latest", 0);
     let found = check(dir.path());
     let hit = found
         .iter()
@@ -135,7 +87,7 @@ fn latest_in_a_production_overlay_is_an_error_at_the_override() {
 fn one_replica_in_production_is_found_at_the_patch() {
     let dir = copy();
     let file = "overlays/production/meeting-controller/patch-deployment.yaml";
-    let line = plant(dir.path(), file, "replicas: 3", "replicas: 1");
+    let line = plant(dir.path(), file, "replicas: 3", "replicas: 1", 0);
     let found = check(dir.path());
     let hit = found
         .iter()

@@ -1,7 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::layout::seven_file_pattern::is_service_dir;
+use crate::rules::layout::seven_file_pattern::service_dirs;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
-use crate::source::display_path;
 
 declare_rule! {
     /// ## What it does
@@ -44,11 +43,7 @@ impl Rule for MissingEnvironmentOverlay {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
-        for k in &ws.kustomizations {
-            let rel = display_path(&ws.root, &k.dir);
-            if !is_service_dir(ctx, &rel) {
-                continue;
-            }
+        for (k, _) in service_dirs(ctx) {
             let Some(service) = k.dir.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };

@@ -55,6 +55,17 @@ const REQUIRED: [&str; 6] = [
 ];
 
 /// Is `dir` (relative to the root) a service directory per the config?
+/// The kustomizations of service directories, with their relative paths.
+pub fn service_dirs<'c>(
+    ctx: &'c Context<'_>,
+) -> impl Iterator<Item = (&'c crate::kustomize::Kustomization, String)> + 'c {
+    let ws = ctx.index.ws;
+    ws.kustomizations.iter().filter_map(move |k| {
+        let rel = display_path(&ws.root, &k.dir);
+        is_service_dir(ctx, &rel).then_some((k, rel))
+    })
+}
+
 pub fn is_service_dir(ctx: &Context<'_>, rel: &str) -> bool {
     let (include, skip) = ctx.config.service_dir_globs();
     include.is_match(rel) && !skip.is_match(rel)
@@ -76,11 +87,7 @@ impl Rule for SevenFilePattern {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
-        for k in &ws.kustomizations {
-            let rel = display_path(&ws.root, &k.dir);
-            if !is_service_dir(ctx, &rel) {
-                continue;
-            }
+        for (k, rel) in service_dirs(ctx) {
             let has = |name: &str| ws.is_file(&Path::new(&k.dir).join(name));
             let mut missing: Vec<&str> = Vec::new();
             if !WORKLOADS.iter().any(|w| has(w)) {
