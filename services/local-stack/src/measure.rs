@@ -4,6 +4,7 @@
 //! and MH keep heartbeating GC, as in production), read again, printed as a
 //! table and written to `<workdir>/idle-memory.json`; then the stack stops.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -85,22 +86,24 @@ pub async fn idle_memory(
     let mut total = 0;
     for (name, ready, idle) in &rows {
         total += idle.rss_kib;
-        text.push_str(&format!(
-            "| {name:<18} | {:>18} | {:>14} | {:>9} | {:>7} |\n",
+        writeln!(
+            text,
+            "| {name:<18} | {:>18} | {:>14} | {:>9} | {:>7} |",
             mib(ready.rss_kib),
             mib(idle.rss_kib),
             mib(idle.hwm_kib),
             idle.threads
-        ));
+        )?;
     }
-    text.push_str(&format!(
-        "| {:<18} | {:>18} | {:>14} | {:>9} | {:>7} |\n",
+    writeln!(
+        text,
+        "| {:<18} | {:>18} | {:>14} | {:>9} | {:>7} |",
         "total",
         "",
         mib(total),
         "",
         ""
-    ));
+    )?;
     print!("{text}");
 
     let json = serde_json::json!({
