@@ -111,21 +111,40 @@ pub enum RegistryError {
     Database(#[from] sqlx::Error),
 }
 
+/// The checks a controller's registration shares, MC or MH: its id, region,
+/// gRPC address, the address clients reach (named by `advertised.0`), and
+/// capacity. Returns `(max_meetings, max_participants)`.
+fn validate_registration(
+    id: (&'static str, &str),
+    region_name: &str,
+    grpc_address: &str,
+    advertised: (&'static str, &str),
+    cap: Option<&Capacity>,
+) -> Result<(i32, i32), RegistryError> {
+    if !valid_id(id.1) {
+        return Err(invalid(id.0, "must be 1 to 128 id characters").into());
+    }
+    region(region_name)?;
+    if !valid_address(grpc_address) {
+        return Err(invalid("grpc_address", "must be host:port").into());
+    }
+    if !valid_address(advertised.1) {
+        return Err(invalid(advertised.0, "must be host:port").into());
+    }
+    Ok(capacity(cap)?)
+}
+
 pub async fn register_mc(
     pool: &PgPool,
     req: &proto::v1::RegisterMcRequest,
 ) -> Result<(), RegistryError> {
-    if !valid_id(&req.mc_id) {
-        return Err(invalid("mc_id", "must be 1 to 128 id characters").into());
-    }
-    region(&req.region)?;
-    if !valid_address(&req.grpc_address) {
-        return Err(invalid("grpc_address", "must be host:port").into());
-    }
-    if !valid_address(&req.webtransport_address) {
-        return Err(invalid("webtransport_address", "must be host:port").into());
-    }
-    let (max_meetings, max_participants) = capacity(req.capacity.as_ref())?;
+    let (max_meetings, max_participants) = validate_registration(
+        ("mc_id", &req.mc_id),
+        &req.region,
+        &req.grpc_address,
+        ("webtransport_address", &req.webtransport_address),
+        req.capacity.as_ref(),
+    )?;
     sqlx::query(
         "INSERT INTO meeting_controllers
            (mc_id, region, grpc_address, webtransport_address, max_meetings, max_participants, version)
@@ -185,17 +204,13 @@ pub async fn register_mh(
     pool: &PgPool,
     req: &proto::v1::RegisterMhRequest,
 ) -> Result<(), RegistryError> {
-    if !valid_id(&req.mh_id) {
-        return Err(invalid("mh_id", "must be 1 to 128 id characters").into());
-    }
-    region(&req.region)?;
-    if !valid_address(&req.grpc_address) {
-        return Err(invalid("grpc_address", "must be host:port").into());
-    }
-    if !valid_address(&req.media_address) {
-        return Err(invalid("media_address", "must be host:port").into());
-    }
-    let (max_meetings, max_participants) = capacity(req.capacity.as_ref())?;
+    let (max_meetings, max_participants) = validate_registration(
+        ("mh_id", &req.mh_id),
+        &req.region,
+        &req.grpc_address,
+        ("media_address", &req.media_address),
+        req.capacity.as_ref(),
+    )?;
     sqlx::query(
         "INSERT INTO media_handlers
            (mh_id, region, grpc_address, media_address, max_meetings, max_participants, version)
