@@ -207,8 +207,13 @@ pub fn prepare(
                 if let Some(env) = &render.only_env {
                     targets.retain(|t| &t.env == env);
                 }
-                let builds =
-                    crate::render::build_all(&builder, &targets, root, render.cache_dir.as_deref());
+                let builds = crate::render::build_all(
+                    &ws,
+                    &builder,
+                    &targets,
+                    root,
+                    render.cache_dir.as_deref(),
+                );
                 notes.builds = builds.len();
                 notes.cached = builds.iter().filter(|b| b.cached).count();
                 notes.build_seconds = builds.iter().map(|b| b.seconds).sum();
@@ -272,8 +277,8 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     let mut suppressed = 0;
     let mut findings = Vec::with_capacity(raw.len());
     for mut f in raw {
-        let default = rules::find(f.rule).map_or(f.severity, |r| r.meta().severity);
-        let Some(sev) = severity_for(config, f.rule, default, &f.envs) else {
+        // The rule loop above stamped each finding with its rule's default.
+        let Some(sev) = severity_for(config, f.rule, f.severity, &f.envs) else {
             continue;
         };
         f.severity = sev;

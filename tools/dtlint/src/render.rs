@@ -174,8 +174,10 @@ fn has_kustomization(dir: &Path) -> bool {
 
 /// Every file a build of `dir` reads, as far as the kustomization graph
 /// says: kustomization files, resources, patches, generator inputs,
-/// components, recursively. Sorted, for a stable cache key.
-pub fn closure(dir: &Path) -> Vec<PathBuf> {
+/// components, recursively. Sorted, for a stable cache key. Kustomizations
+/// the workspace already parsed are not read again; ones outside it (an
+/// overlay reaching beyond the checked paths) are read from disk.
+pub fn closure(ws: &Workspace, dir: &Path) -> Vec<PathBuf> {
     let mut files = BTreeSet::new();
     let mut dirs = vec![dir.to_path_buf()];
     let mut visited = BTreeSet::new();
@@ -183,20 +185,25 @@ pub fn closure(dir: &Path) -> Vec<PathBuf> {
         if !visited.insert(d.clone()) {
             continue;
         }
-        let Some(kfile) = FILE_NAMES.iter().map(|n| d.join(n)).find(|p| p.is_file()) else {
-            continue;
+        let refs = if let Some(k) = ws.kustomization_in(&d) {
+            files.insert(ws.sources.get(k.file).abs.clone());
+            k.refs.clone()
+        } else {
+            let Some(kfile) = FILE_NAMES.iter().map(|n| d.join(n)).find(|p| p.is_file()) else {
+                continue;
+            };
+            let Ok(text) = std::fs::read_to_string(&kfile) else {
+                continue;
+            };
+            files.insert(kfile.clone());
+            let lines = dtlint_yaml::LineIndex::new(&text);
+            let parsed = dtlint_yaml::parse(&text, &lines, dtlint_yaml::Limits::default());
+            let Some(doc) = parsed.documents.first() else {
+                continue;
+            };
+            kustomize::Kustomization::from_node(FileId(0), &d, &doc.root).refs
         };
-        let Ok(text) = std::fs::read_to_string(&kfile) else {
-            continue;
-        };
-        files.insert(kfile.clone());
-        let lines = dtlint_yaml::LineIndex::new(&text);
-        let parsed = dtlint_yaml::parse(&text, &lines, dtlint_yaml::Limits::default());
-        let Some(doc) = parsed.documents.first() else {
-            continue;
-        };
-        let k = kustomize::Kustomization::from_node(FileId(0), &d, &doc.root);
-        for r in k.refs {
+        for r in refs {
             if r.path.is_dir() {
                 if matches!(r.kind, RefKind::Resource | RefKind::Component) {
                     dirs.push(r.path);
@@ -239,8 +246,14 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
-fn build_one(builder: &Builder, target: &Target, root: &Path, cache_dir: Option<&Path>) -> Build {
-    let inputs = closure(&target.dir);
+fn build_one(
+    ws: &Workspace,
+    builder: &Builder,
+    target: &Target,
+    root: &Path,
+    cache_dir: Option<&Path>,
+) -> Build {
+    let inputs = closure(ws, &target.dir);
     let key = cache_key(builder, target, root, &inputs);
     let base = cache_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
     let wrapper = base.join(format!("wrap-{}", &key[..16]));
@@ -330,6 +343,7 @@ fn clean_error(stderr: &str, wrapper: &Path, root: &Path) -> String {
 
 /// Build every target in parallel.
 pub fn build_all(
+    ws: &Workspace,
     builder: &Builder,
     targets: &[Target],
     root: &Path,
@@ -337,7 +351,7 @@ pub fn build_all(
 ) -> Vec<Build> {
     targets
         .par_iter()
-        .map(|t| build_one(builder, t, root, cache_dir))
+        .map(|t| build_one(ws, builder, t, root, cache_dir))
         .collect()
 }
 
