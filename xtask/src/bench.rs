@@ -102,17 +102,17 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
         let (docs, _) = bare_result?;
         let config = dtlint::config::Config::defaults();
         let mut load_secs = 0.0;
-        let (outcome, lint) = timed(|| -> Result<dtlint::engine::Outcome> {
+        let (result, lint) = timed(|| -> Result<_> {
             let t = Instant::now();
             let ws = dtlint::workspace::Workspace::load(&dir, std::slice::from_ref(&dir), &config)?;
             load_secs = t.elapsed().as_secs_f64();
-            Ok(dtlint::engine::run(
-                &ws,
-                &config,
-                &dtlint::engine::Selection::default(),
-            ))
+            let outcome = dtlint::engine::run(&ws, &config, &dtlint::engine::Selection::default());
+            // Like `dtlint check`, which exits without freeing the tree, the
+            // lint is done here: the workspace is dropped outside the timing.
+            Ok((outcome, ws))
         });
-        let outcome = outcome?;
+        let (outcome, ws) = result?;
+        drop(ws);
         eprintln!(
             "  {n} services: discover+read+parse {load_secs:.2}s, index+rules+report {:.2}s",
             lint.secs - load_secs

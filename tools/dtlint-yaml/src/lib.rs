@@ -162,7 +162,11 @@ impl Node {
     /// The entry of `key` in a mapping, to point at the key itself.
     pub fn entry(&self, key: &str) -> Option<&Entry> {
         match &self.value {
-            Value::Mapping(entries) => entries.iter().find(|e| e.key.as_str() == Some(key)),
+            // Compare the key's text directly: this is the hottest lookup in
+            // dtlint, and no caller asks for a null key.
+            Value::Mapping(entries) => entries
+                .iter()
+                .find(|e| matches!(&e.key.value, Value::Scalar(s) if s.text.as_str() == key)),
             _ => None,
         }
     }
@@ -370,16 +374,20 @@ impl LineIndex {
     }
 }
 
+/// An open collection. Its children wait on the builder's shared scratch
+/// stacks (`items` from `base` on, or `entries` from `base` on) and move into
+/// one exactly sized allocation when it closes: no growing vector per
+/// collection, no capacity slack kept in the tree.
 enum Frame {
     Seq {
         start: Pos,
         anchor: usize,
-        items: Vec<Node>,
+        base: usize,
     },
     Map {
         start: Pos,
         anchor: usize,
-        entries: Vec<Entry>,
+        base: usize,
         pending_key: Option<Node>,
     },
 }
@@ -389,6 +397,8 @@ struct Builder<'a> {
     lines: &'a LineIndex,
     limits: Limits,
     stack: Vec<Frame>,
+    items: Vec<Node>,
+    entries: Vec<Entry>,
     anchors: Vec<(usize, Node)>,
     alias_nodes: usize,
     problems: Vec<Problem>,
@@ -444,18 +454,14 @@ impl Builder<'_> {
     fn push(&mut self, node: Node) -> Option<Node> {
         match self.stack.last_mut() {
             None => Some(node),
-            Some(Frame::Seq { items, .. }) => {
-                items.push(node);
+            Some(Frame::Seq { .. }) => {
+                self.items.push(node);
                 None
             }
-            Some(Frame::Map {
-                entries,
-                pending_key,
-                ..
-            }) => {
+            Some(Frame::Map { pending_key, .. }) => {
                 match pending_key.take() {
                     None => *pending_key = Some(node),
-                    Some(key) => entries.push(Entry { key, value: node }),
+                    Some(key) => self.entries.push(Entry { key, value: node }),
                 }
                 None
             }
@@ -525,7 +531,7 @@ impl Builder<'_> {
                 self.stack.push(Frame::Seq {
                     start,
                     anchor,
-                    items: Vec::new(),
+                    base: self.items.len(),
                 });
                 Ok(None)
             }
@@ -535,7 +541,7 @@ impl Builder<'_> {
                 self.stack.push(Frame::Map {
                     start,
                     anchor,
-                    entries: Vec::new(),
+                    base: self.entries.len(),
                     pending_key: None,
                 });
                 Ok(None)
@@ -545,11 +551,12 @@ impl Builder<'_> {
                 let Some(Frame::Seq {
                     start,
                     anchor,
-                    items,
+                    base,
                 }) = self.stack.pop()
                 else {
                     return Ok(None);
                 };
+                let items: Vec<Node> = self.items.drain(base..).collect();
                 let end = items.last().map_or(end, |n| n.span.end.max(end));
                 let node = Node {
                     span: Span { start, end },
@@ -563,12 +570,13 @@ impl Builder<'_> {
                 let Some(Frame::Map {
                     start,
                     anchor,
-                    entries,
+                    base,
                     ..
                 }) = self.stack.pop()
                 else {
                     return Ok(None);
                 };
+                let entries: Vec<Entry> = self.entries.drain(base..).collect();
                 let entries = self.finish_mapping(entries);
                 let end = entries.last().map_or(end, |e| e.value.span.end.max(end));
                 let node = Node {
@@ -683,6 +691,8 @@ pub fn parse(src: &str, lines: &LineIndex, limits: Limits) -> Parsed {
         lines,
         limits,
         stack: Vec::new(),
+        items: Vec::new(),
+        entries: Vec::new(),
         anchors: Vec::new(),
         alias_nodes: 0,
         problems: Vec::new(),

@@ -439,7 +439,12 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
             report::summary(&outcome)
         );
     }
-    Ok(if outcome.count(Severity::Error) > 0 {
+    let failed = outcome.count(Severity::Error) > 0;
+    // The process ends here: freeing every node of every parsed file one by
+    // one would only delay the exit (a tenth of a second on a 10,000-service
+    // repository), so the workspace is left to the operating system.
+    std::mem::forget(ws);
+    Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
