@@ -1,9 +1,10 @@
 //! `cargo xtask bench`: dtlint's source lint against a bare parse of the same
 //! bytes with the same YAML parser, in the same process, on generated corpora.
 //!
-//! Reported per corpus: documents/s and MB/s for both, their ratio (target:
-//! lint at least half as fast as the bare parse), CPU time over wall time
-//! (both cores in use shows as ~2), and the process's peak resident memory.
+//! Reported per corpus: documents/s and MB/s for both (medians of several
+//! alternating rounds), their ratio (target: lint at least half as fast as
+//! the bare parse), CPU time over wall time (both cores in use shows as ~2),
+//! and the process's peak resident memory.
 //! Run with `--release` numbers in mind: `cargo xtask bench` builds release.
 
 // Figures for a report: precision past 52 bits does not matter.
@@ -89,6 +90,16 @@ fn bare(dir: &Path) -> Result<(usize, u64)> {
         .fold((0, 0), |(d, b), (d2, b2)| (d + d2, b + b2)))
 }
 
+/// Rounds per measurement: bare parse and lint alternate, and the medians
+/// are reported, so a burst of disk writeback or another process on the
+/// machine does not decide the ratio.
+const ROUNDS: usize = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
     println!("| corpus | bare parse | lint | lint/parse | findings | CPU/wall (lint) | peak RSS |");
     println!("|---|---|---|---|---|---|---|");
@@ -98,38 +109,53 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
             corpus::generate(&dir, n).with_context(|| format!("generating {n} services"))?;
         // Warm the page cache so both measurements read from memory.
         let _ = bare(&dir)?;
-        let (bare_result, parse) = timed(|| bare(&dir));
-        let (docs, _) = bare_result?;
         let config = dtlint::config::Config::defaults();
-        let mut load_secs = 0.0;
-        let (result, lint) = timed(|| -> Result<_> {
-            let t = Instant::now();
-            let ws = dtlint::workspace::Workspace::load(&dir, std::slice::from_ref(&dir), &config)?;
-            load_secs = t.elapsed().as_secs_f64();
-            let outcome = dtlint::engine::run(&ws, &config, &dtlint::engine::Selection::default());
-            // Like `dtlint check`, which exits without freeing the tree, the
-            // lint is done here: the workspace is dropped outside the timing.
-            Ok((outcome, ws))
-        });
-        let (outcome, ws) = result?;
-        drop(ws);
+        let (mut parse_secs, mut lint_secs, mut lint_cpu, mut load) =
+            (vec![], vec![], vec![], vec![]);
+        let mut docs = 0;
+        let mut findings = 0;
+        for _ in 0..ROUNDS {
+            let (bare_result, parse) = timed(|| bare(&dir));
+            docs = bare_result?.0;
+            parse_secs.push(parse.secs);
+            let mut load_secs = 0.0;
+            let (result, lint) = timed(|| -> Result<_> {
+                let t = Instant::now();
+                let ws =
+                    dtlint::workspace::Workspace::load(&dir, std::slice::from_ref(&dir), &config)?;
+                load_secs = t.elapsed().as_secs_f64();
+                let outcome =
+                    dtlint::engine::run(&ws, &config, &dtlint::engine::Selection::default());
+                // Like `dtlint check`, which exits without freeing the tree,
+                // the lint is done here: the workspace is dropped untimed.
+                Ok((outcome, ws))
+            });
+            let (outcome, ws) = result?;
+            drop(ws);
+            findings = outcome.findings.len();
+            lint_secs.push(lint.secs);
+            lint_cpu.push(lint.cpu / lint.secs);
+            load.push(load_secs);
+        }
+        let (parse, lint) = (median(parse_secs), median(lint_secs));
         eprintln!(
-            "  {n} services: discover+read+parse {load_secs:.2}s, index+rules+report {:.2}s",
-            lint.secs - load_secs
+            "  {n} services: discover+read+parse {:.2}s, index+rules+report {:.2}s (medians of {ROUNDS})",
+            median(load.clone()),
+            lint - median(load)
         );
         let mb = bytes as f64 / 1e6;
         println!(
             "| {} | {:.0} docs/s, {:.1} MB/s ({:.2}s) | {:.0} docs/s, {:.1} MB/s ({:.2}s) | {:.2} | {} | {:.2} | {:.0} MiB |",
             corpus::describe(n, bytes),
-            docs as f64 / parse.secs,
-            mb / parse.secs,
-            parse.secs,
-            docs as f64 / lint.secs,
-            mb / lint.secs,
-            lint.secs,
-            parse.secs / lint.secs,
-            outcome.findings.len(),
-            lint.cpu / lint.secs,
+            docs as f64 / parse,
+            mb / parse,
+            parse,
+            docs as f64 / lint,
+            mb / lint,
+            lint,
+            parse / lint,
+            findings,
+            median(lint_cpu),
             peak_rss_mib(),
         );
     }

@@ -295,6 +295,59 @@ pub enum ProblemKind {
 pub struct Parsed {
     pub documents: Vec<Document>,
     pub problems: Vec<Problem>,
+    /// Plain scalar values (not keys) that YAML 1.1 reads differently from
+    /// YAML 1.2, in source order. Found while parsing, when the text is at
+    /// hand, so nobody has to walk every node again to find them.
+    pub yaml11: Vec<Yaml11Value>,
+}
+
+/// A plain scalar value that YAML 1.1 (Kubernetes) and YAML 1.2 read
+/// differently; see [`yaml11_reading`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Yaml11Value {
+    pub span: Span,
+    pub text: compact_str::CompactString,
+}
+
+/// What YAML 1.1 reads a plain scalar as, when YAML 1.2 reads it as
+/// something else: `yes`/`no`/`on`/`off`/`y`/`n` (booleans in 1.1, strings
+/// in 1.2), numbers with a leading zero such as `0755` (octal in 1.1) and
+/// sexagesimal numbers such as `1:30` (90 in 1.1).
+pub fn yaml11_reading(text: &str) -> Option<String> {
+    // Every ambiguous form starts with one of these; most scalars do not.
+    if !matches!(
+        text.as_bytes().first(),
+        Some(b'y' | b'Y' | b'n' | b'N' | b'o' | b'O' | b'0'..=b'9' | b'-' | b'+')
+    ) {
+        return None;
+    }
+    if let "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" = text {
+        return Some("the boolean `true`".into());
+    }
+    if let "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" = text {
+        return Some("the boolean `false`".into());
+    }
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| (b'0'..b'8').contains(&b))
+    {
+        let v = i64::from_str_radix(digits, 8).ok()?;
+        return Some(format!("the octal number {v}"));
+    }
+    if digits.contains(':')
+        && digits
+            .split(':')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && digits.split(':').skip(1).all(|p| p.len() == 2 && p < "60")
+        && !digits.starts_with('0')
+    {
+        let v = digits
+            .split(':')
+            .try_fold(0i64, |acc, p| p.parse::<i64>().ok().map(|n| acc * 60 + n))?;
+        return Some(format!("the number {v}"));
+    }
+    None
 }
 
 /// Start-of-line byte offsets, for turning parser markers into [`Pos`].
@@ -402,6 +455,7 @@ struct Builder<'a> {
     anchors: Vec<(usize, Node)>,
     alias_nodes: usize,
     problems: Vec<Problem>,
+    yaml11: Vec<Yaml11Value>,
 }
 
 fn count_nodes(n: &Node) -> usize {
@@ -446,6 +500,31 @@ impl Builder<'_> {
             // Later anchors with the same id shadow earlier ones (ids are unique
             // per anchor name and the parser reuses them when a name repeats).
             self.anchors.push((anchor, node.clone()));
+        }
+    }
+
+    /// True when the next node pushed becomes a mapping key.
+    fn next_is_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                pending_key: None,
+                ..
+            })
+        )
+    }
+
+    /// Note a plain scalar value that YAML 1.1 reads differently.
+    fn note_yaml11(&mut self, node: &Node) {
+        if let Value::Scalar(s) = &node.value
+            && s.is_plain()
+            && !self.next_is_key()
+            && yaml11_reading(&s.text).is_some()
+        {
+            self.yaml11.push(Yaml11Value {
+                span: node.span,
+                text: s.text.clone(),
+            });
         }
     }
 
@@ -495,6 +574,7 @@ impl Builder<'_> {
                     }),
                 };
                 self.register_anchor(anchor, &node);
+                self.note_yaml11(&node);
                 Ok(self.push(node))
             }
             Event::Alias(id) => {
@@ -523,6 +603,7 @@ impl Builder<'_> {
                 let mut node = target.clone();
                 // The copy is reported at the alias, where the reader sees it.
                 node.span = span;
+                self.note_yaml11(&node);
                 Ok(self.push(node))
             }
             Event::SequenceStart(anchor, _) => {
@@ -696,6 +777,7 @@ pub fn parse(src: &str, lines: &LineIndex, limits: Limits) -> Parsed {
         anchors: Vec::new(),
         alias_nodes: 0,
         problems: Vec::new(),
+        yaml11: Vec::new(),
     };
     let mut documents = Vec::new();
     while let Some(next) = parser.next_event() {
@@ -735,6 +817,7 @@ pub fn parse(src: &str, lines: &LineIndex, limits: Limits) -> Parsed {
     Parsed {
         documents,
         problems: b.problems,
+        yaml11: b.yaml11,
     }
 }
 
@@ -881,6 +964,38 @@ mod tests {
             r.get("f").unwrap().as_scalar().unwrap().tag.as_deref(),
             Some("!!str")
         );
+    }
+
+    #[test]
+    fn yaml11_readings() {
+        assert_eq!(yaml11_reading("on").as_deref(), Some("the boolean `true`"));
+        assert_eq!(yaml11_reading("NO").as_deref(), Some("the boolean `false`"));
+        assert_eq!(
+            yaml11_reading("0755").as_deref(),
+            Some("the octal number 493")
+        );
+        assert_eq!(yaml11_reading("1:30").as_deref(), Some("the number 90"));
+        assert_eq!(yaml11_reading("0"), None);
+        assert_eq!(yaml11_reading("089"), None);
+        assert_eq!(yaml11_reading("10:75"), None);
+        assert_eq!(yaml11_reading("true"), None);
+        assert_eq!(yaml11_reading("nope"), None);
+    }
+
+    #[test]
+    fn yaml11_values_are_noted_in_order_but_keys_and_quoted_values_are_not() {
+        let src = "on: yes\nlist: [no, \"off\", 0644]\nanchor: &a ON\ncopy: *a\nok: 'y'\n";
+        let parsed = p(src);
+        let noted: Vec<(&str, u32)> = parsed
+            .yaml11
+            .iter()
+            .map(|v| (v.text.as_str(), v.span.start.line))
+            .collect();
+        assert_eq!(
+            noted,
+            vec![("yes", 1), ("no", 2), ("0644", 2), ("ON", 3), ("ON", 4)]
+        );
+        assert_eq!(&src[parsed.yaml11[4].span.range()], "*a");
     }
 
     #[test]

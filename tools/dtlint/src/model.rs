@@ -269,10 +269,20 @@ enum PodLabels<'a> {
 /// few candidates instead of every object.
 #[derive(Debug, Default)]
 struct LabelIndex {
-    by_pair: std::collections::HashMap<(String, String), Vec<u32>>,
+    /// By a hash of (key, value): no copies of the strings; a collision only
+    /// adds a candidate that the real match then rejects.
+    by_pair: rustc_hash::FxHashMap<u64, Vec<u32>>,
     /// Items with kustomize-added keys: they match any value of those keys.
     with_added: Vec<u32>,
     all: Vec<u32>,
+}
+
+fn pair_hash(key: &str, value: &str) -> u64 {
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    key.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
 }
 
 impl LabelIndex {
@@ -283,10 +293,7 @@ impl LabelIndex {
         }
         for e in labels.into_iter().flat_map(Node::entries) {
             if let (Some(k), Some(v)) = (e.key.as_str(), e.value.as_str()) {
-                self.by_pair
-                    .entry((k.to_string(), v.to_string()))
-                    .or_default()
-                    .push(item);
+                self.by_pair.entry(pair_hash(k, v)).or_default().push(item);
             }
         }
     }
@@ -296,7 +303,7 @@ impl LabelIndex {
         let pair = sel
             .match_labels()
             .into_iter()
-            .find_map(|(k, v)| v.as_str().map(|v| (k.to_string(), v.to_string())));
+            .find_map(|(k, v)| v.as_str().map(|v| pair_hash(k, v)));
         match pair {
             None => self.all.clone(),
             Some(p) => {
@@ -381,23 +388,35 @@ impl<'a> Index<'a> {
     /// The index of a workspace; `config` assigns source files to
     /// environments by their directory.
     pub fn build_with(ws: &'a Workspace, config: Option<&'a crate::config::Config>) -> Self {
-        let mut resources = Vec::new();
-        for (id, f) in ws.sources.iter() {
-            let role = ws.role(id);
-            // Objects judged through a rendered build are not judged alone.
-            if ws.covered.contains(&id) && role != Role::Kustomization {
-                continue;
-            }
-            let env = match ws.rendered_of(id) {
-                Some(r) => Some(r.target.env.as_str()),
-                None => config.and_then(|c| c.environment_of(&f.path)),
-            };
-            for doc in &ws.parsed(id).documents {
-                if let Some(mut r) = Resource::from_node(id, doc.index, &doc.root, role) {
-                    r.env = env;
-                    resources.push(r);
+        use rayon::prelude::*;
+        let files: Vec<_> = ws.sources.iter().collect();
+        // Per file in parallel, then concatenated in file order.
+        let per_file: Vec<Vec<Resource<'a>>> = files
+            .par_iter()
+            .map(|&(id, f)| {
+                let role = ws.role(id);
+                // Objects judged through a rendered build are not judged alone.
+                if ws.covered.contains(&id) && role != Role::Kustomization {
+                    return Vec::new();
                 }
-            }
+                let env = match ws.rendered_of(id) {
+                    Some(r) => Some(r.target.env.as_str()),
+                    None => config.and_then(|c| c.environment_of(&f.path)),
+                };
+                ws.parsed(id)
+                    .documents
+                    .iter()
+                    .filter_map(|doc| {
+                        let mut r = Resource::from_node(id, doc.index, &doc.root, role)?;
+                        r.env = env;
+                        Some(r)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut resources = Vec::with_capacity(per_file.iter().map(Vec::len).sum());
+        for v in per_file {
+            resources.extend(v);
         }
         let mut configs: Vec<ConfigObject> = resources
             .iter()

@@ -24,7 +24,7 @@
 //! that admit them (`monitoring/prometheus`, `linkerd/*`); `ipBlock` peers
 //! and rules without peers stand for `outside`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use dtlint_yaml::{Entry, Node, Scalar, Span, Style, Value};
@@ -445,7 +445,7 @@ pub struct NamespaceSetter {
 /// kustomization no other one lists.
 pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> {
     use crate::kustomize::RefKind;
-    let listed: HashSet<&std::path::Path> = ws
+    let listed: rustc_hash::FxHashSet<&std::path::Path> = ws
         .kustomizations
         .iter()
         .flat_map(|k| &k.refs)
@@ -461,7 +461,7 @@ pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> 
     roots.sort_by_key(|k| ws.sources.get(k.file).path.clone());
     for root in roots {
         let mut stack = vec![(root, None::<NamespaceSetter>)];
-        let mut seen = HashSet::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         while let Some((k, outer)) = stack.pop() {
             if !seen.insert(k.file) {
                 continue;

@@ -60,10 +60,16 @@ impl SourceFile {
 #[derive(Debug, Default)]
 pub struct Sources {
     files: Vec<SourceFile>,
-    by_abs: std::collections::HashMap<PathBuf, FileId>,
+    by_abs: rustc_hash::FxHashMap<PathBuf, FileId>,
 }
 
 impl Sources {
+    /// Room for `n` more files without rehashing.
+    pub fn reserve(&mut self, n: usize) {
+        self.files.reserve(n);
+        self.by_abs.reserve(n);
+    }
+
     pub fn add(&mut self, file: SourceFile) -> FileId {
         let id = FileId(self.files.len() as u32);
         self.by_abs.insert(file.abs.clone(), id);

@@ -65,10 +65,10 @@ pub struct Workspace {
     /// computed on first use (see [`crate::netpol::Namespaces`]).
     pub namespace_setters: std::sync::OnceLock<HashMap<FileId, crate::netpol::NamespaceSetter>>,
     /// Index into `kustomizations` by directory.
-    kustomization_dirs: HashMap<PathBuf, usize>,
+    kustomization_dirs: rustc_hash::FxHashMap<PathBuf, usize>,
     /// Kustomizations (indices) that list a path under `resources:` or
     /// `components:`.
-    listed_by: HashMap<PathBuf, Vec<usize>>,
+    listed_by: rustc_hash::FxHashMap<PathBuf, Vec<usize>>,
     /// Overlays built in rendered mode, one source file each.
     pub rendered: Vec<Rendered>,
     /// Overlays whose build failed, with kustomize's error.
@@ -156,6 +156,7 @@ impl Workspace {
             })
             .collect();
         let mut sources = Sources::default();
+        sources.reserve(loaded.len());
         let mut unreadable = Vec::new();
         let mut parsed = Vec::with_capacity(loaded.len());
         for (file, problem, p) in loaded {
@@ -176,8 +177,8 @@ impl Workspace {
             generated: Vec::new(),
             sops: crate::sops_index::SopsState::default(),
             namespace_setters: std::sync::OnceLock::new(),
-            kustomization_dirs: HashMap::new(),
-            listed_by: HashMap::new(),
+            kustomization_dirs: rustc_hash::FxHashMap::default(),
+            listed_by: rustc_hash::FxHashMap::default(),
             rendered: Vec::new(),
             render_failures: Vec::new(),
             covered: std::collections::HashSet::new(),
@@ -195,19 +196,24 @@ impl Workspace {
     }
 
     fn assign_roles(&mut self) {
-        for (id, f) in self.sources.iter() {
-            let name = f.abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if !kustomize::FILE_NAMES.contains(&name) {
-                continue;
-            }
-            let Some(doc) = self.parsed[id.0 as usize].documents.first() else {
-                continue;
-            };
-            let dir = f.abs.parent().unwrap_or(Path::new("")).to_path_buf();
-            self.kustomizations
-                .push(Kustomization::from_node(id, &dir, &doc.root));
-            self.roles[id.0 as usize] = Role::Kustomization;
+        // Reading each kustomization's references is independent work.
+        let files: Vec<(FileId, &SourceFile)> = self.sources.iter().collect();
+        let found: Vec<Kustomization> = files
+            .par_iter()
+            .filter_map(|&(id, f)| {
+                let name = f.abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if !kustomize::FILE_NAMES.contains(&name) {
+                    return None;
+                }
+                let doc = self.parsed[id.0 as usize].documents.first()?;
+                let dir = f.abs.parent().unwrap_or(Path::new(""));
+                Some(Kustomization::from_node(id, dir, &doc.root))
+            })
+            .collect();
+        for k in &found {
+            self.roles[k.file.0 as usize] = Role::Kustomization;
         }
+        self.kustomizations = found;
         for (id, f) in self.sources.iter() {
             if crate::sops_index::is_data_file(&f.abs) {
                 self.roles[id.0 as usize] = Role::SopsData;
@@ -219,7 +225,9 @@ impl Workspace {
             .enumerate()
             .map(|(i, k)| (k.dir.clone(), i))
             .collect();
-        let mut listed_by: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        let mut listed_by: rustc_hash::FxHashMap<PathBuf, Vec<usize>> =
+            rustc_hash::FxHashMap::default();
+        listed_by.reserve(self.kustomizations.len() * 2);
         for (i, k) in self.kustomizations.iter().enumerate() {
             for r in k
                 .refs
@@ -440,18 +448,28 @@ type ReadResult = Result<String, (ReadProblem, String)>;
 
 /// Read a file, or say why not with whatever text can be shown.
 fn read_file(abs: &Path, limit: u64) -> ReadResult {
-    let meta =
-        std::fs::metadata(abs).map_err(|e| (ReadProblem::Io(e.to_string()), String::new()))?;
-    if meta.len() > limit {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| (ReadProblem::Io(e.to_string()), String::new());
+    // One open, then the size from the open file: no second path lookup.
+    let file = std::fs::File::open(abs).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > limit {
+        return Err((ReadProblem::TooLarge { size, limit }, String::new()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    // Read no more than the limit even if the file grows meanwhile.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limit {
         return Err((
             ReadProblem::TooLarge {
-                size: meta.len(),
+                size: bytes.len() as u64,
                 limit,
             },
             String::new(),
         ));
     }
-    let bytes = std::fs::read(abs).map_err(|e| (ReadProblem::Io(e.to_string()), String::new()))?;
     match String::from_utf8(bytes) {
         Ok(s) => Ok(s),
         Err(e) => {
@@ -485,10 +503,13 @@ pub fn discover(
     })?;
     let sops = crate::sops_index::Discovery::new(root);
     let mut out = Vec::new();
-    for p in paths {
+    for given in paths {
+        // Absolute and clean once per argument: every path found under it
+        // is then absolute and clean too.
+        let p = &std::path::absolute(given).unwrap_or_else(|_| given.clone());
         if !p.exists() {
             return Err(LoadError::Missing {
-                path: p.display().to_string(),
+                path: given.display().to_string(),
             });
         }
         if p.is_file() {
@@ -530,11 +551,10 @@ pub fn discover(
             out.push(sops);
         }
     }
-    let mut out: Vec<PathBuf> = out
-        .into_iter()
-        .map(|p| std::path::absolute(&p).unwrap_or(p))
-        .collect();
-    out.sort();
+    // Any total order makes file ids deterministic (findings are sorted by
+    // displayed path later); comparing bytes is much cheaper than comparing
+    // paths component by component.
+    out.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
     out.dedup();
     Ok(out)
 }

@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::diag::{Finding, Severity};
-use crate::model::Index;
+use crate::model::{Index, Resource};
 
 pub mod contract;
 pub mod flux;
@@ -53,10 +53,63 @@ pub struct Context<'a> {
     pub config: &'a Config,
 }
 
-/// A check over the whole index.
+/// The objects a per-object rule judges, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every document with `apiVersion` and `kind`: objects, patches,
+    /// kustomizations.
+    Documents,
+    /// Documents of a workload kind, patches included.
+    WorkloadDocuments,
+    /// Complete Kubernetes objects ([`Index::objects`]).
+    Objects,
+    /// Complete workloads ([`Index::workloads`]).
+    Workloads,
+    /// Complete objects of one kind ([`Index::of_kind`]).
+    Kind(&'static str),
+}
+
+impl Scope {
+    /// Does this scope include `r`? `object` is `r.is_complete() &&
+    /// r.is_kubernetes_object()`, computed once per object by the caller.
+    pub fn includes(self, r: &Resource<'_>, object: bool) -> bool {
+        match self {
+            Scope::Documents => true,
+            Scope::WorkloadDocuments => r.is_workload(),
+            Scope::Objects => object,
+            Scope::Workloads => object && r.is_workload(),
+            Scope::Kind(kind) => object && r.kind == kind,
+        }
+    }
+}
+
+/// A check. Most rules judge one object at a time: they name their objects
+/// in [`Rule::scope`] and implement [`Rule::check_object`], and the engine
+/// runs all of them on an object before moving to the next, while its nodes
+/// are still in the CPU's cache. Rules that need the whole repository at
+/// once (layout, traffic, SOPS) implement [`Rule::check`] instead.
 pub trait Rule: Sync {
     fn meta(&self) -> &'static RuleMeta;
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>);
+
+    /// The objects a per-object rule judges; `None` for a whole-index rule.
+    fn scope(&self) -> Option<Scope> {
+        None
+    }
+
+    /// Judge one object of [`Rule::scope`].
+    fn check_object(&self, _ctx: &Context<'_>, _r: &Resource<'_>, _out: &mut Vec<Finding>) {}
+
+    /// Judge the whole index. For a per-object rule: every object in scope.
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        if let Some(scope) = self.scope() {
+            for r in &ctx.index.resources {
+                let object = r.is_complete() && r.is_kubernetes_object();
+                if scope.includes(r, object) {
+                    self.check_object(ctx, r, out);
+                }
+            }
+        }
+    }
 }
 
 /// Declare a rule type whose doc comment becomes its docs.

@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -44,41 +45,43 @@ impl Rule for ReplicasPerEnvironment {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.objects() {
-            let Some(env) = r.env else { continue };
-            let Some(min) = ctx
-                .config
-                .environments
-                .get(env)
-                .and_then(|e| e.min_replicas)
-            else {
-                continue;
-            };
-            let field = match (r.kind, r.group()) {
-                ("Deployment" | "StatefulSet", "apps") => "replicas",
-                ("Cluster", "postgresql.cnpg.io") => "instances",
-                _ => continue,
-            };
-            let node = r.spec().and_then(|s| s.get(field));
-            let n = node.and_then(Node::as_i64).unwrap_or(1);
-            if n >= min {
-                continue;
-            }
-            let span = node.map_or_else(
-                || r.root.entry("spec").map_or(r.anchor_span(), |e| e.key.span),
-                |n| n.span,
-            );
-            out.push(
-                Finding::new(
-                    Self::META.id,
-                    Label::new(r.file, span, format!("{env} needs at least {min}")),
-                    format!("{} runs {n} {field} in {env}", r.id()),
-                )
-                .help(format!(
-                    "Set `{field}: {min}` or more in the {env} overlay."
-                )),
-            );
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Objects)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        let Some(env) = r.env else { return };
+        let Some(min) = ctx
+            .config
+            .environments
+            .get(env)
+            .and_then(|e| e.min_replicas)
+        else {
+            return;
+        };
+        let field = match (r.kind, r.group()) {
+            ("Deployment" | "StatefulSet", "apps") => "replicas",
+            ("Cluster", "postgresql.cnpg.io") => "instances",
+            _ => return,
+        };
+        let node = r.spec().and_then(|s| s.get(field));
+        let n = node.and_then(Node::as_i64).unwrap_or(1);
+        if n >= min {
+            return;
         }
+        let span = node.map_or_else(
+            || r.root.entry("spec").map_or(r.anchor_span(), |e| e.key.span),
+            |n| n.span,
+        );
+        out.push(
+            Finding::new(
+                Self::META.id,
+                Label::new(r.file, span, format!("{env} needs at least {min}")),
+                format!("{} runs {n} {field} in {env}", r.id()),
+            )
+            .help(format!(
+                "Set `{field}: {min}` or more in the {env} overlay."
+            )),
+        );
     }
 }

@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -46,62 +47,64 @@ impl Rule for ResourcesPerEnvironment {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            let Some(env) = r.env else { continue };
-            let Some(table) = ctx.config.environments.get(env).map(|e| &e.resources) else {
-                continue;
-            };
-            if table.is_empty() {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        let Some(env) = r.env else { return };
+        let Some(table) = ctx.config.environments.get(env).map(|e| &e.resources) else {
+            return;
+        };
+        if table.is_empty() {
+            return;
+        }
+        let service = r
+            .pod_labels()
+            .and_then(|l| l.get("app.kubernetes.io/name"))
+            .and_then(Node::as_str)
+            .unwrap_or(r.name);
+        let Some(want) = table.get(service).or_else(|| table.get("*")) else {
+            return;
+        };
+        for c in r.main_containers() {
+            let own = c
+                .node
+                .get("image")
+                .and_then(Node::as_str)
+                .is_some_and(|i| ctx.config.is_own_image(i));
+            if !own {
                 continue;
             }
-            let service = r
-                .pod_labels()
-                .and_then(|l| l.get("app.kubernetes.io/name"))
-                .and_then(Node::as_str)
-                .unwrap_or(r.name);
-            let Some(want) = table.get(service).or_else(|| table.get("*")) else {
-                continue;
-            };
-            for c in r.main_containers() {
-                let own = c
-                    .node
-                    .get("image")
-                    .and_then(Node::as_str)
-                    .is_some_and(|i| ctx.config.is_own_image(i));
-                if !own {
-                    continue;
-                }
-                let res = c.node.get("resources");
-                for (kind, expected) in [("requests", &want.requests), ("limits", &want.limits)] {
-                    for (what, q) in expected {
-                        let have = res.and_then(|x| x.get(kind)).and_then(|x| x.get(what));
-                        let text = have.and_then(|h| h.as_scalar()).map(|s| s.text.as_str());
-                        if text.is_some_and(|t| crate::quantity::same(t, q)) {
-                            continue;
-                        }
-                        let span = have.map_or_else(
-                            || {
-                                c.node
-                                    .entry("resources")
-                                    .map_or_else(|| c.anchor_span(), |e| e.key.span)
-                            },
-                            |h| h.span,
-                        );
-                        out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(r.file, span, format!("{env} sizing is {q}")),
-                                format!(
-                                    "{kind}.{what} of container `{}` of {} is {} in {env}, not {q}",
-                                    c.name(),
-                                    r.id(),
-                                    text.unwrap_or("unset")
-                                ),
-                            )
-                            .help(format!("Set `{kind}.{what}: {q}` in the {env} overlay, as the sizing table says.")),
-                        );
+            let res = c.node.get("resources");
+            for (kind, expected) in [("requests", &want.requests), ("limits", &want.limits)] {
+                for (what, q) in expected {
+                    let have = res.and_then(|x| x.get(kind)).and_then(|x| x.get(what));
+                    let text = have.and_then(|h| h.as_scalar()).map(|s| s.text.as_str());
+                    if text.is_some_and(|t| crate::quantity::same(t, q)) {
+                        continue;
                     }
+                    let span = have.map_or_else(
+                        || {
+                            c.node
+                                .entry("resources")
+                                .map_or_else(|| c.anchor_span(), |e| e.key.span)
+                        },
+                        |h| h.span,
+                    );
+                    out.push(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, span, format!("{env} sizing is {q}")),
+                            format!(
+                                "{kind}.{what} of container `{}` of {} is {} in {env}, not {q}",
+                                c.name(),
+                                r.id(),
+                                text.unwrap_or("unset")
+                            ),
+                        )
+                        .help(format!("Set `{kind}.{what}: {q}` in the {env} overlay, as the sizing table says.")),
+                    );
                 }
             }
         }

@@ -2,7 +2,7 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::model::{Resource, Selector};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -93,75 +93,75 @@ impl Rule for SelectorMatchesNothing {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Objects)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
         let any_pod = |r: &Resource<'_>, sel: &Selector<'_>| !idx.pods_matching(sel, r).is_empty();
-        for r in idx.objects() {
-            match r.kind {
-                "Service" | "PodDisruptionBudget" => {
-                    if let Some(sel) = idx.own_selector(r)
-                        && !sel.is_empty()
-                        && !any_pod(r, &sel)
-                    {
-                        report(out, r, &sel, "selector", &|s| any_pod(r, s));
+        match r.kind {
+            "Service" | "PodDisruptionBudget" => {
+                if let Some(sel) = idx.own_selector(r)
+                    && !sel.is_empty()
+                    && !any_pod(r, &sel)
+                {
+                    report(out, r, &sel, "selector", &|s| any_pod(r, s));
+                }
+            }
+            "NetworkPolicy" => {
+                let Some(spec) = r.spec() else { return };
+                if let Some(ps) = spec.get("podSelector") {
+                    let sel = Selector {
+                        node: ps,
+                        structured: true,
+                    };
+                    if !sel.is_empty() && !any_pod(r, &sel) {
+                        report(out, r, &sel, "podSelector", &|s| any_pod(r, s));
                     }
                 }
-                "NetworkPolicy" => {
-                    let Some(spec) = r.spec() else { continue };
-                    if let Some(ps) = spec.get("podSelector") {
-                        let sel = Selector {
-                            node: ps,
-                            structured: true,
-                        };
-                        if !sel.is_empty() && !any_pod(r, &sel) {
-                            report(out, r, &sel, "podSelector", &|s| any_pod(r, s));
-                        }
-                    }
-                    for dir in ["ingress", "egress"] {
-                        let peers = if dir == "ingress" { "from" } else { "to" };
-                        for rule in spec.get(dir).into_iter().flat_map(Node::items) {
-                            for peer in rule.get(peers).into_iter().flat_map(Node::items) {
-                                if peer.get("namespaceSelector").is_some() {
-                                    continue;
-                                }
-                                let Some(ps) = peer.get("podSelector") else {
-                                    continue;
-                                };
-                                let sel = Selector {
-                                    node: ps,
-                                    structured: true,
-                                };
-                                if !sel.is_empty() && !any_pod(r, &sel) {
-                                    report(out, r, &sel, &format!("{dir} peer"), &|s| {
-                                        any_pod(r, s)
-                                    });
-                                }
+                for dir in ["ingress", "egress"] {
+                    let peers = if dir == "ingress" { "from" } else { "to" };
+                    for rule in spec.get(dir).into_iter().flat_map(Node::items) {
+                        for peer in rule.get(peers).into_iter().flat_map(Node::items) {
+                            if peer.get("namespaceSelector").is_some() {
+                                continue;
+                            }
+                            let Some(ps) = peer.get("podSelector") else {
+                                continue;
+                            };
+                            let sel = Selector {
+                                node: ps,
+                                structured: true,
+                            };
+                            if !sel.is_empty() && !any_pod(r, &sel) {
+                                report(out, r, &sel, &format!("{dir} peer"), &|s| any_pod(r, s));
                             }
                         }
                     }
                 }
-                "ServiceMonitor" => {
-                    let Some(node) = r.spec().and_then(|s| s.get("selector")) else {
-                        continue;
-                    };
-                    let sel = Selector {
-                        node,
-                        structured: true,
-                    };
-                    let any_ns = r
-                        .spec()
-                        .and_then(|s| s.path(&["namespaceSelector", "any"]))
-                        .and_then(Node::as_bool)
-                        == Some(true);
-                    let found = !idx.services_matching(&sel, r, any_ns).is_empty();
-                    if !sel.is_empty() && !found {
-                        report(out, r, &sel, "selector", &|s| {
-                            !idx.services_matching(s, r, any_ns).is_empty()
-                        });
-                    }
-                }
-                _ => {}
             }
+            "ServiceMonitor" => {
+                let Some(node) = r.spec().and_then(|s| s.get("selector")) else {
+                    return;
+                };
+                let sel = Selector {
+                    node,
+                    structured: true,
+                };
+                let any_ns = r
+                    .spec()
+                    .and_then(|s| s.path(&["namespaceSelector", "any"]))
+                    .and_then(Node::as_bool)
+                    == Some(true);
+                let found = !idx.services_matching(&sel, r, any_ns).is_empty();
+                if !sel.is_empty() && !found {
+                    report(out, r, &sel, "selector", &|s| {
+                        !idx.services_matching(s, r, any_ns).is_empty()
+                    });
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -1,8 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::model::Selector;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::{Resource, Selector};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -43,43 +43,45 @@ impl Rule for ServiceMonitorPortMissing {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Kind("ServiceMonitor"))
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, sm: &Resource<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
-        for sm in idx.of_kind("ServiceMonitor") {
-            let Some(spec) = sm.spec() else { continue };
-            let Some(sel_node) = spec.get("selector") else {
-                continue;
-            };
-            let sel = Selector {
-                node: sel_node,
-                structured: true,
-            };
-            let services = idx.services_matching(&sel, sm, false);
-            if services.is_empty() {
-                continue;
-            }
-            for ep in spec.get("endpoints").into_iter().flat_map(Node::items) {
-                let Some(port) = ep.get("port") else { continue };
-                let Some(name) = port.as_str() else { continue };
-                let found = services.iter().any(|s| {
-                    s.spec()
-                        .and_then(|sp| sp.get("ports"))
-                        .into_iter()
-                        .flat_map(Node::items)
-                        .any(|p| p.get("name").and_then(Node::as_str) == Some(name))
-                });
-                if !found {
-                    let s = services[0];
-                    let ports_span = s
-                        .spec()
-                        .and_then(|sp| sp.entry("ports"))
-                        .map_or_else(|| s.anchor_span(), |e| e.key.span);
-                    out.push(
-                        Finding::new(Self::META.id, Label::new(sm.file, port.span, "no Service port has this name"), format!("{} scrapes port `{name}`, which {} does not name", sm.id(), s.id()))
-                            .with(Label::new(s.file, ports_span, "ports of the selected Service"))
-                            .help("Use the name of the Service's metrics port (ServiceMonitors match ports by name)."),
-                    );
-                }
+        let Some(spec) = sm.spec() else { return };
+        let Some(sel_node) = spec.get("selector") else {
+            return;
+        };
+        let sel = Selector {
+            node: sel_node,
+            structured: true,
+        };
+        let services = idx.services_matching(&sel, sm, false);
+        if services.is_empty() {
+            return;
+        }
+        for ep in spec.get("endpoints").into_iter().flat_map(Node::items) {
+            let Some(port) = ep.get("port") else { continue };
+            let Some(name) = port.as_str() else { continue };
+            let found = services.iter().any(|s| {
+                s.spec()
+                    .and_then(|sp| sp.get("ports"))
+                    .into_iter()
+                    .flat_map(Node::items)
+                    .any(|p| p.get("name").and_then(Node::as_str) == Some(name))
+            });
+            if !found {
+                let s = services[0];
+                let ports_span = s
+                    .spec()
+                    .and_then(|sp| sp.entry("ports"))
+                    .map_or_else(|| s.anchor_span(), |e| e.key.span);
+                out.push(
+                    Finding::new(Self::META.id, Label::new(sm.file, port.span, "no Service port has this name"), format!("{} scrapes port `{name}`, which {} does not name", sm.id(), s.id()))
+                        .with(Label::new(s.file, ports_span, "ports of the selected Service"))
+                        .help("Use the name of the Service's metrics port (ServiceMonitors match ports by name)."),
+                );
             }
         }
     }

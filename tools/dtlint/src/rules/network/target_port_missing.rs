@@ -2,7 +2,7 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -63,42 +63,44 @@ impl Rule for TargetPortMissing {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for svc in ctx.index.of_kind("Service") {
-            let pods: Vec<_> = ctx.index.selected_workloads(svc);
-            if pods.is_empty() {
-                // Nothing selected is another rule's finding.
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Kind("Service"))
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, svc: &Resource<'_>, out: &mut Vec<Finding>) {
+        let pods: Vec<_> = ctx.index.selected_workloads(svc);
+        if pods.is_empty() {
+            // Nothing selected is another rule's finding.
+            return;
+        }
+        for p in svc
+            .spec()
+            .and_then(|s| s.get("ports"))
+            .into_iter()
+            .flat_map(Node::items)
+        {
+            let Some(target) = p.get("targetPort").or_else(|| p.get("port")) else {
+                continue;
+            };
+            let declared = pods
+                .iter()
+                .any(|w| w.main_containers().any(|c| c.declares_port(target)));
+            if declared {
                 continue;
             }
-            for p in svc
-                .spec()
-                .and_then(|s| s.get("ports"))
-                .into_iter()
-                .flat_map(Node::items)
-            {
-                let Some(target) = p.get("targetPort").or_else(|| p.get("port")) else {
-                    continue;
-                };
-                let declared = pods
-                    .iter()
-                    .any(|w| w.main_containers().any(|c| c.declares_port(target)));
-                if declared {
-                    continue;
-                }
-                let shown = target.as_scalar().map_or("?", |s| s.text.as_str());
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(svc.file, target.span, "no container declares this port"),
-                        format!(
-                            "{} targets port `{shown}`, which no selected container declares",
-                            svc.id()
-                        ),
-                    )
-                    .with(declared_ports(pods[0]))
-                    .help("Target a port name the container declares under `ports:`."),
-                );
-            }
+            let shown = target.as_scalar().map_or("?", |s| s.text.as_str());
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(svc.file, target.span, "no container declares this port"),
+                    format!(
+                        "{} targets port `{shown}`, which no selected container declares",
+                        svc.id()
+                    ),
+                )
+                .with(declared_ports(pods[0]))
+                .help("Target a port name the container declares under `ports:`."),
+            );
         }
     }
 }

@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -60,7 +61,11 @@ impl Rule for UdpPortProtocol {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Objects)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let udp = &ctx.config.udp_ports;
         let help = "Add `protocol: UDP` to the port; Kubernetes assumes TCP.";
         let report = |out: &mut Vec<Finding>, file, port: &Node, what: String| {
@@ -74,7 +79,7 @@ impl Rule for UdpPortProtocol {
                 .help(help),
             );
         };
-        for r in ctx.index.workloads() {
+        if r.is_workload() {
             for c in r.containers() {
                 for p in c.ports() {
                     let Some(n) = p.get("containerPort").and_then(Node::as_i64) else {
@@ -96,7 +101,8 @@ impl Rule for UdpPortProtocol {
                 }
             }
         }
-        for svc in ctx.index.of_kind("Service") {
+        if r.kind == "Service" {
+            let svc = r;
             let pods: Vec<_> = ctx.index.selected_workloads(svc);
             for p in svc
                 .spec()

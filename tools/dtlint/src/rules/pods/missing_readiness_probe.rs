@@ -1,5 +1,6 @@
 use crate::diag::Finding;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -46,15 +47,16 @@ impl Rule for MissingReadinessProbe {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx
-            .index
-            .workloads()
-            .filter(|r| !matches!(r.kind, "Job" | "CronJob"))
-        {
-            for c in r.main_containers() {
-                super::check_probe(ctx, Self::META.id, r, &c, "readinessProbe", "/ready", out);
-            }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        if matches!(r.kind, "Job" | "CronJob") {
+            return;
+        }
+        for c in r.main_containers() {
+            super::check_probe(ctx, Self::META.id, r, &c, "readinessProbe", "/ready", out);
         }
     }
 }

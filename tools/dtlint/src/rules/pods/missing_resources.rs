@@ -1,8 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::model::Container;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::{Container, Resource};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -62,34 +62,36 @@ impl Rule for MissingResources {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                let res = c.node.get("resources");
-                let mut missing = Vec::new();
-                for kind in ["requests", "limits"] {
-                    for what in ["cpu", "memory"] {
-                        let v = res.and_then(|x| x.get(kind)).and_then(|x| x.get(what));
-                        if v.and_then(Node::as_scalar)
-                            .is_none_or(dtlint_yaml::Scalar::is_null)
-                        {
-                            missing.push(format!("{kind}.{what}"));
-                        }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        for c in r.containers() {
+            let res = c.node.get("resources");
+            let mut missing = Vec::new();
+            for kind in ["requests", "limits"] {
+                for what in ["cpu", "memory"] {
+                    let v = res.and_then(|x| x.get(kind)).and_then(|x| x.get(what));
+                    if v.and_then(Node::as_scalar)
+                        .is_none_or(dtlint_yaml::Scalar::is_null)
+                    {
+                        missing.push(format!("{kind}.{what}"));
                     }
                 }
-                if missing.is_empty() {
-                    continue;
-                }
-                let span = missing_span(&c, &missing);
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, span, format!("missing {}", missing.join(", "))),
-                        format!("container `{}` of {} does not set {}", c.name(), r.id(), missing.join(", ")),
-                    )
-                    .help("Set requests and limits for cpu and memory (see the environment sizing table)."),
-                );
             }
+            if missing.is_empty() {
+                continue;
+            }
+            let span = missing_span(&c, &missing);
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, span, format!("missing {}", missing.join(", "))),
+                    format!("container `{}` of {} does not set {}", c.name(), r.id(), missing.join(", ")),
+                )
+                .help("Set requests and limits for cpu and memory (see the environment sizing table)."),
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -43,28 +44,30 @@ impl Rule for ProbePortUndeclared {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
-                    let Some(port) = c.node.get(key).and_then(super::probe_port) else {
-                        continue;
-                    };
-                    if c.declares_port(port) {
-                        continue;
-                    }
-                    let shown = port.as_scalar().map_or("?", |s| s.text.as_str());
-                    let mut f = Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, port.span, "not a declared port"),
-                        format!("{key} of container `{}` targets port `{shown}`, which the container does not declare", c.name()),
-                    )
-                    .help("Probe a port listed under the container's `ports:` (prefer its name).");
-                    if let Some(ports) = c.node.entry("ports") {
-                        f = f.with(Label::new(r.file, ports.key.span, "declared ports"));
-                    }
-                    out.push(f);
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        for c in r.containers() {
+            for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                let Some(port) = c.node.get(key).and_then(super::probe_port) else {
+                    continue;
+                };
+                if c.declares_port(port) {
+                    continue;
                 }
+                let shown = port.as_scalar().map_or("?", |s| s.text.as_str());
+                let mut f = Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, port.span, "not a declared port"),
+                    format!("{key} of container `{}` targets port `{shown}`, which the container does not declare", c.name()),
+                )
+                .help("Probe a port listed under the container's `ports:` (prefer its name).");
+                if let Some(ports) = c.node.entry("ports") {
+                    f = f.with(Label::new(r.file, ports.key.span, "declared ports"));
+                }
+                out.push(f);
             }
         }
     }

@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -86,34 +87,36 @@ impl Rule for SecretInEnvLiteral {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.resources.iter().filter(|r| r.is_workload()) {
-            for c in r.containers() {
-                for env in c.node.get("env").into_iter().flat_map(Node::items) {
-                    let name = env.get("name").and_then(Node::as_str).unwrap_or("");
-                    let Some(value) = env.get("value") else {
-                        continue;
-                    };
-                    let Some(text) = value.as_str() else { continue };
-                    if text.is_empty() {
-                        continue;
-                    }
-                    let why = if url_with_password(text) {
-                        "a URL with a password"
-                    } else if secret_name(name) {
-                        "a secret by its name"
-                    } else {
-                        continue;
-                    };
-                    out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, value.span, "literal value"),
-                            format!("env var `{name}` of container `{}` holds {why} in plain text", c.name()),
-                        )
-                        .help(format!("Move the value into a Secret and use `valueFrom: {{secretKeyRef: {{name: <secret>, key: {name}}}}}`.")),
-                    );
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::WorkloadDocuments)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        for c in r.containers() {
+            for env in c.node.get("env").into_iter().flat_map(Node::items) {
+                let name = env.get("name").and_then(Node::as_str).unwrap_or("");
+                let Some(value) = env.get("value") else {
+                    continue;
+                };
+                let Some(text) = value.as_str() else { continue };
+                if text.is_empty() {
+                    continue;
                 }
+                let why = if url_with_password(text) {
+                    "a URL with a password"
+                } else if secret_name(name) {
+                    "a secret by its name"
+                } else {
+                    continue;
+                };
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, value.span, "literal value"),
+                        format!("env var `{name}` of container `{}` holds {why} in plain text", c.name()),
+                    )
+                    .help(format!("Move the value into a Secret and use `valueFrom: {{secretKeyRef: {{name: <secret>, key: {name}}}}}`.")),
+                );
             }
         }
     }

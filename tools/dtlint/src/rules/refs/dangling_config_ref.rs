@@ -2,7 +2,7 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::model::{ConfigKind, Resource};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -132,56 +132,58 @@ impl Rule for DanglingConfigRef {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                for env in c.node.get("env").into_iter().flat_map(Node::items) {
-                    let Some(from) = env.get("valueFrom") else {
-                        continue;
-                    };
-                    if let Some(cm) = from.get("configMapKeyRef") {
-                        check_ref(
-                            ctx,
-                            r,
-                            ConfigKind::ConfigMap,
-                            cm,
-                            cm.get("key"),
-                            "name",
-                            out,
-                        );
-                    }
-                    if let Some(s) = from.get("secretKeyRef") {
-                        check_ref(ctx, r, ConfigKind::Secret, s, s.get("key"), "name", out);
-                    }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        for c in r.containers() {
+            for env in c.node.get("env").into_iter().flat_map(Node::items) {
+                let Some(from) = env.get("valueFrom") else {
+                    continue;
+                };
+                if let Some(cm) = from.get("configMapKeyRef") {
+                    check_ref(
+                        ctx,
+                        r,
+                        ConfigKind::ConfigMap,
+                        cm,
+                        cm.get("key"),
+                        "name",
+                        out,
+                    );
                 }
-                for src in c.node.get("envFrom").into_iter().flat_map(Node::items) {
-                    if let Some(cm) = src.get("configMapRef") {
-                        check_ref(ctx, r, ConfigKind::ConfigMap, cm, None, "name", out);
-                    }
-                    if let Some(s) = src.get("secretRef") {
-                        check_ref(ctx, r, ConfigKind::Secret, s, None, "name", out);
-                    }
+                if let Some(s) = from.get("secretKeyRef") {
+                    check_ref(ctx, r, ConfigKind::Secret, s, s.get("key"), "name", out);
                 }
             }
-            for v in r
-                .pod_spec()
-                .and_then(|p| p.get("volumes"))
-                .into_iter()
-                .flat_map(Node::items)
-            {
-                for (field, kind, name_key) in [
-                    ("configMap", ConfigKind::ConfigMap, "name"),
-                    ("secret", ConfigKind::Secret, "secretName"),
-                ] {
-                    let Some(src) = v.get(field) else { continue };
-                    let items: Vec<&Node> =
-                        src.get("items").into_iter().flat_map(Node::items).collect();
-                    if items.is_empty() {
-                        check_ref(ctx, r, kind, src, None, name_key, out);
-                    }
-                    for item in items {
-                        check_ref(ctx, r, kind, src, item.get("key"), name_key, out);
-                    }
+            for src in c.node.get("envFrom").into_iter().flat_map(Node::items) {
+                if let Some(cm) = src.get("configMapRef") {
+                    check_ref(ctx, r, ConfigKind::ConfigMap, cm, None, "name", out);
+                }
+                if let Some(s) = src.get("secretRef") {
+                    check_ref(ctx, r, ConfigKind::Secret, s, None, "name", out);
+                }
+            }
+        }
+        for v in r
+            .pod_spec()
+            .and_then(|p| p.get("volumes"))
+            .into_iter()
+            .flat_map(Node::items)
+        {
+            for (field, kind, name_key) in [
+                ("configMap", ConfigKind::ConfigMap, "name"),
+                ("secret", ConfigKind::Secret, "secretName"),
+            ] {
+                let Some(src) = v.get(field) else { continue };
+                let items: Vec<&Node> =
+                    src.get("items").into_iter().flat_map(Node::items).collect();
+                if items.is_empty() {
+                    check_ref(ctx, r, kind, src, None, name_key, out);
+                }
+                for item in items {
+                    check_ref(ctx, r, kind, src, item.get("key"), name_key, out);
                 }
             }
         }

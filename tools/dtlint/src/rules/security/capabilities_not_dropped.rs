@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -43,62 +44,64 @@ impl Rule for CapabilitiesNotDropped {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let help = "Set `capabilities: {drop: [ALL]}` and add back only NET_BIND_SERVICE if a port below 1024 is needed.";
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                let caps = c
-                    .node
-                    .get("securityContext")
-                    .and_then(|s| s.get("capabilities"));
-                let drops_all = caps
-                    .and_then(|c| c.get("drop"))
-                    .is_some_and(|d| d.items().any(|i| i.as_str() == Some("ALL")));
-                if !drops_all {
-                    // `drop:`'s value, else `capabilities:`, else `securityContext:`.
-                    let span = caps
-                        .and_then(|cp| cp.get("drop"))
-                        .map(|d| d.span)
-                        .or_else(|| {
-                            c.node
-                                .get("securityContext")
-                                .and_then(|s| s.entry("capabilities"))
-                                .map(|e| e.key.span)
-                        });
-                    let span = span.unwrap_or_else(|| super::missing_span(&c));
+        for c in r.containers() {
+            let caps = c
+                .node
+                .get("securityContext")
+                .and_then(|s| s.get("capabilities"));
+            let drops_all = caps
+                .and_then(|c| c.get("drop"))
+                .is_some_and(|d| d.items().any(|i| i.as_str() == Some("ALL")));
+            if !drops_all {
+                // `drop:`'s value, else `capabilities:`, else `securityContext:`.
+                let span = caps
+                    .and_then(|cp| cp.get("drop"))
+                    .map(|d| d.span)
+                    .or_else(|| {
+                        c.node
+                            .get("securityContext")
+                            .and_then(|s| s.entry("capabilities"))
+                            .map(|e| e.key.span)
+                    });
+                let span = span.unwrap_or_else(|| super::missing_span(&c));
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, span, "no drop: [ALL]"),
+                        format!(
+                            "container `{}` of {} does not drop all capabilities",
+                            c.name(),
+                            r.id()
+                        ),
+                    )
+                    .help(help),
+                );
+            }
+            for add in caps
+                .and_then(|c| c.get("add"))
+                .into_iter()
+                .flat_map(Node::items)
+            {
+                let name = add.as_str().unwrap_or("?");
+                if name != "NET_BIND_SERVICE" {
                     out.push(
                         Finding::new(
                             Self::META.id,
-                            Label::new(r.file, span, "no drop: [ALL]"),
+                            Label::new(r.file, add.span, "added capability"),
                             format!(
-                                "container `{}` of {} does not drop all capabilities",
+                                "container `{}` of {} adds capability {name}",
                                 c.name(),
                                 r.id()
                             ),
                         )
                         .help(help),
                     );
-                }
-                for add in caps
-                    .and_then(|c| c.get("add"))
-                    .into_iter()
-                    .flat_map(Node::items)
-                {
-                    let name = add.as_str().unwrap_or("?");
-                    if name != "NET_BIND_SERVICE" {
-                        out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(r.file, add.span, "added capability"),
-                                format!(
-                                    "container `{}` of {} adds capability {name}",
-                                    c.name(),
-                                    r.id()
-                                ),
-                            )
-                            .help(help),
-                        );
-                    }
                 }
             }
         }

@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -38,22 +39,24 @@ impl Rule for HostNamespace {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            let Some(ps) = r.pod_spec() else { continue };
-            for key in ["hostNetwork", "hostPID", "hostIPC"] {
-                if let Some(n) = ps.get(key).filter(|n| n.as_bool() == Some(true)) {
-                    out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, n.span, "shares the node's namespace"),
-                            format!("{} sets {key}: true", r.id()),
-                        )
-                        .help(format!(
-                            "Remove `{key}: true`; pods must not share the node's namespaces."
-                        )),
-                    );
-                }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        let Some(ps) = r.pod_spec() else { return };
+        for key in ["hostNetwork", "hostPID", "hostIPC"] {
+            if let Some(n) = ps.get(key).filter(|n| n.as_bool() == Some(true)) {
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, n.span, "shares the node's namespace"),
+                        format!("{} sets {key}: true", r.id()),
+                    )
+                    .help(format!(
+                        "Remove `{key}: true`; pods must not share the node's namespaces."
+                    )),
+                );
             }
         }
     }

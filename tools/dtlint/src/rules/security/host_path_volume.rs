@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -42,21 +43,31 @@ impl Rule for HostPathVolume {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            for v in r
-                .pod_spec()
-                .and_then(|p| p.get("volumes"))
-                .into_iter()
-                .flat_map(Node::items)
-            {
-                if let Some(e) = v.entry("hostPath") {
-                    let path = e.value.get("path").and_then(Node::as_str).unwrap_or("?");
-                    out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, e.key.span, "node filesystem"), format!("volume `{}` of {} mounts host path {path}", v.get("name").and_then(Node::as_str).unwrap_or("?"), r.id()))
-                            .help("Use an emptyDir for scratch space or a PersistentVolumeClaim for data."),
-                    );
-                }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        for v in r
+            .pod_spec()
+            .and_then(|p| p.get("volumes"))
+            .into_iter()
+            .flat_map(Node::items)
+        {
+            if let Some(e) = v.entry("hostPath") {
+                let path = e.value.get("path").and_then(Node::as_str).unwrap_or("?");
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, e.key.span, "node filesystem"),
+                        format!(
+                            "volume `{}` of {} mounts host path {path}",
+                            v.get("name").and_then(Node::as_str).unwrap_or("?"),
+                            r.id()
+                        ),
+                    )
+                    .help("Use an emptyDir for scratch space or a PersistentVolumeClaim for data."),
+                );
             }
         }
     }

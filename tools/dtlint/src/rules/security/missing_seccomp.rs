@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -41,40 +42,41 @@ impl Rule for MissingSeccomp {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let help = "Set `seccompProfile: {type: RuntimeDefault}` in the pod's securityContext, and do not override it in the container's.";
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                let ty =
-                    super::effective(r, &c, "seccompProfile", true).and_then(|p| p.get("type"));
-                match ty {
-                    Some(t) if matches!(t.as_str(), Some("RuntimeDefault" | "Localhost")) => {}
-                    Some(t) => out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, t.span, "no syscall filtering"),
-                            format!(
-                                "container `{}` of {} runs with seccomp {}",
-                                c.name(),
-                                r.id(),
-                                t.as_str().unwrap_or("?")
-                            ),
-                        )
-                        .help(help),
-                    ),
-                    None => out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, super::missing_span(&c), "no seccompProfile"),
-                            format!(
-                                "container `{}` of {} has no seccomp profile",
-                                c.name(),
-                                r.id()
-                            ),
-                        )
-                        .help(help),
-                    ),
-                }
+        for c in r.containers() {
+            let ty = super::effective(r, &c, "seccompProfile", true).and_then(|p| p.get("type"));
+            match ty {
+                Some(t) if matches!(t.as_str(), Some("RuntimeDefault" | "Localhost")) => {}
+                Some(t) => out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, t.span, "no syscall filtering"),
+                        format!(
+                            "container `{}` of {} runs with seccomp {}",
+                            c.name(),
+                            r.id(),
+                            t.as_str().unwrap_or("?")
+                        ),
+                    )
+                    .help(help),
+                ),
+                None => out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, super::missing_span(&c), "no seccompProfile"),
+                        format!(
+                            "container `{}` of {} has no seccomp profile",
+                            c.name(),
+                            r.id()
+                        ),
+                    )
+                    .help(help),
+                ),
             }
         }
     }

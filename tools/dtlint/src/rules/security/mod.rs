@@ -12,7 +12,6 @@ use dtlint_yaml::{Node, Span};
 
 use crate::diag::{Finding, Label};
 use crate::model::{Container, Resource};
-use crate::rules::Context;
 
 /// A container's setting, falling back to the pod's when `pod_level` is true.
 pub(crate) fn effective<'a>(
@@ -74,7 +73,7 @@ pub(crate) fn wrong_bool(
 
 /// Shared shape of the "this boolean must be X" rules.
 pub(crate) fn require_bool(
-    ctx: &Context<'_>,
+    r: &Resource<'_>,
     rule: &'static str,
     key: &str,
     want: bool,
@@ -82,24 +81,22 @@ pub(crate) fn require_bool(
     help: &str,
     out: &mut Vec<Finding>,
 ) {
-    for r in ctx.index.workloads() {
-        for c in r.containers() {
-            match effective(r, &c, key, pod_level) {
-                Some(n) if n.as_bool() == Some(want) => {}
-                Some(n) => out.push(wrong_bool(rule, r, &c, key, want, n).help(help.to_string())),
-                None => out.push(
-                    Finding::new(
-                        rule,
-                        Label::new(r.file, missing_span(&c), format!("no {key}: {want}")),
-                        format!(
-                            "container `{}` of {} does not set {key}: {want}",
-                            c.name(),
-                            r.id()
-                        ),
-                    )
-                    .help(help.to_string()),
-                ),
-            }
+    for c in r.containers() {
+        match effective(r, &c, key, pod_level) {
+            Some(n) if n.as_bool() == Some(want) => {}
+            Some(n) => out.push(wrong_bool(rule, r, &c, key, want, n).help(help.to_string())),
+            None => out.push(
+                Finding::new(
+                    rule,
+                    Label::new(r.file, missing_span(&c), format!("no {key}: {want}")),
+                    format!(
+                        "container `{}` of {} does not set {key}: {want}",
+                        c.name(),
+                        r.id()
+                    ),
+                )
+                .help(help.to_string()),
+            ),
         }
     }
 }

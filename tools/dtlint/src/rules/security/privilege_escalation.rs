@@ -1,5 +1,6 @@
 use crate::diag::Finding;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -35,9 +36,13 @@ impl Rule for PrivilegeEscalation {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         super::require_bool(
-            ctx,
+            r,
             Self::META.id,
             "allowPrivilegeEscalation",
             false,

@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -37,19 +38,21 @@ impl Rule for PrivilegedContainer {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                if let Some(p) = c
-                    .node
-                    .path(&["securityContext", "privileged"])
-                    .filter(|p| p.as_bool() == Some(true))
-                {
-                    out.push(
-                        Finding::new(Self::META.id, Label::new(r.file, p.span, "full access to the node"), format!("container `{}` of {} is privileged", c.name(), r.id()))
-                            .help("Remove `privileged: true`; grant a single capability instead if one is really needed."),
-                    );
-                }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        for c in r.containers() {
+            if let Some(p) = c
+                .node
+                .path(&["securityContext", "privileged"])
+                .filter(|p| p.as_bool() == Some(true))
+            {
+                out.push(
+                    Finding::new(Self::META.id, Label::new(r.file, p.span, "full access to the node"), format!("container `{}` of {} is privileged", c.name(), r.id()))
+                        .help("Remove `privileged: true`; grant a single capability instead if one is really needed."),
+                );
             }
         }
     }

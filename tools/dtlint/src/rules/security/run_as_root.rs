@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 use super::{effective, missing_span};
 
@@ -43,60 +44,61 @@ impl Rule for RunAsRoot {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let help = "Set `runAsNonRoot: true` and a non-zero `runAsUser` (65532 for our images).";
-        for r in ctx.index.workloads() {
-            for c in r.containers() {
-                if let Some(uid) =
-                    effective(r, &c, "runAsUser", true).filter(|u| u.as_i64() == Some(0))
-                {
+        for c in r.containers() {
+            if let Some(uid) = effective(r, &c, "runAsUser", true).filter(|u| u.as_i64() == Some(0))
+            {
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, uid.span, "uid 0 is root"),
+                        format!("container `{}` of {} runs as root", c.name(), r.id()),
+                    )
+                    .help(help),
+                );
+                continue;
+            }
+            match effective(r, &c, "runAsNonRoot", true) {
+                Some(n) if n.as_bool() == Some(true) => {}
+                Some(n) => out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, n.span, "must be true"),
+                        format!(
+                            "container `{}` of {} allows running as root",
+                            c.name(),
+                            r.id()
+                        ),
+                    )
+                    .help(help),
+                ),
+                None => {
+                    // With a non-zero uid the container does not run as
+                    // root today; what is missing is the guarantee.
+                    let uid = effective(r, &c, "runAsUser", true).and_then(Node::as_i64);
+                    let message = match uid {
+                        Some(uid) => format!(
+                            "container `{}` of {} runs as uid {uid} but does not require a non-root user",
+                            c.name(),
+                            r.id()
+                        ),
+                        None => {
+                            format!("container `{}` of {} may run as root", c.name(), r.id())
+                        }
+                    };
                     out.push(
                         Finding::new(
                             Self::META.id,
-                            Label::new(r.file, uid.span, "uid 0 is root"),
-                            format!("container `{}` of {} runs as root", c.name(), r.id()),
+                            Label::new(r.file, missing_span(&c), "no runAsNonRoot: true"),
+                            message,
                         )
                         .help(help),
                     );
-                    continue;
-                }
-                match effective(r, &c, "runAsNonRoot", true) {
-                    Some(n) if n.as_bool() == Some(true) => {}
-                    Some(n) => out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, n.span, "must be true"),
-                            format!(
-                                "container `{}` of {} allows running as root",
-                                c.name(),
-                                r.id()
-                            ),
-                        )
-                        .help(help),
-                    ),
-                    None => {
-                        // With a non-zero uid the container does not run as
-                        // root today; what is missing is the guarantee.
-                        let uid = effective(r, &c, "runAsUser", true).and_then(Node::as_i64);
-                        let message = match uid {
-                            Some(uid) => format!(
-                                "container `{}` of {} runs as uid {uid} but does not require a non-root user",
-                                c.name(),
-                                r.id()
-                            ),
-                            None => {
-                                format!("container `{}` of {} may run as root", c.name(), r.id())
-                            }
-                        };
-                        out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(r.file, missing_span(&c), "no runAsNonRoot: true"),
-                                message,
-                            )
-                            .help(help),
-                        );
-                    }
                 }
             }
         }

@@ -2,7 +2,7 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::model::{Resource, STANDARD_LABELS};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -107,27 +107,29 @@ impl Rule for MissingStandardLabels {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.objects() {
-            if r.is_flux() {
-                continue;
-            }
-            let added = ctx.index.added_labels(r.file);
-            check_labels(
-                r,
-                r.metadata(),
-                r.metadata_span(),
-                &added.object,
-                "metadata",
-                out,
-            );
-            if r.kind != "Pod"
-                && let Some(t) = r.pod_template()
-            {
-                let tmeta = t.get("metadata");
-                let anchor = template_anchor(r, t);
-                check_labels(r, tmeta, anchor, &added.template, "pod template", out);
-            }
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Objects)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        if r.is_flux() {
+            return;
+        }
+        let added = ctx.index.added_labels(r.file);
+        check_labels(
+            r,
+            r.metadata(),
+            r.metadata_span(),
+            &added.object,
+            "metadata",
+            out,
+        );
+        if r.kind != "Pod"
+            && let Some(t) = r.pod_template()
+        {
+            let tmeta = t.get("metadata");
+            let anchor = template_anchor(r, t);
+            check_labels(r, tmeta, anchor, &added.template, "pod template", out);
         }
     }
 }

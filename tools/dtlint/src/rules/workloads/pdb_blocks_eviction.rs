@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -50,80 +51,82 @@ impl Rule for PdbBlocksEviction {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Kind("PodDisruptionBudget"))
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, pdb: &Resource<'_>, out: &mut Vec<Finding>) {
         let help = "Allow at least one disruption: run more replicas than minAvailable, or use `maxUnavailable: 1`.";
-        for pdb in ctx.index.of_kind("PodDisruptionBudget") {
-            let Some(spec) = pdb.spec() else { continue };
-            if let Some(mu) = spec.get("maxUnavailable")
-                && (mu.as_i64() == Some(0) || matches!(mu.as_str(), Some("0" | "0%")))
-            {
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(pdb.file, mu.span, "no pod may ever be evicted"),
-                        format!("{} allows no disruption", pdb.id()),
-                    )
-                    .help(help),
-                );
-                continue;
-            }
-            let Some(min) = spec.get("minAvailable") else {
-                continue;
+        let Some(spec) = pdb.spec() else { return };
+        if let Some(mu) = spec.get("maxUnavailable")
+            && (mu.as_i64() == Some(0) || matches!(mu.as_str(), Some("0" | "0%")))
+        {
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(pdb.file, mu.span, "no pod may ever be evicted"),
+                    format!("{} allows no disruption", pdb.id()),
+                )
+                .help(help),
+            );
+            return;
+        }
+        let Some(min) = spec.get("minAvailable") else {
+            return;
+        };
+        if min.as_str() == Some("100%") {
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(pdb.file, min.span, "no pod may ever be evicted"),
+                    format!("{} requires every pod to stay up", pdb.id()),
+                )
+                .help(help),
+            );
+            return;
+        }
+        let Some(min_n) = min.as_i64() else { return };
+        let Some(sel) = ctx.index.own_selector(pdb) else {
+            return;
+        };
+        let targets: Vec<_> = ctx
+            .index
+            .pods_matching(&sel, pdb)
+            .into_iter()
+            .map(|(w, _)| w)
+            .filter(|w| w.is_workload())
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        // Replicas default to 1 when not written.
+        if targets.iter().all(|w| w.replicas().unwrap_or(1) <= min_n) {
+            let w = targets[0];
+            let replicas = w.replicas().unwrap_or(1);
+            // Point at `replicas:`, or at `spec:` when replicas is left
+            // to its default.
+            let (replicas_span, replicas_msg) = match w.spec().and_then(|s| s.get("replicas")) {
+                Some(n) => (n.span, format!("runs {}", plural(replicas, "replica"))),
+                None => (
+                    w.root
+                        .entry("spec")
+                        .map_or_else(|| w.anchor_span(), |e| e.key.span),
+                    "no replicas set: runs 1 replica".to_string(),
+                ),
             };
-            if min.as_str() == Some("100%") {
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(pdb.file, min.span, "no pod may ever be evicted"),
-                        format!("{} requires every pod to stay up", pdb.id()),
-                    )
-                    .help(help),
-                );
-                continue;
-            }
-            let Some(min_n) = min.as_i64() else { continue };
-            let Some(sel) = ctx.index.own_selector(pdb) else {
-                continue;
-            };
-            let targets: Vec<_> = ctx
-                .index
-                .pods_matching(&sel, pdb)
-                .into_iter()
-                .map(|(w, _)| w)
-                .filter(|w| w.is_workload())
-                .collect();
-            if targets.is_empty() {
-                continue;
-            }
-            // Replicas default to 1 when not written.
-            if targets.iter().all(|w| w.replicas().unwrap_or(1) <= min_n) {
-                let w = targets[0];
-                let replicas = w.replicas().unwrap_or(1);
-                // Point at `replicas:`, or at `spec:` when replicas is left
-                // to its default.
-                let (replicas_span, replicas_msg) = match w.spec().and_then(|s| s.get("replicas")) {
-                    Some(n) => (n.span, format!("runs {}", plural(replicas, "replica"))),
-                    None => (
-                        w.root
-                            .entry("spec")
-                            .map_or_else(|| w.anchor_span(), |e| e.key.span),
-                        "no replicas set: runs 1 replica".to_string(),
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(
+                        pdb.file,
+                        min.span,
+                        format!("needs {} up", plural(min_n, "pod")),
                     ),
-                };
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(
-                            pdb.file,
-                            min.span,
-                            format!("needs {} up", plural(min_n, "pod")),
-                        ),
-                        format!("{} blocks every eviction of {}", pdb.id(), w.id()),
-                    )
-                    .with(Label::new(w.file, replicas_span, replicas_msg))
-                    .help(help),
-                );
-            }
+                    format!("{} blocks every eviction of {}", pdb.id(), w.id()),
+                )
+                .with(Label::new(w.file, replicas_span, replicas_msg))
+                .help(help),
+            );
         }
     }
 }

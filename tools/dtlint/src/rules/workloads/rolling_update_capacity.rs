@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -50,79 +51,81 @@ impl Rule for RollingUpdateCapacity {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let help = "Use `strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}`.";
-        for r in ctx.index.workloads() {
-            let Some(spec) = r.spec() else { continue };
-            match r.kind {
-                "Deployment" => {
-                    let strategy = spec.get("strategy");
-                    // Where maxUnavailable belongs: `rollingUpdate:`, else
-                    // `strategy:`, else `spec:`.
-                    let anchor = strategy
-                        .and_then(|s| s.entry("rollingUpdate"))
-                        .or_else(|| spec.entry("strategy"))
-                        .or_else(|| r.root.entry("spec"))
-                        .map_or_else(|| r.anchor_span(), |e| e.key.span);
-                    let ty = strategy.and_then(|s| s.get("type"));
-                    if let Some(t) = ty.filter(|t| t.as_str() == Some("Recreate")) {
-                        out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(r.file, t.span, "stops every pod first"),
-                                format!("{} uses the Recreate strategy", r.id()),
-                            )
-                            .help(help),
-                        );
-                        continue;
-                    }
-                    let ru = strategy.and_then(|s| s.get("rollingUpdate"));
-                    match ru.and_then(|ru| ru.get("maxUnavailable")) {
-                        Some(mu) if is_zero(mu) => {
-                            if let Some(ms) =
-                                ru.and_then(|ru| ru.get("maxSurge")).filter(|m| is_zero(m))
-                            {
-                                out.push(
-                                    Finding::new(Self::META.id, Label::new(r.file, ms.span, "no room to surge"), format!("{} can never roll out: maxSurge and maxUnavailable are both 0", r.id()))
-                                        .help(help),
-                                );
-                            }
+        let Some(spec) = r.spec() else { return };
+        match r.kind {
+            "Deployment" => {
+                let strategy = spec.get("strategy");
+                // Where maxUnavailable belongs: `rollingUpdate:`, else
+                // `strategy:`, else `spec:`.
+                let anchor = strategy
+                    .and_then(|s| s.entry("rollingUpdate"))
+                    .or_else(|| spec.entry("strategy"))
+                    .or_else(|| r.root.entry("spec"))
+                    .map_or_else(|| r.anchor_span(), |e| e.key.span);
+                let ty = strategy.and_then(|s| s.get("type"));
+                if let Some(t) = ty.filter(|t| t.as_str() == Some("Recreate")) {
+                    out.push(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, t.span, "stops every pod first"),
+                            format!("{} uses the Recreate strategy", r.id()),
+                        )
+                        .help(help),
+                    );
+                    return;
+                }
+                let ru = strategy.and_then(|s| s.get("rollingUpdate"));
+                match ru.and_then(|ru| ru.get("maxUnavailable")) {
+                    Some(mu) if is_zero(mu) => {
+                        if let Some(ms) =
+                            ru.and_then(|ru| ru.get("maxSurge")).filter(|m| is_zero(m))
+                        {
+                            out.push(
+                                Finding::new(Self::META.id, Label::new(r.file, ms.span, "no room to surge"), format!("{} can never roll out: maxSurge and maxUnavailable are both 0", r.id()))
+                                    .help(help),
+                            );
                         }
-                        Some(mu) => out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(
-                                    r.file,
-                                    mu.span,
-                                    "pods leave service before replacements are ready",
-                                ),
-                                format!("{} allows unavailable pods during a rollout", r.id()),
-                            )
-                            .help(help),
-                        ),
-                        None => out.push(
-                            Finding::new(
-                                Self::META.id,
-                                Label::new(r.file, anchor, "defaults to maxUnavailable: 25%"),
-                                format!("{} does not set maxUnavailable: 0", r.id()),
-                            )
-                            .help(help),
-                        ),
                     }
+                    Some(mu) => out.push(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(
+                                r.file,
+                                mu.span,
+                                "pods leave service before replacements are ready",
+                            ),
+                            format!("{} allows unavailable pods during a rollout", r.id()),
+                        )
+                        .help(help),
+                    ),
+                    None => out.push(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, anchor, "defaults to maxUnavailable: 25%"),
+                            format!("{} does not set maxUnavailable: 0", r.id()),
+                        )
+                        .help(help),
+                    ),
                 }
-                "StatefulSet" => {
-                    if let Some(t) = spec
-                        .path(&["updateStrategy", "type"])
-                        .filter(|t| t.as_str() == Some("OnDelete"))
-                    {
-                        out.push(
-                            Finding::new(Self::META.id, Label::new(r.file, t.span, "releases wait for manual deletes"), format!("{} uses the OnDelete update strategy", r.id()))
-                                .help("Use `updateStrategy: {type: RollingUpdate}` so releases reach running pods."),
-                        );
-                    }
-                }
-                _ => {}
             }
+            "StatefulSet" => {
+                if let Some(t) = spec
+                    .path(&["updateStrategy", "type"])
+                    .filter(|t| t.as_str() == Some("OnDelete"))
+                {
+                    out.push(
+                        Finding::new(Self::META.id, Label::new(r.file, t.span, "releases wait for manual deletes"), format!("{} uses the OnDelete update strategy", r.id()))
+                            .help("Use `updateStrategy: {type: RollingUpdate}` so releases reach running pods."),
+                    );
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::Resource;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -49,57 +50,59 @@ impl Rule for SelectorMismatch {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.workloads() {
-            if r.kind == "Pod" || r.kind == "CronJob" || r.kind == "Job" {
-                continue;
-            }
-            let Some(sel) = ctx.index.own_selector(r) else {
-                continue;
-            };
-            let added = ctx.index.added_labels(r.file);
-            if sel.matches_with(r.pod_labels(), &added.template) {
-                continue;
-            }
-            let labels = r.pod_labels();
-            let culprit = crate::rules::selector_parts(&sel)
-                .into_iter()
-                .find(|p| !p.selector().matches_with(labels, &added.template));
-            let (span, what) = culprit
-                .as_ref()
-                .map_or((sel.node.span, "this selector"), |p| {
-                    (p.span, "required by the selector")
-                });
-            let mut f = Finding::new(
-                Self::META.id,
-                Label::new(r.file, span, what),
-                format!("selector of {} does not match its pod template", r.id()),
-            )
-            .help("Make the template's labels include every label the selector requires; the API server rejects the object otherwise.");
-            // Point at the template's value of the label, or at its labels
-            // when the label is missing.
-            let have = culprit
-                .as_ref()
-                .and_then(|p| labels.and_then(|l| l.entry(p.key)));
-            if let Some(e) = have {
-                f = f.with(Label::new(
-                    r.file,
-                    e.value.span,
-                    "the pod template has this",
-                ));
-            } else if let Some(t) = r.pod_template() {
-                let span = t
-                    .path(&["metadata"])
-                    .and_then(|m| m.entry("labels"))
-                    .map_or(t.span, |e| e.key.span);
-                let msg = culprit.as_ref().map_or_else(
-                    || "pod template labels".to_string(),
-                    |p| format!("no `{}` label here", p.key),
-                );
-                f = f.with(Label::new(r.file, span, msg));
-            }
-            out.push(f);
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Workloads)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        if r.kind == "Pod" || r.kind == "CronJob" || r.kind == "Job" {
+            return;
         }
+        let Some(sel) = ctx.index.own_selector(r) else {
+            return;
+        };
+        let added = ctx.index.added_labels(r.file);
+        if sel.matches_with(r.pod_labels(), &added.template) {
+            return;
+        }
+        let labels = r.pod_labels();
+        let culprit = crate::rules::selector_parts(&sel)
+            .into_iter()
+            .find(|p| !p.selector().matches_with(labels, &added.template));
+        let (span, what) = culprit
+            .as_ref()
+            .map_or((sel.node.span, "this selector"), |p| {
+                (p.span, "required by the selector")
+            });
+        let mut f = Finding::new(
+            Self::META.id,
+            Label::new(r.file, span, what),
+            format!("selector of {} does not match its pod template", r.id()),
+        )
+        .help("Make the template's labels include every label the selector requires; the API server rejects the object otherwise.");
+        // Point at the template's value of the label, or at its labels
+        // when the label is missing.
+        let have = culprit
+            .as_ref()
+            .and_then(|p| labels.and_then(|l| l.entry(p.key)));
+        if let Some(e) = have {
+            f = f.with(Label::new(
+                r.file,
+                e.value.span,
+                "the pod template has this",
+            ));
+        } else if let Some(t) = r.pod_template() {
+            let span = t
+                .path(&["metadata"])
+                .and_then(|m| m.entry("labels"))
+                .map_or(t.span, |e| e.key.span);
+            let msg = culprit.as_ref().map_or_else(
+                || "pod template labels".to_string(),
+                |p| format!("no `{}` label here", p.key),
+            );
+            f = f.with(Label::new(r.file, span, msg));
+        }
+        out.push(f);
     }
 }
 

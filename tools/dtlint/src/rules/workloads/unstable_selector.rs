@@ -1,8 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::model::STABLE_SELECTOR_LABELS;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::model::{Resource, STABLE_SELECTOR_LABELS};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -48,45 +48,47 @@ impl Rule for UnstableSelector {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in ctx.index.objects() {
-            let Some(sel) = ctx.index.own_selector(r) else {
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Objects)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        let Some(sel) = ctx.index.own_selector(r) else {
+            return;
+        };
+        let labels = if sel.structured {
+            sel.node.get("matchLabels")
+        } else {
+            Some(sel.node)
+        };
+        let mut keys: Vec<(&str, dtlint_yaml::Span)> = labels
+            .into_iter()
+            .flat_map(Node::entries)
+            .filter_map(|e| Some((e.key.as_str()?, e.key.span)))
+            .collect();
+        if sel.structured {
+            // `matchExpressions` keys are as immutable as `matchLabels`.
+            keys.extend(
+                sel.node
+                    .get("matchExpressions")
+                    .into_iter()
+                    .flat_map(Node::items)
+                    .filter_map(|expr| expr.get("key"))
+                    .filter_map(|k| Some((k.as_str()?, k.span))),
+            );
+        }
+        for (key, span) in keys {
+            if STABLE_SELECTOR_LABELS.contains(&key) {
                 continue;
-            };
-            let labels = if sel.structured {
-                sel.node.get("matchLabels")
-            } else {
-                Some(sel.node)
-            };
-            let mut keys: Vec<(&str, dtlint_yaml::Span)> = labels
-                .into_iter()
-                .flat_map(Node::entries)
-                .filter_map(|e| Some((e.key.as_str()?, e.key.span)))
-                .collect();
-            if sel.structured {
-                // `matchExpressions` keys are as immutable as `matchLabels`.
-                keys.extend(
-                    sel.node
-                        .get("matchExpressions")
-                        .into_iter()
-                        .flat_map(Node::items)
-                        .filter_map(|expr| expr.get("key"))
-                        .filter_map(|k| Some((k.as_str()?, k.span))),
-                );
             }
-            for (key, span) in keys {
-                if STABLE_SELECTOR_LABELS.contains(&key) {
-                    continue;
-                }
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, span, "not a stable label"),
-                        format!("{} selects on `{key}`", r.id()),
-                    )
-                    .help("Select only on app.kubernetes.io/name and app.kubernetes.io/instance; they never change between releases."),
-                );
-            }
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, span, "not a stable label"),
+                    format!("{} selects on `{key}`", r.id()),
+                )
+                .help("Select only on app.kubernetes.io/name and app.kubernetes.io/instance; they never change between releases."),
+            );
         }
     }
 }

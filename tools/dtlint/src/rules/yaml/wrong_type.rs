@@ -2,7 +2,7 @@ use dtlint_yaml::{Node, Value};
 
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -137,86 +137,88 @@ impl Rule for WrongType {
         &Self::META
     }
 
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for r in &ctx.index.resources {
-            let meta = r.root.get("metadata");
-            expect(r, meta, Want::Mapping, || "metadata".into(), out);
-            // The pod template's metadata is named by its path, so a label
-            // on the pods is not mistaken for one on the object.
-            let template_path = match r.kind {
-                "Pod" => None,
-                "CronJob" => Some("spec.jobTemplate.spec.template.metadata"),
-                _ => Some("spec.template.metadata"),
-            };
-            let template_meta =
-                template_path.and_then(|p| Some((p, r.pod_template()?.get("metadata")?)));
-            let metas = meta
-                .map(|m| ("metadata", m))
-                .into_iter()
-                .chain(template_meta);
-            for (path, m) in metas {
-                expect(
-                    r,
-                    m.get("name"),
-                    Want::String,
-                    || format!("{path}.name"),
-                    out,
-                );
-                for key in ["labels", "annotations"] {
-                    let Some(map) = m.get(key) else { continue };
-                    expect(r, Some(map), Want::Mapping, || format!("{path}.{key}"), out);
-                    for e in map.entries() {
-                        let field = || format!("{path}.{key}.{}", e.key.as_str().unwrap_or("?"));
-                        expect(r, Some(&e.value), Want::String, field, out);
-                    }
-                }
-            }
-            if r.is_workload() {
-                expect(
-                    r,
-                    r.spec().and_then(|s| s.get("replicas")),
-                    Want::Integer,
-                    || "spec.replicas".into(),
-                    out,
-                );
-                if let Some(ps) = r.pod_spec() {
-                    for key in ["containers", "initContainers"] {
-                        expect(r, ps.get(key), Want::Sequence, || key.into(), out);
-                    }
-                }
-                for c in r.containers() {
-                    expect(
-                        r,
-                        Some(c.node),
-                        Want::Mapping,
-                        || "containers[]".into(),
-                        out,
-                    );
-                    for p in c.ports() {
-                        expect(
-                            r,
-                            p.get("containerPort"),
-                            Want::Integer,
-                            || "ports[].containerPort".into(),
-                            out,
-                        );
-                    }
-                    for env in c.node.get("env").into_iter().flat_map(Node::items) {
-                        expect(
-                            r,
-                            env.get("value"),
-                            Want::String,
-                            || "env[].value".into(),
-                            out,
-                        );
-                    }
-                }
-            }
-            if r.kind == "ConfigMap" {
-                for e in r.root.get("data").into_iter().flat_map(Node::entries) {
-                    let field = || format!("data.{}", e.key.as_str().unwrap_or("?"));
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Documents)
+    }
+
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        let meta = r.root.get("metadata");
+        expect(r, meta, Want::Mapping, || "metadata".into(), out);
+        // The pod template's metadata is named by its path, so a label
+        // on the pods is not mistaken for one on the object.
+        let template_path = match r.kind {
+            "Pod" => None,
+            "CronJob" => Some("spec.jobTemplate.spec.template.metadata"),
+            _ => Some("spec.template.metadata"),
+        };
+        let template_meta =
+            template_path.and_then(|p| Some((p, r.pod_template()?.get("metadata")?)));
+        let metas = meta
+            .map(|m| ("metadata", m))
+            .into_iter()
+            .chain(template_meta);
+        for (path, m) in metas {
+            expect(
+                r,
+                m.get("name"),
+                Want::String,
+                || format!("{path}.name"),
+                out,
+            );
+            for key in ["labels", "annotations"] {
+                let Some(map) = m.get(key) else { continue };
+                expect(r, Some(map), Want::Mapping, || format!("{path}.{key}"), out);
+                for e in map.entries() {
+                    let field = || format!("{path}.{key}.{}", e.key.as_str().unwrap_or("?"));
                     expect(r, Some(&e.value), Want::String, field, out);
                 }
+            }
+        }
+        if r.is_workload() {
+            expect(
+                r,
+                r.spec().and_then(|s| s.get("replicas")),
+                Want::Integer,
+                || "spec.replicas".into(),
+                out,
+            );
+            if let Some(ps) = r.pod_spec() {
+                for key in ["containers", "initContainers"] {
+                    expect(r, ps.get(key), Want::Sequence, || key.into(), out);
+                }
+            }
+            for c in r.containers() {
+                expect(
+                    r,
+                    Some(c.node),
+                    Want::Mapping,
+                    || "containers[]".into(),
+                    out,
+                );
+                for p in c.ports() {
+                    expect(
+                        r,
+                        p.get("containerPort"),
+                        Want::Integer,
+                        || "ports[].containerPort".into(),
+                        out,
+                    );
+                }
+                for env in c.node.get("env").into_iter().flat_map(Node::items) {
+                    expect(
+                        r,
+                        env.get("value"),
+                        Want::String,
+                        || "env[].value".into(),
+                        out,
+                    );
+                }
+            }
+        }
+        if r.kind == "ConfigMap" {
+            for e in r.root.get("data").into_iter().flat_map(Node::entries) {
+                let field = || format!("data.{}", e.key.as_str().unwrap_or("?"));
+                expect(r, Some(&e.value), Want::String, field, out);
             }
         }
     }
