@@ -127,9 +127,30 @@ pub struct Config {
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Environment names in the order `dtlint.toml` declares them: findings
+    /// list their environments in this order (development, staging,
+    /// production), not alphabetically.
+    #[serde(skip)]
+    environment_order: Vec<String>,
     /// `service_dirs` and `service_dirs_skip`, compiled once.
     #[serde(skip)]
     service_dir_globs: std::sync::OnceLock<(globset::GlobSet, globset::GlobSet)>,
+}
+
+/// The `[environments.*]` names of a `dtlint.toml` in the order they are
+/// written (the map the config is read into sorts them).
+fn declaration_order(text: &str) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Names {
+        #[serde(default)]
+        environments: BTreeMap<toml::Spanned<String>, serde::de::IgnoredAny>,
+    }
+    let Ok(names) = toml::from_str::<Names>(text) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<_> = names.environments.into_keys().collect();
+    keys.sort_by_key(|k| k.span().start);
+    keys.into_iter().map(toml::Spanned::into_inner).collect()
 }
 
 fn default_udp_ports() -> Vec<i64> {
@@ -218,7 +239,7 @@ impl Config {
     }
 
     pub fn parse(text: &str, display: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ConfigError::Invalid {
                 path: display.to_string(),
@@ -247,7 +268,33 @@ impl Config {
                 message,
             });
         }
+        config.environment_order = declaration_order(text);
+        config
+            .environment_order
+            .retain(|e| config.environments.contains_key(e));
         Ok(config)
+    }
+
+    /// Environments in declaration order (see [`Config::environment_order`]).
+    pub fn environments_in_order(&self) -> impl Iterator<Item = (&str, &Environment)> {
+        let declared = self
+            .environment_order
+            .iter()
+            .filter_map(|n| Some((n.as_str(), self.environments.get(n)?)));
+        // Environments added in code (tests) after parsing come last.
+        let rest = self
+            .environments
+            .iter()
+            .filter(|(n, _)| !self.environment_order.contains(n))
+            .map(|(n, e)| (n.as_str(), e));
+        declared.chain(rest)
+    }
+
+    /// Position of `env` in declaration order, for sorting.
+    pub fn environment_rank(&self, env: &str) -> usize {
+        self.environments_in_order()
+            .position(|(n, _)| n == env)
+            .unwrap_or(usize::MAX)
     }
 
     /// The environment whose overlay directory contains `path` (relative to the root).
@@ -304,6 +351,19 @@ mod tests {
         assert!(err.to_string().contains("needs a non-empty reason"));
         let err = Config::parse("[[exemption]]\nrule = \"latest-tag\"\n", "d.toml").unwrap_err();
         assert!(err.to_string().contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn environments_keep_their_declaration_order() {
+        let c = Config::parse(
+            "[environments.development]\noverlays = \"o/d\"\n[environments.staging]\noverlays = \"o/s\"\n[environments.production]\noverlays = \"o/p\"\n[environments.staging.resources]\n",
+            "d.toml",
+        )
+        .unwrap();
+        let names: Vec<&str> = c.environments_in_order().map(|(n, _)| n).collect();
+        assert_eq!(names, ["development", "staging", "production"]);
+        assert!(c.environment_rank("staging") < c.environment_rank("production"));
+        assert_eq!(c.environment_rank("qa"), usize::MAX);
     }
 
     #[test]

@@ -370,14 +370,7 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     }
     let mut findings = merged;
     for f in &mut findings {
-        let order = |e: &String| {
-            config
-                .environments
-                .keys()
-                .position(|k| k == e)
-                .unwrap_or(usize::MAX)
-        };
-        f.envs.sort_by_key(order);
+        f.envs.sort_by_key(|e| config.environment_rank(e));
     }
     findings.sort_by(|a, b| {
         let pa = &ws.sources.get(a.primary.file).path;

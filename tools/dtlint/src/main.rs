@@ -366,7 +366,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         && !config.environments.is_empty()
         && !config.environments.contains_key(env)
     {
-        let known: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+        let known: Vec<&str> = config.environments_in_order().map(|(n, _)| n).collect();
         return Err(format!(
             "unknown environment `{env}`; dtlint.toml defines {}",
             known.join(", ")

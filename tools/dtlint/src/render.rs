@@ -104,7 +104,7 @@ impl Builder {
 /// the environment's overlay directory.
 pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
     let mut out = Vec::new();
-    for (env, e) in &config.environments {
+    for (env, e) in config.environments_in_order() {
         let overlay_root = ws.root.join(&e.overlays);
         let mut seen = BTreeSet::new();
         if let Some(cluster) = &e.cluster {
@@ -134,7 +134,7 @@ pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
                     }
                     if seen.insert(dir.clone()) {
                         out.push(Target {
-                            env: env.clone(),
+                            env: env.to_string(),
                             display: display_path(&ws.root, &dir),
                             dir,
                             requested_by: Some((id, path_node.span)),
@@ -157,7 +157,7 @@ pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
             }
             for dir in dirs {
                 out.push(Target {
-                    env: env.clone(),
+                    env: env.to_string(),
                     display: display_path(&ws.root, &dir),
                     dir,
                     requested_by: None,

@@ -121,10 +121,11 @@ fn a_missing_pdb_is_found_in_the_base_and_the_broken_builds_named() {
         "{d}"
     );
     // Every environment's media-handler overlay fails to build, reported once
-    // at the entry kustomize names, with all three environments.
+    // at the entry kustomize names, with all three environments in the order
+    // dtlint.toml declares them.
     let build = found
         .iter()
         .find(|f| f.rule == "kustomize-build-failed" && f.path == kfile && f.line == entry_line)
         .unwrap_or_else(|| panic!("{d}"));
-    assert_eq!(build.envs, ["development", "production", "staging"]);
+    assert_eq!(build.envs, ["development", "staging", "production"]);
 }

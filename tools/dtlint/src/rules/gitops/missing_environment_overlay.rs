@@ -49,13 +49,12 @@ impl Rule for MissingEnvironmentOverlay {
             };
             let missing: Vec<&str> = ctx
                 .config
-                .environments
-                .iter()
+                .environments_in_order()
                 .filter(|(_, e)| {
                     let dir = ws.root.join(&e.overlays).join(service);
                     !ws.has_kustomization(&dir)
                 })
-                .map(|(name, _)| name.as_str())
+                .map(|(name, _)| name)
                 .collect();
             if missing.is_empty() {
                 continue;
