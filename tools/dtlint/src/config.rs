@@ -143,7 +143,7 @@ fn declaration_order(text: &str) -> Vec<String> {
     #[derive(Deserialize)]
     struct Names {
         #[serde(default)]
-        environments: BTreeMap<toml::Spanned<String>, serde::de::IgnoredAny>,
+        environments: BTreeMap<toml::Spanned<String>, toml::Value>,
     }
     let Ok(names) = toml::from_str::<Names>(text) else {
         return Vec::new();

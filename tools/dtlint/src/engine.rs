@@ -138,10 +138,6 @@ fn inside(outer: Span, inner: Span) -> bool {
     outer.start.offset <= inner.start.offset && inner.end.offset <= outer.end.offset
 }
 
-fn glob_match(pattern: &str, path: &str) -> bool {
-    globset::Glob::new(pattern).is_ok_and(|g| g.compile_matcher().is_match(path))
-}
-
 /// Resolve the configured severity of a rule for a finding.
 fn severity_for(
     config: &Config,
@@ -261,6 +257,17 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         }
     }
 
+    // Each exemption's path glob, compiled once: `None` matches every path,
+    // `Some(None)` (an invalid glob) matches none.
+    let exemption_paths: Vec<Option<Option<globset::GlobMatcher>>> = config
+        .exemptions
+        .iter()
+        .map(|ex| {
+            ex.path
+                .as_deref()
+                .map(|p| globset::Glob::new(p).ok().map(|g| g.compile_matcher()))
+        })
+        .collect();
     let mut suppressed = 0;
     let mut findings = Vec::with_capacity(raw.len());
     for mut f in raw {
@@ -276,18 +283,25 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             suppressed += 1;
             continue;
         }
-        // Exemptions name source paths, so judge a rendered finding where it maps.
-        let mut at_source = f.primary.clone();
-        map_label(ws, &mut at_source);
-        let path = &ws.sources.get(at_source.file).path;
-        let exempt = config.exemptions.iter().any(|ex| {
-            ex.rule == f.rule
-                && ex.path.as_deref().is_none_or(|p| glob_match(p, path))
-                && ex.resource.as_deref().is_none_or(|want| {
-                    resource_at(&index, f.primary.file, f.primary.span)
-                        .is_some_and(|r| r.id() == want)
-                })
-        });
+        // Findings in rendered overlays point at the source a human edits,
+        // and exemptions name source paths: map once, here. The object is
+        // found where the rule saw it.
+        let (seen_in, seen_at) = (f.primary.file, f.primary.span);
+        to_source(ws, &mut f);
+        let path = &ws.sources.get(f.primary.file).path;
+        let exempt = config
+            .exemptions
+            .iter()
+            .zip(&exemption_paths)
+            .any(|(ex, matcher)| {
+                ex.rule == f.rule
+                    && matcher
+                        .as_ref()
+                        .is_none_or(|m| m.as_ref().is_some_and(|m| m.is_match(path)))
+                    && ex.resource.as_deref().is_none_or(|want| {
+                        resource_at(&index, seen_in, seen_at).is_some_and(|r| r.id() == want)
+                    })
+            });
         if exempt {
             suppressed += 1;
             continue;
@@ -315,11 +329,14 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         }
     }
     if selection.includes(INVALID_SUPPRESSION) {
-        findings.extend(engine_findings);
+        for mut f in engine_findings {
+            to_source(ws, &mut f);
+            findings.push(f);
+        }
     }
 
-    // Findings in rendered overlays point at the source a human edits.
-    for f in findings.iter_mut().chain(unused.iter_mut().map(|(f, _)| f)) {
+    // Unused suppressions in rendered overlays point at the source too.
+    for (f, _) in &mut unused {
         to_source(ws, f);
     }
     // A suppression rendered into several environments is unused only if it

@@ -97,6 +97,36 @@ fn one_replica_in_production_is_found_at_the_patch() {
 }
 
 #[test]
+fn exemptions_judge_rendered_findings_by_source_path_and_object() {
+    let dir = copy();
+    let file = "overlays/production/meeting-controller/patch-deployment.yaml";
+    plant(dir.path(), file, "replicas: 3", "replicas: 1", 0);
+    let exempt = |resource: &str| {
+        let config = dir.path().join("dtlint.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text
+            .split("\n# dtlint-test exemption")
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(
+            &config,
+            format!(
+                "{text}\n# dtlint-test exemption\n[[exemption]]\nrule = \"replicas-per-environment\"\npath = \"overlays/production/meeting-controller/*\"\nresource = \"{resource}\"\nreason = \"load test\"\n"
+            ),
+        )
+        .unwrap();
+        check(dir.path())
+            .into_iter()
+            .filter(|f| f.rule == "replicas-per-environment" && f.path == file)
+            .count()
+    };
+    // The path matches where the finding maps, but the object differs.
+    assert_eq!(exempt("Deployment/global-controller"), 1);
+    assert_eq!(exempt("Deployment/meeting-controller"), 0);
+}
+
+#[test]
 fn a_missing_pdb_is_found_in_the_base_and_the_broken_builds_named() {
     let dir = copy();
     std::fs::remove_file(dir.path().join("base/media-handler/pdb.yaml")).unwrap();
