@@ -54,11 +54,6 @@ impl Rule for MissingLivenessProbe {
     }
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        if matches!(r.kind, "Job" | "CronJob") {
-            return;
-        }
-        for c in r.main_containers() {
-            super::check_probe(ctx, Self::META.id, r, &c, "livenessProbe", "/health", out);
-        }
+        super::check_probes(ctx, Self::META.id, r, "livenessProbe", "/health", out);
     }
 }

@@ -10,6 +10,24 @@ use dtlint_yaml::Node;
 use crate::diag::{Finding, Label};
 use crate::model::{Container, Resource};
 
+/// The two probe rules on one workload: every main container of a
+/// long-running workload (Jobs run to completion and are not probed).
+pub(crate) fn check_probes(
+    ctx: &crate::rules::Context<'_>,
+    rule: &'static str,
+    r: &Resource<'_>,
+    key: &str,
+    path: &str,
+    out: &mut Vec<Finding>,
+) {
+    if matches!(r.kind, "Job" | "CronJob") {
+        return;
+    }
+    for c in r.main_containers() {
+        check_probe(ctx, rule, r, &c, key, path, out);
+    }
+}
+
 /// Shared check for the two probe rules: the probe exists and, when it is an
 /// HTTP probe, uses the standard path.
 pub(crate) fn check_probe(
