@@ -333,6 +333,9 @@ pub struct Index<'a> {
     services: Vec<usize>,
     service_labels: LabelIndex,
     configs_by_name: std::collections::HashMap<(ConfigKind, String), Vec<usize>>,
+    /// Every Secret in a source file, patches included, computed once for
+    /// the SOPS rules that share it (see `rules::sops::source_secrets`).
+    pub(crate) source_secrets: std::sync::OnceLock<Vec<Resource<'a>>>,
 }
 
 /// Pod labels of a CloudNativePG cluster's instances, as a YAML mapping whose
@@ -502,6 +505,7 @@ impl<'a> Index<'a> {
             services: Vec::new(),
             service_labels: LabelIndex::default(),
             configs_by_name: std::collections::HashMap::new(),
+            source_secrets: std::sync::OnceLock::new(),
         };
         index.build_lookups();
         index

@@ -55,7 +55,7 @@ impl Rule for EmptySecretValue {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
-        let all = source_secrets(ws);
+        let all = source_secrets(ctx.index);
         for env in ctx.config.environments.keys() {
             let reached = reached_by_env(ctx, env);
             let in_env = |r: &Resource<'_>| environment_of(ctx, r.file) == Some(env.as_str());

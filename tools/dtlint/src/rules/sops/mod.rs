@@ -97,19 +97,22 @@ pub(crate) fn is_source_secret(r: &Resource<'_>) -> bool {
 /// Every Secret document of a source file (not a rendered build), complete
 /// or patch, read from the parsed files so it does not depend on how the
 /// index groups objects.
-pub(crate) fn source_secrets(ws: &crate::workspace::Workspace) -> Vec<Resource<'_>> {
-    let mut out = Vec::new();
-    for (id, _) in ws.sources.iter() {
-        let role = ws.role(id);
-        for doc in &ws.parsed(id).documents {
-            if let Some(r) = Resource::from_node(id, doc.index, &doc.root, role)
-                && is_source_secret(&r)
-            {
-                out.push(r);
+pub(crate) fn source_secrets<'i, 'a>(index: &'i crate::model::Index<'a>) -> &'i [Resource<'a>] {
+    index.source_secrets.get_or_init(|| {
+        let ws = index.ws;
+        let mut out = Vec::new();
+        for (id, _) in ws.sources.iter() {
+            let role = ws.role(id);
+            for doc in &ws.parsed(id).documents {
+                if let Some(r) = Resource::from_node(id, doc.index, &doc.root, role)
+                    && is_source_secret(&r)
+                {
+                    out.push(r);
+                }
             }
         }
-    }
-    out
+        out
+    })
 }
 
 /// Every file the kustomizations of environment `env` include, following

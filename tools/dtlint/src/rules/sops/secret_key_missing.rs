@@ -55,7 +55,7 @@ impl Rule for SecretKeyMissing {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
-        let all = source_secrets(ws);
+        let all = source_secrets(ctx.index);
         for e in &ws.sops.files {
             let secrets = plain_secrets(e);
             if secrets.is_empty() {
@@ -66,7 +66,7 @@ impl Rule for SecretKeyMissing {
             };
             let reached = reached_by_env(ctx, env);
             for s in &secrets {
-                for base in base_secrets(ctx, &all, env, &reached, s.name) {
+                for base in base_secrets(ctx, all, env, &reached, s.name) {
                     for (key, key_node, _) in declared_keys(base.root) {
                         let base_label = Label::new(
                             base.file,

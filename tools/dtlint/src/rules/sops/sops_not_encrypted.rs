@@ -68,7 +68,7 @@ impl Rule for SopsNotEncrypted {
         );
         // A Secret in a staging or production overlay that no creation rule
         // covers and nothing encrypts.
-        for r in &source_secrets(ctx.index.ws) {
+        for r in source_secrets(ctx.index) {
             let Some(env) = environment_of(ctx, r.file) else {
                 continue;
             };
