@@ -41,17 +41,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ac-service: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    common::startup::run("ac-service", async {
         let config = Config::from_env()?;
         common::telemetry::init(&config.log_filter)?;
         match cli.command.unwrap_or(Command::Serve) {
@@ -62,27 +52,13 @@ fn main() -> ExitCode {
                 service_type,
             } => register_client(config, &client_id, &scopes, service_type.as_deref()).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "ac-service failed");
-            eprintln!("ac-service: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let drain = config.drain;
     let app = Application::build(config).await?;
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(shutdown::drain_then_fire(
-        shutdown::os_signal(),
-        app.readiness(),
-        drain,
-        trigger,
-    ));
+    let signal = shutdown::on_os_signal(app.readiness(), drain);
     app.run(signal).await?;
     Ok(())
 }

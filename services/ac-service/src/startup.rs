@@ -127,9 +127,7 @@ impl Application {
             .merge(ops::router(readiness.clone(), metrics.clone()))
             .layer(from_fn_with_state(metrics, track_http));
 
-        let listener = TcpListener::bind(config.bind_address).await.map_err(|e| {
-            anyhow::anyhow!("cannot bind BIND_ADDRESS {}: {e}", config.bind_address)
-        })?;
+        let listener = common::startup::bind_tcp("BIND_ADDRESS", config.bind_address).await?;
         tracing::info!(
             addr = %listener.local_addr()?,
             kid = keys.active().map(|k| k.kid).unwrap_or_default(),

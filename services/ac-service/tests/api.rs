@@ -23,11 +23,9 @@ use common::testing::{self, TcpProxy};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row as _};
+use test_support::{GC_CLIENT, GC_SECRET, MC_CLIENT, MC_SECRET};
 use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
-
-const GC_SECRET: &str = "gc-secret-0123456789abcdef";
-const MC_SECRET: &str = "mc-secret-0123456789abcdef";
 
 struct TestApp {
     base: String,
@@ -72,26 +70,7 @@ async fn start(database_url: String, master_key: MasterKey, proxy: Option<TcpPro
     let (trigger, signal) = shutdown::channel();
     let task = tokio::spawn(app.run(signal));
     // Clients used across tests: GC may ask for meeting tokens, MC may not.
-    clients::register(
-        &pool,
-        "global-controller",
-        GC_SECRET,
-        &clients::parse_scopes("internal:meeting-token service.write.mc").unwrap(),
-        "global-controller",
-        4,
-    )
-    .await
-    .unwrap();
-    clients::register(
-        &pool,
-        "meeting-controller",
-        MC_SECRET,
-        &clients::parse_scopes("service.write.gc service.write.mh").unwrap(),
-        "meeting-controller",
-        4,
-    )
-    .await
-    .unwrap();
+    test_support::register_clients(&pool, &[GC_CLIENT, MC_CLIENT]).await;
     TestApp {
         base: format!("http://{addr}"),
         pool,
@@ -130,18 +109,7 @@ impl TestApp {
     }
 
     async fn service_token(&self, id: &str, secret: &str) -> String {
-        let r = self
-            .token(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .await;
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        test_support::service_token(&self.http, &self.base, id, secret).await
     }
 
     async fn get_json(&self, path: &str) -> (u16, Value) {

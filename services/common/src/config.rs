@@ -218,6 +218,22 @@ pub fn seconds_in_range(
     }
 }
 
+/// `value` of variable `name` if it is an `http://` or `https://` URL (the
+/// services' endpoints of AC and GC), else an error naming the variable.
+pub fn http_url(name: &str, value: String) -> Result<String, ConfigError> {
+    let ok = (value.starts_with("http://") || value.starts_with("https://"))
+        && value.len() > "https://".len()
+        && !value.contains(char::is_whitespace);
+    if ok {
+        Ok(value)
+    } else {
+        Err(ConfigError::malformed(
+            name,
+            format!("{value:?} is not an http:// or https:// URL"),
+        ))
+    }
+}
+
 /// One `[[env]]` entry of a service's `config-contract.toml`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,6 @@
 //! gRPC helpers: service-token authorization on incoming calls, bearer
-//! metadata on outgoing calls, and bounded status-code labels for metrics.
+//! metadata on outgoing calls, bounded status-code labels for metrics, and
+//! gRPC health that follows readiness.
 
 use secrecy::{ExposeSecret, SecretString};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -8,6 +9,7 @@ use tonic::{Code, Status};
 use crate::auth::{self, AuthError};
 use crate::jwks::JwksCache;
 use crate::jwt::ServiceClaims;
+use crate::ops::Readiness;
 
 impl From<AuthError> for Status {
     fn from(e: AuthError) -> Self {
@@ -62,6 +64,26 @@ pub fn code_label(code: Code) -> &'static str {
         Code::Internal => "internal",
         _ => "other",
     }
+}
+
+/// Reports `services` (their `NamedService::NAME`) NOT_SERVING on gRPC
+/// health once `readiness` is shutting down (checked every 250 ms), so
+/// gRPC clients stop routing to the service while it drains.
+pub fn not_serving_on_shutdown(
+    reporter: tonic_health::server::HealthReporter,
+    readiness: Readiness,
+    services: &'static [&'static str],
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !readiness.is_shutting_down() {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        for service in services {
+            reporter
+                .set_service_status(*service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    })
 }
 
 #[cfg(test)]

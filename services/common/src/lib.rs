@@ -7,6 +7,8 @@
 //!   middleware labelling by route template;
 //! - [`telemetry`]: JSON logs honouring `RUST_LOG`;
 //! - [`shutdown`]: SIGTERM/ctrl-c → not ready → drain → stop;
+//! - [`startup`]: listeners bound with the variable named on error, and the
+//!   background tasks that live as long as the application;
 //! - [`jwt`], [`jwks`], [`auth`]: Ed25519 JWTs, AC's key set and its cache;
 //! - [`token_client`]: client credentials for service-to-service calls;
 //! - [`grpc`] (feature `grpc`), [`db`] (feature `postgres`), [`testing`]
@@ -24,6 +26,7 @@ pub mod jwt;
 pub mod metrics;
 pub mod ops;
 pub mod shutdown;
+pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

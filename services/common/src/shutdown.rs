@@ -90,6 +90,14 @@ pub async fn drain_then_fire(
     trigger.fire();
 }
 
+/// A service's shutdown in production: spawns [`drain_then_fire`] on
+/// [`os_signal`] and returns the signal its servers wait for.
+pub fn on_os_signal(readiness: Readiness, drain: Duration) -> ShutdownSignal {
+    let (trigger, signal) = channel();
+    tokio::spawn(drain_then_fire(os_signal(), readiness, drain, trigger));
+    signal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

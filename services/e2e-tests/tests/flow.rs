@@ -29,61 +29,15 @@ use common::testing;
 use ed25519_dalek::SigningKey;
 use rand::RngCore as _;
 use serde_json::{Value, json};
+use test_support::signaling::Client;
+use test_support::{
+    Ac, FRONTEND_CLIENT, FRONTEND_SECRET, GC_CLIENT, Gc, MC_CLIENT, MC_SECRET, MH_CLIENT,
+    MH_SECRET, free_tcp_port, free_udp_port, gc_config, require_redis, wait_ready,
+};
 
-const GC_SECRET: &str = "gc-secret-0123456789abcdef";
-const MC_SECRET: &str = "mc-secret-0123456789abcdef";
-const MH_SECRET: &str = "mh-secret-0123456789abcdef";
-const FRONTEND_SECRET: &str = "fe-secret-0123456789abcdef";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------ the platform
-
-fn redis_url() -> String {
-    std::env::var("DT_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
-
-async fn require_redis() -> String {
-    let url = redis_url();
-    let ping = async {
-        let client = redis::Client::open(url.as_str()).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()
-    };
-    let pong = tokio::time::timeout(Duration::from_secs(3), ping)
-        .await
-        .ok()
-        .flatten();
-    assert!(
-        pong.as_deref() == Some("PONG"),
-        "\n\nRedis is not reachable through DT_TEST_REDIS_URL (or the default \
-         redis://127.0.0.1:6379).\nThe end-to-end test needs a real Redis; start one, e.g.\n  \
-         apt-get install -y redis-server\n  \
-         redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save ''\n"
-    );
-    url
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Platform {
     ac: String,
@@ -93,28 +47,14 @@ struct Platform {
     mh_cert: rustls::pki_types::CertificateDer<'static>,
     mh_health: String,
     mc_health: String,
+    _ac: Ac,
+    _gc: Gc,
     _triggers: Vec<ShutdownTrigger>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
-async fn wait_ready(what: &str, health: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = reqwest::get(format!("{health}/ready")).await;
-        let (status, body) = match r {
-            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-            Err(e) => (0, e.to_string()),
-        };
-        if status == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} never became ready: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How long each service may take to become ready.
+const READY_WAIT: Duration = Duration::from_secs(20);
 
 async fn start_platform() -> Platform {
     let redis = require_redis().await;
@@ -122,75 +62,28 @@ async fn start_platform() -> Platform {
     let mut dirs = Vec::new();
 
     // AC, with the platform's clients and an end-user front end.
-    let ac_app = ac_service::startup::Application::build(ac_service::config::Config {
-        database_url: SecretString::from(testing::fresh_database("e2e_ac").await),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        master_key: ac_service::config::MasterKey::from_bytes([21; 32]),
-        cluster_name: "e2e".into(),
-        bcrypt_cost: 4,
-        drain: Duration::ZERO,
-        log_filter: "warn".into(),
-    })
-    .await
-    .unwrap();
-    for (id, secret, scopes) in [
-        (
-            "global-controller",
-            GC_SECRET,
-            "internal:meeting-token service.write.mc",
-        ),
-        (
-            "meeting-controller",
-            MC_SECRET,
-            "service.write.gc service.write.mh",
-        ),
-        (
-            "media-handler",
-            MH_SECRET,
-            "service.write.gc service.write.mc",
-        ),
-        ("frontend", FRONTEND_SECRET, "meeting:create meeting:join"),
-    ] {
-        ac_service::clients::register(
-            &ac_app.pool(),
-            id,
-            secret,
-            &ac_service::clients::parse_scopes(scopes).unwrap(),
-            id,
-            4,
-        )
-        .await
-        .unwrap();
-    }
-    let ac = format!("http://{}", ac_app.local_addr().unwrap());
-    let ac_kid = ac_app.keys().active().unwrap().kid;
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(ac_app.run(signal));
-    triggers.push(trigger);
-    wait_ready("AC", &ac).await;
+    let ac_app = Ac::spawn(
+        "e2e_ac",
+        [21; 32],
+        "e2e",
+        &[GC_CLIENT, MC_CLIENT, MH_CLIENT, FRONTEND_CLIENT],
+    )
+    .await;
+    let ac = ac_app.base.clone();
+    let ac_kid = ac_app.keys.active().unwrap().kid;
+    wait_ready("AC", &ac, READY_WAIT).await;
 
     // GC.
-    let gc_app =
-        global_controller::startup::Application::build(global_controller::config::Config {
-            database_url: SecretString::from(testing::fresh_database("e2e_gc").await),
-            bind_address: "127.0.0.1:0".parse().unwrap(),
-            grpc_bind_address: "127.0.0.1:0".parse().unwrap(),
-            region: "e2e".into(),
-            ac_jwks_url: format!("{ac}/.well-known/jwks.json"),
-            ac_internal_url: ac.clone(),
-            client_id: "global-controller".into(),
-            client_secret: SecretString::from(GC_SECRET.to_owned()),
-            staleness_threshold: Duration::from_secs(30),
-            log_filter: "warn".into(),
-        })
-        .await
-        .unwrap();
-    let gc = format!("http://{}", gc_app.http_addr().unwrap());
-    let gc_grpc = format!("http://{}", gc_app.grpc_addr().unwrap());
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(gc_app.run(signal));
-    triggers.push(trigger);
-    wait_ready("GC", &gc).await;
+    let mut config = gc_config(
+        testing::fresh_database("e2e_gc").await,
+        &ac,
+        Duration::from_secs(30),
+    );
+    config.region = "e2e".into();
+    let gc_app = Gc::start(config).await;
+    let gc = gc_app.http.clone();
+    let gc_grpc = gc_app.grpc_url();
+    wait_ready("GC", &gc, READY_WAIT).await;
 
     // MH: its advertised media address must be where it really listens,
     // so the port is reserved first.
@@ -266,8 +159,8 @@ async fn start_platform() -> Platform {
     triggers.push(trigger);
     dirs.push(mc_dir);
 
-    wait_ready("MH", &mh_health).await;
-    wait_ready("MC", &mc_health).await;
+    wait_ready("MH", &mh_health, READY_WAIT).await;
+    wait_ready("MC", &mc_health, READY_WAIT).await;
     Platform {
         ac,
         ac_kid,
@@ -276,6 +169,8 @@ async fn start_platform() -> Platform {
         mh_cert: mh_cert.cert_der,
         mh_health,
         mc_health,
+        _ac: ac_app,
+        _gc: gc_app,
         _triggers: triggers,
         _dirs: dirs,
     }
@@ -306,60 +201,8 @@ impl Platform {
 /// A participant's signaling session with MC (WebTransport, one bidi stream,
 /// newline-delimited JSON), trusting MC's certificate by its SHA-256 as a
 /// browser's `serverCertificateHashes` does.
-struct Signaling {
-    connection: wtransport::Connection,
-    send: wtransport::SendStream,
-    recv: wtransport::RecvStream,
-    buf: Vec<u8>,
-}
-
-impl Signaling {
-    async fn open(url: &str, hash: [u8; 32]) -> Self {
-        let config = wtransport::ClientConfig::builder()
-            .with_bind_address("127.0.0.1:0".parse().unwrap())
-            .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
-            .build();
-        let connection = wtransport::Endpoint::client(config)
-            .unwrap()
-            .connect(url)
-            .await
-            .unwrap();
-        let (send, recv) = connection.open_bi().await.unwrap().await.unwrap();
-        Self {
-            connection,
-            send,
-            recv,
-            buf: Vec::new(),
-        }
-    }
-
-    async fn join(&mut self, meeting_id: &str, token: &str, name: &str) -> Value {
-        let mut line = serde_json::to_vec(&json!({
-            "type": "join", "meeting_id": meeting_id, "token": token, "display_name": name
-        }))
-        .unwrap();
-        line.push(b'\n');
-        self.send.write_all(&line).await.unwrap();
-        self.next().await.expect("an answer to the join")
-    }
-
-    async fn next(&mut self) -> Option<Value> {
-        tokio::time::timeout(TIMEOUT, async {
-            loop {
-                if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                    return Some(serde_json::from_slice(&line[..line.len() - 1]).unwrap());
-                }
-                let mut chunk = [0u8; 4096];
-                match self.recv.read(&mut chunk).await {
-                    Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                    _ => return None,
-                }
-            }
-        })
-        .await
-        .expect("a line or the end of the stream")
-    }
+async fn open_signaling(url: &str, hash: [u8; 32]) -> Client {
+    Client::connect(url, hash).await.unwrap()
 }
 
 /// A participant's media connection to MH (QUIC, ALPN `dt-media/1`).
@@ -528,7 +371,7 @@ async fn two_participants_meet_and_exchange_media() {
 
     // Both join through MC over WebTransport.
     let started = Instant::now();
-    let mut sig_a = Signaling::open(wt_url, platform.mc_cert_hash).await;
+    let mut sig_a = open_signaling(wt_url, platform.mc_cert_hash).await;
     let joined_a = sig_a
         .join(&meeting_id, ada["token"].as_str().unwrap(), "Ada")
         .await;
@@ -536,7 +379,7 @@ async fn two_participants_meet_and_exchange_media() {
     assert_eq!(joined_a["type"], "joined", "{joined_a}");
     assert_eq!(joined_a["mh"], ada["mh"], "MC names the MH GC chose");
     let ada_id = joined_a["participant_id"].as_str().unwrap().to_owned();
-    let mut sig_b = Signaling::open(wt_url, platform.mc_cert_hash).await;
+    let mut sig_b = open_signaling(wt_url, platform.mc_cert_hash).await;
     let joined_b = sig_b
         .join(&meeting_id, bo["token"].as_str().unwrap(), "Bo")
         .await;
@@ -691,7 +534,7 @@ async fn a_forged_token_is_refused_everywhere() {
     let forged_meeting = forged_meeting_token(&platform.ac_kid, &meeting_id, mc_id, mh_id);
 
     // MC.
-    let mut sig = Signaling::open(
+    let mut sig = open_signaling(
         placed["mc"]["webtransport_url"].as_str().unwrap(),
         platform.mc_cert_hash,
     )
@@ -710,7 +553,7 @@ async fn a_forged_token_is_refused_everywhere() {
 
     // The genuine token still works at both, so the refusals above were
     // about the forgery.
-    let mut sig = Signaling::open(
+    let mut sig = open_signaling(
         placed["mc"]["webtransport_url"].as_str().unwrap(),
         platform.mc_cert_hash,
     )

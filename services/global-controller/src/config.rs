@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::SecretString;
-use common::config::{ConfigError, EnvReader, seconds_in_range};
+use common::config::{ConfigError, EnvReader, http_url, seconds_in_range};
 use common::telemetry::DEFAULT_LOG_FILTER;
 
 /// How long GC keeps serving, not ready, after SIGTERM (not configurable:
@@ -26,20 +26,6 @@ pub struct Config {
     pub client_secret: SecretString,
     pub staleness_threshold: Duration,
     pub log_filter: String,
-}
-
-fn http_url(name: &str, value: String) -> Result<String, ConfigError> {
-    let ok = (value.starts_with("http://") || value.starts_with("https://"))
-        && value.len() > "https://".len()
-        && !value.contains(char::is_whitespace);
-    if ok {
-        Ok(value)
-    } else {
-        Err(ConfigError::malformed(
-            name,
-            format!("{value:?} is not an http:// or https:// URL"),
-        ))
-    }
 }
 
 impl Config {

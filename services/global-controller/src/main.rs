@@ -11,36 +11,13 @@ fn main() -> ExitCode {
         eprintln!("global-controller takes no arguments; configure it with environment variables");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("global-controller: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "global-controller failed");
-            eprintln!("global-controller: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::startup::run("global-controller", serve())
 }
 
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     common::telemetry::init(&config.log_filter)?;
     let app = Application::build(config).await?;
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(shutdown::drain_then_fire(
-        shutdown::os_signal(),
-        app.readiness(),
-        DRAIN,
-        trigger,
-    ));
+    let signal = shutdown::on_os_signal(app.readiness(), DRAIN);
     app.run(signal).await
 }

@@ -13,12 +13,13 @@ use common::jwks::JwksCache;
 use common::metrics::{Metrics, track_http};
 use common::ops::{self, CheckOutcome, Readiness};
 use common::shutdown::ShutdownSignal;
+use common::startup::{BackgroundTasks, bind_tcp};
 use common::token_client::ClientCredentials;
 use prometheus::{IntCounter, IntCounterVec, IntGaugeVec, Opts};
 use proto::{GlobalControllerServiceServer, MediaHandlerRegistryServer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 
 use crate::ac_client::AcClient;
 use crate::config::Config;
@@ -44,18 +45,6 @@ pub struct Application {
     pool: PgPool,
     jwks: Arc<JwksCache>,
     background: BackgroundTasks,
-}
-
-/// Tasks that live as long as the application; aborted when it goes away.
-#[derive(Debug, Default)]
-struct BackgroundTasks(Vec<JoinHandle<()>>);
-
-impl Drop for BackgroundTasks {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
 }
 
 impl std::fmt::Debug for Application {
@@ -144,19 +133,10 @@ impl Application {
             staleness: config.staleness_threshold,
         };
 
-        let http_listener = TcpListener::bind(config.bind_address).await.map_err(|e| {
-            anyhow::anyhow!("cannot bind BIND_ADDRESS {}: {e}", config.bind_address)
-        })?;
-        let grpc_listener = TcpListener::bind(config.grpc_bind_address)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot bind GC_GRPC_BIND_ADDRESS {}: {e}",
-                    config.grpc_bind_address
-                )
-            })?;
+        let http_listener = bind_tcp("BIND_ADDRESS", config.bind_address).await?;
+        let grpc_listener = bind_tcp("GC_GRPC_BIND_ADDRESS", config.grpc_bind_address).await?;
 
-        let background = BackgroundTasks(vec![
+        let background = BackgroundTasks::from(vec![
             tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH)),
             tokio::spawn(sweep(pool.clone(), config.staleness_threshold, controllers)),
         ]);
@@ -223,17 +203,14 @@ impl Application {
         reporter
             .set_serving::<MediaHandlerRegistryServer<GcGrpc>>()
             .await;
-        background.0.push(tokio::spawn(async move {
-            while !readiness.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            reporter
-                .set_not_serving::<GlobalControllerServiceServer<GcGrpc>>()
-                .await;
-            reporter
-                .set_not_serving::<MediaHandlerRegistryServer<GcGrpc>>()
-                .await;
-        }));
+        background.push(common::grpc::not_serving_on_shutdown(
+            reporter,
+            readiness,
+            &[
+                <GlobalControllerServiceServer<GcGrpc> as NamedService>::NAME,
+                <MediaHandlerRegistryServer<GcGrpc> as NamedService>::NAME,
+            ],
+        ));
 
         let grpc_server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(10))

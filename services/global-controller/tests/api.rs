@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -18,7 +18,6 @@ use common::jwt::{self, MeetingClaims, ServiceClaims, TokenUse};
 use common::shutdown::{self, ShutdownTrigger};
 use common::testing::{self, TcpProxy};
 use ed25519_dalek::SigningKey;
-use global_controller::config::Config;
 use global_controller::startup::Application;
 use proto::v1::{
     Capacity, HealthStatus, HeartbeatRequest, HostMeetingRequest, HostMeetingResponse, Load,
@@ -26,75 +25,30 @@ use proto::v1::{
 };
 use proto::{GlobalControllerServiceClient, MediaHandlerRegistryClient};
 use serde_json::{Value, json};
+use test_support::{
+    Ac, FRONTEND_CLIENT, FRONTEND_SECRET, GC_CLIENT, MC_CLIENT, MC_SECRET, MH_CLIENT, MH_SECRET,
+    gc_config, lazy_channel,
+};
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
-const GC_SECRET: &str = "gc-secret-0123456789abcdef";
-const MC_SECRET: &str = "mc-secret-0123456789abcdef";
-const MH_SECRET: &str = "mh-secret-0123456789abcdef";
-const FRONTEND_SECRET: &str = "fe-secret-0123456789abcdef";
 const VIEWER_SECRET: &str = "vw-secret-0123456789abcdef";
 
 /// A real AC on a fresh database, with the platform's clients registered.
-struct Ac {
-    base: String,
-    keys: ac_service::keys::KeyStore,
-    _trigger: ShutdownTrigger,
-}
-
 async fn spawn_ac() -> Ac {
-    let url = testing::fresh_database("gc_test_ac").await;
-    let app = ac_service::startup::Application::build(ac_service::config::Config {
-        database_url: SecretString::from(url),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        master_key: ac_service::config::MasterKey::from_bytes([11; 32]),
-        cluster_name: "test".into(),
-        bcrypt_cost: 4,
-        drain: Duration::ZERO,
-        log_filter: "warn".into(),
-    })
+    Ac::spawn(
+        "gc_test_ac",
+        [11; 32],
+        "test",
+        &[
+            GC_CLIENT,
+            MC_CLIENT,
+            MH_CLIENT,
+            FRONTEND_CLIENT,
+            ("viewer", VIEWER_SECRET, "meeting:join"),
+        ],
+    )
     .await
-    .unwrap();
-    let pool = app.pool();
-    for (id, secret, scopes) in [
-        (
-            "global-controller",
-            GC_SECRET,
-            "internal:meeting-token service.write.mc",
-        ),
-        (
-            "meeting-controller",
-            MC_SECRET,
-            "service.write.gc service.write.mh",
-        ),
-        (
-            "media-handler",
-            MH_SECRET,
-            "service.write.gc service.write.mc",
-        ),
-        ("frontend", FRONTEND_SECRET, "meeting:create meeting:join"),
-        ("viewer", VIEWER_SECRET, "meeting:join"),
-    ] {
-        ac_service::clients::register(
-            &pool,
-            id,
-            secret,
-            &ac_service::clients::parse_scopes(scopes).unwrap(),
-            id,
-            4,
-        )
-        .await
-        .unwrap();
-    }
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let keys = app.keys();
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(app.run(signal));
-    Ac {
-        base,
-        keys,
-        _trigger: trigger,
-    }
 }
 
 struct TestApp {
@@ -108,22 +62,6 @@ struct TestApp {
     proxy: Option<TcpProxy>,
 }
 
-fn gc_config(database_url: String, ac_base: &str, staleness: Duration) -> Config {
-    Config {
-        database_url: SecretString::from(database_url),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        grpc_bind_address: "127.0.0.1:0".parse().unwrap(),
-        region: "test-region".into(),
-        ac_jwks_url: format!("{ac_base}/.well-known/jwks.json"),
-        ac_internal_url: ac_base.to_owned(),
-        client_id: "global-controller".into(),
-        client_secret: SecretString::from(GC_SECRET.to_owned()),
-        // Tests may go below the 5 s floor the env loader enforces.
-        staleness_threshold: staleness,
-        log_filter: "warn".into(),
-    }
-}
-
 async fn start(
     ac: Ac,
     database_url: String,
@@ -134,9 +72,7 @@ async fn start(
         .await
         .unwrap();
     let base = format!("http://{}", app.http_addr().unwrap());
-    let grpc = Channel::from_shared(format!("http://{}", app.grpc_addr().unwrap()))
-        .unwrap()
-        .connect_lazy();
+    let grpc = lazy_channel(app.grpc_addr().unwrap());
     let router = app.router();
     let (trigger, signal) = shutdown::channel();
     let task = tokio::spawn(app.run(signal));
@@ -166,34 +102,11 @@ async fn spawn_app() -> TestApp {
 
 impl TestApp {
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let (status, body) = self.get("/ready", None).await;
-            if status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "GC never became ready: {body}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        test_support::wait_ready("GC", &self.base, Duration::from_secs(15)).await;
     }
 
     async fn token(&self, id: &str, secret: &str) -> String {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/auth/service/token", self.ac.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        test_support::service_token(&self.http, &self.ac.base, id, secret).await
     }
 
     async fn frontend(&self) -> String {

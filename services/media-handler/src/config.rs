@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::SecretString;
-use common::config::{ConfigError, EnvReader};
+use common::config::{ConfigError, EnvReader, http_url};
 use common::telemetry::DEFAULT_LOG_FILTER;
 
 /// How long MH keeps forwarding, not ready, after SIGTERM before it closes
@@ -33,20 +33,6 @@ pub struct Config {
     pub tls_key_path: PathBuf,
     pub mh_id: String,
     pub log_filter: String,
-}
-
-fn http_url(name: &str, value: String) -> Result<String, ConfigError> {
-    let ok = (value.starts_with("http://") || value.starts_with("https://"))
-        && value.len() > "https://".len()
-        && !value.contains(char::is_whitespace);
-    if ok {
-        Ok(value)
-    } else {
-        Err(ConfigError::malformed(
-            name,
-            format!("{value:?} is not an http:// or https:// URL"),
-        ))
-    }
 }
 
 /// `host:port` as GC's registry accepts it (no scheme, port 1..=65535).

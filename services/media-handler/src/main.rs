@@ -74,36 +74,13 @@ fn gen_dev_cert(out: &std::path::Path, names: Vec<String>) -> ExitCode {
 }
 
 fn serve_main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("media-handler: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "media-handler failed");
-            eprintln!("media-handler: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::startup::run("media-handler", serve())
 }
 
 async fn serve() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     common::telemetry::init(&config.log_filter)?;
     let app = Application::build(config).await?;
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(shutdown::drain_then_fire(
-        shutdown::os_signal(),
-        app.readiness(),
-        DRAIN,
-        trigger,
-    ));
+    let signal = shutdown::on_os_signal(app.readiness(), DRAIN);
     app.run(signal).await
 }

@@ -13,10 +13,11 @@ use common::jwks::JwksCache;
 use common::metrics::{Metrics, track_http};
 use common::ops::{self, CheckOutcome, Readiness};
 use common::shutdown::ShutdownSignal;
+use common::startup::{BackgroundTasks, bind_tcp};
 use common::token_client::ClientCredentials;
 use proto::MediaHandlerServiceServer;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 
 use crate::config::Config;
 use crate::grpc::MhGrpc;
@@ -41,18 +42,6 @@ pub struct Application {
     sfu: Arc<Sfu>,
     jwks: Arc<JwksCache>,
     background: BackgroundTasks,
-}
-
-/// Tasks that live as long as the application; aborted when it goes away.
-#[derive(Debug, Default)]
-struct BackgroundTasks(Vec<JoinHandle<()>>);
-
-impl Drop for BackgroundTasks {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
 }
 
 impl std::fmt::Debug for Application {
@@ -152,23 +141,11 @@ impl Application {
             readiness: readiness.clone(),
         };
 
-        let health_listener = TcpListener::bind(config.health_bind_address)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot bind MH_HEALTH_BIND_ADDRESS {}: {e}",
-                    config.health_bind_address
-                )
-            })?;
-        let grpc_listener = TcpListener::bind(config.grpc_bind_address)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot bind MH_GRPC_BIND_ADDRESS {}: {e}",
-                    config.grpc_bind_address
-                )
-            })?;
-        let background = BackgroundTasks(vec![tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH))]);
+        let health_listener =
+            bind_tcp("MH_HEALTH_BIND_ADDRESS", config.health_bind_address).await?;
+        let grpc_listener = bind_tcp("MH_GRPC_BIND_ADDRESS", config.grpc_bind_address).await?;
+        let background =
+            BackgroundTasks::from(vec![tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH))]);
         tracing::info!(
             mh_id = %config.mh_id,
             health = %health_listener.local_addr()?,
@@ -247,17 +224,12 @@ impl Application {
         reporter
             .set_serving::<MediaHandlerServiceServer<MhGrpc>>()
             .await;
-        background.0.push(tokio::spawn(async move {
-            while !readiness.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            reporter
-                .set_not_serving::<MediaHandlerServiceServer<MhGrpc>>()
-                .await;
-        }));
-        background
-            .0
-            .push(tokio::spawn(registrar.run(shutdown.clone())));
+        background.push(common::grpc::not_serving_on_shutdown(
+            reporter,
+            readiness,
+            &[<MediaHandlerServiceServer<MhGrpc> as NamedService>::NAME],
+        ));
+        background.push(tokio::spawn(registrar.run(shutdown.clone())));
 
         let grpc_server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(10))

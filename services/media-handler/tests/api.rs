@@ -13,14 +13,13 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::SecretString;
 use common::grpc::with_bearer;
 use common::jwt::{self, MeetingClaims, TokenUse};
 use common::shutdown::{self, ShutdownTrigger};
-use common::testing;
 use ed25519_dalek::SigningKey;
 use media_handler::client::{self, AttachError, Attached};
 use media_handler::config::Config;
@@ -31,94 +30,42 @@ use proto::v1::{GetMeetingMediaRequest, RemoveParticipantRequest};
 use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
 use sqlx::Row as _;
+use test_support::{
+    Ac, GC_CLIENT, GC_SECRET, Gc, MC_CLIENT, MC_SECRET, MH_CLIENT, MH_SECRET, lazy_channel,
+    wait_until,
+};
 use tonic::transport::Channel;
 
-const GC_SECRET: &str = "gc-secret-0123456789abcdef";
-const MC_SECRET: &str = "mc-secret-0123456789abcdef";
-const MH_SECRET: &str = "mh-secret-0123456789abcdef";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Ac {
-    base: String,
-    keys: ac_service::keys::KeyStore,
-    http: reqwest::Client,
-    _trigger: ShutdownTrigger,
-}
-
 async fn spawn_ac() -> Ac {
-    let url = testing::fresh_database("mh_test_ac").await;
-    let app = ac_service::startup::Application::build(ac_service::config::Config {
-        database_url: SecretString::from(url),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        master_key: ac_service::config::MasterKey::from_bytes([12; 32]),
-        cluster_name: "test".into(),
-        bcrypt_cost: 4,
-        drain: Duration::ZERO,
-        log_filter: "warn".into(),
-    })
+    Ac::spawn(
+        "mh_test_ac",
+        [12; 32],
+        "test",
+        &[GC_CLIENT, MC_CLIENT, MH_CLIENT],
+    )
     .await
-    .unwrap();
-    let pool = app.pool();
-    for (id, secret, scopes) in [
-        (
-            "global-controller",
-            GC_SECRET,
-            "internal:meeting-token service.write.mc",
-        ),
-        (
-            "meeting-controller",
-            MC_SECRET,
-            "service.write.gc service.write.mh",
-        ),
-        (
-            "media-handler",
-            MH_SECRET,
-            "service.write.gc service.write.mc",
-        ),
-    ] {
-        ac_service::clients::register(
-            &pool,
-            id,
-            secret,
-            &ac_service::clients::parse_scopes(scopes).unwrap(),
-            id,
-            4,
-        )
-        .await
-        .unwrap();
-    }
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let keys = app.keys();
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(app.run(signal));
-    Ac {
-        base,
-        keys,
-        http: reqwest::Client::new(),
-        _trigger: trigger,
-    }
 }
 
-impl Ac {
-    async fn service_token(&self, id: &str, secret: &str) -> String {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/auth/service/token", self.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+/// Meeting tokens: issued by AC as GC asks for them, or signed by any key.
+trait MeetingTokens {
+    async fn meeting_token(
+        &self,
+        meeting_id: &str,
+        participant_id: &str,
+        mh_ids: &[&str],
+    ) -> String;
+    fn signed_token(
+        &self,
+        key: &SigningKey,
+        participant_id: &str,
+        mh_id: &str,
+        exp_in: i64,
+    ) -> String;
+}
 
+impl MeetingTokens for Ac {
     /// A meeting token issued by AC exactly as GC asks for one.
     async fn meeting_token(
         &self,
@@ -176,37 +123,8 @@ impl Ac {
     }
 }
 
-struct Gc {
-    grpc_url: String,
-    pool: sqlx::PgPool,
-    _trigger: ShutdownTrigger,
-}
-
 async fn spawn_gc(ac: &Ac, staleness: Duration) -> Gc {
-    let url = testing::fresh_database("mh_test_gc").await;
-    let app = global_controller::startup::Application::build(global_controller::config::Config {
-        database_url: SecretString::from(url),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        grpc_bind_address: "127.0.0.1:0".parse().unwrap(),
-        region: "test-region".into(),
-        ac_jwks_url: format!("{}/.well-known/jwks.json", ac.base),
-        ac_internal_url: ac.base.clone(),
-        client_id: "global-controller".into(),
-        client_secret: SecretString::from(GC_SECRET.to_owned()),
-        staleness_threshold: staleness,
-        log_filter: "warn".into(),
-    })
-    .await
-    .unwrap();
-    let grpc_url = format!("http://{}", app.grpc_addr().unwrap());
-    let pool = app.pool();
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(app.run(signal));
-    Gc {
-        grpc_url,
-        pool,
-        _trigger: trigger,
-    }
+    Gc::spawn(ac, "mh_test_gc", 0, staleness).await
 }
 
 struct Mh {
@@ -249,9 +167,7 @@ async fn spawn_mh(ac: &Ac, gc_grpc_url: &str, mh_id: &str, limits: Limits) -> Mh
         .await
         .unwrap();
     let app_health = format!("http://{}", app.health_addr().unwrap());
-    let grpc = Channel::from_shared(format!("http://{}", app.grpc_addr().unwrap()))
-        .unwrap()
-        .connect_lazy();
+    let grpc = lazy_channel(app.grpc_addr().unwrap());
     let media = app.media_addr().unwrap();
     let registration = app.registration();
     let readiness = app.readiness();
@@ -276,7 +192,7 @@ async fn spawn_mh(ac: &Ac, gc_grpc_url: &str, mh_id: &str, limits: Limits) -> Mh
 async fn stack(limits: Limits) -> (Ac, Gc, Mh) {
     let ac = spawn_ac().await;
     let gc = spawn_gc(&ac, Duration::from_secs(3)).await;
-    let mh = spawn_mh(&ac, &gc.grpc_url, "mh-test-0", limits).await;
+    let mh = spawn_mh(&ac, &gc.grpc_url(), "mh-test-0", limits).await;
     mh.wait_ready().await;
     (ac, gc, mh)
 }
@@ -293,15 +209,7 @@ impl Mh {
     }
 
     async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (status, body) = self.get("/ready").await;
-            if status == 200 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "MH never became ready: {body}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        test_support::wait_ready("MH", &self.app_health, Duration::from_secs(20)).await;
     }
 
     fn endpoint(&self) -> quinn::Endpoint {
@@ -351,16 +259,12 @@ async fn gc_row(gc: &Gc, mh_id: &str) -> Option<(String, i32, String)> {
     })
 }
 
-async fn eventually<F, Fut>(what: &str, mut f: F)
+async fn eventually<F, Fut>(what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(what, Duration::from_secs(15), f).await;
 }
 
 /// Collects datagrams for up to `wait`, stopping early at `want`.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::SecretString;
-use common::config::{ConfigError, EnvReader};
+use common::config::{ConfigError, EnvReader, http_url};
 use common::telemetry::DEFAULT_LOG_FILTER;
 
 /// How long MC keeps serving, not ready and reported as draining to GC,
@@ -50,20 +50,6 @@ pub struct Config {
     pub drain: Duration,
     /// Longest a client may take to send its `join` line.
     pub join_timeout: Duration,
-}
-
-fn http_url(name: &str, value: String) -> Result<String, ConfigError> {
-    let ok = (value.starts_with("http://") || value.starts_with("https://"))
-        && value.len() > "https://".len()
-        && !value.contains(char::is_whitespace);
-    if ok {
-        Ok(value)
-    } else {
-        Err(ConfigError::malformed(
-            name,
-            format!("{value:?} is not an http:// or https:// URL"),
-        ))
-    }
 }
 
 /// Ids GC accepts for controllers (`MC_ID`, usually a pod name).

@@ -41,24 +41,7 @@ fn main() -> ExitCode {
     if let Some(Command::GenDevCert { out, sans }) = cli.command {
         return gen_dev_cert(&out, sans);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meeting-controller: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "meeting-controller failed");
-            eprintln!("meeting-controller: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::startup::run("meeting-controller", serve())
 }
 
 fn gen_dev_cert(out: &std::path::Path, sans: Vec<String>) -> ExitCode {
@@ -102,12 +85,6 @@ async fn serve() -> anyhow::Result<()> {
     common::telemetry::init(&config.log_filter)?;
     let drain = config.drain;
     let app = Application::build(config).await?;
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(shutdown::drain_then_fire(
-        shutdown::os_signal(),
-        app.readiness(),
-        drain,
-        trigger,
-    ));
+    let signal = shutdown::on_os_signal(app.readiness(), drain);
     app.run(signal).await
 }

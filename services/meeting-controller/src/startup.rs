@@ -13,10 +13,11 @@ use common::jwks::JwksCache;
 use common::metrics::{Metrics, track_http};
 use common::ops::{self, CheckOutcome, Readiness};
 use common::shutdown::ShutdownSignal;
+use common::startup::{BackgroundTasks, bind_tcp};
 use common::token_client::ClientCredentials;
 use proto::{GlobalControllerServiceClient, MeetingControllerServiceServer};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 use wtransport::endpoint::endpoint_side::Server;
 use wtransport::{Endpoint, Identity, ServerConfig};
 
@@ -35,18 +36,6 @@ const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 /// client is noticed (and leaves the meeting) within the idle timeout.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Tasks that live as long as the application; aborted when it goes away.
-#[derive(Debug, Default)]
-struct BackgroundTasks(Vec<JoinHandle<()>>);
-
-impl Drop for BackgroundTasks {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
 
 pub struct Application {
     health_listener: TcpListener,
@@ -156,22 +145,9 @@ impl Application {
         let router = ops::router(readiness.clone(), metrics.clone())
             .layer(from_fn_with_state(metrics.clone(), track_http));
 
-        let health_listener = TcpListener::bind(config.health_bind_address)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot bind MC_HEALTH_BIND_ADDRESS {}: {e}",
-                    config.health_bind_address
-                )
-            })?;
-        let grpc_listener = TcpListener::bind(config.grpc_bind_address)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot bind MC_GRPC_BIND_ADDRESS {}: {e}",
-                    config.grpc_bind_address
-                )
-            })?;
+        let health_listener =
+            bind_tcp("MC_HEALTH_BIND_ADDRESS", config.health_bind_address).await?;
+        let grpc_listener = bind_tcp("MC_GRPC_BIND_ADDRESS", config.grpc_bind_address).await?;
         let server_config = ServerConfig::builder()
             .with_bind_address(config.webtransport_bind_address)
             .with_identity(identity)
@@ -228,7 +204,8 @@ impl Application {
             metrics: gc_metrics,
         };
 
-        let background = BackgroundTasks(vec![tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH))]);
+        let background =
+            BackgroundTasks::from(vec![tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH))]);
         tracing::info!(
             mc_id = %config.mc_id,
             health = %health_listener.local_addr()?,
@@ -304,20 +281,17 @@ impl Application {
             mut background,
         } = self;
         if let Some(registrar) = registrar {
-            background.0.push(tokio::spawn(registrar.run()));
+            background.push(tokio::spawn(registrar.run()));
         }
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
             .set_serving::<MeetingControllerServiceServer<McGrpc>>()
             .await;
-        background.0.push(tokio::spawn(async move {
-            while !readiness.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            reporter
-                .set_not_serving::<MeetingControllerServiceServer<McGrpc>>()
-                .await;
-        }));
+        background.push(common::grpc::not_serving_on_shutdown(
+            reporter,
+            readiness,
+            &[<MeetingControllerServiceServer<McGrpc> as NamedService>::NAME],
+        ));
 
         let grpc_server = tonic::transport::Server::builder()
             .timeout(Duration::from_secs(10))

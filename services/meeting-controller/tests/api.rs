@@ -23,147 +23,38 @@ use meeting_controller::store::{JoinOutcome, Mode, Participant, Store};
 use proto::MeetingControllerServiceClient;
 use proto::v1::{Capacity, HostMeetingRequest, MediaHandlerAssignment, RegisterMhRequest};
 use serde_json::{Value, json};
+use test_support::signaling::Client;
+use test_support::{
+    Ac, FRONTEND_CLIENT, FRONTEND_SECRET, GC_CLIENT, GC_SECRET, Gc, MC_CLIENT, MC_SECRET,
+    MH_CLIENT, MH_SECRET, free_tcp_port, free_udp_port, lazy_channel, require_redis, wait_until,
+};
 use tonic::Code;
-use wtransport::tls::Sha256Digest;
-use wtransport::{ClientConfig, Endpoint};
-
-const GC_SECRET: &str = "gc-secret-0123456789abcdef";
-const MC_SECRET: &str = "mc-secret-0123456789abcdef";
-const MH_SECRET: &str = "mh-secret-0123456789abcdef";
-const FRONTEND_SECRET: &str = "fe-secret-0123456789abcdef";
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- fixtures
 
-fn redis_url() -> String {
-    std::env::var("DT_TEST_REDIS_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
-}
-
-/// Fails loudly (never skips) when the test Redis is not there.
-async fn require_redis() -> String {
-    let url = redis_url();
-    let ok = async {
-        let client = redis::Client::open(url.as_str()).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()
-    };
-    let pong = tokio::time::timeout(Duration::from_secs(3), ok)
-        .await
-        .ok()
-        .flatten();
-    assert!(
-        pong.as_deref() == Some("PONG"),
-        "\n\nRedis is not reachable through DT_TEST_REDIS_URL (or the default \
-         redis://127.0.0.1:6379).\nThese integration tests need a real Redis; start one, e.g.\n  \
-         apt-get install -y redis-server\n  \
-         redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save ''\n"
-    );
-    url
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Ac {
-    base: String,
-    keys: ac_service::keys::KeyStore,
-    _trigger: ShutdownTrigger,
-}
-
 async fn spawn_ac() -> Ac {
-    let url = testing::fresh_database("mc_test_ac").await;
-    let app = ac_service::startup::Application::build(ac_service::config::Config {
-        database_url: SecretString::from(url),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        master_key: ac_service::config::MasterKey::from_bytes([7; 32]),
-        cluster_name: "test".into(),
-        bcrypt_cost: 4,
-        drain: Duration::ZERO,
-        log_filter: "warn".into(),
-    })
+    Ac::spawn(
+        "mc_test_ac",
+        [7; 32],
+        "test",
+        &[GC_CLIENT, MC_CLIENT, MH_CLIENT, FRONTEND_CLIENT],
+    )
     .await
-    .unwrap();
-    let pool = app.pool();
-    for (id, secret, scopes) in [
-        (
-            "global-controller",
-            GC_SECRET,
-            "internal:meeting-token service.write.mc",
-        ),
-        (
-            "meeting-controller",
-            MC_SECRET,
-            "service.write.gc service.write.mh",
-        ),
-        (
-            "media-handler",
-            MH_SECRET,
-            "service.write.gc service.write.mc",
-        ),
-        ("frontend", FRONTEND_SECRET, "meeting:create meeting:join"),
-    ] {
-        ac_service::clients::register(
-            &pool,
-            id,
-            secret,
-            &ac_service::clients::parse_scopes(scopes).unwrap(),
-            id,
-            4,
-        )
-        .await
-        .unwrap();
-    }
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let keys = app.keys();
-    let (trigger, signal) = shutdown::channel();
-    tokio::spawn(app.run(signal));
-    Ac {
-        base,
-        keys,
-        _trigger: trigger,
-    }
 }
 
-impl Ac {
-    async fn token(&self, id: &str, secret: &str) -> String {
-        let r = reqwest::Client::new()
-            .post(format!("{}/api/v1/auth/service/token", self.base))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id),
-                ("client_secret", secret),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+/// Meeting tokens signed by AC's real active key, with any claims (expired
+/// ones included).
+trait MeetingTokens {
+    fn meeting_token(
+        &self,
+        meeting_id: &str,
+        mc_id: &str,
+        participant: &str,
+        exp_in: i64,
+    ) -> String;
+}
 
-    /// A meeting token signed by AC's real active key, with any claims
-    /// (expired ones included).
+impl MeetingTokens for Ac {
     fn meeting_token(
         &self,
         meeting_id: &str,
@@ -192,42 +83,8 @@ impl Ac {
     }
 }
 
-struct Gc {
-    http: String,
-    grpc_addr: SocketAddr,
-    pool: sqlx::PgPool,
-    trigger: ShutdownTrigger,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
 async fn spawn_gc(ac: &Ac, grpc_port: u16, staleness: Duration) -> Gc {
-    let url = testing::fresh_database("mc_test_gc").await;
-    let app = global_controller::startup::Application::build(global_controller::config::Config {
-        database_url: SecretString::from(url),
-        bind_address: "127.0.0.1:0".parse().unwrap(),
-        grpc_bind_address: format!("127.0.0.1:{grpc_port}").parse().unwrap(),
-        region: "test-region".into(),
-        ac_jwks_url: format!("{}/.well-known/jwks.json", ac.base),
-        ac_internal_url: ac.base.clone(),
-        client_id: "global-controller".into(),
-        client_secret: SecretString::from(GC_SECRET.to_owned()),
-        staleness_threshold: staleness,
-        log_filter: "warn".into(),
-    })
-    .await
-    .unwrap();
-    let http = format!("http://{}", app.http_addr().unwrap());
-    let grpc_addr = app.grpc_addr().unwrap();
-    let pool = app.pool();
-    let (trigger, signal) = shutdown::channel();
-    let task = tokio::spawn(app.run(signal));
-    Gc {
-        http,
-        grpc_addr,
-        pool,
-        trigger,
-        task,
-    }
+    Gc::spawn(ac, "mc_test_gc", grpc_port, staleness).await
 }
 
 struct Mc {
@@ -338,23 +195,8 @@ async fn ready(mc: &Mc) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn wait_ready(mc: &Mc) {
-    wait_until("MC ready", Duration::from_secs(15), || async {
-        ready(mc).await.0 == 200
-    })
-    .await;
+    test_support::wait_ready("MC", &mc.health, Duration::from_secs(15)).await;
 }
 
 async fn metrics(mc: &Mc) -> String {
@@ -377,11 +219,7 @@ fn sample(metrics: &str, prefix: &str) -> u64 {
 }
 
 fn mc_client(mc: &Mc) -> MeetingControllerServiceClient<tonic::transport::Channel> {
-    MeetingControllerServiceClient::new(
-        tonic::transport::Channel::from_shared(format!("http://{}", mc.grpc))
-            .unwrap()
-            .connect_lazy(),
-    )
+    MeetingControllerServiceClient::new(lazy_channel(mc.grpc))
 }
 
 fn host_request(meeting_id: &str, max_participants: u32) -> HostMeetingRequest {
@@ -398,89 +236,19 @@ fn host_request(meeting_id: &str, max_participants: u32) -> HostMeetingRequest {
 }
 
 async fn host(stack: &Stack, meeting_id: &str, max_participants: u32) {
-    let token = SecretString::from(stack.ac.token("global-controller", GC_SECRET).await);
+    let token = SecretString::from(stack.ac.service_token("global-controller", GC_SECRET).await);
     mc_client(&stack.mc)
         .host_meeting(with_bearer(host_request(meeting_id, max_participants), &token).unwrap())
         .await
         .unwrap();
 }
 
-/// A signaling client: one WebTransport session, one bidirectional stream.
-struct Client {
-    connection: wtransport::Connection,
-    send: wtransport::SendStream,
-    recv: wtransport::RecvStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(port: u16, hash: [u8; 32], path: &str) -> Result<Self, String> {
-        let config = ClientConfig::builder()
-            .with_bind_address("127.0.0.1:0".parse().unwrap())
-            .with_server_certificate_hashes([Sha256Digest::new(hash)])
-            .build();
-        let endpoint = Endpoint::client(config).unwrap();
-        let connection = endpoint
-            .connect(format!("https://127.0.0.1:{port}{path}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let (send, recv) = connection
-            .open_bi()
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            connection,
-            send,
-            recv,
-            buf: Vec::new(),
-        })
-    }
-
-    async fn send_line(&mut self, line: &str) {
-        self.send
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    async fn join(&mut self, meeting_id: &str, token: &str, name: &str) -> Value {
-        let line =
-            json!({"type": "join", "meeting_id": meeting_id, "token": token, "display_name": name});
-        self.send_line(&line.to_string()).await;
-        self.next().await.expect("an answer to the join")
-    }
-
-    /// The next line as JSON, `None` when the stream or session ends.
-    async fn next(&mut self) -> Option<Value> {
-        tokio::time::timeout(TIMEOUT, async {
-            loop {
-                if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                    return Some(serde_json::from_slice(&line[..line.len() - 1]).unwrap());
-                }
-                let mut chunk = [0u8; 4096];
-                match self.recv.read(&mut chunk).await {
-                    Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                    _ => return None,
-                }
-            }
-        })
-        .await
-        .expect("a line or the end of the stream within the timeout")
-    }
-
-    async fn closed_code(&self) -> String {
-        tokio::time::timeout(TIMEOUT, self.connection.closed())
-            .await
-            .expect("the session closes")
-            .to_string()
-    }
+fn signaling_url(port: u16, path: &str) -> String {
+    format!("https://127.0.0.1:{port}{path}")
 }
 
 async fn client(mc: &Mc) -> Client {
-    Client::connect(mc.wt_port, mc.cert_hash, "/signaling")
+    Client::connect(&signaling_url(mc.wt_port, "/signaling"), mc.cert_hash)
         .await
         .unwrap()
 }
@@ -671,7 +439,7 @@ async fn host_meeting_needs_gc_scope_and_is_idempotent_and_bounded() {
         ("frontend", FRONTEND_SECRET),
         ("meeting-controller", MC_SECRET),
     ] {
-        let token = SecretString::from(ac.token(id, secret).await);
+        let token = SecretString::from(ac.service_token(id, secret).await);
         let err = client
             .host_meeting(with_bearer(host_request(&meeting, 0), &token).unwrap())
             .await
@@ -701,7 +469,7 @@ async fn host_meeting_needs_gc_scope_and_is_idempotent_and_bounded() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
 
-    let gc_token = SecretString::from(ac.token("global-controller", GC_SECRET).await);
+    let gc_token = SecretString::from(ac.service_token("global-controller", GC_SECRET).await);
     let response = client
         .host_meeting(with_bearer(host_request(&meeting, 0), &gc_token).unwrap())
         .await
@@ -765,7 +533,7 @@ async fn host_meeting_needs_gc_scope_and_is_idempotent_and_bounded() {
 async fn participants_join_through_gc_and_see_each_other() {
     let stack = spawn_stack().await;
     // A media handler GC can place the meeting on.
-    let mh_token = SecretString::from(stack.ac.token("media-handler", MH_SECRET).await);
+    let mh_token = SecretString::from(stack.ac.service_token("media-handler", MH_SECRET).await);
     proto::MediaHandlerRegistryClient::new(
         tonic::transport::Channel::from_shared(format!("http://{}", stack.gc.grpc_addr))
             .unwrap()
@@ -792,7 +560,7 @@ async fn participants_join_through_gc_and_see_each_other() {
     .unwrap();
 
     let http = reqwest::Client::new();
-    let frontend = stack.ac.token("frontend", FRONTEND_SECRET).await;
+    let frontend = stack.ac.service_token("frontend", FRONTEND_SECRET).await;
     let created: Value = http
         .post(format!("{}/api/v1/meetings", stack.gc.http))
         .bearer_auth(&frontend)
@@ -932,7 +700,7 @@ async fn bad_tokens_unknown_meetings_and_full_meetings_are_refused() {
     let other_mc = stack
         .ac
         .meeting_token(&meeting, "mc-elsewhere", "p-mc", 300);
-    let service_token = stack.ac.token("frontend", FRONTEND_SECRET).await;
+    let service_token = stack.ac.service_token("frontend", FRONTEND_SECRET).await;
     for (what, token) in [
         ("forged", forged.as_str()),
         ("expired", expired.as_str()),
@@ -1015,13 +783,16 @@ async fn bad_tokens_unknown_meetings_and_full_meetings_are_refused() {
 #[tokio::test]
 async fn other_paths_are_not_found() {
     let stack = spawn_stack().await;
-    let err = Client::connect(stack.mc.wt_port, stack.mc.cert_hash, "/other")
-        .await
-        .err()
-        .expect("only /signaling is served");
+    let err = Client::connect(
+        &signaling_url(stack.mc.wt_port, "/other"),
+        stack.mc.cert_hash,
+    )
+    .await
+    .err()
+    .expect("only /signaling is served");
     assert!(err.contains("rejected"), "{err}");
     // A client that does not know the certificate's hash cannot connect.
-    let err = Client::connect(stack.mc.wt_port, [0; 32], "/signaling")
+    let err = Client::connect(&signaling_url(stack.mc.wt_port, "/signaling"), [0; 32])
         .await
         .err()
         .expect("wrong certificate hash");
@@ -1108,7 +879,7 @@ async fn sigterm_sequence_drains_then_closes_sessions_and_frees_seats() {
     )
     .await;
     // HostMeeting is refused while draining.
-    let gc_token = SecretString::from(stack.ac.token("global-controller", GC_SECRET).await);
+    let gc_token = SecretString::from(stack.ac.service_token("global-controller", GC_SECRET).await);
     let err = MeetingControllerServiceClient::new(
         tonic::transport::Channel::from_shared(format!("http://{}", stack.mc.grpc))
             .unwrap()
