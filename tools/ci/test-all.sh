@@ -101,7 +101,19 @@ start_redis() {
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "redis did not start; see /tmp/dt-test-redis.log" >&2; return 1
 }
+# Every integration test creates its own database (`dt_test_*`, local-stack's
+# `dt_lstest_*`); drop what earlier runs left so a long-lived machine's data
+# directory does not grow run after run. Nothing else is running yet.
+drop_test_databases() {
+  command -v psql >/dev/null 2>&1 || return 0
+  local db
+  while IFS= read -r db; do
+    [ -n "$db" ] && psql "$DT_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done < <(psql "$DT_TEST_DATABASE_URL" -Atc \
+    "SELECT datname FROM pg_database WHERE datname LIKE 'dt\_test\_%' OR datname LIKE 'dt\_lstest\_%'")
+}
 step "start PostgreSQL on 127.0.0.1:5432" start_postgres
+step "drop test databases left by earlier runs" drop_test_databases
 step "start Redis on 127.0.0.1:6379" start_redis
 
 # The real sops otherwise asks the network for a newer version at start.

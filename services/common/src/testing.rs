@@ -83,7 +83,8 @@ pub async fn socket_addr_of(url: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("cannot resolve the test database host {hostport}"))
 }
 
-/// Creates a fresh, empty database and returns its URL.
+/// Creates a fresh, empty database and returns its URL. Its name starts
+/// with `dt_test_`, so the test command can drop what earlier runs left.
 pub async fn fresh_database(prefix: &str) -> String {
     let admin = admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin)
@@ -95,7 +96,7 @@ pub async fn fresh_database(prefix: &str) -> String {
                  These integration tests need a real PostgreSQL; {HOW_TO_START}\n"
             )
         });
-    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("dt_test_{prefix}_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&mut conn)
         .await

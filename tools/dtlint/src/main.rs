@@ -433,9 +433,19 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         let _ = out.write_all(text.as_bytes());
     }
     if args.format == Format::Human || args.output.is_some() {
+        // Unreadable files are kept in `sources` (to point findings at);
+        // rendered overlays are there too but are builds, not files.
+        let files = ws.sources.len().saturating_sub(ws.rendered.len());
+        let builds = if notes.builds > 0 {
+            format!(
+                ", {} overlay build(s) ({} from cache)",
+                notes.builds, notes.cached
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "dtlint: {} file(s) checked: {}",
-            ws.sources.len() + ws.unreadable.len(),
+            "dtlint: {files} file(s) checked{builds}: {}",
             report::summary(&outcome)
         );
     }

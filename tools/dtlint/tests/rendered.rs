@@ -159,3 +159,47 @@ fn a_missing_pdb_is_found_in_the_base_and_the_broken_builds_named() {
         .unwrap_or_else(|| panic!("{d}"));
     assert_eq!(build.envs, ["development", "staging", "production"]);
 }
+
+#[test]
+fn the_cli_says_how_many_overlays_it_built_and_reuses_them_from_the_cache() {
+    let dir = copy();
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dtlint"))
+            .arg("check")
+            .current_dir(dir.path())
+            .env_remove("SOPS_AGE_KEY_FILE")
+            .env_remove("DTLINT_CACHE_DIR")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        stderr
+            .lines()
+            .find(|l| l.contains("file(s) checked"))
+            .unwrap_or_else(|| panic!("{stderr}"))
+            .to_string()
+    };
+    // `dtlint: N file(s) checked, B overlay build(s) (C from cache): ...`
+    let parse = |line: &str| -> (usize, usize, usize) {
+        let num = |after: &str| -> usize {
+            let rest = &line[line.find(after).unwrap() + after.len()..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (num("dtlint: "), num("checked, "), num("build(s) ("))
+    };
+    let (files, builds, cached) = parse(&run());
+    assert!(builds >= 3, "every environment's overlays are built");
+    assert_eq!(cached, 0, "a fresh copy has no cache");
+    let (files_again, builds_again, cached_again) = parse(&run());
+    assert_eq!((files_again, builds_again), (files, builds));
+    assert_eq!(
+        cached_again, builds,
+        "the second run reads every build from the cache"
+    );
+    // Builds are not files: the count is the repository's YAML files.
+    assert!(files < 400, "{files}");
+}
