@@ -532,3 +532,46 @@ fn resource_at<'a>(index: &'a Index<'a>, file: FileId, span: Span) -> Option<&'a
 pub fn has_text(node: Option<&Node>) -> bool {
     node.and_then(Node::as_str).is_some_and(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The fused per-object pass finds exactly what each rule finds when it
+    /// runs alone over the whole index, on every fixture at once.
+    #[test]
+    fn the_fused_pass_finds_what_each_rule_finds_alone() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let config = Config::defaults();
+        let ws = Workspace::load(&dir, std::slice::from_ref(&dir), &config).unwrap();
+        let index = Index::build_with(&ws, Some(&config));
+        let ctx = Context {
+            index: &index,
+            config: &config,
+        };
+        let key = |f: &Finding| {
+            (
+                f.rule,
+                f.primary.file,
+                f.primary.span.start.offset,
+                f.message.clone(),
+            )
+        };
+        let mut fused: Vec<_> = run_rules(&ctx, rules::ALL).iter().map(key).collect();
+        let mut alone = Vec::new();
+        for rule in rules::ALL {
+            let mut out = Vec::new();
+            rule.check(&ctx, &mut out);
+            alone.extend(out.iter().map(key));
+        }
+        fused.sort();
+        alone.sort();
+        assert!(
+            rules::ALL.iter().filter(|r| r.scope().is_some()).count() > 20,
+            "most rules judge one object at a time"
+        );
+        assert!(fused.len() > 100, "the fixtures hold many findings");
+        assert_eq!(fused, alone);
+    }
+}
