@@ -112,18 +112,8 @@ impl Config {
 mod tests {
     use super::*;
     use common::config::{Contract, check_contract};
-    use std::collections::HashMap;
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // bytes 0..32
-
-    fn env(pairs: &[(&str, &str)]) -> EnvReader {
-        EnvReader::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect::<HashMap<_, _>>(),
-        )
-    }
 
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
@@ -137,7 +127,7 @@ mod tests {
     fn loader_matches_the_contract_file() {
         let contract = Contract::parse(include_str!("../config-contract.toml")).unwrap();
         assert_eq!(contract.service, "ac-service");
-        let reader = env(&minimal());
+        let reader = EnvReader::from_pairs(&minimal());
         Config::from_reader(&reader).unwrap();
         check_contract(&contract, &reader.declared()).unwrap();
     }
@@ -153,7 +143,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = Config::from_reader(&env(&minimal())).unwrap();
+        let c = Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap();
         assert_eq!(c.bind_address, "0.0.0.0:8082".parse().unwrap());
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.drain, Duration::from_secs(10));
@@ -167,7 +157,7 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable(), missing);
         }
     }
@@ -176,12 +166,12 @@ mod tests {
     fn bad_master_key_is_named_and_not_echoed() {
         let mut pairs = minimal();
         pairs[1] = ("AC_MASTER_KEY", "c2hvcnQ="); // "short"
-        let err = Config::from_reader(&env(&pairs)).unwrap_err();
+        let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
         assert_eq!(err.variable(), "AC_MASTER_KEY");
         assert!(err.to_string().contains("got 5"), "{err}");
         assert!(!err.to_string().contains("c2hvcnQ"));
         pairs[1] = ("AC_MASTER_KEY", "not base64 !!");
-        let err = Config::from_reader(&env(&pairs)).unwrap_err();
+        let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
         assert!(!err.to_string().contains("not base64 !!"));
     }
 
@@ -200,14 +190,14 @@ mod tests {
             if name == "CLUSTER_NAME" {
                 pairs.retain(|(k, v)| *k != "CLUSTER_NAME" || *v == value);
             }
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable(), name, "{name}={value}: {err}");
         }
     }
 
     #[test]
     fn debug_output_hides_secrets() {
-        let c = Config::from_reader(&env(&minimal())).unwrap();
+        let c = Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("u:p@h"), "{dbg}");
         assert!(!dbg.contains("[0, 1, 2"), "{dbg}");

@@ -80,6 +80,16 @@ impl EnvReader {
         Self::new(move |name| map.get(name).cloned())
     }
 
+    /// Reads from `(name, value)` pairs (the services' config tests).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
     pub fn new(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
         Self {
             lookup: Box::new(lookup),
@@ -333,18 +343,9 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
 
-    fn reader(pairs: &[(&str, &str)]) -> EnvReader {
-        EnvReader::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
     #[test]
     fn missing_required_names_the_variable() {
-        let r = reader(&[]);
+        let r = EnvReader::from_pairs(&[]);
         let err = r.required::<String>("GC_REGION").unwrap_err();
         assert_eq!(err.variable(), "GC_REGION");
         assert!(err.to_string().contains("GC_REGION"));
@@ -352,7 +353,7 @@ mod tests {
 
     #[test]
     fn empty_value_counts_as_missing() {
-        let r = reader(&[("GC_REGION", "  ")]);
+        let r = EnvReader::from_pairs(&[("GC_REGION", "  ")]);
         assert!(matches!(
             r.required::<String>("GC_REGION"),
             Err(ConfigError::Missing { .. })
@@ -361,7 +362,7 @@ mod tests {
 
     #[test]
     fn malformed_names_variable_and_value() {
-        let r = reader(&[("MC_STALENESS_THRESHOLD_SECONDS", "soon")]);
+        let r = EnvReader::from_pairs(&[("MC_STALENESS_THRESHOLD_SECONDS", "soon")]);
         let err = r
             .optional::<u64>("MC_STALENESS_THRESHOLD_SECONDS", "30")
             .unwrap_err();
@@ -372,24 +373,24 @@ mod tests {
 
     #[test]
     fn default_applies_when_unset() {
-        let r = reader(&[]);
+        let r = EnvReader::from_pairs(&[]);
         let v: u64 = r.optional("X", "30").unwrap();
         assert_eq!(v, 30);
     }
 
     #[test]
     fn fallback_variable_is_used() {
-        let r = reader(&[("HOSTNAME", "mc-0")]);
+        let r = EnvReader::from_pairs(&[("HOSTNAME", "mc-0")]);
         let v: String = r.optional_from("MC_ID", "HOSTNAME").unwrap();
         assert_eq!(v, "mc-0");
-        let r = reader(&[("HOSTNAME", "mc-0"), ("MC_ID", "mc-7")]);
+        let r = EnvReader::from_pairs(&[("HOSTNAME", "mc-0"), ("MC_ID", "mc-7")]);
         let v: String = r.optional_from("MC_ID", "HOSTNAME").unwrap();
         assert_eq!(v, "mc-7");
     }
 
     #[test]
     fn secrets_never_print() {
-        let r = reader(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]);
+        let r = EnvReader::from_pairs(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]);
         let s = r.secret("DATABASE_URL").unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
         assert_eq!(s.expose_secret(), "postgres://u:hunter2@db/x");
@@ -419,7 +420,7 @@ description = "never read"
 "#,
         )
         .unwrap();
-        let r = reader(&[("A", "x"), ("NEW", "y")]);
+        let r = EnvReader::from_pairs(&[("A", "x"), ("NEW", "y")]);
         let _ = r.secret("A");
         let _ = r.optional::<u32>("B", "2");
         let _ = r.required::<String>("NEW");

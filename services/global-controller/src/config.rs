@@ -67,15 +67,6 @@ mod tests {
     use super::*;
     use common::config::{Contract, check_contract};
 
-    fn env(pairs: &[(&str, &str)]) -> EnvReader {
-        EnvReader::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             ("DATABASE_URL", "postgres://u:p@h/db"),
@@ -94,7 +85,7 @@ mod tests {
     fn loader_matches_the_contract_file() {
         let contract = Contract::parse(include_str!("../config-contract.toml")).unwrap();
         assert_eq!(contract.service, "global-controller");
-        let reader = env(&minimal());
+        let reader = EnvReader::from_pairs(&minimal());
         Config::from_reader(&reader).unwrap();
         check_contract(&contract, &reader.declared()).unwrap();
     }
@@ -114,7 +105,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = Config::from_reader(&env(&minimal())).unwrap();
+        let c = Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap();
         assert_eq!(c.bind_address, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.grpc_bind_address, "0.0.0.0:50051".parse().unwrap());
         assert_eq!(c.staleness_threshold, Duration::from_secs(30));
@@ -127,7 +118,7 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable(), missing);
         }
     }
@@ -145,14 +136,17 @@ mod tests {
         ] {
             let mut pairs: Vec<_> = minimal().into_iter().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable(), name, "{name}={value}: {err}");
         }
     }
 
     #[test]
     fn debug_output_hides_secrets() {
-        let dbg = format!("{:?}", Config::from_reader(&env(&minimal())).unwrap());
+        let dbg = format!(
+            "{:?}",
+            Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap()
+        );
         assert!(!dbg.contains("u:p@h"), "{dbg}");
         assert!(!dbg.contains("s3cret"), "{dbg}");
     }

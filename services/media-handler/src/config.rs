@@ -121,15 +121,6 @@ mod tests {
     use super::*;
     use common::config::{Contract, check_contract};
 
-    fn env(pairs: &[(&str, &str)]) -> EnvReader {
-        EnvReader::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             ("GC_GRPC_URL", "http://global-controller.dark-tower:50051"),
@@ -153,7 +144,7 @@ mod tests {
     fn loader_matches_the_contract_file() {
         let contract = Contract::parse(include_str!("../config-contract.toml")).unwrap();
         assert_eq!(contract.service, "media-handler");
-        let reader = env(&minimal());
+        let reader = EnvReader::from_pairs(&minimal());
         Config::from_reader(&reader).unwrap();
         check_contract(&contract, &reader.declared()).unwrap();
     }
@@ -174,14 +165,19 @@ mod tests {
 
     #[test]
     fn defaults_and_hostname_fallback() {
-        let c = Config::from_reader(&env(&minimal())).unwrap();
+        let c = Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap();
         assert_eq!(c.grpc_bind_address, "0.0.0.0:50053".parse().unwrap());
         assert_eq!(c.health_bind_address, "0.0.0.0:8083".parse().unwrap());
         assert_eq!(c.media_bind_address, "0.0.0.0:4434".parse().unwrap());
         assert_eq!(c.mh_id, "media-handler-7d9f-abc");
         let mut pairs = minimal();
         pairs.push(("MH_ID", "mh-7"));
-        assert_eq!(Config::from_reader(&env(&pairs)).unwrap().mh_id, "mh-7");
+        assert_eq!(
+            Config::from_reader(&EnvReader::from_pairs(&pairs))
+                .unwrap()
+                .mh_id,
+            "mh-7"
+        );
     }
 
     #[test]
@@ -191,7 +187,7 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             let expected = if missing == "HOSTNAME" {
                 "MH_ID (or HOSTNAME)"
             } else {
@@ -217,14 +213,17 @@ mod tests {
         ] {
             let mut pairs: Vec<_> = minimal().into_iter().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable(), name, "{name}={value}: {err}");
         }
     }
 
     #[test]
     fn debug_output_hides_secrets() {
-        let dbg = format!("{:?}", Config::from_reader(&env(&minimal())).unwrap());
+        let dbg = format!(
+            "{:?}",
+            Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap()
+        );
         assert!(!dbg.contains("s3cret"), "{dbg}");
     }
 }

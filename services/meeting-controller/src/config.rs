@@ -183,15 +183,6 @@ mod tests {
     use super::*;
     use common::config::{Contract, check_contract};
 
-    fn env(pairs: &[(&str, &str)]) -> EnvReader {
-        EnvReader::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             ("REDIS_URL", "redis://:hunter2@redis.dark-tower:6379"),
@@ -216,7 +207,7 @@ mod tests {
     fn loader_matches_the_contract_file() {
         let contract = Contract::parse(include_str!("../config-contract.toml")).unwrap();
         assert_eq!(contract.service, "meeting-controller");
-        let reader = env(&minimal());
+        let reader = EnvReader::from_pairs(&minimal());
         Config::from_reader(&reader).unwrap();
         check_contract(&contract, &reader.declared()).unwrap();
     }
@@ -240,7 +231,7 @@ mod tests {
 
     #[test]
     fn defaults_and_mc_id_from_hostname() {
-        let c = Config::from_reader(&env(&minimal())).unwrap();
+        let c = Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap();
         assert_eq!(c.grpc_bind_address, "0.0.0.0:50052".parse().unwrap());
         assert_eq!(c.health_bind_address, "0.0.0.0:8081".parse().unwrap());
         assert_eq!(c.webtransport_bind_address, "0.0.0.0:4433".parse().unwrap());
@@ -251,7 +242,12 @@ mod tests {
         );
         let mut pairs = minimal();
         pairs.push(("MC_ID", "mc-7"));
-        assert_eq!(Config::from_reader(&env(&pairs)).unwrap().mc_id, "mc-7");
+        assert_eq!(
+            Config::from_reader(&EnvReader::from_pairs(&pairs))
+                .unwrap()
+                .mc_id,
+            "mc-7"
+        );
     }
 
     #[test]
@@ -261,7 +257,7 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| *k != missing)
                 .collect();
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             let expected = if missing == "HOSTNAME" {
                 "MC_ID (or HOSTNAME)"
             } else {
@@ -289,14 +285,14 @@ mod tests {
         ] {
             let mut pairs: Vec<_> = minimal().into_iter().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));
-            let err = Config::from_reader(&env(&pairs)).unwrap_err();
+            let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable(), name, "{name}={value}: {err}");
         }
     }
 
     #[test]
     fn secrets_never_print() {
-        let c = Config::from_reader(&env(&minimal())).unwrap();
+        let c = Config::from_reader(&EnvReader::from_pairs(&minimal())).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(!dbg.contains("s3cret"), "{dbg}");
@@ -305,7 +301,9 @@ mod tests {
             .filter(|(k, _)| *k != "REDIS_URL")
             .collect();
         pairs.push(("REDIS_URL", "http://:hunter2@redis"));
-        let err = Config::from_reader(&env(&pairs)).unwrap_err().to_string();
+        let err = Config::from_reader(&EnvReader::from_pairs(&pairs))
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("hunter2"), "{err}");
     }
 
