@@ -83,6 +83,26 @@ impl ReadinessBuilder {
         self
     }
 
+    /// Adds a check of a flag the service keeps itself (registered with GC,
+    /// port bound): `healthy` while `is_set` says so, `failing` otherwise.
+    #[must_use]
+    pub fn flag(
+        self,
+        name: &'static str,
+        is_set: impl Fn() -> bool + Send + Sync + 'static,
+        healthy: &'static str,
+        failing: &'static str,
+    ) -> Self {
+        self.check(name, move || {
+            let outcome = if is_set() {
+                CheckOutcome::Healthy(healthy)
+            } else {
+                CheckOutcome::Failing(failing)
+            };
+            async move { outcome }
+        })
+    }
+
     /// Per-check timeout; a check that takes longer counts as `"timeout"`.
     /// Defaults to 2 s, below the 3 s readiness probe timeout.
     #[must_use]

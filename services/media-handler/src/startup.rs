@@ -11,7 +11,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use common::jwks::JwksCache;
 use common::metrics::{Metrics, track_http};
-use common::ops::{self, CheckOutcome, Readiness};
+use common::ops::{self, Readiness};
 use common::shutdown::ShutdownSignal;
 use common::startup::{BackgroundTasks, bind_tcp};
 use common::token_client::ClientCredentials;
@@ -97,26 +97,18 @@ impl Application {
             let registration = registration.clone();
             let sfu = sfu.clone();
             Readiness::builder()
-                .check("gc_registration", move || {
-                    let registered = registration.is_registered();
-                    async move {
-                        if registered {
-                            CheckOutcome::Healthy("registered")
-                        } else {
-                            CheckOutcome::Failing("not_registered")
-                        }
-                    }
-                })
-                .check("media_port", move || {
-                    let bound = sfu.is_port_bound();
-                    async move {
-                        if bound {
-                            CheckOutcome::Healthy("bound")
-                        } else {
-                            CheckOutcome::Failing("not_bound")
-                        }
-                    }
-                })
+                .flag(
+                    "gc_registration",
+                    move || registration.is_registered(),
+                    "registered",
+                    "not_registered",
+                )
+                .flag(
+                    "media_port",
+                    move || sfu.is_port_bound(),
+                    "bound",
+                    "not_bound",
+                )
                 .build()
         };
 

@@ -129,16 +129,12 @@ impl Application {
                         }
                     }
                 })
-                .check("gc_registration", move || {
-                    let registered = registration.is_registered();
-                    async move {
-                        if registered {
-                            CheckOutcome::Healthy("registered")
-                        } else {
-                            CheckOutcome::Failing("not_registered")
-                        }
-                    }
-                })
+                .flag(
+                    "gc_registration",
+                    move || registration.is_registered(),
+                    "registered",
+                    "not_registered",
+                )
                 .build()
         };
 
