@@ -47,6 +47,28 @@ pub fn with_bearer<T>(message: T, token: &SecretString) -> Result<tonic::Request
     Ok(request)
 }
 
+/// Counts a finished call of `method` by its status code and logs a refused
+/// one (method, code, message) at info.
+pub fn record_call<T>(
+    metrics: &crate::metrics::Metrics,
+    method: &'static str,
+    result: &Result<T, Status>,
+) {
+    let code = match result {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    };
+    metrics.observe_grpc(method, code_label(code));
+    if let Err(status) = result {
+        tracing::info!(
+            method,
+            code = code_label(code),
+            message = status.message(),
+            "gRPC call refused"
+        );
+    }
+}
+
 /// Bounded label for a gRPC status code.
 pub fn code_label(code: Code) -> &'static str {
     match code {

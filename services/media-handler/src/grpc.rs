@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use common::grpc::{authorize, code_label};
+use common::grpc::authorize;
 use common::jwks::JwksCache;
 use common::metrics::Metrics;
 use proto::v1::{
@@ -42,19 +42,7 @@ fn check_id(field: &'static str, id: &str) -> Result<(), Status> {
 
 impl MhGrpc {
     fn record<T>(&self, method: &'static str, result: &Result<T, Status>) {
-        let code = match result {
-            Ok(_) => tonic::Code::Ok,
-            Err(status) => status.code(),
-        };
-        self.metrics.observe_grpc(method, code_label(code));
-        if let Err(status) = result {
-            tracing::info!(
-                method,
-                code = code_label(code),
-                message = status.message(),
-                "gRPC call refused"
-            );
-        }
+        common::grpc::record_call(&self.metrics, method, result);
     }
 }
 
