@@ -138,10 +138,10 @@ pub fn run(sizes: &[usize], work: &Path) -> Result<()> {
             load.push(load_secs);
         }
         let (parse, lint) = (median(parse_secs), median(lint_secs));
+        let load = median(load);
         eprintln!(
-            "  {n} services: discover+read+parse {:.2}s, index+rules+report {:.2}s (medians of {ROUNDS})",
-            median(load.clone()),
-            lint - median(load)
+            "  {n} services: discover+read+parse {load:.2}s, index+rules+report {:.2}s (medians of {ROUNDS})",
+            lint - load
         );
         let mb = bytes as f64 / 1e6;
         println!(

@@ -307,6 +307,8 @@ pub struct Parsed {
 pub struct Yaml11Value {
     pub span: Span,
     pub text: compact_str::CompactString,
+    /// What YAML 1.1 reads it as ("the boolean `true`").
+    pub reading: String,
 }
 
 /// What YAML 1.1 reads a plain scalar as, when YAML 1.2 reads it as
@@ -519,11 +521,12 @@ impl Builder<'_> {
         if let Value::Scalar(s) = &node.value
             && s.is_plain()
             && !self.next_is_key()
-            && yaml11_reading(&s.text).is_some()
+            && let Some(reading) = yaml11_reading(&s.text)
         {
             self.yaml11.push(Yaml11Value {
                 span: node.span,
                 text: s.text.clone(),
+                reading,
             });
         }
     }

@@ -448,7 +448,7 @@ fn run_rules(ctx: &Context<'_>, selected: &[&dyn Rule]) -> Vec<Finding> {
                 .flat_map_iter(|chunk| {
                     let mut out = Vec::new();
                     for r in chunk {
-                        let object = r.is_complete() && r.is_kubernetes_object();
+                        let object = r.is_object();
                         for (i, (scope, rule)) in scoped.iter().enumerate() {
                             if !scope.includes(r, object) {
                                 continue;

@@ -98,6 +98,12 @@ impl<'a> Resource<'a> {
         ) && !self.api_version.starts_with("skaffold/")
     }
 
+    /// A complete Kubernetes object: what [`Index::objects`] yields and most
+    /// rules judge.
+    pub fn is_object(&self) -> bool {
+        self.is_complete() && self.is_kubernetes_object()
+    }
+
     /// True for Flux's own objects (sources, Kustomizations, HelmReleases):
     /// they steer the cluster rather than run the application.
     pub fn is_flux(&self) -> bool {
@@ -512,9 +518,8 @@ impl<'a> Index<'a> {
     }
 
     fn build_lookups(&mut self) {
-        let complete = |r: &Resource<'_>| r.is_complete() && r.is_kubernetes_object();
         for (i, r) in self.resources.iter().enumerate() {
-            if complete(r) && r.is_workload() {
+            if r.is_object() && r.is_workload() {
                 self.pods.push((i, PodLabels::Template(r.pod_labels())));
             }
         }
@@ -541,7 +546,7 @@ impl<'a> Index<'a> {
             self.pod_labels.add(n as u32, node, added);
         }
         for (i, r) in self.resources.iter().enumerate() {
-            if complete(r) && r.kind == "Service" {
+            if r.is_object() && r.kind == "Service" {
                 let added = self
                     .added
                     .get(&r.file)
@@ -702,9 +707,7 @@ impl<'a> Index<'a> {
     /// Complete Kubernetes objects (resources and standalone manifests; not
     /// patches, not tool configuration).
     pub fn objects(&self) -> impl Iterator<Item = &Resource<'a>> {
-        self.resources
-            .iter()
-            .filter(|r| r.is_complete() && r.is_kubernetes_object())
+        self.resources.iter().filter(|r| r.is_object())
     }
 
     /// Complete workloads.

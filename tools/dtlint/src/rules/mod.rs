@@ -70,8 +70,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// Does this scope include `r`? `object` is `r.is_complete() &&
-    /// r.is_kubernetes_object()`, computed once per object by the caller.
+    /// Does this scope include `r`? `object` is [`Resource::is_object`],
+    /// computed once per object by the caller for all the rules it runs.
     pub fn includes(self, r: &Resource<'_>, object: bool) -> bool {
         match self {
             Scope::Documents => true,
@@ -103,7 +103,7 @@ pub trait Rule: Sync {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         if let Some(scope) = self.scope() {
             for r in &ctx.index.resources {
-                let object = r.is_complete() && r.is_kubernetes_object();
+                let object = r.is_object();
                 if scope.includes(r, object) {
                     self.check_object(ctx, r, out);
                 }

@@ -1,5 +1,3 @@
-use dtlint_yaml::yaml11_reading;
-
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
@@ -59,10 +57,7 @@ impl Rule for Yaml11Value {
             .iter()
             .take_while(|v| v.span.end.offset <= span.end.offset)
         {
-            let Some(reading) = yaml11_reading(&v.text) else {
-                continue;
-            };
-            let text = v.text.as_str();
+            let (text, reading) = (v.text.as_str(), &v.reading);
             out.push(
                 Finding::new(
                     Self::META.id,
