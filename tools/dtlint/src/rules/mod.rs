@@ -306,3 +306,40 @@ pub fn find_meta(id: &str) -> Option<&'static RuleMeta> {
 pub fn ids() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|r| r.meta().id)
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::diag::Finding;
+    use crate::model::Index;
+    use crate::rules::{Context, Rule};
+    use crate::workspace::Workspace;
+
+    /// Run `rule` over the files in `dir` with `config`.
+    pub fn check_dir(rule: &dyn Rule, dir: &Path, config: &Config) -> Vec<Finding> {
+        let ws = Workspace::load(dir, &[dir.to_path_buf()], config).unwrap();
+        let index = Index::build(&ws);
+        let mut out = Vec::new();
+        rule.check(
+            &Context {
+                index: &index,
+                config,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    /// Run `rule` over files written to a temporary directory.
+    pub fn run(rule: &dyn Rule, files: &[(&str, &str)]) -> Vec<Finding> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        check_dir(rule, dir.path(), &Config::defaults())
+    }
+}

@@ -213,8 +213,6 @@ impl Rule for EnvContract {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     const CONTRACT: &str = "service = \"gc\"\n[[env]]\nname = \"GC_REGION\"\nrequired = true\n[[env]]\nname = \"DB\"\nrequired = true\nsecret = true\n[[env]]\nname = \"LOG\"\nrequired = false\n[[env]]\nname = \"ID\"\nrequired = true\ndefault_from = \"HOSTNAME\"\n";
 
@@ -240,18 +238,7 @@ mod tests {
             "apiVersion: v1\nkind: Secret\nmetadata: {name: gc}\nstringData: {DB: ''}\n",
         )
         .unwrap();
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        EnvContract.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out
+        crate::rules::testing::check_dir(&EnvContract, dir.path(), &Config::defaults())
     }
 
     const GOOD: &str = "            - {name: GC_REGION, valueFrom: {configMapKeyRef: {name: gc, key: GC_REGION}}}\n            - {name: DB, valueFrom: {secretKeyRef: {name: gc, key: DB}}}\n";

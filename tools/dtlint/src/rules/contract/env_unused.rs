@@ -122,8 +122,6 @@ impl Rule for EnvUnused {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     fn run(env: &str) -> Vec<Finding> {
         let dir = tempfile::tempdir().unwrap();
@@ -134,18 +132,7 @@ mod tests {
         std::fs::write(dir.path().join("services/mc/config-contract.toml"), "service = \"mc\"\n[[env]]\nname = \"ADDR\"\nrequired = true\n[[env]]\nname = \"REGION\"\n").unwrap();
         std::fs::write(dir.path().join("d.yaml"), d).unwrap();
         std::fs::write(dir.path().join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mc}\ndata: {REGION: eu, REGON: eu}\n").unwrap();
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        EnvUnused.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out
+        crate::rules::testing::check_dir(&EnvUnused, dir.path(), &Config::defaults())
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl Rule for FluxDecryptionMissing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::flux::testing::run;
+    use crate::rules::testing::run;
 
     const SOPS: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  A: ENC[x]\nsops:\n  mac: ENC[y]\n";
 

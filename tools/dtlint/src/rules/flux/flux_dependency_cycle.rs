@@ -156,7 +156,7 @@ fn merged_add(merged: &mut Merged, nodes: &[Node_], cycle: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::flux::testing::run;
+    use crate::rules::testing::run;
 
     fn ks(name: &str, deps: &str) -> String {
         format!(

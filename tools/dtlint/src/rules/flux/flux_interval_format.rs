@@ -138,7 +138,7 @@ impl Rule for FluxIntervalFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::flux::testing::run;
+    use crate::rules::testing::run;
 
     #[test]
     fn go_durations() {

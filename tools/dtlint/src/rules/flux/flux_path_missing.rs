@@ -96,7 +96,7 @@ impl Rule for FluxPathMissing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::flux::testing::run;
+    use crate::rules::testing::run;
 
     fn ks(path: &str) -> String {
         format!(

@@ -160,7 +160,7 @@ impl Rule for FluxRefUnresolved {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::flux::testing::run;
+    use crate::rules::testing::run;
 
     const GIT: &str = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {name: flux-system, namespace: flux-system}\nspec: {interval: 1m, url: 'ssh://git@example.com/x'}\n";
 

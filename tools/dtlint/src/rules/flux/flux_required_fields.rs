@@ -122,7 +122,7 @@ impl Rule for FluxRequiredFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::flux::testing::run;
+    use crate::rules::testing::run;
 
     #[test]
     fn missing_fields_point_at_their_parent() {

@@ -111,34 +111,3 @@ impl Merged {
         self.map.into_values()
     }
 }
-
-#[cfg(test)]
-pub(crate) mod testing {
-    use crate::config::Config;
-    use crate::diag::Finding;
-    use crate::model::Index;
-    use crate::rules::{Context, Rule};
-    use crate::workspace::Workspace;
-
-    /// Run `rule` over files written to a temporary directory.
-    pub fn run(rule: &dyn Rule, files: &[(&str, &str)]) -> Vec<Finding> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let p = dir.path().join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        rule.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out
-    }
-}

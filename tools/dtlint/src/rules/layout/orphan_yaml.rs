@@ -98,27 +98,12 @@ impl Rule for OrphanYaml {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     fn findings(files: &[(&str, &str)]) -> Vec<String> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        OrphanYaml.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out.into_iter().map(|f| f.message).collect()
+        crate::rules::testing::run(&OrphanYaml, files)
+            .into_iter()
+            .map(|f| f.message)
+            .collect()
     }
 
     #[test]

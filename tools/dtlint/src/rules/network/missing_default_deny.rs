@@ -161,29 +161,9 @@ impl Rule for MissingDefaultDeny {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     fn run(files: &[(&str, &str)]) -> Vec<Finding> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let p = dir.path().join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        MissingDefaultDeny.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out
+        crate::rules::testing::run(&MissingDefaultDeny, files)
     }
 
     const POD: &str =

@@ -170,8 +170,6 @@ impl Rule for SelectorMatchesNothing {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn points_at_the_label_that_matches_nothing() {
@@ -181,16 +179,7 @@ mod tests {
         std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
         std::fs::write(dir.path().join("service.yaml"), svc).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        SelectorMatchesNothing.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&SelectorMatchesNothing, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(
             (

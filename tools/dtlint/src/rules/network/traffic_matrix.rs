@@ -421,8 +421,6 @@ impl Rule for TrafficMatrix {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     const GC: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: gc}\n    spec: {containers: [{name: gc, ports: [{name: grpc, containerPort: 50051}]}]}\n";
     const MC: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\nspec:\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: mc}\n    spec: {containers: [{name: mc}]}\n";
@@ -443,18 +441,11 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(n), t).unwrap();
         }
-        let config = Config::parse(toml, "dtlint.toml").unwrap();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        TrafficMatrix.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out
+        crate::rules::testing::check_dir(
+            &TrafficMatrix,
+            dir.path(),
+            &Config::parse(toml, "dtlint.toml").unwrap(),
+        )
     }
 
     const MATRIX: &str = "[network]\nnamespace = \"default\"\n[[network.allow]]\nfrom = \"mc\"\nto = \"gc\"\nports = [\"50051/TCP\"]\n";

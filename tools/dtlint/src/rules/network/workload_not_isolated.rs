@@ -157,26 +157,13 @@ impl Rule for WorkloadNotIsolated {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     fn run(policy: &str) -> Vec<Finding> {
         let dir = tempfile::tempdir().unwrap();
         let pod = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: gc}\n    spec: {containers: [{name: gc}]}\n";
         std::fs::write(dir.path().join("d.yaml"), pod).unwrap();
         std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        WorkloadNotIsolated.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out
+        crate::rules::testing::check_dir(&WorkloadNotIsolated, dir.path(), &Config::defaults())
     }
 
     #[test]

@@ -194,8 +194,6 @@ impl Rule for DanglingConfigRef {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn a_certificate_makes_its_secret() {
@@ -205,16 +203,7 @@ mod tests {
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
         std::fs::write(dir.path().join("certificate.yaml"), cert).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        DanglingConfigRef.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&DanglingConfigRef, dir.path(), &config);
         let messages: Vec<_> = out.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(
             messages,

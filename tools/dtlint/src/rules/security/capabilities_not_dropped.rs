@@ -112,8 +112,6 @@ impl Rule for CapabilitiesNotDropped {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn capabilities_without_drop_are_reported_at_capabilities() {
@@ -121,16 +119,7 @@ mod tests {
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mc}\nspec:\n  containers:\n    - name: mc\n      securityContext:\n        capabilities:\n          add: [NET_BIND_SERVICE]\n";
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        CapabilitiesNotDropped.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&CapabilitiesNotDropped, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(
             (

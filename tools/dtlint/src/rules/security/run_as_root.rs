@@ -109,8 +109,6 @@ impl Rule for RunAsRoot {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn a_non_zero_uid_without_run_as_non_root_is_named_as_such() {
@@ -118,16 +116,7 @@ mod tests {
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: redis}\nspec:\n  securityContext: {runAsUser: 999}\n  containers:\n    - name: redis\n";
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        RunAsRoot.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&RunAsRoot, dir.path(), &config);
         let messages: Vec<_> = out.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(
             messages,

@@ -182,8 +182,6 @@ fn pinned_from(ws: &Workspace, k: &Kustomization, name: &str, depth: usize) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::model::Index;
 
     #[test]
     fn names() {
@@ -199,24 +197,10 @@ mod tests {
     }
 
     fn messages(files: &[(&str, &str)]) -> Vec<String> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let path = dir.path().join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        LatestTag.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
-        out.into_iter().map(|f| f.message).collect()
+        crate::rules::testing::run(&LatestTag, files)
+            .into_iter()
+            .map(|f| f.message)
+            .collect()
     }
 
     #[test]

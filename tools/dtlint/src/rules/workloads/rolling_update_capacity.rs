@@ -134,8 +134,6 @@ impl Rule for RollingUpdateCapacity {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn a_missing_max_unavailable_is_reported_at_rolling_update() {
@@ -143,16 +141,7 @@ mod tests {
         let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mh}\nspec:\n  strategy:\n    rollingUpdate:\n      maxSurge: 1\n";
         std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        RollingUpdateCapacity.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&RollingUpdateCapacity, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(
             (

@@ -110,8 +110,6 @@ impl Rule for SelectorMismatch {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn points_at_the_failing_requirement() {
@@ -119,16 +117,7 @@ mod tests {
         let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mh}\nspec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: mh\n      app.kubernetes.io/instance: mh-base\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: mh\n        app.kubernetes.io/instance: mh-dev\n";
         std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        SelectorMismatch.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&SelectorMismatch, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(
             (

@@ -97,8 +97,6 @@ impl Rule for UnstableSelector {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::model::Index;
-    use crate::workspace::Workspace;
 
     #[test]
     fn match_expressions_are_checked() {
@@ -106,16 +104,7 @@ mod tests {
         let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: mc}\nspec:\n  selector:\n    matchLabels: {app.kubernetes.io/name: mc}\n    matchExpressions:\n      - {key: app.kubernetes.io/version, operator: In, values: [\"1\"]}\n";
         std::fs::write(dir.path().join("pdb.yaml"), pdb).unwrap();
         let config = Config::defaults();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        UnstableSelector.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
         let found: Vec<_> = out
             .iter()
             .map(|f| (f.message.as_str(), f.primary.span.start.line))
@@ -131,16 +120,7 @@ mod tests {
             .replace("    matchLabels: {app.kubernetes.io/name: mc}\n", "")
             .replace("version", "name");
         std::fs::write(dir.path().join("pdb.yaml"), only_expressions).unwrap();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
-        let index = Index::build(&ws);
-        let mut out = Vec::new();
-        UnstableSelector.check(
-            &Context {
-                index: &index,
-                config: &config,
-            },
-            &mut out,
-        );
+        let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
         assert!(out.is_empty(), "{out:?}");
     }
 }
