@@ -231,10 +231,7 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             index_started.elapsed().as_secs_f64() * 1000.0
         );
     }
-    let ctx = Context {
-        index: &index,
-        config,
-    };
+    let ctx = Context::new(&index, config);
     let selected: Vec<&dyn Rule> = rules::ALL
         .iter()
         .copied()
@@ -546,10 +543,7 @@ mod tests {
         let config = Config::defaults();
         let ws = Workspace::load(&dir, std::slice::from_ref(&dir), &config).unwrap();
         let index = Index::build_with(&ws, Some(&config));
-        let ctx = Context {
-            index: &index,
-            config: &config,
-        };
+        let ctx = Context::new(&index, &config);
         let key = |f: &Finding| {
             (
                 f.rule,

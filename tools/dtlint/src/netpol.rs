@@ -1110,13 +1110,11 @@ pub struct Matrix {
 }
 
 /// The matrices of an index: one per environment.
-pub fn matrices(index: &Index<'_>, config: &crate::config::Config) -> Vec<Matrix> {
-    let namespaces = Namespaces::new(index.ws);
-    let primary = config.network.as_ref().and_then(|n| n.namespace.as_deref());
-    scopes(index)
-        .into_iter()
-        .map(|env| {
-            let net = Net::build(index, &namespaces, primary, env);
+pub fn matrices<'a>(index: &'a Index<'a>, config: &'a crate::config::Config) -> Vec<Matrix> {
+    let ctx = crate::rules::Context::new(index, config);
+    ctx.nets()
+        .iter()
+        .map(|net| {
             let cells = net
                 .edges()
                 .into_iter()
@@ -1128,7 +1126,7 @@ pub fn matrices(index: &Index<'_>, config: &crate::config::Config) -> Vec<Matrix
                 })
                 .collect();
             Matrix {
-                env: env.map(str::to_string),
+                env: net.env.map(str::to_string),
                 namespace: net.primary.clone(),
                 nodes: net.nodes(),
                 cells,

@@ -51,6 +51,37 @@ impl RuleMeta {
 pub struct Context<'a> {
     pub index: &'a Index<'a>,
     pub config: &'a Config,
+    /// The NetworkPolicy graph of each environment, built on first use and
+    /// shared by the network rules.
+    nets: std::sync::OnceLock<Vec<crate::netpol::Net<'a, 'a>>>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(index: &'a Index<'a>, config: &'a Config) -> Self {
+        Self {
+            index,
+            config,
+            nets: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The pods and policies of every environment (see
+    /// [`crate::netpol::scopes`]), with the `[network]` namespace as the
+    /// primary one.
+    pub fn nets(&self) -> &[crate::netpol::Net<'a, 'a>] {
+        self.nets.get_or_init(|| {
+            let namespaces = crate::netpol::Namespaces::new(self.index.ws);
+            let primary = self
+                .config
+                .network
+                .as_ref()
+                .and_then(|n| n.namespace.as_deref());
+            crate::netpol::scopes(self.index)
+                .into_iter()
+                .map(|env| crate::netpol::Net::build(self.index, &namespaces, primary, env))
+                .collect()
+        })
+    }
 }
 
 /// The objects a per-object rule judges, one at a time.
@@ -322,13 +353,7 @@ pub(crate) mod testing {
         let ws = Workspace::load(dir, &[dir.to_path_buf()], config).unwrap();
         let index = Index::build(&ws);
         let mut out = Vec::new();
-        rule.check(
-            &Context {
-                index: &index,
-                config,
-            },
-            &mut out,
-        );
+        rule.check(&Context::new(&index, config), &mut out);
         out
     }
 

@@ -142,10 +142,7 @@ mod tests {
         let config = Config::defaults();
         let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
         let index = Index::build(&ws);
-        let ctx = Context {
-            index: &index,
-            config: &config,
-        };
+        let ctx = Context::new(&index, &config);
         assert!(is_service_dir(&ctx, "base/ac-service"));
         assert!(!is_service_dir(&ctx, "base/ac-service/migrations"));
         assert!(!is_service_dir(&ctx, "base/platform"));

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{Finding, Label};
-use crate::netpol::{Namespaces, Net, Pod, scopes, types_text};
+use crate::netpol::{Namespaces, Pod, types_text};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
@@ -59,14 +59,9 @@ impl Rule for MissingDefaultDeny {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
         let namespaces = Namespaces::new(idx.ws);
-        let primary = ctx
-            .config
-            .network
-            .as_ref()
-            .and_then(|n| n.namespace.as_deref());
         let mut found: BTreeMap<(u32, u32, String), Finding> = BTreeMap::new();
-        for env in scopes(idx) {
-            let net = Net::build(idx, &namespaces, primary, env);
+        for net in ctx.nets() {
+            let env = net.env;
             let mut by_ns: BTreeMap<&str, Vec<&Pod<'_, '_>>> = BTreeMap::new();
             for p in &net.pods {
                 by_ns.entry(p.namespace.as_str()).or_default().push(p);

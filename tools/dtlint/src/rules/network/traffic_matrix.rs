@@ -3,9 +3,7 @@ use std::collections::BTreeMap;
 use dtlint_yaml::Span;
 
 use crate::diag::{Finding, Label};
-use crate::netpol::{
-    Direction, Namespaces, Net, NetworkConfig, OUTSIDE, Peer, Policy, PortSpec, scopes,
-};
+use crate::netpol::{Direction, Net, NetworkConfig, OUTSIDE, Peer, Policy, PortSpec};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 use crate::source::FileId;
 
@@ -260,13 +258,11 @@ impl Rule for TrafficMatrix {
         let Some(cfg) = &ctx.config.network else {
             return;
         };
-        let idx = ctx.index;
-        let namespaces = Namespaces::new(idx.ws);
         let mut collected = Collected {
             findings: BTreeMap::new(),
         };
-        for env in scopes(idx) {
-            let net = Net::build(idx, &namespaces, cfg.namespace.as_deref(), env);
+        for net in ctx.nets() {
+            let env = net.env;
             let edges = net.edges();
             let want = expected(cfg, env);
             let absent =
@@ -289,8 +285,8 @@ impl Rule for TrafficMatrix {
                     continue;
                 }
                 let ours = |n: &str| net.pods_of(n).next().is_some();
-                let ingress_ok = !ours(t) || side_allows(&net, t, Direction::Ingress, f, &left);
-                let egress_ok = !ours(f) || side_allows(&net, f, Direction::Egress, t, &left);
+                let ingress_ok = !ours(t) || side_allows(net, t, Direction::Ingress, f, &left);
+                let egress_ok = !ours(f) || side_allows(net, f, Direction::Egress, t, &left);
                 let (blame, dir, other) = if !ingress_ok || egress_ok {
                     (
                         t.as_str(),
@@ -304,8 +300,8 @@ impl Rule for TrafficMatrix {
                     continue;
                 };
                 let other_name = if dir == Direction::Ingress { f } else { t };
-                let near = near_miss(&net, blame, dir, other_name);
-                let (file, span, label) = match (near, responsible(&net, blame, dir)) {
+                let near = near_miss(net, blame, dir, other_name);
+                let (file, span, label) = match (near, responsible(net, blame, dir)) {
                     (Some(near), _) => near,
                     (None, Some(p)) => (
                         p.r.file,
@@ -330,7 +326,7 @@ impl Rule for TrafficMatrix {
                 )
                 .help("The matrix in dtlint.toml ([[network.allow]]) expects this traffic: open it in this policy (and on the other side), or take the edge out of the matrix.");
                 if let Some(src) = other
-                    && let Some(p) = responsible(&net, src, Direction::Egress)
+                    && let Some(p) = responsible(net, src, Direction::Egress)
                 {
                     finding = finding.with(Label::new(
                         p.r.file,

@@ -3,7 +3,6 @@ use std::collections::{BTreeMap, HashMap};
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::netpol::{Namespaces, Net, scopes};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
@@ -57,16 +56,9 @@ impl Rule for WorkloadNotIsolated {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let idx = ctx.index;
-        let namespaces = Namespaces::new(idx.ws);
-        let primary = ctx
-            .config
-            .network
-            .as_ref()
-            .and_then(|n| n.namespace.as_deref());
         let mut found: BTreeMap<(u32, u32), Finding> = BTreeMap::new();
-        for env in scopes(idx) {
-            let net = Net::build(idx, &namespaces, primary, env);
+        for net in ctx.nets() {
+            let env = net.env;
             // Allow policies by the first label value their podSelector
             // requires, so each pod is tested against a few candidates rather
             // than every policy.
