@@ -84,6 +84,33 @@ impl<'a> Context<'a> {
     }
 }
 
+/// Findings keyed by place and message; one object seen in several
+/// environments is reported once, naming them.
+#[derive(Default)]
+pub(crate) struct Merged {
+    map: std::collections::BTreeMap<(u32, u32, String), Finding>,
+}
+
+impl Merged {
+    pub fn add(&mut self, f: Finding, env: Option<&str>) {
+        let key = (
+            f.primary.file.0,
+            f.primary.span.start.offset,
+            f.message.clone(),
+        );
+        let slot = self.map.entry(key).or_insert(f);
+        if let Some(e) = env
+            && !slot.envs.iter().any(|x| x == e)
+        {
+            slot.envs.push(e.to_string());
+        }
+    }
+
+    pub fn into_findings(self) -> impl Iterator<Item = Finding> {
+        self.map.into_values()
+    }
+}
+
 /// The objects a per-object rule judges, one at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

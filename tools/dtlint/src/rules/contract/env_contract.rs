@@ -2,8 +2,8 @@ use dtlint_yaml::{Node, Span};
 
 use crate::diag::{Finding, Label};
 use crate::model::{ConfigKind, Resource};
+use crate::rules::Merged;
 use crate::rules::contract::{Source, key_exists, provided, targets};
-use crate::rules::flux::Merged;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 use crate::source::FileId;
 

@@ -4,8 +4,8 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::model::Container;
+use crate::rules::Merged;
 use crate::rules::contract::{Source, provided, targets};
-use crate::rules::flux::Merged;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

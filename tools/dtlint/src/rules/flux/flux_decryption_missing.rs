@@ -2,7 +2,8 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::flux::path_key;
-use crate::rules::flux::{Merged, objects};
+use crate::rules::Merged;
+use crate::rules::flux::objects;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

@@ -4,7 +4,8 @@ use dtlint_yaml::{Node, Span};
 
 use crate::diag::{Finding, Label};
 use crate::netpol::Namespaces;
-use crate::rules::flux::{Merged, Ref, all, resolve};
+use crate::rules::Merged;
+use crate::rules::flux::{Ref, all, resolve};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 use crate::source::FileId;
 

@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::flux::{Merged, all};
+use crate::rules::Merged;
+use crate::rules::flux::all;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

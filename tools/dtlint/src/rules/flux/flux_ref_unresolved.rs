@@ -3,7 +3,8 @@ use dtlint_yaml::Node;
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
 use crate::netpol::Namespaces;
-use crate::rules::flux::{Merged, Ref, all, resolve};
+use crate::rules::Merged;
+use crate::rules::flux::{Ref, all, resolve};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

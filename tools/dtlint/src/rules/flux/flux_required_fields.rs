@@ -1,7 +1,8 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::flux::{Merged, all, spec_span};
+use crate::rules::Merged;
+use crate::rules::flux::{all, spec_span};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

@@ -1,5 +1,6 @@
 use crate::diag::{Finding, Label};
-use crate::rules::flux::{Merged, objects};
+use crate::rules::Merged;
+use crate::rules::flux::objects;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

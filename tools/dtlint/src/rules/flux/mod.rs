@@ -1,11 +1,8 @@
 //! Rules about Flux objects (`*.toolkit.fluxcd.io`): Kustomizations,
 //! HelmReleases and their sources.
 
-use std::collections::BTreeMap;
-
 use dtlint_yaml::{Node, Span};
 
-use crate::diag::Finding;
 use crate::model::{Index, Resource};
 use crate::netpol::Namespaces;
 
@@ -83,31 +80,4 @@ pub(crate) fn resolve<'i, 'a>(
             && namespaces.of(o) == ns
             && crate::netpol::compatible(o, from)
     })
-}
-
-/// Findings keyed by place and message; one object seen in several
-/// environments is reported once, naming them.
-#[derive(Default)]
-pub(crate) struct Merged {
-    map: BTreeMap<(u32, u32, String), Finding>,
-}
-
-impl Merged {
-    pub fn add(&mut self, f: Finding, env: Option<&str>) {
-        let key = (
-            f.primary.file.0,
-            f.primary.span.start.offset,
-            f.message.clone(),
-        );
-        let slot = self.map.entry(key).or_insert(f);
-        if let Some(e) = env
-            && !slot.envs.iter().any(|x| x == e)
-        {
-            slot.envs.push(e.to_string());
-        }
-    }
-
-    pub fn into_findings(self) -> impl Iterator<Item = Finding> {
-        self.map.into_values()
-    }
 }

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use crate::diag::{Finding, Label};
 use crate::netpol::{Namespaces, Pod, types_text};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
     /// ## What it does
@@ -59,7 +59,7 @@ impl Rule for MissingDefaultDeny {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
         let namespaces = Namespaces::new(idx.ws);
-        let mut found: BTreeMap<(u32, u32, String), Finding> = BTreeMap::new();
+        let mut found = Merged::default();
         for net in ctx.nets() {
             let env = net.env;
             let mut by_ns: BTreeMap<&str, Vec<&Pod<'_, '_>>> = BTreeMap::new();
@@ -140,16 +140,10 @@ impl Rule for MissingDefaultDeny {
                         format!("this default-deny applies to namespace {}", p.namespace),
                     ));
                 }
-                let key = (file.0, span.start.offset, f.message.clone());
-                let slot = found.entry(key).or_insert(f);
-                if let Some(e) = env
-                    && !slot.envs.iter().any(|x| x == e)
-                {
-                    slot.envs.push(e.to_string());
-                }
+                found.add(f, env);
             }
         }
-        out.extend(found.into_values());
+        out.extend(found.into_findings());
     }
 }
 

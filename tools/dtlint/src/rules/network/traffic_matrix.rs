@@ -4,7 +4,7 @@ use dtlint_yaml::Span;
 
 use crate::diag::{Finding, Label};
 use crate::netpol::{Direction, Net, NetworkConfig, OUTSIDE, Peer, Policy, PortSpec};
-use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
 use crate::source::FileId;
 
 declare_rule! {
@@ -229,26 +229,6 @@ fn near_miss(
 /// (label, ports, the other side's label).
 type Extras = BTreeMap<(FileId, Span, String, String), (String, Vec<PortSpec>, Option<Label>)>;
 
-struct Collected {
-    findings: BTreeMap<(u32, u32, String), Finding>,
-}
-
-impl Collected {
-    fn add(&mut self, f: Finding, env: Option<&str>) {
-        let key = (
-            f.primary.file.0,
-            f.primary.span.start.offset,
-            f.message.clone(),
-        );
-        let slot = self.findings.entry(key).or_insert(f);
-        if let Some(e) = env
-            && !slot.envs.iter().any(|x| x == e)
-        {
-            slot.envs.push(e.to_string());
-        }
-    }
-}
-
 impl Rule for TrafficMatrix {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -258,9 +238,7 @@ impl Rule for TrafficMatrix {
         let Some(cfg) = &ctx.config.network else {
             return;
         };
-        let mut collected = Collected {
-            findings: BTreeMap::new(),
-        };
+        let mut collected = Merged::default();
         for net in ctx.nets() {
             let env = net.env;
             let edges = net.edges();
@@ -409,7 +387,7 @@ impl Rule for TrafficMatrix {
                 collected.add(finding, env);
             }
         }
-        out.extend(collected.findings.into_values());
+        out.extend(collected.into_findings());
     }
 }
 
