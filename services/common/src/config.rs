@@ -285,6 +285,38 @@ impl Contract {
     }
 }
 
+/// Ids of controllers (`MC_ID`/`MH_ID`, usually a pod name) as GC's
+/// registry accepts them: 1 to 128 characters of `[A-Za-z0-9-_.:]`.
+pub fn valid_controller_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// An advertised `host:port` as GC's registry accepts it: no scheme or path,
+/// port 1..=65535, IPv6 hosts in brackets.
+pub fn valid_host_port(address: &str) -> bool {
+    if address.is_empty() || address.len() > 255 || address.contains("://") {
+        return false;
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    port_ok && host_ok
+}
+
 /// Compares what a loader declared with the contract file. Returns every
 /// difference, one per line, so a failing test says exactly what drifted.
 pub fn check_contract(contract: &Contract, declared: &[VarSpec]) -> Result<(), String> {

@@ -25,35 +25,9 @@ fn invalid(field: &'static str, reason: &'static str) -> Invalid {
     Invalid { field, reason }
 }
 
-/// Ids of controllers (`MC_ID`/`MH_ID`, usually a pod name).
-pub fn valid_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
-/// `host:port` without scheme or path; IPv6 hosts in brackets.
-pub fn valid_address(address: &str) -> bool {
-    if address.is_empty() || address.len() > 255 || address.contains("://") {
-        return false;
-    }
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return false;
-    };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = if let Some(inner) = host.strip_prefix('[') {
-        inner
-            .strip_suffix(']')
-            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
-    } else {
-        !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    };
-    port_ok && host_ok
-}
+/// Controller ids and advertised addresses: one definition, shared with the
+/// controllers' own config checks.
+pub use common::config::{valid_controller_id as valid_id, valid_host_port as valid_address};
 
 fn capacity(c: Option<&Capacity>) -> Result<(i32, i32), Invalid> {
     let c = c.ok_or_else(|| invalid("capacity", "is required"))?;

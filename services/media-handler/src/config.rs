@@ -35,14 +35,10 @@ pub struct Config {
     pub log_filter: String,
 }
 
-/// `host:port` as GC's registry accepts it (no scheme, port 1..=65535).
+/// `host:port` as GC's registry accepts it, so a bad address fails here,
+/// named, rather than at registration.
 fn host_port(name: &str, value: String) -> Result<String, ConfigError> {
-    let ok = !value.contains("://")
-        && value.len() <= 255
-        && value.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
-        });
-    if ok {
+    if common::config::valid_host_port(&value) {
         Ok(value)
     } else {
         Err(ConfigError::malformed(
@@ -54,11 +50,7 @@ fn host_port(name: &str, value: String) -> Result<String, ConfigError> {
 
 /// Same id alphabet as GC's registry, so a bad id fails here, named.
 fn controller_id(name: &str, value: String) -> Result<String, ConfigError> {
-    let ok = (1..=128).contains(&value.len())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok {
+    if common::config::valid_controller_id(&value) {
         Ok(value)
     } else {
         Err(ConfigError::malformed(
@@ -208,6 +200,8 @@ mod tests {
             ("AC_JWKS_URL", "ac/jwks"),
             ("MH_MEDIA_ADVERTISE_ADDRESS", "https://mh:4434"),
             ("MH_GRPC_ADVERTISE_ADDRESS", "mh"),
+            // Refused by GC's registry, so refused here too.
+            ("MH_MEDIA_ADVERTISE_ADDRESS", "[not-ipv6]:4434"),
             ("MH_ID", "mh 0"),
             ("RUST_LOG", "info,=["),
         ] {

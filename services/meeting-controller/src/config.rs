@@ -52,36 +52,8 @@ pub struct Config {
     pub join_timeout: Duration,
 }
 
-/// Ids GC accepts for controllers (`MC_ID`, usually a pod name).
-pub fn valid_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
-/// `host:port` without scheme or path (IPv6 hosts in brackets), the form
-/// GC's registry accepts for advertised addresses.
-pub fn valid_address(address: &str) -> bool {
-    if address.is_empty() || address.len() > 255 || address.contains("://") {
-        return false;
-    }
-    let Some((host, port)) = address.rsplit_once(':') else {
-        return false;
-    };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
-    let host_ok = if let Some(inner) = host.strip_prefix('[') {
-        inner
-            .strip_suffix(']')
-            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
-    } else {
-        !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    };
-    port_ok && host_ok
-}
+/// Ids and advertised addresses exactly as GC's registry accepts them.
+pub use common::config::{valid_controller_id as valid_id, valid_host_port as valid_address};
 
 fn address(name: &str, value: String) -> Result<String, ConfigError> {
     if valid_address(&value) {
