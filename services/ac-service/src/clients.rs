@@ -98,6 +98,18 @@ pub async fn register(
     let hash = tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost))
         .await
         .map_err(|_| ClientError::Join)??;
+    store(pool, client_id, &hash, scopes, service_type).await
+}
+
+/// Creates or updates a client whose secret is already hashed (the clients
+/// declared in git carry bcrypt hashes, never secrets).
+pub async fn store(
+    pool: &PgPool,
+    client_id: &str,
+    secret_hash: &str,
+    scopes: &[String],
+    service_type: &str,
+) -> Result<Registered, ClientError> {
     let row = sqlx::query(
         "INSERT INTO service_clients (client_id, secret_hash, scopes, service_type)
          VALUES ($1, $2, $3, $4)
@@ -110,7 +122,7 @@ pub async fn register(
          RETURNING (xmax = 0) AS inserted",
     )
     .bind(client_id)
-    .bind(&hash)
+    .bind(secret_hash)
     .bind(scopes)
     .bind(service_type)
     .fetch_one(pool)

@@ -63,6 +63,8 @@ pub struct Config {
     pub bcrypt_cost: u32,
     pub drain: Duration,
     pub log_filter: String,
+    /// The service clients declared in git (`declared`).
+    pub clients_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -96,6 +98,8 @@ impl Config {
         let drain = seconds_in_range("AC_DRAIN_SECONDS", drain, 0..=300)?;
         let log_filter: String = env.optional("RUST_LOG", DEFAULT_LOG_FILTER)?;
         common::telemetry::parse_filter(&log_filter)?;
+        let clients_file: String = env.optional("AC_CLIENTS_FILE", "")?;
+        let clients_file = (!clients_file.is_empty()).then(|| clients_file.into());
         Ok(Self {
             database_url,
             bind_address,
@@ -104,6 +108,7 @@ impl Config {
             bcrypt_cost,
             drain,
             log_filter,
+            clients_file,
         })
     }
 }

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod clients;
 pub mod config;
+pub mod declared;
 pub mod error;
 pub mod keys;
 pub mod startup;

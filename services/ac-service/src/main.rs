@@ -37,10 +37,21 @@ enum Command {
         #[arg(long)]
         service_type: Option<String>,
     },
+    /// Print the bcrypt hash of a client secret read from stdin, for the
+    /// `secret_hash` of a client declared in `AC_CLIENTS_FILE`. Needs no
+    /// database or other configuration.
+    HashSecret {
+        /// bcrypt cost (4..=31).
+        #[arg(long, default_value_t = 12)]
+        cost: u32,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::HashSecret { cost }) = cli.command {
+        return common::startup::run("ac-service", async move { hash_secret(cost) });
+    }
     common::startup::run("ac-service", async {
         let config = Config::from_env()?;
         common::telemetry::init(&config.log_filter)?;
@@ -51,6 +62,7 @@ fn main() -> ExitCode {
                 scopes,
                 service_type,
             } => register_client(config, &client_id, &scopes, service_type.as_deref()).await,
+            Command::HashSecret { cost } => hash_secret(cost),
         }
     })
 }
@@ -63,13 +75,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn register_client(
-    config: Config,
-    client_id: &str,
-    scopes: &str,
-    service_type: Option<&str>,
-) -> anyhow::Result<()> {
-    let scopes = clients::parse_scopes(scopes)?;
+fn read_secret_from_stdin() -> anyhow::Result<String> {
     let mut secret = String::new();
     std::io::stdin()
         .take(4096)
@@ -79,11 +85,34 @@ async fn register_client(
     if secret.contains(['\r', '\n']) {
         anyhow::bail!("the client secret must be a single line on stdin");
     }
+    if !clients::SECRET_LEN.contains(&secret.len()) {
+        anyhow::bail!(clients::ClientError::SecretLength { len: secret.len() });
+    }
+    Ok(secret.to_owned())
+}
+
+fn hash_secret(cost: u32) -> anyhow::Result<()> {
+    if !(4..=31).contains(&cost) {
+        anyhow::bail!("--cost {cost} is out of range 4..=31");
+    }
+    let secret = read_secret_from_stdin()?;
+    println!("{}", bcrypt::hash(secret, cost)?);
+    Ok(())
+}
+
+async fn register_client(
+    config: Config,
+    client_id: &str,
+    scopes: &str,
+    service_type: Option<&str>,
+) -> anyhow::Result<()> {
+    let scopes = clients::parse_scopes(scopes)?;
+    let secret = read_secret_from_stdin()?;
     let pool = startup::connect_and_migrate(&config).await?;
     let outcome = clients::register(
         &pool,
         client_id,
-        secret,
+        &secret,
         &scopes,
         service_type.unwrap_or(client_id),
         config.bcrypt_cost,

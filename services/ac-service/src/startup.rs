@@ -58,6 +58,14 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = connect_and_migrate(&config).await?;
+        if let Some(file) = &config.clients_file {
+            // Before anything is served: a broken declaration stops the
+            // start-up with the file named, instead of serving without clients.
+            let declared = crate::declared::read_file(file)?;
+            crate::declared::apply(&pool, &declared)
+                .await
+                .map_err(|e| anyhow::anyhow!("applying AC_CLIENTS_FILE failed: {e}"))?;
+        }
         let keys =
             KeyStore::load_or_create(&pool, &config.master_key, &config.cluster_name).await?;
 

@@ -49,6 +49,7 @@ fn config(database_url: &str, master_key: MasterKey) -> Config {
         bcrypt_cost: 4,
         drain: Duration::ZERO,
         log_filter: "warn".into(),
+        clients_file: None,
     }
 }
 
@@ -819,4 +820,107 @@ async fn binary_logs_json_without_secrets_and_exits_cleanly_on_sigterm() {
     ] {
         assert!(!all.contains(leaked), "a secret leaked into the logs");
     }
+}
+
+/// `ac-service hash-secret` prints a bcrypt hash of the secret on stdin.
+fn hash_secret_cli(secret: &str) -> String {
+    use std::io::Write as _;
+    let mut child = binary()
+        .args(["hash-secret", "--cost", "4"])
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(hash.starts_with("$2b$04$"), "{hash}");
+    assert!(!hash.contains(secret));
+    hash
+}
+
+#[tokio::test]
+async fn declared_clients_are_applied_at_start_idempotently() {
+    use ac_service::declared::{self, Applied};
+    let url = testing::fresh_database("ac_test").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("clients.toml");
+    let gc_hash = hash_secret_cli("declared-gc-secret-0123");
+    let prober_hash = hash_secret_cli("declared-prober-secret-0123");
+    std::fs::write(
+        &file,
+        format!(
+            "[[client]]\nid = \"global-controller\"\nscopes = \"internal:meeting-token service.write.mc\"\nsecret_hash = \"{gc_hash}\"\n\n[[client]]\nid = \"synthetic-prober\"\nscopes = \"meeting:create meeting:join\"\nsecret_hash = \"{prober_hash}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut cfg = config(&url, random_master_key());
+    cfg.clients_file = Some(file.clone());
+
+    // The server applies the file at start: both clients get tokens.
+    let app = Application::build(cfg.clone()).await.expect("app builds");
+    let addr = app.local_addr().unwrap();
+    let pool = app.pool();
+    let (trigger, signal) = shutdown::channel();
+    let task = tokio::spawn(app.run(signal));
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let token = test_support::service_token(
+        &http,
+        &base,
+        "synthetic-prober",
+        "declared-prober-secret-0123",
+    )
+    .await;
+    assert!(!token.is_empty());
+    test_support::service_token(&http, &base, "global-controller", "declared-gc-secret-0123").await;
+    let wrong = http
+        .post(format!("{base}/api/v1/auth/service/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "global-controller"),
+            ("client_secret", "declared-prober-secret-0123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    // Applying the same file again changes nothing; a changed scope list updates.
+    let clients = declared::read_file(&file).unwrap();
+    let again = declared::apply(&pool, &clients).await.unwrap();
+    assert!(
+        again.iter().all(|(_, a)| *a == Applied::Unchanged),
+        "{again:?}"
+    );
+    let mut changed = clients.clone();
+    changed[0].scopes = vec!["service.write.mc".to_owned()];
+    let applied = declared::apply(&pool, &changed).await.unwrap();
+    assert_eq!(
+        applied[0],
+        ("global-controller".to_owned(), Applied::Updated)
+    );
+    assert_eq!(applied[1].1, Applied::Unchanged);
+
+    trigger.fire();
+    task.await.unwrap().unwrap();
+
+    // A broken file stops the start-up, naming the file and the client.
+    std::fs::write(
+        &file,
+        "[[client]]\nid = \"gc\"\nscopes = \"admin\"\nsecret_hash = \"x\"\n",
+    )
+    .unwrap();
+    let err = Application::build(cfg).await.unwrap_err().to_string();
+    assert!(
+        err.contains("clients.toml: client 1 (\"gc\"): unknown scope"),
+        "{err}"
+    );
 }

@@ -187,6 +187,7 @@ impl Ac {
             bcrypt_cost: 4,
             drain: Duration::ZERO,
             log_filter: "warn".into(),
+            clients_file: None,
         })
         .await
         .unwrap_or_else(|e| panic!("AC does not start: {e:#}"));
