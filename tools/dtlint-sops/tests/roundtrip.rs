@@ -4,6 +4,8 @@
 // Helpers shared by the tests may unwrap, like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 
 use dtlint_sops::{
@@ -377,14 +379,17 @@ fn encrypt_options_come_from_the_matching_rule() {
     assert_eq!(findings[0].span.start.line, 10);
 }
 
-/// The CI key is read only through `SOPS_AGE_KEY_FILE`, as sops reads it.
+/// The CI key comes from the environment as sops reads it (`SOPS_AGE_KEY_FILE`,
+/// `SOPS_AGE_KEY` or `SOPS_AGE_KEY_CMD`; CI sets `SOPS_AGE_KEY_FILE`).
 #[test]
 fn identities_from_sops_environment() {
     const CI_RECIPIENT: &str = "age1anzfw6a82gsvm3zmst0vzwtr46hkh9w9tc8vpeut3da53j0v2y9qsx2d00";
     let ids = match AgeIdentities::from_env() {
         Ok(Some(ids)) => ids,
         Ok(None) => {
-            println!("SKIPPED: SOPS_AGE_KEY_FILE / SOPS_AGE_KEY not set; no CI-key round trip");
+            common::skip(
+                "no age key: set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY / SOPS_AGE_KEY_CMD) to the CI key",
+            );
             return;
         }
         Err(e) => panic!("{e}"),

@@ -4,6 +4,11 @@
 //! tested: [`target_from_env`] reads the environment (pure), [`connect`]
 //! loads the kubeconfig and asks the API server for its version with a short
 //! timeout. [`cluster_or_skip`] is what each live test calls first.
+//!
+//! It is also where every test of this crate decides between skipping and
+//! failing: a skip prints a `DT-SKIP: <test>: <reason>` line
+//! ([`skip_line`]); `DT_REQUIRE_ALL` (set by `tools/ci/test-all.sh`) turns
+//! every skip into a failure, `DT_ENV_TESTS_REQUIRE` those of the live tests.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +23,9 @@ pub const CONTEXT_VAR: &str = "DT_ENV_TESTS_CONTEXT";
 /// When `1`/`true`, a missing or silent cluster fails the tests instead of
 /// skipping them (for a CI job that has just created a cluster).
 pub const REQUIRE_VAR: &str = "DT_ENV_TESTS_REQUIRE";
+/// Set by `tools/ci/test-all.sh`: every test that cannot run fails instead of
+/// skipping, in this crate and the others; implies [`REQUIRE_VAR`].
+pub const REQUIRE_ALL_VAR: &str = "DT_REQUIRE_ALL";
 
 /// How long the API server gets to answer the version probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,14 +93,41 @@ pub fn target_from_env(get: &impl Fn(&str) -> Option<String>) -> Option<Target> 
     None
 }
 
-/// Whether a skip must fail instead.
-pub fn skip_is_failure(get: &impl Fn(&str) -> Option<String>) -> bool {
+fn truthy(get: &impl Fn(&str) -> Option<String>, var: &str) -> bool {
     matches!(
-        non_empty(get(REQUIRE_VAR))
+        non_empty(get(var))
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref(),
         Some("1" | "true" | "yes")
     )
+}
+
+/// Whether every test must run: [`REQUIRE_ALL_VAR`].
+pub fn require_all(get: &impl Fn(&str) -> Option<String>) -> bool {
+    truthy(get, REQUIRE_ALL_VAR)
+}
+
+/// Whether a live test's skip must fail instead: [`REQUIRE_VAR`] or
+/// [`REQUIRE_ALL_VAR`].
+pub fn skip_is_failure(get: &impl Fn(&str) -> Option<String>) -> bool {
+    truthy(get, REQUIRE_VAR) || require_all(get)
+}
+
+/// The line every skipped test of this crate prints to stderr, which
+/// `tools/ci/test-all.sh` lists in its summary.
+pub fn skip_line(test: &str, reason: &dyn std::fmt::Display) -> String {
+    format!("DT-SKIP: {test}: {reason}")
+}
+
+/// What an offline test calls when a tool or input it needs is missing:
+/// prints [`skip_line`] and returns (the caller then returns), or, with
+/// [`REQUIRE_ALL_VAR`] set, fails the test naming what is missing.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    assert!(
+        !require_all(&env_var),
+        "{test} cannot run: {reason} ({REQUIRE_ALL_VAR} is set, so this is a failure)"
+    );
+    eprintln!("{}", skip_line(test, &reason));
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -155,9 +190,10 @@ pub async fn connect(get: impl Fn(&str) -> Option<String>) -> Result<Cluster, Sk
     })
 }
 
-/// A live test that found no cluster while `DT_ENV_TESTS_REQUIRE` is set.
+/// A live test that found no cluster while `DT_ENV_TESTS_REQUIRE` or
+/// `DT_REQUIRE_ALL` is set.
 #[derive(Debug, thiserror::Error)]
-#[error("{test}: {skip} ({REQUIRE_VAR} is set, so this is a failure)")]
+#[error("{test}: {skip} ({REQUIRE_VAR} or {REQUIRE_ALL_VAR} is set, so this is a failure)")]
 pub struct Required {
     pub test: String,
     pub skip: Skip,
@@ -167,24 +203,27 @@ pub struct Required {
 /// `Ok(None)` after printing why it is skipped, `Err` when skipping is not
 /// allowed.
 pub async fn cluster_or_skip(test: &str) -> Result<Option<Cluster>, Required> {
-    cluster_or_skip_with(test, env_var).await
+    Ok(match cluster_or_skip_with(test, env_var).await? {
+        Ok(cluster) => Some(cluster),
+        Err(skip) => {
+            eprintln!("{}", skip_line(test, &skip));
+            None
+        }
+    })
 }
 
-/// [`cluster_or_skip`] with the environment passed in.
+/// [`cluster_or_skip`]'s decision with the environment passed in: the
+/// reason to skip is returned (`Ok(Err(skip))`), not printed.
 pub async fn cluster_or_skip_with(
     test: &str,
     get: impl Fn(&str) -> Option<String>,
-) -> Result<Option<Cluster>, Required> {
+) -> Result<Result<Cluster, Skip>, Required> {
     match connect(&get).await {
-        Ok(cluster) => Ok(Some(cluster)),
         Err(skip) if skip_is_failure(&get) => Err(Required {
             test: test.to_owned(),
             skip,
         }),
-        Err(skip) => {
-            eprintln!("SKIPPED {test}: {skip}");
-            Ok(None)
-        }
+        result => Ok(result),
     }
 }
 
@@ -262,6 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn require_all_implies_the_cluster_requirement() {
+        assert!(skip_is_failure(&env(&[(REQUIRE_ALL_VAR, "1")])));
+        assert!(require_all(&env(&[(REQUIRE_ALL_VAR, "true")])));
+        assert!(!require_all(&env(&[(REQUIRE_VAR, "1")])));
+        assert!(!skip_is_failure(&env(&[(REQUIRE_ALL_VAR, "0")])));
+    }
+
+    #[test]
+    fn skip_lines_carry_the_marker_and_the_test() {
+        assert_eq!(
+            skip_line("t", &Skip::NotConfigured),
+            format!("DT-SKIP: t: {}", Skip::NotConfigured)
+        );
+    }
+
+    #[test]
     fn skip_messages_say_what_to_do() {
         let msg = Skip::NotConfigured.to_string();
         assert!(
@@ -273,7 +328,7 @@ mod tests {
     #[tokio::test]
     async fn no_configuration_skips() {
         let result = cluster_or_skip_with("t", env(&[])).await;
-        assert!(matches!(result, Ok(None)), "{result:?}");
+        assert!(matches!(result, Ok(Err(Skip::NotConfigured))), "{result:?}");
     }
 
     #[tokio::test]
@@ -287,6 +342,15 @@ mod tests {
                 .starts_with("my-test: no cluster configured"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn no_configuration_fails_when_everything_is_required() {
+        let err = cluster_or_skip_with("my-test", env(&[(REQUIRE_ALL_VAR, "1")]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.skip, Skip::NotConfigured);
+        assert!(err.to_string().contains(REQUIRE_ALL_VAR), "{err}");
     }
 
     #[tokio::test]
@@ -315,6 +379,9 @@ mod tests {
             "{err:?}"
         );
         let result = cluster_or_skip_with("t", env(&[(KUBECONFIG_VAR, &path)])).await;
-        assert!(matches!(result, Ok(None)), "{result:?}");
+        assert!(
+            matches!(result, Ok(Err(Skip::Unreachable { .. }))),
+            "{result:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use env_tests::DARK_TOWER_NAMESPACE;
-use env_tests::cluster::cluster_or_skip;
+use env_tests::cluster::{cluster_or_skip, skip_line};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -39,9 +39,12 @@ async fn every_node_is_ready() {
 async fn the_cni_enforces_network_policy() {
     // kindnet ignores NetworkPolicy; the local cluster must run Calico. A
     // cloud cluster may use another enforcing CNI: set DT_ENV_TESTS_CNI=none
-    // to skip this check there.
+    // to skip this check there (a choice, not a missing tool: it never fails).
     if std::env::var("DT_ENV_TESTS_CNI").is_ok_and(|v| v == "none") {
-        eprintln!("SKIPPED the_cni_enforces_network_policy: DT_ENV_TESTS_CNI=none");
+        eprintln!(
+            "{}",
+            skip_line("the_cni_enforces_network_policy", &"DT_ENV_TESTS_CNI=none")
+        );
         return;
     }
     let Some(cluster) = cluster_or_skip("the_cni_enforces_network_policy")

@@ -17,18 +17,13 @@ pub struct Schemas {
     pub by_type: BTreeMap<(String, String), Value>,
 }
 
-/// Where the CRD schemas are: `DT_FLUX_CRDS_DIR`, else `../shared/schemas/flux-crds` next to
-/// the repository.
+/// Where the CRD schemas are, relative to the repository root: vendored from the upstream
+/// Flux controllers (see the README there), so every clone runs the schema checks.
+pub const SCHEMA_DIR: &str = "tools/manifest-tests/tests/fixtures/flux-crds";
+
+/// The CRD schema directory of the repository at `root` ([`SCHEMA_DIR`]).
 pub fn schema_dir(root: &Path) -> PathBuf {
-    std::env::var_os("DT_FLUX_CRDS_DIR").map_or_else(
-        || {
-            root.join("..")
-                .join("shared")
-                .join("schemas")
-                .join("flux-crds")
-        },
-        PathBuf::from,
-    )
+    root.join(SCHEMA_DIR)
 }
 
 /// Loads every CRD in `dir`.

@@ -7,7 +7,9 @@
 //! check reads a source file.
 //!
 //! External tools, all found on `PATH`: `kustomize` or `kubectl` (required), `sops` (needed
-//! when `SOPS_AGE_KEY_FILE` is set), `kubernetes-validate` (the `PyPI` package of that name).
+//! when an age key is set, see [`age_key_var`]), `kubernetes-validate` (the `PyPI` package of
+//! that name). A check that cannot run goes through [`skip`]: it says so, or fails when
+//! `DT_REQUIRE_ALL` is set (as `tools/ci/test-all.sh` does).
 
 pub mod flux;
 pub mod sops;
@@ -73,6 +75,39 @@ pub fn load_yaml(path: &Path) -> Result<Vec<Node>, Error> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Set (to `1`) by `tools/ci/test-all.sh`: a test that cannot run fails instead of skipping.
+pub const REQUIRE_ALL_VAR: &str = "DT_REQUIRE_ALL";
+
+/// The variables the real `sops` reads age keys from.
+pub const AGE_KEY_VARS: [&str; 3] = ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD"];
+
+/// Whether `DT_REQUIRE_ALL` asks every test to run (`1`, `true` or `yes`).
+pub fn require_all() -> bool {
+    std::env::var(REQUIRE_ALL_VAR)
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// The one place a check of the manifests gives up (all or part of a test) for want of a key
+/// or a tool: it prints `DT-SKIP: <test>: <reason>` to stderr, the line `tools/ci/test-all.sh`
+/// lists in its summary, and returns; with `DT_REQUIRE_ALL` set it panics with the reason
+/// instead, so the test fails naming what is missing.
+pub fn skip(reason: &str) {
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("<unnamed test>");
+    assert!(
+        !require_all(),
+        "{test} cannot run: {reason} ({REQUIRE_ALL_VAR} is set, so this is a failure)"
+    );
+    eprintln!("DT-SKIP: {test}: {reason}");
+}
+
+/// The first non-empty variable of [`AGE_KEY_VARS`]: the one `sops` will decrypt with.
+pub fn age_key_var() -> Option<&'static str> {
+    AGE_KEY_VARS
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|value| !value.is_empty()))
 }
 
 /// Finds an executable on `PATH`.

