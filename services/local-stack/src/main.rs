@@ -21,7 +21,9 @@
 //! step 7, prints each service's resident memory and stops (`measure`).
 
 mod infra;
+mod manifest;
 mod measure;
+mod pod;
 mod services;
 
 use std::collections::BTreeMap;
