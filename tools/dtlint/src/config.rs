@@ -74,6 +74,48 @@ pub struct Sizing {
     pub limits: BTreeMap<String, String>,
 }
 
+/// `[certificates]`: what the certificate rules accept.
+///
+/// ```toml
+/// [certificates]
+/// min-validity-days = 30
+/// self-signed-environments = ["development"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Certificates {
+    /// A certificate that expires within this many days is reported.
+    #[serde(default = "default_min_validity_days")]
+    pub min_validity_days: u32,
+    /// Environments where a self-signed certificate is acceptable; unset
+    /// means `development` (see [`Certificates::allows_self_signed`]).
+    #[serde(default)]
+    pub self_signed_environments: Option<Vec<String>>,
+}
+
+fn default_min_validity_days() -> u32 {
+    30
+}
+
+impl Default for Certificates {
+    fn default() -> Self {
+        Self {
+            min_validity_days: default_min_validity_days(),
+            self_signed_environments: None,
+        }
+    }
+}
+
+impl Certificates {
+    /// May a certificate in `env` be self-signed?
+    pub fn allows_self_signed(&self, env: &str) -> bool {
+        match &self.self_signed_environments {
+            Some(envs) => envs.iter().any(|e| e == env),
+            None => env == "development",
+        }
+    }
+}
+
 /// A finding that is accepted, with the reason why.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +166,10 @@ pub struct Config {
     /// Globs (relative to the root) of the services' config contracts.
     #[serde(default = "default_contracts")]
     pub contracts: Vec<String>,
+    /// Certificates found in Secrets (`certificate-self-signed`,
+    /// `certificate-expiring`).
+    #[serde(default)]
+    pub certificates: Certificates,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -268,6 +314,23 @@ impl Config {
                 message,
             });
         }
+        if !config.environments.is_empty()
+            && let Some(unknown) = config
+                .certificates
+                .self_signed_environments
+                .iter()
+                .flatten()
+                .find(|e| !config.environments.contains_key(e.as_str()))
+        {
+            return Err(ConfigError::Invalid {
+                path: display.to_string(),
+                line: find_line(text, "self-signed-environments"),
+                col: 1,
+                message: format!(
+                    "`self-signed-environments` names `{unknown}`, which is not one of the [environments]"
+                ),
+            });
+        }
         config.environment_order = declaration_order(text);
         config
             .environment_order
@@ -351,6 +414,34 @@ mod tests {
         assert!(err.to_string().contains("needs a non-empty reason"));
         let err = Config::parse("[[exemption]]\nrule = \"latest-tag\"\n", "d.toml").unwrap_err();
         assert!(err.to_string().contains("reason"), "{err}");
+    }
+
+    #[test]
+    fn certificates_have_defaults_and_name_known_environments() {
+        let c = Config::parse("[environments.staging]\noverlays = \"o/s\"\n", "d.toml").unwrap();
+        assert_eq!(c.certificates.min_validity_days, 30);
+        assert!(c.certificates.allows_self_signed("development"));
+        assert!(!c.certificates.allows_self_signed("staging"));
+        let c = Config::parse(
+            "[environments.qa]\noverlays = \"o/q\"\n[certificates]\nmin-validity-days = 7\nself-signed-environments = [\"qa\"]\n",
+            "d.toml",
+        )
+        .unwrap();
+        assert_eq!(c.certificates.min_validity_days, 7);
+        assert!(c.certificates.allows_self_signed("qa"));
+        assert!(!c.certificates.allows_self_signed("development"));
+        let err = Config::parse(
+            "[environments.qa]\noverlays = \"o/q\"\n[certificates]\nself-signed-environments = [\"dev\"]\n",
+            "d.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("d.toml:4:"), "{err}");
+        assert!(err.contains("`dev`"), "{err}");
+        let err = Config::parse("[certificates]\nmin_validity_days = 7\n", "d.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("min_validity_days"), "{err}");
     }
 
     #[test]

@@ -30,7 +30,15 @@ pub struct Contract {
     /// Where it was read from, relative to the root.
     #[serde(skip)]
     pub path: String,
+    /// The service's `migrations/` directory next to the contract, relative
+    /// to the root, when it has one: the service migrates its database.
+    #[serde(skip)]
+    pub migrations: Option<String>,
 }
+
+/// The name of the directory, next to a contract, that holds the service's
+/// database migrations.
+pub const MIGRATIONS_DIR: &str = "migrations";
 
 /// One variable the service reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -152,7 +160,13 @@ pub fn load(root: &Path, globs: &[String]) -> Result<Vec<Contract>, ContractErro
             col: 1,
             message: e.to_string(),
         })?;
-        out.push(parse(&text, &shown)?);
+        let mut contract = parse(&text, &shown)?;
+        contract.migrations = p
+            .parent()
+            .map(|d| d.join(MIGRATIONS_DIR))
+            .filter(|d| d.is_dir())
+            .map(|d| crate::source::display_path(root, &d));
+        out.push(contract);
     }
     Ok(out)
 }
@@ -192,9 +206,12 @@ mod tests {
             "service = \"top\"\n",
         )
         .unwrap();
+        std::fs::create_dir_all(d.path().join("services/b/migrations")).unwrap();
         let all = load(d.path(), &["services/*/config-contract.toml".into()]).unwrap();
         let names: Vec<&str> = all.iter().map(|c| c.service.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(all[0].path, "services/a/config-contract.toml");
+        assert_eq!(all[0].migrations, None);
+        assert_eq!(all[1].migrations.as_deref(), Some("services/b/migrations"));
     }
 }

@@ -8,7 +8,9 @@ use crate::config::Config;
 use crate::diag::{Finding, Severity};
 use crate::model::{Index, Resource};
 
+pub mod certificates;
 pub mod contract;
+pub mod database;
 pub mod flux;
 pub mod gitops;
 pub mod layout;
@@ -17,6 +19,7 @@ pub mod pods;
 pub mod refs;
 pub mod security;
 pub mod sops;
+pub(crate) mod values;
 pub mod workloads;
 pub mod yaml;
 
@@ -54,6 +57,9 @@ pub struct Context<'a> {
     /// The NetworkPolicy graph of each environment, built on first use and
     /// shared by the network rules.
     nets: std::sync::OnceLock<Vec<crate::netpol::Net<'a, 'a>>>,
+    /// Every ConfigMap and Secret value, decoded and decrypted, collected
+    /// on first use and shared by the rules that judge values.
+    values: std::sync::OnceLock<Vec<values::ConfigValue<'a>>>,
 }
 
 impl<'a> Context<'a> {
@@ -62,7 +68,14 @@ impl<'a> Context<'a> {
             index,
             config,
             nets: std::sync::OnceLock::new(),
+            values: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Every non-empty ConfigMap and Secret value (see [`values::collect`]).
+    pub(crate) fn values(&self) -> &[values::ConfigValue<'a>] {
+        self.values
+            .get_or_init(|| values::collect(self.index, self.config))
     }
 
     /// The pods and policies of every environment (see
@@ -346,6 +359,13 @@ pub static ALL: &[&dyn Rule] = &[
     &sops::sops_undecryptable::SopsUndecryptable,
     &sops::secret_key_missing::SecretKeyMissing,
     &sops::empty_secret_value::EmptySecretValue,
+    // certificates
+    &certificates::tls_secret_not_pem::TlsSecretNotPem,
+    &certificates::certificate_self_signed::CertificateSelfSigned,
+    &certificates::certificate_expiring::CertificateExpiring,
+    // database
+    &database::postgres_tls_not_verified::PostgresTlsNotVerified,
+    &database::shared_migrated_database::SharedMigratedDatabase,
 ];
 
 /// Look a rule up by id.
