@@ -373,7 +373,7 @@ fn repository_secrets_verify_with_the_ci_key_and_planted_damage_is_caught() {
     // A tampered byte in a value: at that value's line.
     let tampered = "overlays/staging/ac-service/secret.sops.yaml";
     edit(tampered, &|t| {
-        let at = t.find("DATABASE_URL: ENC[AES256_GCM,data:").unwrap() + 34;
+        let at = t.find("AC_MASTER_KEY: ENC[AES256_GCM,data:").unwrap() + 35;
         let mut b = t.as_bytes().to_vec();
         b[at] = if b[at] == b'A' { b'B' } else { b'A' };
         String::from_utf8(b).unwrap()
@@ -403,9 +403,9 @@ fn repository_secrets_verify_with_the_ci_key_and_planted_damage_is_caught() {
     edit(emptied, &|t| {
         let line = t
             .lines()
-            .find(|l| l.starts_with("  DATABASE_URL: ENC["))
+            .find(|l| l.starts_with("  GC_CLIENT_SECRET: ENC["))
             .unwrap();
-        t.replace(line, "  DATABASE_URL: \"\"")
+        t.replace(line, "  GC_CLIENT_SECRET: \"\"")
     });
 
     let (code, found) = sops_findings(copy.path(), &key);
@@ -419,13 +419,13 @@ fn repository_secrets_verify_with_the_ci_key_and_planted_damage_is_caught() {
         has(
             "sops-mac-mismatch",
             tampered,
-            line_of(tampered, "DATABASE_URL:")
+            line_of(tampered, "AC_MASTER_KEY:")
         ),
         "{found:?}"
     );
     let first_stanza = line_of(rekeyed, "recipient: age1");
     assert!(has("sops-recipients", rekeyed, first_stanza), "{found:?}");
-    let empty_line = line_of(emptied, "DATABASE_URL: \"\"");
+    let empty_line = line_of(emptied, "GC_CLIENT_SECRET: \"\"");
     assert!(has("empty-secret-value", emptied, empty_line), "{found:?}");
     assert!(
         has(

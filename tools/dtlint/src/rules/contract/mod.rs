@@ -15,6 +15,10 @@ pub mod env_unused;
 pub(crate) enum Source<'n> {
     /// `value:` (or nothing).
     Literal,
+    /// A `value:` that expands (`$(VAR)`) a variable set earlier from a
+    /// Secret, such as a URL built around a password: the secret part never
+    /// appears in the manifest.
+    ExpandsSecret,
     /// `valueFrom.configMapKeyRef` / `secretKeyRef`.
     Key {
         kind: ConfigKind,
@@ -55,6 +59,50 @@ pub(crate) fn targets<'i, 'a>(
     })
 }
 
+/// The names a Kubernetes env value expands: `$(NAME)`, not the escaped `$$(NAME)`.
+pub(crate) fn expanded_names(value: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at + 1..];
+        if let Some(escaped) = after.strip_prefix('$') {
+            rest = escaped;
+            continue;
+        }
+        if let Some(inner) = after.strip_prefix('(')
+            && let Some(end) = inner.find(')')
+        {
+            names.push(&inner[..end]);
+            rest = &inner[end + 1..];
+        } else {
+            rest = after;
+        }
+    }
+    names
+}
+
+/// Whether a literal `value` expands a variable that an earlier entry reads
+/// from a Secret (Kubernetes expands only variables defined before).
+fn expands_secret(value: Option<&Node>, earlier: &[Provided<'_>]) -> bool {
+    let Some(text) = value.and_then(Node::as_str) else {
+        return false;
+    };
+    expanded_names(text).into_iter().any(|name| {
+        earlier.iter().any(|p| {
+            p.name == name
+                && matches!(
+                    p.source,
+                    Source::Key {
+                        kind: ConfigKind::Secret,
+                        ..
+                    } | Source::EnvFrom {
+                        kind: ConfigKind::Secret
+                    }
+                )
+        })
+    })
+}
+
 /// Every variable a container sets, `env` first, then `envFrom` keys.
 pub(crate) fn provided<'n>(
     idx: &Index<'_>,
@@ -71,6 +119,7 @@ pub(crate) fn provided<'n>(
         };
         let from = e.get("valueFrom");
         let source = match from {
+            None if expands_secret(e.get("value"), &out) => Source::ExpandsSecret,
             None => Source::Literal,
             Some(v) => {
                 let key_ref = [
@@ -136,4 +185,19 @@ pub(crate) fn key_exists(
 ) -> bool {
     idx.config_objects(kind, name, w)
         .any(|c| c.keys.iter().any(|k| k == key))
+}
+
+#[cfg(test)]
+mod expansion_tests {
+    use super::expanded_names;
+
+    #[test]
+    fn names_a_value_expands() {
+        assert_eq!(
+            expanded_names("postgres://$(DB_USER):$(DB_PASSWORD)@h/db"),
+            ["DB_USER", "DB_PASSWORD"]
+        );
+        assert_eq!(expanded_names("$$(NOT_ME) $(ME) $(unclosed"), ["ME"]);
+        assert!(expanded_names("plain").is_empty());
+    }
 }

@@ -70,7 +70,9 @@ fn secret_name(name: &str) -> bool {
         || n.ends_with("_KEY")
 }
 
-/// `scheme://user:password@host` with a non-empty password.
+/// `scheme://user:password@host` with a non-empty password written out (a
+/// password that is only `$(VAR)` expansions comes from elsewhere, such as a
+/// `secretKeyRef` variable, and is not in the manifest).
 fn url_with_password(v: &str) -> bool {
     let Some((_, rest)) = v.split_once("://") else {
         return false;
@@ -79,7 +81,13 @@ fn url_with_password(v: &str) -> bool {
     authority
         .rsplit_once('@')
         .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .is_some_and(|(_, pw)| !pw.is_empty())
+        .is_some_and(|(_, pw)| !pw.is_empty() && !only_expansions(pw))
+}
+
+fn only_expansions(text: &str) -> bool {
+    let names = crate::rules::contract::expanded_names(text);
+    let expansions: usize = names.iter().map(|n| n.len() + 3).sum();
+    !names.is_empty() && expansions == text.len()
 }
 
 impl Rule for SecretInEnvLiteral {
@@ -141,6 +149,10 @@ mod tests {
         assert!(url_with_password("redis://:pw@redis:6379"));
         assert!(url_with_password("postgres://u:p@h/db"));
         assert!(!url_with_password("postgres://u@h/db"));
+        assert!(!url_with_password(
+            "postgres://$(DB_USER):$(DB_PASSWORD)@h/db?sslmode=verify-full"
+        ));
+        assert!(url_with_password("postgres://u:pre$(DB_PASSWORD)@h/db"));
         assert!(!url_with_password(
             "http://ac-service:8082/.well-known/jwks.json"
         ));

@@ -11,7 +11,11 @@ declare_rule! {
     /// `envFrom`, and `configMap`/`secret` volumes with `items`. Objects made
     /// by a kustomization's `configMapGenerator`/`secretGenerator` count,
     /// with the keys of their literals, env files and files, and so do the
-    /// Secrets cert-manager `Certificate`s write. References marked
+    /// Secrets that controllers write from objects in the repository:
+    /// cert-manager `Certificate`s (`spec.secretName`) and CloudNativePG
+    /// `Cluster`s (`<cluster>-ca`, `-server`, `-replication`, `-app` unless
+    /// `bootstrap.initdb.secret` names its own, `-superuser` with
+    /// `enableSuperuserAccess`). References marked
     /// `optional: true` are skipped.
     ///
     /// ## Why is this bad?
@@ -62,6 +66,35 @@ fn certificate_makes(ctx: &Context<'_>, name: &str, from: &Resource<'_>) -> bool
     })
 }
 
+/// True when a CloudNativePG Cluster visible from `from` makes the Secret
+/// `name` (the operator's naming, CloudNativePG 1.2x).
+fn cnpg_makes(ctx: &Context<'_>, name: &str, from: &Resource<'_>) -> bool {
+    ctx.index.of_kind("Cluster").any(|c| {
+        if c.group() != "postgresql.cnpg.io" || !ctx.index.same_namespace(c, from) {
+            return false;
+        }
+        let Some(suffix) = name
+            .strip_prefix(c.name)
+            .and_then(|rest| rest.strip_prefix('-'))
+        else {
+            return false;
+        };
+        let spec = c.spec();
+        match suffix {
+            "ca" | "server" | "replication" => true,
+            "app" => spec
+                .and_then(|s| s.path(&["bootstrap", "initdb", "secret", "name"]))
+                .is_none(),
+            "superuser" => {
+                spec.and_then(|s| s.get("enableSuperuserAccess"))
+                    .and_then(Node::as_bool)
+                    == Some(true)
+            }
+            _ => false,
+        }
+    })
+}
+
 fn check_ref(
     ctx: &Context<'_>,
     r: &Resource<'_>,
@@ -81,7 +114,9 @@ fn check_ref(
         return;
     };
     let objects: Vec<_> = ctx.index.config_objects(kind, name, r).collect();
-    if objects.is_empty() && !(kind == ConfigKind::Secret && certificate_makes(ctx, name, r)) {
+    let made_by_controller =
+        kind == ConfigKind::Secret && (certificate_makes(ctx, name, r) || cnpg_makes(ctx, name, r));
+    if objects.is_empty() && !made_by_controller {
         out.push(
             Finding::new(
                 DanglingConfigRef::META.id,
@@ -209,5 +244,57 @@ mod tests {
             messages,
             ["Pod/mc refers to Secret `mc-other`, which does not exist"]
         );
+    }
+}
+
+#[cfg(test)]
+mod cnpg_tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_cloudnative_pg_cluster_makes_its_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes = [
+            "pg-ca",
+            "pg-server",
+            "pg-replication",
+            "pg-app",
+            "pg-superuser",
+            "pg-other",
+            "other-ca",
+        ]
+        .iter()
+        .enumerate()
+        .fold(String::new(), |mut out, (i, s)| {
+            use std::fmt::Write as _;
+            let _ = writeln!(out, "    - {{name: v{i}, secret: {{secretName: {s}}}}}");
+            out
+        });
+        let pod = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: gc}}\nspec:\n  containers: [{{name: gc}}]\n  volumes:\n{volumes}"
+        );
+        let cluster = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg}\nspec: {instances: 1}\n";
+        std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
+        std::fs::write(dir.path().join("cluster.yaml"), cluster).unwrap();
+        let config = Config::defaults();
+        let out = crate::rules::testing::check_dir(&DanglingConfigRef, dir.path(), &config);
+        let mut missing: Vec<_> = out
+            .iter()
+            .map(|f| f.message.split('`').nth(1).unwrap_or_default().to_owned())
+            .collect();
+        missing.sort();
+        // -superuser only with enableSuperuserAccess; other names are not the operator's.
+        assert_eq!(missing, ["other-ca", "pg-other", "pg-superuser"]);
+
+        let own_secret = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg}\nspec:\n  enableSuperuserAccess: true\n  bootstrap: {initdb: {database: a, owner: a, secret: {name: mine}}}\n";
+        std::fs::write(dir.path().join("cluster.yaml"), own_secret).unwrap();
+        let out = crate::rules::testing::check_dir(&DanglingConfigRef, dir.path(), &config);
+        let mut missing: Vec<_> = out
+            .iter()
+            .map(|f| f.message.split('`').nth(1).unwrap_or_default().to_owned())
+            .collect();
+        missing.sort();
+        assert_eq!(missing, ["other-ca", "pg-app", "pg-other"]);
     }
 }
