@@ -641,8 +641,8 @@ fn rendered_secrets_are_never_empty_and_never_plaintext_outside_development() {
     let raw = rendered_raw();
     let secrets: usize = raw.iter().map(|r| renders_secrets(r).count()).sum();
     assert_eq!(
-        secrets, 18,
-        "expected six Secrets in each of three environments"
+        secrets, 24,
+        "expected eight Secrets in each of three environments"
     );
     let mut failures = secret_failures(raw, &root, false);
     // Without a key, rendered_decrypted has said that this half did not run.
