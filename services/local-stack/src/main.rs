@@ -23,7 +23,11 @@
 mod infra;
 mod manifest;
 mod measure;
+mod net;
+mod plan;
 mod pod;
+mod proc;
+mod render;
 mod services;
 
 use std::collections::BTreeMap;
@@ -84,10 +88,49 @@ struct Cli {
     /// `<workdir>/idle-memory.json`, then stop (use with --release).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=600))]
     measure_idle: Option<u64>,
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Subcommand {
+    /// Render an environment the way Flux applies it (SOPS files decrypted
+    /// with the age key) and print every pod exactly as the kubelet would
+    /// start it: env, mounts, security context, probes, addresses, and every
+    /// Service with its endpoints. Runs nothing.
+    Plan {
+        /// development, staging or production (a directory under clusters/).
+        #[arg(long)]
+        env: String,
+        /// age identities for SOPS-encrypted files (default: SOPS_AGE_KEY_FILE).
+        #[arg(long, env = "SOPS_AGE_KEY_FILE")]
+        age_key_file: Option<PathBuf>,
+        /// Print env values, not just names (secrets included: local use only).
+        #[arg(long)]
+        show_env: bool,
+        /// Also print the nftables program that routes each Service.
+        #[arg(long)]
+        kube_proxy: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Subcommand::Plan {
+        env,
+        age_key_file,
+        show_env,
+        kube_proxy,
+    }) = &cli.command
+    {
+        return match run_plan(env, age_key_file.as_deref(), *show_env, *kube_proxy) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("local-stack: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -106,6 +149,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_plan(
+    env: &str,
+    age_key_file: Option<&Path>,
+    show_env: bool,
+    kube_proxy: bool,
+) -> anyhow::Result<()> {
+    let root = repo_root();
+    let work = tempfile_dir("dt-plan")?;
+    let decrypted = match age_key_file {
+        Some(file) => {
+            let ids = dtlint_sops::AgeIdentities::from_file(file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let decrypted = render::decrypt_copy(&root, &work.join("src"), &ids)?;
+            eprintln!("local-stack: {} SOPS file(s) decrypted", decrypted.files);
+            Some(decrypted)
+        }
+        None => None,
+    };
+    let binaries = target_dir(&root).join("debug");
+    let result = plan::plan(&root, env, decrypted.as_ref(), &work, &binaries);
+    let _ = std::fs::remove_dir_all(&work);
+    let plan = result?;
+    print!("{}", plan::render_text(&plan, show_env));
+    if kube_proxy {
+        print!("\n{}", plan::kube_proxy(&plan));
+    }
+    Ok(())
+}
+
+/// A fresh private directory under the system temp dir.
+fn tempfile_dir(prefix: &str) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        random_secret()
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
 }
 
 /// The repository root (this crate lives in services/local-stack).
