@@ -59,25 +59,47 @@ pub(crate) fn targets<'i, 'a>(
     })
 }
 
-/// The names a Kubernetes env value expands: `$(NAME)`, not the escaped `$$(NAME)`.
-pub(crate) fn expanded_names(value: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut rest = value;
-    while let Some(at) = rest.find('$') {
-        let after = &rest[at + 1..];
-        if let Some(escaped) = after.strip_prefix('$') {
-            rest = escaped;
-            continue;
-        }
-        if let Some(inner) = after.strip_prefix('(')
+/// Kubernetes `$(VAR)` expansion of an env `value`: a reference to a
+/// variable `lookup` knows is replaced, `$$` is a literal `$`, anything
+/// else (an unknown variable included) is left as written.
+pub(crate) fn expand(template: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(')
             && let Some(end) = inner.find(')')
         {
-            names.push(&inner[..end]);
+            let name = &inner[..end];
+            if let Some(v) = lookup(name) {
+                out.push_str(&v);
+            } else {
+                out.push_str("$(");
+                out.push_str(name);
+                out.push(')');
+            }
             rest = &inner[end + 1..];
         } else {
+            out.push('$');
             rest = after;
         }
     }
+    out.push_str(rest);
+    out
+}
+
+/// The names a Kubernetes env value expands: `$(NAME)`, not the escaped
+/// `$$(NAME)`.
+pub(crate) fn expanded_names(value: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    expand(value, |name| {
+        names.push(name.to_owned());
+        None
+    });
     names
 }
 
@@ -89,7 +111,7 @@ fn expands_secret(value: Option<&Node>, earlier: &[Provided<'_>]) -> bool {
     };
     expanded_names(text).into_iter().any(|name| {
         earlier.iter().any(|p| {
-            p.name == name
+            p.name == *name
                 && matches!(
                     p.source,
                     Source::Key {
@@ -189,7 +211,15 @@ pub(crate) fn key_exists(
 
 #[cfg(test)]
 mod expansion_tests {
-    use super::expanded_names;
+    use super::{expand, expanded_names};
+
+    #[test]
+    fn kubernetes_expansion() {
+        let vars = |n: &str| (n == "A").then(|| "x".to_string());
+        assert_eq!(expand("$(A)-$(B)-$$(A)-$-$(", vars), "x-$(B)-$(A)-$-$(");
+        assert_eq!(expand("", vars), "");
+        assert_eq!(expand("$", vars), "$");
+    }
 
     #[test]
     fn names_a_value_expands() {

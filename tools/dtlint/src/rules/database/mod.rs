@@ -17,6 +17,7 @@ use dtlint_yaml::{Node, Span};
 
 use crate::model::{ConfigKind, Container, Resource};
 use crate::rules::Context;
+use crate::rules::contract::expand;
 use crate::rules::values::{decode_base64, decrypted_at, is_encrypted};
 use crate::source::FileId;
 use crate::workspace::Role;
@@ -149,39 +150,6 @@ pub(crate) fn canonical_host(host: &str, namespace: Option<&str>) -> String {
         }
         _ => h,
     }
-}
-
-/// Kubernetes `$(VAR)` expansion of an env `value`: a reference to a
-/// variable `lookup` knows is replaced, `$$` is a literal `$`, anything
-/// else (an unknown variable included) is left as written.
-pub(crate) fn expand(template: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(')
-            && let Some(end) = inner.find(')')
-        {
-            let name = &inner[..end];
-            if let Some(v) = lookup(name) {
-                out.push_str(&v);
-            } else {
-                out.push_str("$(");
-                out.push_str(name);
-                out.push(')');
-            }
-            rest = &inner[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A variable's value as the container receives it, and where it is
@@ -404,14 +372,6 @@ mod tests {
         );
         assert!(PgUrl::parse("redis://h").is_none());
         assert!(PgUrl::parse("not a url").is_none());
-    }
-
-    #[test]
-    fn kubernetes_expansion() {
-        let vars = |n: &str| (n == "A").then(|| "x".to_string());
-        assert_eq!(expand("$(A)-$(B)-$$(A)-$-$(", vars), "x-$(B)-$(A)-$-$(");
-        assert_eq!(expand("", vars), "");
-        assert_eq!(expand("$", vars), "$");
     }
 
     #[test]

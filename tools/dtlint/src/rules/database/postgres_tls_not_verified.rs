@@ -3,7 +3,8 @@ use std::collections::HashMap;
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::rules::database::{PgUrl, expand};
+use crate::rules::contract::expand;
+use crate::rules::database::PgUrl;
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {

@@ -85,9 +85,12 @@ fn url_with_password(v: &str) -> bool {
 }
 
 fn only_expansions(text: &str) -> bool {
-    let names = crate::rules::contract::expanded_names(text);
-    let expansions: usize = names.iter().map(|n| n.len() + 3).sum();
-    !names.is_empty() && expansions == text.len()
+    let mut any = false;
+    let rest = crate::rules::contract::expand(text, |_| {
+        any = true;
+        Some(String::new())
+    });
+    any && rest.is_empty()
 }
 
 impl Rule for SecretInEnvLiteral {
