@@ -622,15 +622,21 @@ fn register_cli(
     scopes: &str,
     secret: &str,
 ) -> std::process::Output {
-    use std::io::Write as _;
-    let mut child = binary()
-        .args(["register-client", "--client-id", id, "--scopes", scopes])
+    let mut cmd = binary();
+    cmd.args(["register-client", "--client-id", id, "--scopes", scopes])
         .env_clear()
         .env("DATABASE_URL", url)
         .env("AC_MASTER_KEY", key_b64)
         .env("CLUSTER_NAME", "test")
         .env("BCRYPT_COST", "4")
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "debug");
+    with_secret_on_stdin(cmd, secret)
+}
+
+/// Runs `cmd` with `secret` and a newline on its stdin; captures the output.
+fn with_secret_on_stdin(mut cmd: std::process::Command, secret: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -824,21 +830,9 @@ async fn binary_logs_json_without_secrets_and_exits_cleanly_on_sigterm() {
 
 /// `ac-service hash-secret` prints a bcrypt hash of the secret on stdin.
 fn hash_secret_cli(secret: &str) -> String {
-    use std::io::Write as _;
-    let mut child = binary()
-        .args(["hash-secret", "--cost", "4"])
-        .env_clear()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{secret}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = binary();
+    cmd.args(["hash-secret", "--cost", "4"]).env_clear();
+    let out = with_secret_on_stdin(cmd, secret);
     assert!(out.status.success(), "{out:?}");
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(hash.starts_with("$2b$04$"), "{hash}");
