@@ -129,11 +129,7 @@ mod tests {
             .output()
             .is_ok_and(|o| o.stdout == b"0\n");
         if !root {
-            assert!(
-                std::env::var_os("DT_REQUIRE_ALL").is_none(),
-                "loading nftables needs root, and DT_REQUIRE_ALL requires this test"
-            );
-            eprintln!("DT-SKIP: net::tests::the_program_loads_into_nftables: not root");
+            manifest_tests::skip("loading nftables needs root");
             return;
         }
         let program = kube_proxy_program(&[ServiceRule {
