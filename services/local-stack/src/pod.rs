@@ -332,6 +332,20 @@ impl Objects {
     }
 
     /// Whether `name` of `kind` is here.
+    /// Every key of a ConfigMap (`data` and `binaryData`) or Secret, as bytes.
+    pub fn key_bytes(&self, kind: RefKind, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        match kind {
+            RefKind::ConfigMap => self.config_maps.get(name).map(|cm| {
+                cm.data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+                    .chain(cm.binary_data.iter().map(|(k, v)| (k.clone(), v.clone())))
+                    .collect()
+            }),
+            RefKind::Secret => self.secrets.get(name).cloned(),
+        }
+    }
+
     pub fn contains(&self, kind: RefKind, name: &str) -> bool {
         match kind {
             RefKind::ConfigMap => self.config_maps.contains_key(name),
@@ -1953,8 +1967,9 @@ impl Planner<'_> {
         let field = format!("{field}.configMap");
         let mode = self.default_mode(cm.default_mode, &field)?;
         let mut files = BTreeMap::new();
-        self.add_config_map_files(
+        self.add_object_files(
             &mut files,
+            RefKind::ConfigMap,
             &cm.name,
             cm.items.as_deref(),
             cm.optional,
@@ -1977,8 +1992,9 @@ impl Planner<'_> {
             return Err(self.err(format!("{field}.secretName"), invalid("is required")));
         }
         let mut files = BTreeMap::new();
-        self.add_secret_files(
+        self.add_object_files(
             &mut files,
+            RefKind::Secret,
             &name,
             s.items.as_deref(),
             s.optional,
@@ -2022,8 +2038,9 @@ impl Planner<'_> {
                 return Err(self.err(sf, invalid("must set exactly one projection")));
             }
             if let Some(cm) = &source.config_map {
-                self.add_config_map_files(
+                self.add_object_files(
                     &mut files,
+                    RefKind::ConfigMap,
                     &cm.name,
                     cm.items.as_deref(),
                     cm.optional,
@@ -2031,8 +2048,9 @@ impl Planner<'_> {
                     &format!("{sf}.configMap"),
                 )?;
             } else if let Some(s) = &source.secret {
-                self.add_secret_files(
+                self.add_object_files(
                     &mut files,
+                    RefKind::Secret,
                     &s.name,
                     s.items.as_deref(),
                     s.optional,
@@ -2074,65 +2092,27 @@ impl Planner<'_> {
         })
     }
 
-    fn add_config_map_files(
+    /// The files of a ConfigMap's or Secret's keys (all of them, or the
+    /// `items`); a missing object is an error unless `optional`.
+    #[allow(clippy::too_many_arguments)]
+    fn add_object_files(
         &self,
         files: &mut BTreeMap<String, (Vec<u8>, u32)>,
+        kind: RefKind,
         name: &str,
         items: Option<&[KeyToPath]>,
         optional: Option<bool>,
         mode: u32,
         field: &str,
     ) -> Result<(), PlanError> {
-        let Some(cm) = self.objects.config_map(name) else {
+        let Some(data) = self.objects.key_bytes(kind, name) else {
             return if optional == Some(true) {
                 Ok(())
             } else {
                 Err(self.err(
                     field,
                     Problem::MissingObject {
-                        kind: RefKind::ConfigMap,
-                        name: name.to_owned(),
-                    },
-                ))
-            };
-        };
-        let get = |key: &str| {
-            cm.data
-                .get(key)
-                .map(|s| s.as_bytes().to_vec())
-                .or_else(|| cm.binary_data.get(key).cloned())
-        };
-        let all: Vec<&String> = cm.data.keys().chain(cm.binary_data.keys()).collect();
-        self.add_key_files(
-            files,
-            RefKind::ConfigMap,
-            name,
-            &all,
-            get,
-            items,
-            optional,
-            mode,
-            field,
-        )
-    }
-
-    fn add_secret_files(
-        &self,
-        files: &mut BTreeMap<String, (Vec<u8>, u32)>,
-        name: &str,
-        items: Option<&[KeyToPath]>,
-        optional: Option<bool>,
-        mode: u32,
-        field: &str,
-    ) -> Result<(), PlanError> {
-        let Some(data) = self.objects.secret(name) else {
-            return if optional == Some(true) {
-                Ok(())
-            } else {
-                Err(self.err(
-                    field,
-                    Problem::MissingObject {
-                        kind: RefKind::Secret,
+                        kind,
                         name: name.to_owned(),
                     },
                 ))
@@ -2141,7 +2121,7 @@ impl Planner<'_> {
         let all: Vec<&String> = data.keys().collect();
         self.add_key_files(
             files,
-            RefKind::Secret,
+            kind,
             name,
             &all,
             |k| data.get(k).cloned(),
