@@ -20,6 +20,7 @@
 //! With `--measure-idle SECONDS` (a benchmark) it stays idle that long after
 //! step 7, prints each service's resident memory and stops (`measure`).
 
+mod e2e;
 mod infra;
 mod manifest;
 mod measure;
@@ -29,6 +30,8 @@ mod pod;
 mod proc;
 mod render;
 mod services;
+mod standin;
+mod up;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -112,10 +115,50 @@ enum Subcommand {
         #[arg(long)]
         kube_proxy: bool,
     },
+    /// Run an environment exactly as git declares it: every Flux
+    /// Kustomization in dependsOn order, stand-ins for the operators, every
+    /// pod as local processes in its own network and mount namespaces with
+    /// its probes deciding readiness. Needs root. Ctrl-C stops everything.
+    Up(RunArgs),
+    /// `up`, then the user flow through the running environment (token,
+    /// meeting, WebTransport join at MC, media through MH), then stop.
+    E2e(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// development, staging or production (a directory under clusters/).
+    #[arg(long)]
+    env: String,
+    /// age identities for SOPS-encrypted files (default: SOPS_AGE_KEY_FILE).
+    #[arg(long, env = "SOPS_AGE_KEY_FILE")]
+    age_key_file: Option<PathBuf>,
+    /// Logs, volumes and databases of the run (`<workdir>/<env>`, cleared at start).
+    #[arg(long, default_value = "/tmp/dark-tower-up")]
+    workdir: PathBuf,
+    /// Use the binaries already in the target directory.
+    #[arg(long)]
+    no_build: bool,
+    /// Build and run release binaries.
+    #[arg(long)]
+    release: bool,
+    /// Stop as soon as every pod is ready (tests, benchmarks).
+    #[arg(long)]
+    exit_when_ready: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Subcommand::Up(args) | Subcommand::E2e(args)) = &cli.command {
+        let e2e = matches!(cli.command, Some(Subcommand::E2e(_)));
+        return match run_up(args, e2e) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("local-stack: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Subcommand::Plan {
         env,
         age_key_file,
@@ -149,6 +192,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_up(args: &RunArgs, e2e: bool) -> anyhow::Result<()> {
+    let root = repo_root();
+    let profile = if args.release { "release" } else { "debug" };
+    // Built once, in the machine's namespace, before the environment starts.
+    if std::env::var_os("DT_LOCAL_STACK_NODE").is_none() && !args.no_build {
+        build(&root, true, args.release)?;
+    }
+    up::run(&up::Options {
+        repo: root.clone(),
+        env: args.env.clone(),
+        age_key_file: args.age_key_file.clone(),
+        workdir: args.workdir.clone(),
+        binaries: target_dir(&root).join(profile),
+        exit_when_ready: args.exit_when_ready,
+        e2e,
+    })
 }
 
 fn run_plan(

@@ -7,8 +7,12 @@
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
+
+use crate::proc::run_checked;
 
 /// The node's address on every pod link.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
@@ -47,6 +51,138 @@ impl Allocator {
         self.next_service += 1;
         Ok(Ipv4Addr::new(10, 96, (n >> 8) as u8, (n & 0xff) as u8))
     }
+}
+
+const GATEWAY: &str = "169.254.1.1";
+const SERVICE_CIDR: &str = "10.96.0.0/16";
+const IP: &str = "/usr/sbin/ip";
+const NFT: &str = "/usr/sbin/nft";
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Prepares the node namespace the runner lives in: loopback, the node's
+/// own address, forwarding.
+pub fn init_node() -> anyhow::Result<()> {
+    run_checked(IP, &["link", "set", "lo", "up"], TIMEOUT)?;
+    run_checked(
+        IP,
+        &["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"],
+        TIMEOUT,
+    )?;
+    // The pods' gateway is a local address of the node, so every veth
+    // answers ARP for it.
+    run_checked(
+        IP,
+        &["addr", "add", &format!("{GATEWAY}/32"), "dev", "lo"],
+        TIMEOUT,
+    )?;
+    // Cluster IPs need a route for the node's own connections to reach the
+    // output hook, whose DNAT then re-routes them to a pod.
+    run_checked(IP, &["route", "add", SERVICE_CIDR, "dev", "lo"], TIMEOUT)?;
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        .context("enabling forwarding in the node namespace")?;
+    Ok(())
+}
+
+/// Creates the pod namespace `netns` with `eth0` at `ip`, routed through
+/// the node by the veth `host_link` (Calico's layout: a /32 route to the
+/// pod, proxy ARP for the gateway address the pod routes through).
+pub fn add_pod_network(netns: &str, host_link: &str, ip: Ipv4Addr) -> anyhow::Result<()> {
+    let cidr = format!("{ip}/32");
+    run_checked(IP, &["netns", "add", netns], TIMEOUT)?;
+    let steps: [&[&str]; 8] = [
+        &[
+            "link", "add", host_link, "type", "veth", "peer", "name", "eth0", "netns", netns,
+        ],
+        &["link", "set", host_link, "up"],
+        &["route", "add", &cidr, "dev", host_link],
+        &["-n", netns, "link", "set", "lo", "up"],
+        &["-n", netns, "addr", "add", &cidr, "dev", "eth0"],
+        &["-n", netns, "link", "set", "eth0", "up"],
+        &[
+            "-n", netns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link",
+        ],
+        &[
+            "-n", netns, "route", "add", "default", "via", GATEWAY, "dev", "eth0",
+        ],
+    ];
+    for (i, args) in steps.iter().enumerate() {
+        run_checked(IP, args, TIMEOUT)?;
+        if i == 1 {
+            std::fs::write(
+                format!("/proc/sys/net/ipv4/conf/{host_link}/proxy_arp"),
+                "1",
+            )
+            .with_context(|| format!("proxy ARP on {host_link}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a network namespace after killing what still runs in it.
+pub fn remove_netns(netns: &str) {
+    if let Ok(pids) = run_checked(IP, &["netns", "pids", netns], TIMEOUT) {
+        for pid in pids.split_whitespace() {
+            let _ = run_checked("/bin/kill", &["-KILL", pid], TIMEOUT);
+        }
+    }
+    let _ = run_checked(IP, &["netns", "del", netns], TIMEOUT);
+}
+
+/// Every network namespace whose name starts with `prefix`.
+pub fn list_netns(prefix: &str) -> Vec<String> {
+    run_checked(IP, &["netns", "list"], TIMEOUT)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Creates the node namespace from the machine's namespace.
+pub fn add_netns(netns: &str) -> anyhow::Result<()> {
+    run_checked(IP, &["netns", "add", netns], TIMEOUT)?;
+    Ok(())
+}
+
+/// Loads `program` (see [`kube_proxy_program`]) into the node namespace.
+pub fn apply_kube_proxy(program: &str, scratch: &Path) -> anyhow::Result<()> {
+    let file = scratch.join("kube-proxy.nft");
+    std::fs::write(&file, program)?;
+    run_checked(NFT, &["-f", &file.to_string_lossy()], TIMEOUT)?;
+    Ok(())
+}
+
+/// Rewrites a file in place (same inode: it is bind-mounted into running
+/// pods, and a rename would leave them with the old content).
+pub fn write_in_place(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+/// The resolv.conf of every pod: the cluster's search path and a server
+/// where nothing listens, so a name outside /etc/hosts fails at once.
+pub fn resolv_conf(namespace: &str) -> String {
+    format!(
+        "nameserver 127.0.0.53\nsearch {namespace}.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5 timeout:1 attempts:1\n"
+    )
+}
+
+/// The names a Service answers to from a pod in `pod_namespace`.
+pub fn service_names(name: &str, namespace: &str, pod_namespace: &str) -> Vec<String> {
+    let mut names = Vec::with_capacity(4);
+    if namespace == pod_namespace {
+        names.push(name.to_owned());
+    }
+    names.push(format!("{name}.{namespace}"));
+    names.push(format!("{name}.{namespace}.svc"));
+    names.push(format!("{name}.{namespace}.svc.cluster.local"));
+    names
 }
 
 /// One Service port as kube-proxy sees it.

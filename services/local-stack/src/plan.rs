@@ -233,7 +233,7 @@ pub fn plan(
 
 /// A StatefulSet's `volumeClaimTemplates` become one directory per pod, as
 /// a local-path provisioner would give them.
-fn claim_templates_as_directories(value: &mut Value) {
+pub(crate) fn claim_templates_as_directories(value: &mut Value) {
     let Some(claims) = value
         .pointer_mut("/spec/volumeClaimTemplates")
         .and_then(Value::as_array_mut)

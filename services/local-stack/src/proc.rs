@@ -91,6 +91,20 @@ pub fn run_checked(program: &str, args: &[&str], timeout: Duration) -> anyhow::R
     run_with_input(program, args, None, &[], timeout)
 }
 
+/// The last `lines` lines of a log file (read from its last 64 KiB).
+pub fn log_tail(path: &std::path::Path, lines: usize) -> String {
+    use std::io::Seek as _;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut text = String::new();
+    let _ = f.take(64 * 1024).read_to_string(&mut text);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
