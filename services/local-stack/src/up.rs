@@ -159,6 +159,8 @@ struct Container {
     liveness: Option<Check>,
     log: PathBuf,
     child: Option<tokio::process::Child>,
+    /// The container's process group (its main process leads it).
+    pgid: Option<u32>,
     /// Bumped at every start: probe results of an older run are dropped.
     generation: u64,
     started: Option<Instant>,
@@ -640,6 +642,7 @@ fn container_from_plan(
         liveness: check(cp.liveness.as_ref()),
         log: dir.join(format!("{}.log", cp.name)),
         child: None,
+        pgid: None,
         generation: 0,
         started: None,
         ready: false,
@@ -793,6 +796,7 @@ fn start_container(pod: &mut Pod, i: usize, tx: &Probes) -> anyhow::Result<()> {
     let child = cmd
         .spawn()
         .with_context(|| format!("pod {pod_name}: starting container {}", c.name))?;
+    c.pgid = child.id();
     c.child = Some(child);
     c.generation += 1;
     c.started = Some(Instant::now());
@@ -1084,6 +1088,11 @@ fn reap_and_restart(c: &mut Cluster, tx: &Probes) -> bool {
             if let Some(child) = cont.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
+                // The container is gone as a whole: what its main process
+                // started goes with it, as when a PID namespace ends.
+                if let Some(pgid) = cont.pgid.take() {
+                    kill_group(pgid);
+                }
                 cont.child = None;
                 cont.ready = false;
                 cont.restarts += 1;
@@ -1157,7 +1166,9 @@ fn hosts_file(c: &Cluster, pod: &Pod) -> String {
         for member in members(c, v) {
             if member.ready || not_ready_too {
                 let _ = writeln!(s, "{}\t{names}", member.ip);
-                if member.subdomain.as_deref() == Some(o.name()) {
+                // A pod's own name is already on its first line, as the kubelet
+                // writes it; listed twice, `getent hosts` would answer twice.
+                if member.subdomain.as_deref() == Some(o.name()) && member.name != pod.name {
                     let fqdn = format!("{}.{}.{ns}.svc.cluster.local", member.hostname, o.name());
                     let _ = writeln!(
                         s,
@@ -1477,6 +1488,7 @@ fn start_postgres(
             liveness: None,
             log: pod_dir.join("postgres.log"),
             child: None,
+            pgid: None,
             generation: 0,
             started: None,
             ready: false,
@@ -1696,6 +1708,15 @@ fn reconcile_databases(shared: &Shared) -> anyhow::Result<()> {
 
 // ---------------------------------------------------------------- stopping
 
+/// SIGKILL to every process of a container's process group.
+fn kill_group(pgid: u32) {
+    let _ = run_checked(
+        "/bin/kill",
+        &["-KILL", "--", &format!("-{pgid}")],
+        Duration::from_secs(5),
+    );
+}
+
 fn report_failure(shared: &Shared, error: &anyhow::Error) {
     let c = lock(shared);
     eprintln!("local-stack: {error:#}");
@@ -1737,18 +1758,21 @@ async fn stop_all(shared: &Shared) {
                             Duration::from_secs(5),
                         );
                     }
-                    children.push((pod.name.clone(), pod.grace, child));
+                    children.push((pod.name.clone(), pod.grace, child, cont.pgid.take()));
                 }
             }
         }
     }
-    for (pod, grace, mut child) in children {
+    for (pod, grace, mut child, pgid) in children {
         if tokio::time::timeout(grace, child.wait()).await.is_err() {
             eprintln!(
                 "local-stack: pod {pod} did not stop within {}s; killing it",
                 grace.as_secs()
             );
             let _ = child.kill().await;
+        }
+        if let Some(pgid) = pgid {
+            kill_group(pgid);
         }
     }
 }
