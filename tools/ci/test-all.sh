@@ -225,6 +225,18 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "keys and tools the tests need" test_prerequisites
 step "cargo nextest run --workspace (all but the live-cluster tests)" nextest_all
+# Every environment run from what git declares (SOPS files decrypted with the
+# CI key), then the user flow through it: token, meeting, WebTransport join,
+# media through MH. Each run cleans up after itself.
+local_stack_e2e() {
+  local env status=0
+  for env in development staging production; do
+    echo "--- $env"
+    cargo run -q --locked -p local-stack -- e2e --env "$env" || status=1
+  done
+  return $status
+}
+step "local-stack e2e: development, staging, production" local_stack_e2e
 step "shellcheck" shellcheck_all
 step "hadolint services/*/Dockerfile" bash -c 'hadolint services/*/Dockerfile' 
 step "kubectl kustomize every kustomization dir" kustomize_all

@@ -289,6 +289,18 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         r = apply(options, &shared, applied, &tx) => r,
         () = shutdown_signal() => Err(anyhow::anyhow!("stopped before every pod was ready")),
     };
+    if result.is_ok() {
+        let (bytes, processes, pods) = resident_memory(&shared);
+        let tenths = bytes * 10 / (1 << 20);
+        say(
+            started,
+            &format!(
+                "resident memory of the running environment: {}.{} MiB in {processes} processes of {pods} pods",
+                tenths / 10,
+                tenths % 10
+            ),
+        );
+    }
     let result = match result {
         Ok(()) if options.e2e => {
             say(started, "every pod is ready; running the user flow");
@@ -1704,6 +1716,32 @@ fn reconcile_databases(shared: &Shared) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Resident memory of every process in every pod's network namespace:
+/// bytes, processes, pods.
+fn resident_memory(shared: &Shared) -> (u64, usize, usize) {
+    let netns: Vec<String> = lock(shared).pods.iter().map(|p| p.netns.clone()).collect();
+    let mut bytes = 0;
+    let mut processes = 0;
+    for ns in &netns {
+        let pids =
+            run_checked(IP, &["netns", "pids", ns], Duration::from_secs(5)).unwrap_or_default();
+        for pid in pids.split_whitespace() {
+            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                continue;
+            };
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                bytes += kib * 1024;
+                processes += 1;
+            }
+        }
+    }
+    (bytes, processes, netns.len())
 }
 
 // ---------------------------------------------------------------- stopping
