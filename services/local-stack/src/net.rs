@@ -195,6 +195,77 @@ pub struct ServiceRule {
     pub endpoints: Vec<(Ipv4Addr, u16)>,
 }
 
+/// A pod's container ports: name (when declared) and number.
+pub type PodPorts = Vec<(Option<String>, u16)>;
+
+/// Whether a Service selects a pod of `namespace` with `labels` (an empty
+/// or missing selector selects nothing: such a Service has manual endpoints).
+pub fn selects(
+    service: &serde_json::Value,
+    namespace: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let service_ns =
+        crate::manifest::Object::new(service).map_or("default", |o| o.namespace("default"));
+    let Some(selector) = service
+        .pointer("/spec/selector")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return false;
+    };
+    service_ns == namespace
+        && !selector.is_empty()
+        && selector
+            .iter()
+            .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+}
+
+/// The kube-proxy rule of each port of `service` at `cluster_ip`, to every
+/// endpoint: its address and its container ports (name, number); a
+/// `targetPort` is a number, a container port's name, or the port itself.
+pub fn service_rules(
+    service: &serde_json::Value,
+    cluster_ip: Ipv4Addr,
+    endpoints: &[(Ipv4Addr, PodPorts)],
+) -> Vec<ServiceRule> {
+    use serde_json::Value;
+    let mut rules = Vec::new();
+    for port in service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let number = port.get("port").and_then(Value::as_u64).unwrap_or(0);
+        let protocol = port
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP");
+        let target = port.get("targetPort").cloned().unwrap_or(Value::Null);
+        let endpoints = endpoints
+            .iter()
+            .filter_map(|(ip, ports)| {
+                let t = match &target {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(name) => ports
+                        .iter()
+                        .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+                        .map(|(_, p)| u64::from(*p)),
+                    _ => Some(number),
+                }?;
+                Some((*ip, u16::try_from(t).ok()?))
+            })
+            .collect();
+        rules.push(ServiceRule {
+            cluster_ip,
+            protocol: protocol.to_owned(),
+            port: u16::try_from(number).unwrap_or(0),
+            endpoints,
+        });
+    }
+    rules
+}
+
 /// The nftables program for `rules` (the whole table, replaced atomically).
 pub fn kube_proxy_program(rules: &[ServiceRule]) -> String {
     let mut chain = String::new();

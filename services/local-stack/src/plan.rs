@@ -259,13 +259,6 @@ pub(crate) fn claim_templates_as_directories(value: &mut Value) {
     }
 }
 
-fn selects(selector: &serde_json::Map<String, Value>, labels: &BTreeMap<String, String>) -> bool {
-    !selector.is_empty()
-        && selector
-            .iter()
-            .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-}
-
 fn plan_services(
     all: &[Value],
     pods: &[PlannedPod],
@@ -284,54 +277,21 @@ fn plan_services(
         } else {
             Some(alloc.service_ip()?)
         };
-        let selector = v
-            .pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let members: Vec<&PlannedPod> = pods
+        let endpoints: Vec<_> = pods
             .iter()
-            .filter(|p| p.plan.namespace == ns && selects(&selector, &p.labels))
+            .filter(|p| net::selects(v, &p.plan.namespace, &p.labels))
+            .map(|p| {
+                let ports = p
+                    .plan
+                    .containers
+                    .iter()
+                    .flat_map(|c| &c.ports)
+                    .map(|cp| (cp.name.clone(), cp.container_port))
+                    .collect();
+                (p.ip, ports)
+            })
             .collect();
-        let mut rules = Vec::new();
-        for port in v
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let number = port.get("port").and_then(Value::as_u64).unwrap_or(0);
-            let protocol = port
-                .get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP");
-            let target = port.get("targetPort").cloned().unwrap_or(Value::Null);
-            let endpoints = members
-                .iter()
-                .filter_map(|p| {
-                    let target_port = match &target {
-                        Value::Number(n) => n.as_u64(),
-                        Value::String(name) => p
-                            .plan
-                            .containers
-                            .iter()
-                            .flat_map(|c| &c.ports)
-                            .find(|cp| cp.name.as_deref() == Some(name.as_str()))
-                            .map(|cp| u64::from(cp.container_port)),
-                        _ => Some(number),
-                    }?;
-                    Some((p.ip, u16::try_from(target_port).ok()?))
-                })
-                .collect();
-            if let Some(cluster_ip) = ip {
-                rules.push(ServiceRule {
-                    cluster_ip,
-                    protocol: protocol.to_owned(),
-                    port: u16::try_from(number).unwrap_or(0),
-                    endpoints,
-                });
-            }
-        }
+        let rules = ip.map_or_else(Vec::new, |ip| net::service_rules(v, ip, &endpoints));
         out.push((format!("{ns}/{}", o.name()), ip, rules));
     }
     Ok(out)

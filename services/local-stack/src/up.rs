@@ -34,7 +34,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::manifest::Object;
-use crate::net::{self, Allocator, ServiceRule};
+use crate::net::{self, Allocator};
 use crate::pod::{
     self, ContainerPlan, ImageConfig, Objects, PlanOptions, PodIdentity, ProbeAction, ProbePlan,
     Workload,
@@ -174,6 +174,37 @@ struct Container {
     env: Vec<(String, String)>,
 }
 
+impl Container {
+    /// A container not started yet; `checks` are (readiness, liveness).
+    fn new(
+        name: &str,
+        launch: Launch,
+        checks: (Option<Check>, Option<Check>),
+        log: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            launch,
+            readiness: checks.0,
+            liveness: checks.1,
+            log,
+            child: None,
+            pgid: None,
+            generation: 0,
+            started: None,
+            ready: false,
+            passes: 0,
+            failures: 0,
+            live_failures: 0,
+            restarts: 0,
+            next_start: None,
+            last_problem: String::new(),
+            env,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Pod {
     name: String,
@@ -182,7 +213,7 @@ struct Pod {
     ip: Ipv4Addr,
     netns: String,
     labels: BTreeMap<String, String>,
-    ports: Vec<(Option<String>, u16)>,
+    ports: net::PodPorts,
     hostname: String,
     subdomain: Option<String>,
     dir: PathBuf,
@@ -635,37 +666,26 @@ fn container_from_plan(
         groups.push(g);
     }
     let env = cp.process_env();
-    Ok(Container {
-        name: cp.name.clone(),
-        launch: Launch::Container {
-            argv,
-            env: env.clone(),
-            mounts: cp
-                .mounts
-                .iter()
-                .map(|m| (m.host_path.clone(), m.mount_path.clone(), m.read_only))
-                .collect(),
-            user,
-            groups,
-            read_only: cp.read_only_root_filesystem,
-            working_dir: cp.working_dir.clone().unwrap_or_else(|| "/".into()),
-        },
-        readiness: check(cp.readiness.as_ref()),
-        liveness: check(cp.liveness.as_ref()),
-        log: dir.join(format!("{}.log", cp.name)),
-        child: None,
-        pgid: None,
-        generation: 0,
-        started: None,
-        ready: false,
-        passes: 0,
-        failures: 0,
-        live_failures: 0,
-        restarts: 0,
-        next_start: None,
-        last_problem: String::new(),
+    let launch = Launch::Container {
+        argv,
+        env: env.clone(),
+        mounts: cp
+            .mounts
+            .iter()
+            .map(|m| (m.host_path.clone(), m.mount_path.clone(), m.read_only))
+            .collect(),
+        user,
+        groups,
+        read_only: cp.read_only_root_filesystem,
+        working_dir: cp.working_dir.clone().unwrap_or_else(|| "/".into()),
+    };
+    Ok(Container::new(
+        &cp.name,
+        launch,
+        (check(cp.readiness.as_ref()), check(cp.liveness.as_ref())),
+        dir.join(format!("{}.log", cp.name)),
         env,
-    })
+    ))
 }
 
 /// `'...'` quoting for sh.
@@ -1199,21 +1219,9 @@ fn hosts_file(c: &Cluster, pod: &Pod) -> String {
 }
 
 fn members<'c>(c: &'c Cluster, service: &Value) -> Vec<&'c Pod> {
-    let ns = Object::new(service).map_or(DEFAULT_NS, |o| o.namespace(DEFAULT_NS));
-    let Some(selector) = service.pointer("/spec/selector").and_then(Value::as_object) else {
-        return Vec::new();
-    };
-    if selector.is_empty() {
-        return Vec::new();
-    }
     c.pods
         .iter()
-        .filter(|p| {
-            p.namespace == ns
-                && selector
-                    .iter()
-                    .all(|(k, v)| p.labels.get(k).map(String::as_str) == v.as_str())
-        })
+        .filter(|p| net::selects(service, &p.namespace, &p.labels))
         .collect()
 }
 
@@ -1251,41 +1259,12 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
             c.service_ips.insert(key, ip);
             ip
         };
-        let ready: Vec<&Pod> = members(&c, v).into_iter().filter(|p| p.ready).collect();
-        for port in v
-            .pointer("/spec/ports")
-            .and_then(Value::as_array)
+        let ready: Vec<_> = members(&c, v)
             .into_iter()
-            .flatten()
-        {
-            let number = port.get("port").and_then(Value::as_u64).unwrap_or(0);
-            let protocol = port
-                .get("protocol")
-                .and_then(Value::as_str)
-                .unwrap_or("TCP");
-            let target = port.get("targetPort").cloned().unwrap_or(Value::Null);
-            let endpoints = ready
-                .iter()
-                .filter_map(|p| {
-                    let t = match &target {
-                        Value::Number(n) => n.as_u64(),
-                        Value::String(name) => p
-                            .ports
-                            .iter()
-                            .find(|(n, _)| n.as_deref() == Some(name.as_str()))
-                            .map(|(_, port)| u64::from(*port)),
-                        _ => Some(number),
-                    }?;
-                    Some((p.ip, u16::try_from(t).ok()?))
-                })
-                .collect();
-            rules.push(ServiceRule {
-                cluster_ip: ip,
-                protocol: protocol.to_owned(),
-                port: u16::try_from(number).unwrap_or(0),
-                endpoints,
-            });
-        }
+            .filter(|p| p.ready)
+            .map(|p| (p.ip, p.ports.clone()))
+            .collect();
+        rules.extend(net::service_rules(v, ip, &ready));
     }
     let program = net::kube_proxy_program(&rules);
     if program != c.program {
@@ -1493,25 +1472,13 @@ fn start_postgres(
         hostname: pod_name.clone(),
         subdomain: None,
         dir: pod_dir.clone(),
-        containers: vec![Container {
-            name: "postgres".into(),
-            launch: Launch::Host { argv },
-            readiness: Some(Check::Host(ready_cmd, Duration::from_secs(1))),
-            liveness: None,
-            log: pod_dir.join("postgres.log"),
-            child: None,
-            pgid: None,
-            generation: 0,
-            started: None,
-            ready: false,
-            passes: 0,
-            failures: 0,
-            live_failures: 0,
-            restarts: 0,
-            next_start: None,
-            last_problem: String::new(),
-            env: Vec::new(),
-        }],
+        containers: vec![Container::new(
+            "postgres",
+            Launch::Host { argv },
+            (Some(Check::Host(ready_cmd, Duration::from_secs(1))), None),
+            pod_dir.join("postgres.log"),
+            Vec::new(),
+        )],
         not_run: Vec::new(),
         grace: Duration::from_secs(30),
         ready: false,
