@@ -227,12 +227,13 @@ step "keys and tools the tests need" test_prerequisites
 step "cargo nextest run --workspace (all but the live-cluster tests)" nextest_all
 # Every environment run from what git declares (SOPS files decrypted with the
 # CI key), then the user flow through it: token, meeting, WebTransport join,
-# media through MH. Each run cleans up after itself.
+# media through MH, with the NetworkPolicies enforced between the pods. Each
+# run cleans up after itself.
 local_stack_e2e() {
   local env status=0
   for env in development staging production; do
     echo "--- $env"
-    cargo run -q --locked -p local-stack -- e2e --env "$env" || status=1
+    cargo run -q --locked -p local-stack -- e2e --env "$env" --enforce-network-policies || status=1
   done
   return $status
 }

@@ -11,6 +11,7 @@
 mod e2e;
 mod manifest;
 mod net;
+mod netpol;
 mod plan;
 mod pod;
 mod proc;
@@ -67,6 +68,10 @@ enum Subcommand {
 }
 
 #[derive(Debug, clap::Args)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a command-line switch of its own"
+)]
 struct RunArgs {
     /// development, staging or production (a directory under clusters/).
     #[arg(long)]
@@ -86,6 +91,10 @@ struct RunArgs {
     /// Stop as soon as every pod is ready (tests, benchmarks).
     #[arg(long)]
     exit_when_ready: bool,
+    /// Enforce the rendered NetworkPolicies between the pods (nftables), so
+    /// a flow the platform needs and the policies forbid fails the run.
+    #[arg(long)]
+    enforce_network_policies: bool,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +132,7 @@ fn run_up(args: &RunArgs, e2e: bool) -> anyhow::Result<()> {
         workdir: args.workdir.clone(),
         binaries: target_dir(&root).join(profile),
         exit_when_ready: args.exit_when_ready,
+        enforce_network_policies: args.enforce_network_policies,
         e2e,
     })
 }

@@ -147,8 +147,12 @@ pub fn add_netns(netns: &str) -> anyhow::Result<()> {
 
 /// Loads `program` (see [`kube_proxy_program`]) into the node namespace.
 pub fn apply_kube_proxy(program: &str, scratch: &Path) -> anyhow::Result<()> {
-    let file = scratch.join("kube-proxy.nft");
-    std::fs::write(&file, program)?;
+    apply_nft(program, &scratch.join("kube-proxy.nft"))
+}
+
+/// Loads an nftables program (kept in `file` for whoever debugs the run).
+pub fn apply_nft(program: &str, file: &Path) -> anyhow::Result<()> {
+    std::fs::write(file, program)?;
     run_checked(NFT, &["-f", &file.to_string_lossy()], TIMEOUT)?;
     Ok(())
 }

@@ -63,6 +63,8 @@ pub struct Options {
     pub exit_when_ready: bool,
     /// Run the user flow (`crate::e2e`) once ready, then stop.
     pub e2e: bool,
+    /// Enforce the NetworkPolicies between pods (`crate::netpol`).
+    pub enforce_network_policies: bool,
 }
 
 /// Entry point: in the machine's namespace, make the node namespace and
@@ -213,7 +215,8 @@ struct Pod {
     ip: Ipv4Addr,
     netns: String,
     labels: BTreeMap<String, String>,
-    ports: net::PodPorts,
+    /// Container ports: name, number, protocol.
+    ports: Vec<(Option<String>, u16, String)>,
     hostname: String,
     subdomain: Option<String>,
     dir: PathBuf,
@@ -261,6 +264,10 @@ struct Cluster {
     next_link: u32,
     service_ips: BTreeMap<String, Ipv4Addr>,
     program: String,
+    /// The NetworkPolicy program, when enforced (`None`: not enforced).
+    policy_program: Option<String>,
+    /// Policy peers already reported as not expressible here.
+    reported: std::collections::BTreeSet<String>,
     started: Instant,
     stopping: bool,
 }
@@ -311,6 +318,8 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         next_link: 0,
         service_ips: BTreeMap::new(),
         program: String::new(),
+        policy_program: options.enforce_network_policies.then(String::new),
+        reported: std::collections::BTreeSet::new(),
         started,
         stopping: false,
     }));
@@ -585,7 +594,7 @@ fn start_workload(
         let mut ports = Vec::new();
         for cp in &plan.containers {
             for p in &cp.ports {
-                ports.push((p.name.clone(), p.container_port));
+                ports.push((p.name.clone(), p.container_port, p.protocol.clone()));
             }
             if not_run.contains(&cp.name) {
                 continue;
@@ -1262,7 +1271,15 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
         let ready: Vec<_> = members(&c, v)
             .into_iter()
             .filter(|p| p.ready)
-            .map(|p| (p.ip, p.ports.clone()))
+            .map(|p| {
+                (
+                    p.ip,
+                    p.ports
+                        .iter()
+                        .map(|(n, port, _)| (n.clone(), *port))
+                        .collect(),
+                )
+            })
             .collect();
         rules.extend(net::service_rules(v, ip, &ready));
     }
@@ -1270,6 +1287,33 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
     if program != c.program {
         net::apply_kube_proxy(&program, &c.workdir)?;
         c.program = program;
+    }
+    if let Some(current) = &c.policy_program {
+        let peers: Vec<crate::netpol::Peer> = c
+            .pods
+            .iter()
+            .map(|p| crate::netpol::Peer {
+                namespace: p.namespace.clone(),
+                ip: p.ip,
+                labels: p.labels.clone(),
+                ports: p.ports.clone(),
+            })
+            .collect();
+        let policies = crate::netpol::Policies::new(&c.objects);
+        let program = crate::netpol::program(&policies, &peers);
+        if program != *current {
+            for line in policies.unexpressible(&peers) {
+                if !c.reported.contains(&line) {
+                    say(
+                        c.started,
+                        &format!("NetworkPolicy not expressible here: {line}"),
+                    );
+                    c.reported.insert(line);
+                }
+            }
+            net::apply_nft(&program, &c.workdir.join("network-policy.nft"))?;
+            c.policy_program = Some(program);
+        }
     }
     for pod in &c.pods {
         let hosts = hosts_file(&c, pod);
@@ -1468,7 +1512,7 @@ fn start_postgres(
         ip,
         netns,
         labels,
-        ports: vec![(Some("postgresql".into()), 5432)],
+        ports: vec![(Some("postgresql".into()), 5432, "TCP".into())],
         hostname: pod_name.clone(),
         subdomain: None,
         dir: pod_dir.clone(),
