@@ -504,31 +504,40 @@ async fn wait_ready(shared: &Shared, k: &FluxKustomization) -> anyhow::Result<()
     }
 }
 
-fn image_config(image: &str, binaries: &Path) -> Option<ImageConfig> {
+/// What runs for `image`: `Ok(None)` when nothing local stands in for it
+/// (the container is named and not run); an error when it is one of our
+/// images whose binary is missing.
+fn image_config(image: &str, binaries: &Path) -> anyhow::Result<Option<ImageConfig>> {
     let env = vec![("PATH".to_owned(), PATH.to_owned())];
     if let Some(rest) = image.strip_prefix(OUR_IMAGES) {
-        let name = rest.split([':', '@']).next()?;
+        let name = rest.split([':', '@']).next().unwrap_or(rest);
         let binary = binaries.join(name);
-        return binary.is_file().then(|| ImageConfig {
+        if !binary.is_file() {
+            bail!(
+                "image {image}: its binary {} does not exist (build it, or drop --no-build)",
+                binary.display()
+            );
+        }
+        return Ok(Some(ImageConfig {
             entrypoint: vec![binary.to_string_lossy().into_owned()],
             user: "65532:65532".into(),
             env,
             ..ImageConfig::default()
-        });
+        }));
     }
     // The official Redis image: the machine's redis-server stands in.
     let repo = image.split([':', '@']).next().unwrap_or(image);
     if matches!(repo, "redis" | "docker.io/library/redis" | "library/redis")
         && Path::new("/usr/bin/redis-server").is_file()
     {
-        return Some(ImageConfig {
+        return Ok(Some(ImageConfig {
             entrypoint: vec!["redis-server".into()],
             user: "999:999".into(),
             env,
             ..ImageConfig::default()
-        });
+        }));
     }
-    None
+    Ok(None)
 }
 
 fn objects_of(c: &Cluster, namespace: &str) -> anyhow::Result<Objects> {
@@ -579,7 +588,9 @@ fn start_workload(
             .flat_map(|s| s.containers.iter())
         {
             let image = cont.image.clone().unwrap_or_default();
-            match image_config(&image, &options.binaries) {
+            match image_config(&image, &options.binaries)
+                .with_context(|| format!("{}: container {}", workload.id(), cont.name))?
+            {
                 Some(cfg) => {
                     plan_options.images.insert(image, cfg);
                 }
@@ -1840,5 +1851,69 @@ fn shared_view(shared: &Shared) -> View {
     View {
         objects: c.objects.clone(),
         service_ips: c.service_ips.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_run_our_binaries_or_a_stand_in_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ac-service"), "").unwrap();
+        let ac = image_config("ghcr.io/dark-tower/dark-tower/ac-service:0.1.0", dir.path())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ac.entrypoint,
+            [dir.path().join("ac-service").to_string_lossy()]
+        );
+        assert_eq!(ac.user, "65532:65532");
+        let err = image_config(
+            "ghcr.io/dark-tower/dark-tower/global-controller@sha256:ab",
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("global-controller does not exist"), "{err}");
+        assert!(
+            image_config("docker.io/oliver006/redis_exporter:v1.67.0", dir.path())
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_launch_script_quotes_everything_it_passes() {
+        let launch = Launch::Container {
+            argv: vec!["/bin/echo".into(), "it's $(not) expanded".into()],
+            env: Vec::new(),
+            mounts: vec![(PathBuf::from("/tmp/v o l"), "/etc/dark tower".into(), true)],
+            user: "65532:65532".into(),
+            groups: vec![65532],
+            read_only: true,
+            working_dir: "/".into(),
+        };
+        let script = launch_script(&launch, Path::new("/tmp/pod"), "p-c");
+        assert!(script.contains("'it'\\''s $(not) expanded'"), "{script}");
+        assert!(
+            script.contains("--userspec=65532:65532 --groups=65532"),
+            "{script}"
+        );
+        assert!(
+            script.contains("mount -o remount,ro '/run/dt-p-c/root'"),
+            "{script}"
+        );
+        assert!(
+            script.contains("mount --bind '/tmp/v o l' '/run/dt-p-c/root/etc/dark tower'"),
+            "{script}"
+        );
+        // The script is valid sh.
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
     }
 }
