@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::config::Config;
 use crate::diag::{Finding, Label, Severity};
+use crate::kustomize::RefKind;
 use crate::model::{Index, Resource};
 use crate::rules::{self, Context, Rule};
 use crate::source::FileId;
@@ -32,6 +33,7 @@ pub static ENGINE_RULES: [crate::rules::RuleMeta; 2] = [
         category: "suppression",
         severity: Severity::Warning,
         summary: "a dtlint.io/ignore suppression suppresses nothing",
+        needs: crate::rules::Needs::File,
         docs: "## What it does\nReports a `dtlint.io/ignore: <rule>=<reason>` entry whose rule no longer fires on the object.\n\n## Why is this bad?\nA stale suppression hides the next real finding of that rule on the same object.\n\n## Example\n```yaml\nannotations:\n  dtlint.io/ignore: \"latest-tag=pinned upstream\"   # the image is pinned now\n```\n\n## Use instead\nRemove the entry.\n\n## References\n- `dtlint explain <rule>` for the suppressed rule\n",
     },
     crate::rules::RuleMeta {
@@ -39,21 +41,35 @@ pub static ENGINE_RULES: [crate::rules::RuleMeta; 2] = [
         category: "suppression",
         severity: Severity::Error,
         summary: "a dtlint.io/ignore suppression has no reason or names an unknown rule",
+        needs: crate::rules::Needs::File,
         docs: "## What it does\nReports `dtlint.io/ignore` entries without a reason (`rule=` or `rule`) or naming a rule that does not exist.\n\n## Why is this bad?\nA suppression is a decision; without its reason nobody can tell later whether it still holds. An unknown rule id suppresses nothing.\n\n## Example\n```yaml\nannotations:\n  dtlint.io/ignore: \"latest-tag\"\n```\n\n## Use instead\n```yaml\nannotations:\n  dtlint.io/ignore: \"latest-tag=image is pinned by digest in the overlay\"\n```\n\n## References\n- `dtlint rules` for the list of rule ids\n",
     },
 ];
 
-/// Which rules run.
+/// Which rules run, and which findings are reported.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub only: Vec<String>,
     pub skip: Vec<String>,
+    /// The paths (absolute) the user asked about. The whole repository is
+    /// loaded as context, but only findings whose primary location lies
+    /// inside one of these are reported (and counted, and suppressions
+    /// outside them are not judged). Empty: everything.
+    pub view: Vec<std::path::PathBuf>,
+    /// Why there is no repository around the checked paths (a lone file,
+    /// stdin), if there is none: rules that need one are then not run.
+    pub no_repository: Option<String>,
 }
 
 impl Selection {
     pub fn includes(&self, id: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|o| o == id))
             && !self.skip.iter().any(|s| s == id)
+    }
+
+    /// Is `path` (absolute) inside the view?
+    pub fn in_view(&self, path: &std::path::Path) -> bool {
+        self.view.is_empty() || self.view.iter().any(|v| path.starts_with(v))
     }
 }
 
@@ -63,6 +79,16 @@ pub struct Outcome {
     pub findings: Vec<Finding>,
     /// How many findings were suppressed by annotations or exemptions.
     pub suppressed: usize,
+    /// Rules that were not run because they need a repository and there is
+    /// none, with the reason ([`Selection::no_repository`]).
+    pub skipped: Option<Skipped>,
+}
+
+/// Rules left out of a run, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub rules: Vec<&'static str>,
+    pub reason: String,
 }
 
 impl Outcome {
@@ -232,11 +258,15 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         );
     }
     let ctx = Context::new(&index, config);
-    let selected: Vec<&dyn Rule> = rules::ALL
+    let (selected, left_out): (Vec<&dyn Rule>, Vec<&dyn Rule>) = rules::ALL
         .iter()
         .copied()
         .filter(|r| selection.includes(r.meta().id))
-        .collect();
+        .partition(|r| selection.no_repository.is_none() || r.meta().needs == rules::Needs::File);
+    let skipped = selection.no_repository.as_ref().map(|reason| Skipped {
+        rules: left_out.iter().map(|r| r.meta().id).collect(),
+        reason: reason.clone(),
+    });
     let mut raw = run_rules(&ctx, &selected);
 
     let mut engine_findings = Vec::new();
@@ -273,18 +303,20 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             continue;
         };
         f.severity = sev;
-        if let Some(s) = sups.iter_mut().find(|s| {
+        let suppression = sups.iter_mut().find(|s| {
             s.rule == f.rule && s.file == f.primary.file && inside(s.scope, f.primary.span)
-        }) {
-            s.used = true;
-            suppressed += 1;
-            continue;
-        }
+        });
         // Findings in rendered overlays point at the source a human edits,
         // and exemptions name source paths: map once, here. The object is
         // found where the rule saw it.
         let (seen_in, seen_at) = (f.primary.file, f.primary.span);
         to_source(ws, &mut f);
+        let in_view = selection.in_view(&ws.sources.get(f.primary.file).abs);
+        if let Some(s) = suppression {
+            s.used = true;
+            suppressed += usize::from(in_view);
+            continue;
+        }
         let path = &ws.sources.get(f.primary.file).path;
         let exempt = config
             .exemptions
@@ -300,10 +332,12 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
                     })
             });
         if exempt {
-            suppressed += 1;
+            suppressed += usize::from(in_view);
             continue;
         }
-        findings.push(f);
+        if in_view {
+            findings.push(f);
+        }
     }
 
     let mut unused = Vec::new();
@@ -328,7 +362,9 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     if selection.includes(INVALID_SUPPRESSION) {
         for mut f in engine_findings {
             to_source(ws, &mut f);
-            findings.push(f);
+            if selection.in_view(&ws.sources.get(f.primary.file).abs) {
+                findings.push(f);
+            }
         }
     }
 
@@ -347,12 +383,14 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             (l.file, l.span.start.offset, s.rule.as_str())
         })
         .collect();
-    // Keyed by rule too: one annotation can suppress several rules.
+    // Keyed by rule too: one annotation can suppress several rules. Only
+    // suppressions inside the view are judged.
     findings.extend(
         unused
             .into_iter()
             .filter(|(f, rule)| {
                 !used_at.contains(&(f.primary.file, f.primary.span.start.offset, *rule))
+                    && selection.in_view(&ws.sources.get(f.primary.file).abs)
             })
             .map(|(f, _)| f),
     );
@@ -382,7 +420,7 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             merged.push(f);
         }
     }
-    let mut findings = merged;
+    let mut findings = same_defect_once(merged);
     for f in &mut findings {
         f.envs.sort_by_key(|e| config.environment_rank(e));
     }
@@ -394,7 +432,73 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     Outcome {
         findings,
         suppressed,
+        skipped,
     }
+}
+
+/// Rules that describe the same defect as a more general one when both point
+/// at the same place: (more specific, more general). The general finding is
+/// dropped and its environments and related locations join the specific one.
+pub const SAME_DEFECT: &[(&str, &str)] = &[
+    // A `key:` that names no key of its ConfigMap/Secret: the reference rule
+    // shows the object and the keys it has; the contract rule only repeats it.
+    ("dangling-config-ref", "env-contract"),
+];
+
+/// Merge findings of [`SAME_DEFECT`] pairs that point at the same place.
+fn same_defect_once(findings: Vec<Finding>) -> Vec<Finding> {
+    let place = |f: &Finding| (f.primary.file, f.primary.span.start.offset);
+    let mut at: std::collections::HashMap<(FileId, u32), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, f) in findings.iter().enumerate() {
+        at.entry(place(f)).or_default().push(i);
+    }
+    // Which finding (index) absorbs which.
+    let mut into: Vec<Option<usize>> = vec![None; findings.len()];
+    for group in at.values().filter(|g| g.len() > 1) {
+        for &general in group {
+            let specific = group.iter().copied().find(|&other| {
+                SAME_DEFECT
+                    .iter()
+                    .any(|&(s, g)| findings[other].rule == s && findings[general].rule == g)
+            });
+            if let Some(specific) = specific
+                && into[specific].is_none()
+            {
+                into[general] = Some(specific);
+            }
+        }
+    }
+    let mut absorbed: Vec<Vec<Finding>> = vec![Vec::new(); findings.len()];
+    let mut kept: Vec<(usize, Finding)> = Vec::with_capacity(findings.len());
+    for (i, f) in findings.into_iter().enumerate() {
+        match into[i] {
+            Some(target) => absorbed[target].push(f),
+            None => kept.push((i, f)),
+        }
+    }
+    kept.into_iter()
+        .map(|(i, mut f)| {
+            for g in std::mem::take(&mut absorbed[i]) {
+                for e in g.envs {
+                    if !f.envs.contains(&e) {
+                        f.envs.push(e);
+                    }
+                }
+                for l in g.secondary {
+                    if !f
+                        .secondary
+                        .iter()
+                        .any(|x| x.file == l.file && x.span.start == l.span.start)
+                    {
+                        f.secondary.push(l);
+                    }
+                }
+                f.severity = f.severity.min(g.severity);
+            }
+            f
+        })
+        .collect()
 }
 
 /// Objects per task of the per-object pass: enough to amortise scheduling,
@@ -500,21 +604,45 @@ fn map_label(ws: &Workspace, l: &mut Label) -> bool {
 }
 
 /// Point a finding's labels at sources. An unmappable primary label falls
-/// back to the overlay's kustomization; unmappable related labels are dropped.
+/// back to the overlay kustomization's entry that brought the object in (or
+/// the kustomization itself); unmappable related labels are dropped. No
+/// label is left in a rendered stream.
 fn to_source(ws: &Workspace, f: &mut Finding) {
-    if let Some(r) = ws.rendered_of(f.primary.file) {
-        let overlay = r.target.dir.clone();
-        if !map_label(ws, &mut f.primary) {
-            let kfile = crate::kustomize::FILE_NAMES
-                .iter()
-                .find_map(|n| ws.sources.find_abs(&overlay.join(n)));
-            if let Some(k) = kfile {
-                f.primary.span = ws.file_span(k);
-                f.primary.file = k;
-            }
-        }
+    if ws.rendered_of(f.primary.file).is_some()
+        && !map_label(ws, &mut f.primary)
+        && let Some((file, span)) = producing_entry(ws, f.primary.file, f.primary.span)
+    {
+        f.primary.file = file;
+        f.primary.span = span;
     }
     f.secondary.retain_mut(|l| map_label(ws, l));
+}
+
+/// The entry of a rendered overlay's kustomization that produced the object
+/// at `span`: the `resources:` (or `components:`) entry on the way to the
+/// object's origin file, else the kustomization's first line.
+fn producing_entry(ws: &Workspace, file: FileId, span: Span) -> Option<(FileId, Span)> {
+    let rendered = ws.rendered_of(file)?;
+    let kust = ws.kustomization_in(&rendered.target.dir)?;
+    let origin = ws
+        .parsed(file)
+        .documents
+        .iter()
+        .position(|d| inside(d.root.span, span))
+        .and_then(|i| rendered.provenance.get(i))
+        .and_then(|p| p.origin.as_deref());
+    let entry = origin.and_then(|o| {
+        kust.refs
+            .iter()
+            .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
+            .filter(|r| o.starts_with(&r.path))
+            // The longest (most specific) path wins.
+            .max_by_key(|r| r.path.components().count())
+    });
+    Some(match entry {
+        Some(r) => (kust.file, r.span),
+        None => (kust.file, ws.file_span(kust.file)),
+    })
 }
 
 /// The object whose document contains `span`.

@@ -106,8 +106,13 @@ enum SopsCommand {
 
 #[derive(clap::Args)]
 struct CheckArgs {
-    /// Files or directories to lint.
+    /// Files or directories to lint (`-`: one manifest from standard input).
+    /// The repository around them is read as context; only findings inside
+    /// them are reported.
     paths: Vec<PathBuf>,
+    /// The name to show for standard input (with `-`).
+    #[arg(long, value_name = "PATH")]
+    stdin_filename: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -294,7 +299,7 @@ fn list_rules(json: bool) {
             .iter()
             .map(|r| {
                 let m = r.meta();
-                serde_json::json!({"id": m.id, "category": m.category, "severity": m.severity, "summary": m.summary})
+                serde_json::json!({"id": m.id, "category": m.category, "severity": m.severity, "summary": m.summary, "needs": m.needs})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -314,19 +319,57 @@ fn list_rules(json: bool) {
 }
 
 /// The repository around `start`: the nearest directory with `dtlint.toml`
-/// or `.git`, else `start` itself.
-fn find_root(start: &Path) -> PathBuf {
+/// or `.git`.
+fn find_repository(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .find(|d| d.join(config::FILE_NAME).is_file() || d.join(".git").exists())
-        .unwrap_or(start)
-        .to_path_buf()
+        .map(Path::to_path_buf)
+}
+
+/// The repository around `start`, else `start` itself.
+fn find_root(start: &Path) -> PathBuf {
+    find_repository(start).unwrap_or_else(|| start.to_path_buf())
+}
+
+/// Standard input, bounded like any file, in a private directory of its own
+/// (a lone manifest: no repository around it).
+fn stdin_to_file(limit: u64) -> Result<(tempfile::TempDir, PathBuf), String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "standard input is larger than the {limit}-byte limit (`max-file-size` in dtlint.toml)"
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("dtlint-stdin-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let file = dir.path().join("stdin.yaml");
+    std::fs::write(&file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok((dir, file))
 }
 
 fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    let paths: Vec<PathBuf> = if args.paths.is_empty() {
+    let from_stdin = args.paths.len() == 1 && args.paths[0].as_os_str() == "-";
+    if !from_stdin && args.paths.iter().any(|p| p.as_os_str() == "-") {
+        return Err("`-` (standard input) cannot be combined with other paths".into());
+    }
+    // Kept alive until the end of the check: removed on drop.
+    let mut stdin_dir = None;
+    let paths: Vec<PathBuf> = if from_stdin {
+        let (dir, file) = stdin_to_file(Config::defaults().max_file_size)?;
+        stdin_dir = Some(dir);
+        vec![file]
+    } else if args.paths.is_empty() {
         vec![find_root(&cwd)]
     } else {
         args.paths
@@ -348,7 +391,42 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     } else {
         first.parent().map_or(cwd.clone(), Path::to_path_buf)
     };
-    let root = find_root(&start);
+    let repository = if from_stdin {
+        None
+    } else {
+        find_repository(&start)
+    };
+    // The repository is the context of every view: its kustomizations list
+    // the file, its policies select the pods, its overlays render the base.
+    // Only findings inside the given paths are reported.
+    let (root, load, view, no_repository) = match &repository {
+        Some(repo) => {
+            let mut load = vec![repo.clone()];
+            load.extend(paths.iter().filter(|p| !p.starts_with(repo)).cloned());
+            let view = if paths.iter().any(|p| p == repo) {
+                Vec::new()
+            } else {
+                paths.clone()
+            };
+            (repo.clone(), load, view, None)
+        }
+        // A directory outside any repository is its own repository.
+        None if paths.iter().any(|p| p.is_dir()) => {
+            (start.clone(), paths.clone(), Vec::new(), None)
+        }
+        None => {
+            let what = if from_stdin {
+                "standard input is a lone manifest".to_string()
+            } else {
+                format!(
+                    "no {} or .git in {} or above it",
+                    config::FILE_NAME,
+                    start.display()
+                )
+            };
+            (start.clone(), paths.clone(), Vec::new(), Some(what))
+        }
+    };
 
     let config = match &args.config {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
@@ -386,7 +464,11 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         only_env: args.env.clone(),
     };
     let (mut ws, notes) =
-        engine::prepare(&root, &paths, &config, &render).map_err(|e| e.to_string())?;
+        engine::prepare(&root, &load, &config, &render).map_err(|e| e.to_string())?;
+    if from_stdin {
+        let name = args.stdin_filename.as_deref().unwrap_or("<stdin>");
+        ws.sources.rename(&paths[0], name);
+    }
     if let Some(why) = &notes.render_skipped {
         eprintln!("dtlint: note: {why}");
     }
@@ -404,8 +486,20 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     let selection = Selection {
         only: args.only.clone(),
         skip: args.skip.clone(),
+        view,
+        no_repository,
     };
     let mut outcome = engine::run(&ws, &config, &selection);
+    if let Some(skipped) = &outcome.skipped
+        && !skipped.rules.is_empty()
+    {
+        eprintln!(
+            "dtlint: note: {} rule(s) that need the whole repository were not run ({}): {}",
+            skipped.rules.len(),
+            skipped.reason,
+            skipped.rules.join(", ")
+        );
+    }
     if let Some(env) = &args.env {
         outcome
             .findings
@@ -434,8 +528,13 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     if args.format == Format::Human || args.output.is_some() {
         // Unreadable files are kept in `sources` (to point findings at);
-        // rendered overlays are there too but are builds, not files.
-        let files = ws.sources.len().saturating_sub(ws.rendered.len());
+        // rendered overlays are there too but are builds, not files. Only
+        // the files in the view count.
+        let files = ws
+            .sources
+            .iter()
+            .filter(|(id, f)| ws.rendered_of(*id).is_none() && selection.in_view(&f.abs))
+            .count();
         let builds = if notes.builds > 0 {
             format!(
                 ", {} overlay build(s) ({} from cache)",
@@ -454,6 +553,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     // one would only delay the exit (a tenth of a second on a 10,000-service
     // repository), so the workspace is left to the operating system.
     std::mem::forget(ws);
+    drop(stdin_dir);
     Ok(if failed {
         ExitCode::from(1)
     } else {

@@ -644,6 +644,18 @@ fn from_transformers(
     None
 }
 
+/// Does `steps` end at the value that identifies its object or list item
+/// (`metadata.name`, `kind`, or the merge key of a list item such as a
+/// container's `name`)?
+fn names_its_item(steps: &[Step]) -> bool {
+    match steps {
+        [Step::Key(k)] => k == "kind" || k == "apiVersion",
+        [Step::Key(m), Step::Key(n)] if m == "metadata" && n == "name" => true,
+        [.., Step::Item(_, Some((id, _))), Step::Key(k)] => id == k,
+        _ => false,
+    }
+}
+
 /// Map a span in a rendered overlay to the source a human edits: the patch
 /// that set the value, a kustomization transformer, or the origin file.
 pub fn map_to_source(ws: &Workspace, file: FileId, span: Span) -> Option<(FileId, Span)> {
@@ -703,8 +715,19 @@ pub fn map_to_source(ws: &Workspace, file: FileId, span: Span) -> Option<(FileId
                 .map(|d| (oid, d))
         });
 
-    // 1. A source that writes this very value at this very path.
-    for &(fid, d) in candidates.iter().chain(origin.iter()) {
+    // 1. A source that writes this very value at this very path. A value
+    //    that only names its object or list item (`metadata.name`, a
+    //    container's `name`) or a whole mapping is written by every patch
+    //    that merges into it, so the origin, where it is declared, goes
+    //    first: a finding about what the object lacks belongs where the
+    //    object is declared, once for every environment.
+    let declares = leaf.is_none() || names_its_item(&steps);
+    let ordered: Vec<(FileId, &Node)> = if declares {
+        origin.iter().chain(candidates.iter()).copied().collect()
+    } else {
+        candidates.iter().chain(origin.iter()).copied().collect()
+    };
+    for &(fid, d) in &ordered {
         let (node, entry, matched) = follow(d, &steps);
         if matched == steps.len() && (on_key || leaf.is_none() || scalar_text(node) == leaf) {
             return Some((fid, spot(node, entry, on_key)));

@@ -96,6 +96,13 @@ impl Sources {
         self.files.is_empty()
     }
 
+    /// Show the file at `abs` under another name (standard input).
+    pub fn rename(&mut self, abs: &Path, shown: &str) {
+        if let Some(id) = self.find_abs(abs) {
+            self.files[id.0 as usize].path = shown.to_string();
+        }
+    }
+
     /// The file whose disk path is `abs`, if it was read.
     pub fn find_abs(&self, abs: &Path) -> Option<FileId> {
         self.by_abs.get(abs).copied()

@@ -46,6 +46,7 @@ fn run(dir: &Path, rule: &str) -> (usize, String) {
     let selection = Selection {
         only: vec![rule.to_string()],
         skip: vec![],
+        ..Selection::default()
     };
     let outcome = engine::run(&ws, &config, &selection);
     let mine: Vec<_> = outcome.findings.iter().filter(|f| f.rule == rule).collect();

@@ -35,6 +35,7 @@ fn findings(root: &Path) -> Vec<(String, String, u32, String)> {
     let selection = Selection {
         only: RULES.iter().map(ToString::to_string).collect(),
         skip: vec![],
+        ..Selection::default()
     };
     engine::run(&ws, &config, &selection)
         .findings

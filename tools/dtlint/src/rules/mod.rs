@@ -36,6 +36,21 @@ pub struct RuleMeta {
     /// Markdown with the headings `## What it does`, `## Why is this bad?`,
     /// `## Example`, `## Use instead`, `## References`.
     pub docs: &'static str,
+    /// What the rule must see to judge: one object, or the whole repository.
+    pub needs: Needs,
+}
+
+/// What a rule must see before it can judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Needs {
+    /// The object (or file) alone: the rule works on a lone file or stdin.
+    File,
+    /// Other files of the repository: the objects a selector or reference
+    /// points at, the kustomizations that list a file, `.sops.yaml`, the
+    /// environments' overlays. Without a repository the rule cannot know and
+    /// stays silent.
+    Repository,
 }
 
 impl RuleMeta {
@@ -183,7 +198,8 @@ pub trait Rule: Sync {
     }
 }
 
-/// Declare a rule type whose doc comment becomes its docs.
+/// Declare a rule type whose doc comment becomes its docs. A rule that
+/// needs other files than the one it reports on says `needs: Repository`.
 macro_rules! declare_rule {
     (
         $(#[doc = $doc:literal])*
@@ -191,7 +207,8 @@ macro_rules! declare_rule {
             id: $id:literal,
             category: $cat:literal,
             severity: $sev:ident,
-            summary: $sum:literal $(,)?
+            summary: $sum:literal,
+            needs: $needs:ident $(,)?
         }
     ) => {
         $(#[doc = $doc])*
@@ -204,7 +221,28 @@ macro_rules! declare_rule {
                 severity: $crate::diag::Severity::$sev,
                 summary: $sum,
                 docs: concat!($($doc, "\n"),*),
+                needs: $crate::rules::Needs::$needs,
             };
+        }
+    };
+    (
+        $(#[doc = $doc:literal])*
+        $vis:vis struct $name:ident {
+            id: $id:literal,
+            category: $cat:literal,
+            severity: $sev:ident,
+            summary: $sum:literal $(,)?
+        }
+    ) => {
+        $crate::rules::declare_rule! {
+            $(#[doc = $doc])*
+            $vis struct $name {
+                id: $id,
+                category: $cat,
+                severity: $sev,
+                summary: $sum,
+                needs: File,
+            }
         }
     };
 }

@@ -58,6 +58,7 @@ declare_rule! {
         category: "contract",
         severity: Error,
         summary: "a workload does not provide a variable its service's config contract requires",
+        needs: Repository,
     }
 }
 

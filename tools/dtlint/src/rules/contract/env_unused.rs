@@ -41,6 +41,7 @@ declare_rule! {
         category: "contract",
         severity: Warning,
         summary: "a workload sets an env var its service's config contract does not list",
+        needs: Repository,
     }
 }
 

@@ -55,6 +55,7 @@ declare_rule! {
         category: "database",
         severity: Error,
         summary: "two services that run migrations connect to the same database",
+        needs: Repository,
     }
 }
 

@@ -46,6 +46,7 @@ declare_rule! {
         category: "flux",
         severity: Error,
         summary: "a Flux Kustomization applies SOPS files without sops decryption",
+        needs: Repository,
     }
 }
 

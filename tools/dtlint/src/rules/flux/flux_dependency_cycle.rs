@@ -43,6 +43,7 @@ declare_rule! {
         category: "flux",
         severity: Error,
         summary: "Flux dependsOn entries form a cycle",
+        needs: Repository,
     }
 }
 

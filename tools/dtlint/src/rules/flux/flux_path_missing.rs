@@ -39,6 +39,7 @@ declare_rule! {
         category: "flux",
         severity: Error,
         summary: "a Flux Kustomization's spec.path does not exist or holds no kustomization",
+        needs: Repository,
     }
 }
 

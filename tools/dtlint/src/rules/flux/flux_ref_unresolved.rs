@@ -45,6 +45,7 @@ declare_rule! {
         category: "flux",
         severity: Error,
         summary: "a Flux sourceRef or dependsOn names an object that is not declared",
+        needs: Repository,
     }
 }
 

@@ -36,6 +36,7 @@ declare_rule! {
         category: "gitops",
         severity: Error,
         summary: "an overlay an environment applies does not build",
+        needs: Repository,
     }
 }
 

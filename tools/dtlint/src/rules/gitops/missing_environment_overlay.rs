@@ -33,6 +33,7 @@ declare_rule! {
         category: "gitops",
         severity: Error,
         summary: "a service has no overlay in one of the environments",
+        needs: Repository,
     }
 }
 

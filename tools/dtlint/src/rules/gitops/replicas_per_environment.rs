@@ -37,6 +37,7 @@ declare_rule! {
         category: "gitops",
         severity: Error,
         summary: "a workload runs fewer replicas than its environment requires",
+        needs: Repository,
     }
 }
 

@@ -39,6 +39,7 @@ declare_rule! {
         category: "gitops",
         severity: Error,
         summary: "a container's requests or limits differ from its environment's sizing table",
+        needs: Repository,
     }
 }
 

@@ -41,6 +41,7 @@ declare_rule! {
         category: "layout",
         severity: Error,
         summary: "a YAML file next to a kustomization.yaml is not listed by any kustomization",
+        needs: Repository,
     }
 }
 

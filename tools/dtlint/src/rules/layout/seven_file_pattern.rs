@@ -41,6 +41,7 @@ declare_rule! {
         category: "layout",
         severity: Error,
         summary: "a service directory under base/ lacks one of the seven standard files",
+        needs: Repository,
     }
 }
 

@@ -48,6 +48,7 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "a namespace with workloads has no default-deny NetworkPolicy",
+        needs: Repository,
     }
 }
 

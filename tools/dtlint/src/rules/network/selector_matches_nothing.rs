@@ -41,6 +41,7 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "a Service, PDB, NetworkPolicy or ServiceMonitor selector matches nothing",
+        needs: Repository,
     }
 }
 

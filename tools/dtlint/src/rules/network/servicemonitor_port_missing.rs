@@ -35,6 +35,7 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "a ServiceMonitor scrapes a port name its Service does not have",
+        needs: Repository,
     }
 }
 

@@ -37,6 +37,7 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "a Service targets a port no selected container declares",
+        needs: Repository,
     }
 }
 

@@ -81,6 +81,7 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "the traffic NetworkPolicies allow differs from the matrix in dtlint.toml",
+        needs: Repository,
     }
 }
 

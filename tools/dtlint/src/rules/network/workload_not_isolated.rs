@@ -47,6 +47,7 @@ declare_rule! {
         category: "network",
         severity: Error,
         summary: "a workload's pods are selected by no allow NetworkPolicy",
+        needs: Repository,
     }
 }
 

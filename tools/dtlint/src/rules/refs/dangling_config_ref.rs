@@ -46,6 +46,7 @@ declare_rule! {
         category: "references",
         severity: Error,
         summary: "a pod refers to a ConfigMap, Secret or key that does not exist",
+        needs: Repository,
     }
 }
 

@@ -45,6 +45,7 @@ declare_rule! {
         category: "sops",
         severity: Error,
         summary: "a SOPS patch gives a key of the base Secret no value, or an empty one",
+        needs: Repository,
     }
 }
 

@@ -44,6 +44,7 @@ declare_rule! {
         category: "sops",
         severity: Error,
         summary: "a secret file or value that must be SOPS-encrypted is plaintext",
+        needs: Repository,
     }
 }
 

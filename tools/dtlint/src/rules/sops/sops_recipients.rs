@@ -39,6 +39,7 @@ declare_rule! {
         category: "sops",
         severity: Error,
         summary: "a SOPS file's age recipients differ from its .sops.yaml rule's",
+        needs: Repository,
     }
 }
 

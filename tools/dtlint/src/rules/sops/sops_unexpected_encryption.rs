@@ -37,6 +37,7 @@ declare_rule! {
         category: "sops",
         severity: Error,
         summary: "a SOPS-encrypted file or value that no .sops.yaml rule accounts for",
+        needs: Repository,
     }
 }
 

@@ -34,6 +34,7 @@ declare_rule! {
         category: "workloads",
         severity: Error,
         summary: "a PodDisruptionBudget blocks every eviction",
+        needs: Repository,
     }
 }
 

@@ -1,0 +1,303 @@
+//! Every view is the repository's view: `dtlint check <file | dir | overlay>`
+//! judges the given paths in the context of the repository around them and
+//! reports only what lies inside them; a lone manifest (no repository, or
+//! standard input) gets only the rules that can judge one file. And one
+//! defect is one finding, at the line to edit.
+//!
+//! These run the real binary on a copy of this repository, with the
+//! overlays rendered by the real kustomize (`kubectl kustomize`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use insta_cmd::get_cargo_bin;
+
+mod support;
+use support::{copy, plant};
+
+struct Run {
+    code: i32,
+    json: serde_json::Value,
+    stderr: String,
+}
+
+impl Run {
+    /// (rule, file, line, environments) of every finding.
+    fn findings(&self) -> Vec<(String, String, u64, Vec<String>)> {
+        self.json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["location"]["file"].as_str().unwrap().to_string(),
+                    f["location"]["line"].as_u64().unwrap(),
+                    f["environments"]
+                        .as_array()
+                        .map(|a| a.iter().map(|e| e.as_str().unwrap().to_string()).collect())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// No location, primary or related, names a rendered stream or a file
+    /// outside the repository's own paths.
+    fn assert_positions_are_editable(&self) {
+        for f in self.json["findings"].as_array().unwrap() {
+            let related = f["related"].as_array().cloned().unwrap_or_default();
+            for loc in std::iter::once(&f["location"]).chain(related.iter()) {
+                let file = loc["file"].as_str().unwrap();
+                assert!(
+                    !file.contains("rendered") && !file.starts_with('/'),
+                    "a position no editor can open: {file} in {f}"
+                );
+            }
+        }
+    }
+}
+
+fn dtlint(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(get_cargo_bin("dtlint"));
+    cmd.current_dir(dir)
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env_remove("SOPS_AGE_KEY")
+        // One cache per copy: the first run builds, the others reuse.
+        .env("DTLINT_CACHE_DIR", dir.join(".cache"))
+        .args(["check", "--format", "json"])
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let run = Run {
+        code: out.status.code().unwrap(),
+        json,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    run.assert_positions_are_editable();
+    run
+}
+
+#[test]
+fn a_file_a_directory_and_an_overlay_are_judged_in_their_repository() {
+    let dir = copy();
+    let root = dir.path();
+    for view in [
+        // Listed by base/global-controller/kustomization.yaml: not an orphan.
+        "base/global-controller/network-policy.yaml",
+        // A base directory: suppressions elsewhere (base/redis) are not its business.
+        "base/global-controller",
+        "overlays/production",
+        "overlays/production/redis",
+        "clusters/staging",
+    ] {
+        let run = dtlint(root, &[view], None);
+        assert_eq!(
+            (run.code, run.findings()),
+            (0, vec![]),
+            "{view}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("were not run"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn only_findings_inside_the_view_are_reported_and_counted() {
+    let dir = copy();
+    let root = dir.path();
+    let line = plant(
+        root,
+        "base/ac-service/statefulset.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+        0,
+    );
+    // Outside the view: nothing, exit 0.
+    let run = dtlint(root, &["base/global-controller"], None);
+    assert_eq!((run.code, run.findings()), (0, vec![]), "{}", run.stderr);
+    assert_eq!(run.json["summary"]["errors"], 0);
+    // Inside the view: found at the line changed, exit 1.
+    let run = dtlint(root, &["base/ac-service/statefulset.yaml"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let found = run.findings();
+    assert!(
+        found
+            .iter()
+            .any(|(rule, file, l, _)| rule == "writable-root-fs"
+                && file == "base/ac-service/statefulset.yaml"
+                && *l == u64::from(line)),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|(_, file, _, _)| file == "base/ac-service/statefulset.yaml"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_lone_manifest_gets_the_rules_that_can_judge_one_file() {
+    let repo = support::repo();
+    let lone = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(repo.join("base/global-controller/deployment.yaml")).unwrap();
+    let file = lone.path().join("deployment.yaml");
+    std::fs::write(&file, &text).unwrap();
+
+    // Clean but alone: no repository rule speaks, and dtlint says once why.
+    let run = dtlint(lone.path(), &["deployment.yaml"], None);
+    assert_eq!((run.code, run.findings()), (0, vec![]), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("need the whole repository").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("missing-default-deny"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("dangling-config-ref"), "{}", run.stderr);
+
+    // A defect one file shows is still found, at its line.
+    let pinned = "global-controller:0.1.0";
+    let at = text.find(pinned).unwrap();
+    let image_line = text[..at].matches('\n').count() as u64 + 1;
+    let broken = text.replacen(pinned, "global-controller:latest", 1);
+    std::fs::write(&file, &broken).unwrap();
+    let run = dtlint(lone.path(), &["deployment.yaml"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.findings()
+            .iter()
+            .map(|(r, f, l, _)| (r.as_str(), f.as_str(), *l))
+            .collect::<Vec<_>>(),
+        vec![("latest-tag", "deployment.yaml", image_line)]
+    );
+
+    // The same from standard input, shown under the name the editor gives.
+    let run = dtlint(
+        lone.path(),
+        &["-", "--stdin-filename", "gc/deployment.yaml"],
+        Some(&broken),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.findings()
+            .iter()
+            .map(|(r, f, l, _)| (r.as_str(), f.as_str(), *l))
+            .collect::<Vec<_>>(),
+        vec![("latest-tag", "gc/deployment.yaml", image_line)]
+    );
+    assert!(run.stderr.contains("standard input"), "{}", run.stderr);
+}
+
+#[test]
+fn what_the_base_lacks_is_reported_once_at_the_base_naming_every_environment() {
+    let dir = copy();
+    let root = dir.path();
+    let file = "base/meeting-controller/deployment.yaml";
+    let text = std::fs::read_to_string(root.join(file)).unwrap();
+    let start = text.find("          readinessProbe:\n").unwrap();
+    let rest = &text[start + "          readinessProbe:\n".len()..];
+    let len = rest
+        .lines()
+        .take_while(|l| l.starts_with("            "))
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    let cut = format!("{}{}", &text[..start], &rest[len..]);
+    std::fs::write(root.join(file), &cut).unwrap();
+    let container_line = cut[..cut.find("- name: meeting-controller").unwrap()]
+        .matches('\n')
+        .count() as u64
+        + 1;
+
+    let run = dtlint(root, &[], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let probes: Vec<_> = run
+        .findings()
+        .into_iter()
+        .filter(|(rule, ..)| rule == "missing-readiness-probe")
+        .collect();
+    assert_eq!(
+        probes,
+        vec![(
+            "missing-readiness-probe".to_string(),
+            file.to_string(),
+            container_line,
+            vec![
+                "development".to_string(),
+                "staging".to_string(),
+                "production".to_string()
+            ]
+        )]
+    );
+}
+
+#[test]
+fn a_renamed_configmap_key_is_one_finding() {
+    let dir = copy();
+    let root = dir.path();
+    plant(
+        root,
+        "base/global-controller/configmap.yaml",
+        "  MC_STALENESS_THRESHOLD_SECONDS:",
+        "  MC_STALENESS_THRESHOLD_SECS:",
+        0,
+    );
+    let run = dtlint(root, &["base/global-controller"], None);
+    let found = run.findings();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "dangling-config-ref");
+    assert_eq!(found[0].1, "base/global-controller/deployment.yaml");
+}
+
+#[test]
+fn rules_say_what_they_need_to_see() {
+    let out = Command::new(get_cargo_bin("dtlint"))
+        .args(["rules", "--json"])
+        .output()
+        .unwrap();
+    let rules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let needs = |id: &str| {
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["needs"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(needs("latest-tag"), "file");
+    assert_eq!(needs("missing-default-deny"), "repository");
+    assert_eq!(needs("orphan-yaml"), "repository");
+    assert_eq!(needs("dangling-config-ref"), "repository");
+}
