@@ -344,7 +344,13 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     if selection.includes(UNUSED_SUPPRESSION) {
         for s in sups
             .iter()
-            .filter(|s| !s.used && selection.includes(&s.rule))
+            // A rule that did not run (not selected, or it needs a
+            // repository there is none of) leaves its suppressions unjudged.
+            .filter(|s| {
+                !s.used
+                    && selection.includes(&s.rule)
+                    && !skipped.as_ref().is_some_and(|k| k.rules.contains(&s.rule.as_str()))
+            })
         {
             let mut f = Finding::new(
                 UNUSED_SUPPRESSION,

@@ -301,3 +301,15 @@ fn rules_say_what_they_need_to_see() {
     assert_eq!(needs("orphan-yaml"), "repository");
     assert_eq!(needs("dangling-config-ref"), "repository");
 }
+
+#[test]
+fn a_lone_file_does_not_judge_suppressions_of_rules_that_did_not_run() {
+    let lone = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        support::repo().join("base/redis/pdb.yaml"),
+        lone.path().join("pdb.yaml"),
+    )
+    .unwrap();
+    let run = dtlint(lone.path(), &["pdb.yaml"], None);
+    assert_eq!((run.code, run.findings()), (0, vec![]), "{}", run.stderr);
+}
