@@ -349,7 +349,9 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
             .filter(|s| {
                 !s.used
                     && selection.includes(&s.rule)
-                    && !skipped.as_ref().is_some_and(|k| k.rules.contains(&s.rule.as_str()))
+                    && !skipped
+                        .as_ref()
+                        .is_some_and(|k| k.rules.contains(&s.rule.as_str()))
             })
         {
             let mut f = Finding::new(
