@@ -604,25 +604,11 @@ pub(crate) fn yaml_double_quoted(text: &str) -> String {
     s
 }
 
-/// A JSON string literal.
+/// A JSON string literal (serde_json's escaping: `"`, `\\`, control
+/// characters; everything else as UTF-8).
 pub(crate) fn json_string(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\t' => s.push_str("\\t"),
-            '\r' => s.push_str("\\r"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", u32::from(c));
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
+    // Formatting a `Value` cannot fail (unlike `serde_json::to_string`).
+    serde_json::Value::String(text.to_owned()).to_string()
 }
 
 fn json_value(v: &MVal, indent: &str, depth: usize, s: &mut String) {
@@ -728,5 +714,20 @@ mod tests {
         assert!(!yaml_plain_ok("a,b", true));
         assert!(!yaml_plain_ok("", false));
         assert_eq!(yaml_double_quoted("a\"b\n"), "\"a\\\"b\\n\"");
+    }
+
+    #[test]
+    fn json_strings_read_back_as_the_same_text() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+        for text in [
+            "",
+            "plain",
+            "\u{0}\u{1f}\u{7f}",
+            "\u{2028}",
+            "ENC[AES256_GCM,data:x=]",
+        ] {
+            let back: String = serde_json::from_str(&json_string(text)).unwrap();
+            assert_eq!(back, text);
+        }
     }
 }

@@ -138,13 +138,24 @@ fn collect_suppressions(index: &Index<'_>, out: &mut Vec<Finding>) -> Vec<Suppre
                 continue;
             }
             if rules::find(rule).is_none() {
+                let guess = crate::suggest::closest(rule, rules::ids());
                 out.push(
                     Finding::new(
                         INVALID_SUPPRESSION,
                         Label::new(r.file, node.span, "not a rule id"),
-                        format!("suppression names unknown rule `{rule}`"),
+                        format!(
+                            "suppression names unknown rule `{rule}`{}",
+                            guess.map_or_else(String::new, |g| format!("; did you mean `{g}`?"))
+                        ),
                     )
-                    .help("Run `dtlint rules` for the list of rule ids.".to_string()),
+                    .help(guess.map_or_else(
+                        || "Run `dtlint rules` for the list of rule ids.".to_string(),
+                        |g| {
+                            format!(
+                                "Write `{g}=<reason>`; run `dtlint rules` for the list of rule ids."
+                            )
+                        },
+                    )),
                 );
                 continue;
             }

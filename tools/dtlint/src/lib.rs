@@ -22,6 +22,7 @@ pub mod rules;
 pub mod sops_cli;
 pub mod sops_index;
 pub mod source;
+pub mod suggest;
 pub mod timing;
 pub mod workspace;
 

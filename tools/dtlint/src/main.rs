@@ -182,7 +182,7 @@ fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
     };
     let root = find_root(&start);
     let config = match config::find(&start).filter(|p| p.starts_with(&root)) {
-        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+        Some(p) => load_config(&p, &cwd)?,
         None => Config::defaults(),
     };
     let render = engine::RenderOptions {
@@ -254,28 +254,10 @@ fn sops(cmd: &SopsCommand) -> ExitCode {
 }
 
 fn suggest(id: &str) -> String {
-    let best = rules::ids()
-        .map(|known| (strsim_distance(id, known), known))
-        .min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, known)) if d <= 3 => format!("; did you mean `{known}`?"),
-        _ => "; run `dtlint rules` for the list".into(),
+    match dtlint::suggest::closest(id, rules::known_ids()) {
+        Some(known) => format!("; did you mean `{known}`?"),
+        None => "; run `dtlint rules` for the list".into(),
     }
-}
-
-/// Levenshtein distance, for "did you mean".
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn explain(id: &str) -> ExitCode {
@@ -356,6 +338,16 @@ fn stdin_to_file(limit: u64) -> Result<(tempfile::TempDir, PathBuf), String> {
     Ok((dir, file))
 }
 
+/// Read and validate `dtlint.toml`; messages name it relative to `cwd`
+/// when it is below it (`dtlint.toml:12:8: …`, as compilers do).
+fn load_config(path: &Path, cwd: &Path) -> Result<Config, String> {
+    let shown = path.strip_prefix(cwd).unwrap_or(path).display().to_string();
+    let config = Config::load_as(path, &shown).map_err(|e| e.to_string())?;
+    let known: Vec<&str> = rules::known_ids().collect();
+    config.check_rule_ids(&known).map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
 fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
@@ -429,12 +421,15 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     };
 
     let config = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        Some(p) => load_config(p, &cwd)?,
         None => match config::find(&start).filter(|p| p.starts_with(&root)) {
-            Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+            Some(p) => load_config(&p, &cwd)?,
             None => Config::defaults(),
         },
     };
+    for warning in config.warnings(&root) {
+        eprintln!("dtlint: {warning}");
+    }
     for id in args.only.iter().chain(&args.skip) {
         if rules::find_meta(id).is_none() {
             return Err(format!("unknown rule `{id}`{}", suggest(id)));

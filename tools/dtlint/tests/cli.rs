@@ -202,6 +202,99 @@ fn bad_config_is_positioned_and_exits_two() {
     );
 }
 
+/// A scratch repository with one clean ConfigMap and this `dtlint.toml`;
+/// `dtlint check` runs in it, so the config is named `dtlint.toml`.
+fn check_config(toml: &str) -> (tempfile::TempDir, Command) {
+    let configmap = std::fs::read(fixture("clean/configmap.yaml")).unwrap();
+    let dir = scratch(&[
+        ("dtlint.toml", toml.as_bytes()),
+        ("base/configmap.yaml", &configmap),
+    ]);
+    let cmd = check_in(dir.path(), &["--color", "never"]);
+    (dir, cmd)
+}
+
+#[test]
+fn config_unknown_key_names_the_closest_key() {
+    let (_dir, mut cmd) =
+        check_config("[environments.staging]\noverlays = \"overlays/staging\"\nmin_replica = 2\n");
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_unknown_key_in_a_nested_table() {
+    let (_dir, mut cmd) = check_config("[certificates]\nmin_validity_days = 7\n");
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_unknown_top_level_key_without_a_close_one_lists_the_keys() {
+    let (_dir, mut cmd) = check_config("colour = \"always\"\n");
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_unknown_rule_in_rules() {
+    let (_dir, mut cmd) =
+        check_config("[rules]\nyaml11-value = \"warning\"\nlatset-tag = \"off\"\n");
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_unknown_rule_in_an_exemption() {
+    // The case of issue 16: accepted silently with exit 0 before.
+    let (_dir, mut cmd) = check_config(
+        "[[exemption]]\nrule = \"latest-tagg\"\npath = \"base/**\"\nreason = \"pinned by digest in the overlay\"\n",
+    );
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_unknown_rule_in_an_environment() {
+    let (_dir, mut cmd) = check_config(
+        "[environments.production]\noverlays = \"overlays/production\"\n\n[environments.production.rules]\nlatest-tag = \"error\"\nrun-as-rot = \"error\"\n",
+    );
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_unknown_severity_names_the_closest_level() {
+    let (_dir, mut cmd) = check_config("[rules]\nlatest-tag = \"eror\"\n");
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_exemption_glob_matching_nothing_is_a_warning() {
+    // Reported once, at the glob, and the run still passes.
+    let (_dir, mut cmd) = check_config(
+        "[[exemption]]\nrule = \"latest-tag\"\npath = \"base/*.yaml\"\nreason = \"matches\"\n\n[[exemption]]\nrule = \"latest-tag\"\npath = \"overlays/**/deployment.yaml\"\nreason = \"matches nothing\"\n",
+    );
+    assert_cmd_snapshot!(cmd);
+}
+
+#[test]
+fn config_invalid_glob_is_positioned() {
+    let (_dir, mut cmd) = check_config(
+        "[[exemption]]\nrule = \"latest-tag\"\npath = \"base/[abc.yaml\"\nreason = \"typo\"\n",
+    );
+    assert_cmd_snapshot!(cmd);
+    let (_dir, mut cmd) = check_config("exclude = [\"target/**\", \"tools/{a,b\"]\n");
+    assert_cmd_snapshot!("config_invalid_exclude_glob_is_positioned", cmd);
+}
+
+#[test]
+fn unknown_rule_in_an_annotation_names_the_closest_rule() {
+    let configmap = std::fs::read_to_string(fixture("clean/configmap.yaml")).unwrap();
+    let annotated = configmap.replacen(
+        "  labels:\n",
+        "  annotations:\n    dtlint.io/ignore: \"latest-tagg=pinned by digest\"\n  labels:\n",
+        1,
+    );
+    assert_ne!(annotated, configmap);
+    let dir = scratch(&[("base/configmap.yaml", annotated.as_bytes())]);
+    assert_cmd_snapshot!(check_in(dir.path(), &["--color", "never"]));
+}
+
 #[test]
 fn hostile_input_is_diagnosed_not_fatal() {
     let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");

@@ -423,6 +423,13 @@ pub fn ids() -> impl Iterator<Item = &'static str> {
     ALL.iter().map(|r| r.meta().id)
 }
 
+/// Every id [`find_meta`] knows: the rules' and the engine's own
+/// (`invalid-suppression`, `unused-suppression`). These are the ids
+/// `dtlint.toml`, `--only`/`--skip` and `dtlint.io/ignore` may name.
+pub fn known_ids() -> impl Iterator<Item = &'static str> {
+    ids().chain(crate::engine::ENGINE_RULES.iter().map(|m| m.id))
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use std::path::Path;

@@ -62,24 +62,6 @@ declare_rule! {
     }
 }
 
-/// Levenshtein distance, for "this key was renamed".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// A key of the ConfigMap/Secret object itself that looks like `want`
 /// misspelt: where a rename most likely happened.
 fn near_key(
@@ -99,8 +81,8 @@ fn near_key(
                 .flat_map(Node::entries)
                 .filter_map(move |e| Some((r.file, e.key.span, e.key.as_str()?.to_string())))
         })
-        .filter(|(_, _, k)| k != want && distance(k, want) <= 2)
-        .min_by_key(|(_, _, k)| distance(k, want))
+        .filter(|(_, _, k)| k != want && strsim::levenshtein(k, want) <= 2)
+        .min_by_key(|(_, _, k)| strsim::levenshtein(k, want))
 }
 
 impl Rule for EnvContract {

@@ -46,18 +46,19 @@ declare_rule! {
     }
 }
 
-/// An exact SemVer 2 version, optionally with a `v`.
+/// An exact SemVer 2 version, optionally with a `v` (as Helm accepts it):
+/// `1.43.0`, `1.0.0-rc.1`; not a range, not `1.2`, not `01.2.3`.
 pub fn is_exact_version(v: &str) -> bool {
-    let v = v.strip_prefix('v').unwrap_or(v);
-    let (core, rest) = v.split_at(v.find(['-', '+']).unwrap_or(v.len()));
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
+    semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).is_ok()
+}
+
+/// Why `v` is not an exact version, for the label.
+fn not_exact_because(v: &str) -> &'static str {
+    if semver::VersionReq::parse(v.strip_prefix('v').unwrap_or(v)).is_ok() {
+        "a range, not one version"
+    } else {
+        "not a SemVer version"
+    }
 }
 
 impl Rule for HelmChartUnpinned {
@@ -95,7 +96,7 @@ impl Rule for HelmChartUnpinned {
             merged.add(
                 Finding::new(
                     Self::META.id,
-                    Label::new(r.file, version.span, "a range, not one version"),
+                    Label::new(r.file, version.span, not_exact_because(text)),
                     format!("chart version `{text}` of {} is not pinned", r.id()),
                 )
                 .help("Pin the exact chart version (e.g. `1.43.0`) and upgrade it with a commit."),
@@ -118,6 +119,7 @@ mod tests {
             "2026.6.3",
             "1.0.0-rc.1",
             "1.0.0+build.5",
+            "v1.2.3-beta.2+sha.5114f85",
         ] {
             assert!(is_exact_version(ok), "{ok}");
         }
@@ -132,8 +134,21 @@ mod tests {
             "1.0.0 - 2.0.0",
             "",
             "latest",
+            // Leading zeros are not SemVer (2.0.0, item 2), in the core or a
+            // numeric pre-release identifier.
+            "01.2.3",
+            "1.02.3",
+            "1.2.03",
+            "1.2.3-01",
+            "1.2.3.4",
+            "1.2.3-",
+            "1.2.3+",
+            "vv1.2.3",
+            " 1.2.3",
         ] {
             assert!(!is_exact_version(bad), "{bad}");
         }
+        assert_eq!(not_exact_because("^1.2.0"), "a range, not one version");
+        assert_eq!(not_exact_because("01.2.3"), "not a SemVer version");
     }
 }
