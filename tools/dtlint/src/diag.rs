@@ -103,4 +103,17 @@ impl Finding {
         self.secondary.push(label);
         self
     }
+
+    /// An undefined name that is a typo of a defined one: "did you mean
+    /// `near`?" joins the message (every output format shows it) and the
+    /// place where `near` is defined becomes a related location.
+    #[must_use]
+    pub fn did_you_mean(mut self, near: &str, file: FileId, span: Span) -> Self {
+        self.message = format!("{}; did you mean `{near}`?", self.message);
+        self.secondary.insert(
+            0,
+            Label::new(file, span, format!("`{near}` is defined here")),
+        );
+        self
+    }
 }

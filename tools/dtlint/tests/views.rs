@@ -266,7 +266,7 @@ fn what_the_base_lacks_is_reported_once_at_the_base_naming_every_environment() {
 fn a_renamed_configmap_key_is_one_finding() {
     let dir = copy();
     let root = dir.path();
-    plant(
+    let line = plant(
         root,
         "base/global-controller/configmap.yaml",
         "  MC_STALENESS_THRESHOLD_SECONDS:",
@@ -275,41 +275,57 @@ fn a_renamed_configmap_key_is_one_finding() {
     );
     let run = dtlint(root, &["base/global-controller"], None);
     let found = run.findings();
-    assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].0, "dangling-config-ref");
-    assert_eq!(found[0].1, "base/global-controller/deployment.yaml");
+    // One finding (the reference rule; the contract rule said the same), at
+    // the rename, with the read as a related place.
+    assert_eq!(
+        found,
+        vec![(
+            "dangling-config-ref".to_string(),
+            "base/global-controller/configmap.yaml".to_string(),
+            u64::from(line),
+            vec![
+                "development".to_string(),
+                "staging".to_string(),
+                "production".to_string()
+            ]
+        )],
+        "{}",
+        run.stderr
+    );
+    let related = &run.json["findings"][0]["related"][0];
+    assert_eq!(related["file"], "base/global-controller/deployment.yaml");
+    assert_eq!(related["label"], "read here");
 }
 
 #[test]
-fn rules_say_what_they_need_to_see() {
-    let out = Command::new(get_cargo_bin("dtlint"))
-        .args(["rules", "--json"])
-        .output()
-        .unwrap();
-    let rules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let needs = |id: &str| {
-        rules
-            .as_array()
+fn a_misspelt_configmap_name_says_which_one_was_meant_and_where_it_is() {
+    let dir = copy();
+    let root = dir.path();
+    let line = plant(
+        root,
+        "base/global-controller/deployment.yaml",
+        "name: global-controller-config",
+        "name: global-controller-confg",
+        0,
+    );
+    let run = dtlint(root, &["base/global-controller"], None);
+    let f = run.json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["location"]["line"] == u64::from(line))
+        .unwrap_or_else(|| panic!("{}", run.json));
+    assert_eq!(f["rule"], "dangling-config-ref");
+    assert!(
+        f["message"]
+            .as_str()
             .unwrap()
-            .iter()
-            .find(|r| r["id"] == id)
-            .map(|r| r["needs"].as_str().unwrap().to_string())
-            .unwrap()
-    };
-    assert_eq!(needs("latest-tag"), "file");
-    assert_eq!(needs("missing-default-deny"), "repository");
-    assert_eq!(needs("orphan-yaml"), "repository");
-    assert_eq!(needs("dangling-config-ref"), "repository");
-}
-
-#[test]
-fn a_lone_file_does_not_judge_suppressions_of_rules_that_did_not_run() {
-    let lone = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        support::repo().join("base/redis/pdb.yaml"),
-        lone.path().join("pdb.yaml"),
-    )
-    .unwrap();
-    let run = dtlint(lone.path(), &["pdb.yaml"], None);
-    assert_eq!((run.code, run.findings()), (0, vec![]), "{}", run.stderr);
+            .ends_with("did you mean `global-controller-config`?"),
+        "{f}"
+    );
+    assert_eq!(
+        f["related"][0]["file"],
+        "base/global-controller/configmap.yaml"
+    );
+    assert_eq!(f["related"][0]["line"], 5);
 }

@@ -36,6 +36,17 @@ pub fn render(outcome: &Outcome, sources: &Sources) -> String {
             msg.push('\n');
             msg.push_str(h);
         }
+        // Annotations have one position: related places are named in the text.
+        for r in &f.secondary {
+            let _ = write!(
+                msg,
+                "\n{}:{}:{}: {}",
+                sources.get(r.file).path,
+                r.span.start.line,
+                r.span.start.col,
+                r.message
+            );
+        }
         let _ = writeln!(
             out,
             "::{level} file={},line={},col={},endLine={},endColumn={},title={}::{}",

@@ -81,7 +81,10 @@ fn near_key(
                 .flat_map(Node::entries)
                 .filter_map(move |e| Some((r.file, e.key.span, e.key.as_str()?.to_string())))
         })
-        .filter(|(_, _, k)| k != want && strsim::levenshtein(k, want) <= 2)
+        // The same bound as every other did-you-mean.
+        .filter(|(_, _, k)| {
+            k != want && strsim::levenshtein(k, want) <= crate::suggest::max_distance(want)
+        })
         .min_by_key(|(_, _, k)| strsim::levenshtein(k, want))
 }
 
@@ -127,34 +130,45 @@ impl Rule for EnvContract {
                                 optional,
                             } = p.source
                                 && let Some(k) = key.as_str()
+                                // A ConfigMap/Secret that does not exist at
+                                // all is the reference rule's finding.
+                                && idx.config_objects(kind, name, w).next().is_some()
                                 && !key_exists(idx, w, kind, name, k)
                                 && (var.must_be_provided() || !optional)
                             {
                                 let what = format!("{} {name}", kind.as_str());
-                                let mut f = match near_key(ctx, w, kind, name, k) {
-                                    Some((file, span, found)) => Finding::new(
+                                // Where the names part: a key named after
+                                // the variable is right, so a close key in
+                                // the object is the rename; otherwise the
+                                // `key:` is. The reference rule decides the
+                                // same way, so one defect is one finding.
+                                let near = near_key(ctx, w, kind, name, k);
+                                let mut f = match near {
+                                    Some((file, span, found)) if k == var.name => Finding::new(
                                         Self::META.id,
                                         Label::new(file, span, format!("`{found}`, not `{k}`")),
                                         format!(
-                                            "{} reads {} from key {k}, which {what} does not have",
+                                            "{} reads {} from key {k}, but {what} has `{found}` instead",
                                             w.id(),
                                             var.name
                                         ),
                                     )
                                     .with(Label::new(w.file, key.span, "read here")),
-                                    None => Finding::new(
-                                        Self::META.id,
-                                        Label::new(
-                                            w.file,
-                                            key.span,
-                                            format!("not a key of {what}"),
-                                        ),
-                                        format!(
-                                            "{} reads {} from key {k}, which {what} does not have",
-                                            w.id(),
-                                            var.name
-                                        ),
-                                    ),
+                                    near => {
+                                        let f = Finding::new(
+                                            Self::META.id,
+                                            Label::new(w.file, key.span, format!("not a key of {what}")),
+                                            format!(
+                                                "{} reads {} from key {k}, which {what} does not have",
+                                                w.id(),
+                                                var.name
+                                            ),
+                                        );
+                                        match near {
+                                            Some((file, span, found)) => f.did_you_mean(&found, file, span),
+                                            None => f,
+                                        }
+                                    }
                                 };
                                 f = f.help(format!("Make the key names agree: the {} key and the `key:` that reads it.", kind.as_str()));
                                 merged.add(f, w.env);
@@ -247,6 +261,22 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].primary.message, "`GC_REGON`, not `GC_REGION`");
         assert_eq!(out[0].primary.span.start.line, 5);
+        assert_eq!(out[0].secondary[0].message, "read here");
+    }
+
+    #[test]
+    fn a_misspelt_key_read_is_found_at_the_read_with_a_did_you_mean() {
+        let env = "            - name: GC_REGION\n              valueFrom: {configMapKeyRef: {name: gc, key: GC_REGON}}\n            - {name: DB, valueFrom: {secretKeyRef: {name: gc, key: DB}}}\n";
+        let out = run(env, "  GC_REGION: eu\n");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].primary.message, "not a key of ConfigMap gc");
+        assert!(
+            out[0].message.ends_with("; did you mean `GC_REGION`?"),
+            "{}",
+            out[0].message
+        );
+        assert_eq!(out[0].secondary[0].message, "`GC_REGION` is defined here");
+        assert_eq!(out[0].secondary[0].span.start.line, 5);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::model::{ConfigKind, Resource};
+use crate::model::{ConfigKind, ConfigObject, Resource};
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
@@ -96,15 +96,26 @@ fn cnpg_makes(ctx: &Context<'_>, name: &str, from: &Resource<'_>) -> bool {
     })
 }
 
-fn check_ref(
-    ctx: &Context<'_>,
-    r: &Resource<'_>,
+/// One `name` (and `key`) reference to a ConfigMap or Secret.
+struct Ref<'n> {
     kind: ConfigKind,
-    reference: &Node,
-    key: Option<&Node>,
-    name_key: &str,
-    out: &mut Vec<Finding>,
-) {
+    /// The mapping with the name (`configMapKeyRef`, `secretRef`, a volume source).
+    node: &'n Node,
+    key: Option<&'n Node>,
+    /// `name` or `secretName`.
+    name_key: &'static str,
+    /// The variable a `valueFrom` reference sets.
+    var: Option<&'n str>,
+}
+
+fn check_ref(ctx: &Context<'_>, r: &Resource<'_>, reference: &Ref<'_>, out: &mut Vec<Finding>) {
+    let Ref {
+        kind,
+        node: reference,
+        key,
+        name_key,
+        var,
+    } = *reference;
     if is_optional(reference) {
         return;
     }
@@ -118,25 +129,41 @@ fn check_ref(
     let made_by_controller =
         kind == ConfigKind::Secret && (certificate_makes(ctx, name, r) || cnpg_makes(ctx, name, r));
     if objects.is_empty() && !made_by_controller {
-        out.push(
-            Finding::new(
-                DanglingConfigRef::META.id,
-                Label::new(
-                    r.file,
-                    name_node.span,
-                    format!("no {} named `{name}`", kind.as_str()),
-                ),
-                format!(
-                    "{} refers to {} `{name}`, which does not exist",
-                    r.id(),
-                    kind.as_str()
-                ),
-            )
-            .help(format!(
-                "Create the {} (or a generator for it) or fix the name.",
+        let near = crate::suggest::closest(
+            name,
+            ctx.index
+                .configs
+                .iter()
+                .filter(|o| o.kind == kind && visible(o, r))
+                .map(|o| o.name.as_str()),
+        )
+        .and_then(|near| {
+            ctx.index
+                .configs
+                .iter()
+                .find(|o| o.kind == kind && o.name == near && visible(o, r))
+        });
+        let f = Finding::new(
+            DanglingConfigRef::META.id,
+            Label::new(
+                r.file,
+                name_node.span,
+                format!("no {} named `{name}`", kind.as_str()),
+            ),
+            format!(
+                "{} refers to {} `{name}`, which does not exist",
+                r.id(),
                 kind.as_str()
-            )),
-        );
+            ),
+        )
+        .help(format!(
+            "Create the {} (or a generator for it) or fix the name.",
+            kind.as_str()
+        ));
+        out.push(match near {
+            Some(o) => f.did_you_mean(&o.name, o.file, o.span),
+            None => f,
+        });
         return;
     }
     let Some(key_node) = key else { return };
@@ -145,22 +172,88 @@ fn check_ref(
         return;
     }
     let Some(o) = objects.first() else { return };
-    out.push(
-        Finding::new(
+    let f = Finding::new(
+        DanglingConfigRef::META.id,
+        Label::new(r.file, key_node.span, format!("no key `{k}`")),
+        format!("{} `{name}` has no key `{k}`", kind.as_str()),
+    )
+    .with(Label::new(
+        o.file,
+        o.span,
+        format!("{} `{name}` defined here", kind.as_str()),
+    ))
+    .help(format!(
+        "Add `{k}` to the {} or read a key it has.",
+        kind.as_str()
+    ));
+    let near = crate::suggest::closest(
+        k,
+        objects
+            .iter()
+            .flat_map(|o| o.keys.iter().map(String::as_str)),
+    )
+    .and_then(|near| {
+        let o = objects.iter().find(|o| o.keys.iter().any(|h| h == near))?;
+        Some((near, o.file, key_span(ctx, o, near).unwrap_or(o.span)))
+    });
+    out.push(match near {
+        // A key named after the variable it sets is right: the close key in
+        // the object is the rename, and that is the line to edit.
+        Some((near, file, span)) if var == Some(k) => Finding::new(
             DanglingConfigRef::META.id,
-            Label::new(r.file, key_node.span, format!("no key `{k}`")),
-            format!("{} `{name}` has no key `{k}`", kind.as_str()),
+            Label::new(file, span, format!("`{near}`, not `{k}`")),
+            format!(
+                "{} `{name}` has no key `{k}`, but has `{near}`",
+                kind.as_str()
+            ),
         )
-        .with(Label::new(
-            o.file,
-            o.span,
-            format!("{} `{name}` defined here", kind.as_str()),
-        ))
+        .with(Label::new(r.file, key_node.span, "read here"))
         .help(format!(
-            "Add `{k}` to the {} or read a key it has.",
-            kind.as_str()
+            "Name the key `{k}` again, or read `{near}` where `{k}` is read."
         )),
-    );
+        Some((near, file, span)) => f.did_you_mean(near, file, span),
+        None => f,
+    });
+}
+
+/// Can `from` see `o`? (Same namespace, or either is unknown.)
+fn visible(o: &ConfigObject, from: &Resource<'_>) -> bool {
+    match (&o.namespace, from.namespace) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// Where key `key` of `o` is written: the entry under `data`, `stringData`
+/// or `binaryData` of the object, or (for a generator) its literal.
+fn key_span(ctx: &Context<'_>, o: &ConfigObject, key: &str) -> Option<dtlint_yaml::Span> {
+    let object = ctx
+        .index
+        .resources
+        .iter()
+        .filter(|r| r.file == o.file && r.kind == o.kind.as_str() && r.name == o.name)
+        .find_map(|r| {
+            ["data", "stringData", "binaryData"]
+                .into_iter()
+                .filter_map(|d| r.root.get(d))
+                .find_map(|d| d.entry(key))
+                .map(|e| e.key.span)
+        });
+    object.or_else(|| {
+        let k = ctx.index.ws.parsed(o.file).documents.first()?;
+        ["configMapGenerator", "secretGenerator"]
+            .into_iter()
+            .filter_map(|g| k.root.get(g))
+            .flat_map(Node::items)
+            .filter(|g| g.get("name").and_then(Node::as_str) == Some(o.name.as_str()))
+            .flat_map(|g| g.get("literals").into_iter().flat_map(Node::items))
+            .find(|l| {
+                l.as_str()
+                    .and_then(|t| t.split_once('='))
+                    .is_some_and(|(lk, _)| lk.trim() == key)
+            })
+            .map(|l| l.span)
+    })
 }
 
 impl Rule for DanglingConfigRef {
@@ -178,27 +271,39 @@ impl Rule for DanglingConfigRef {
                 let Some(from) = env.get("valueFrom") else {
                     continue;
                 };
-                if let Some(cm) = from.get("configMapKeyRef") {
-                    check_ref(
-                        ctx,
-                        r,
-                        ConfigKind::ConfigMap,
-                        cm,
-                        cm.get("key"),
-                        "name",
-                        out,
-                    );
-                }
-                if let Some(s) = from.get("secretKeyRef") {
-                    check_ref(ctx, r, ConfigKind::Secret, s, s.get("key"), "name", out);
+                let var = env.get("name").and_then(Node::as_str);
+                for (field, kind) in [
+                    ("configMapKeyRef", ConfigKind::ConfigMap),
+                    ("secretKeyRef", ConfigKind::Secret),
+                ] {
+                    if let Some(node) = from.get(field) {
+                        let key = node.get("key");
+                        let rf = Ref {
+                            kind,
+                            node,
+                            key,
+                            name_key: "name",
+                            var,
+                        };
+                        check_ref(ctx, r, &rf, out);
+                    }
                 }
             }
             for src in c.node.get("envFrom").into_iter().flat_map(Node::items) {
-                if let Some(cm) = src.get("configMapRef") {
-                    check_ref(ctx, r, ConfigKind::ConfigMap, cm, None, "name", out);
-                }
-                if let Some(s) = src.get("secretRef") {
-                    check_ref(ctx, r, ConfigKind::Secret, s, None, "name", out);
+                for (field, kind) in [
+                    ("configMapRef", ConfigKind::ConfigMap),
+                    ("secretRef", ConfigKind::Secret),
+                ] {
+                    if let Some(node) = src.get(field) {
+                        let rf = Ref {
+                            kind,
+                            node,
+                            key: None,
+                            name_key: "name",
+                            var: None,
+                        };
+                        check_ref(ctx, r, &rf, out);
+                    }
                 }
             }
         }
@@ -215,11 +320,20 @@ impl Rule for DanglingConfigRef {
                 let Some(src) = v.get(field) else { continue };
                 let items: Vec<&Node> =
                     src.get("items").into_iter().flat_map(Node::items).collect();
-                if items.is_empty() {
-                    check_ref(ctx, r, kind, src, None, name_key, out);
-                }
-                for item in items {
-                    check_ref(ctx, r, kind, src, item.get("key"), name_key, out);
+                let keys: Vec<Option<&Node>> = if items.is_empty() {
+                    vec![None]
+                } else {
+                    items.iter().map(|i| i.get("key")).collect()
+                };
+                for key in keys {
+                    let rf = Ref {
+                        kind,
+                        node: src,
+                        key,
+                        name_key,
+                        var: None,
+                    };
+                    check_ref(ctx, r, &rf, out);
                 }
             }
         }
