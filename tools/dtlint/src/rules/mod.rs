@@ -329,6 +329,18 @@ pub(crate) fn selector_parts<'a>(sel: &crate::model::Selector<'a>) -> Vec<Select
     parts
 }
 
+/// The scalar node among `nodes` whose text is closest to `name` (see
+/// [`crate::suggest::closest`]): the defined name an undefined one was meant
+/// to be, with its place.
+pub(crate) fn closest_node<'n>(
+    name: &str,
+    nodes: impl IntoIterator<Item = &'n dtlint_yaml::Node>,
+) -> Option<&'n dtlint_yaml::Node> {
+    let nodes: Vec<&dtlint_yaml::Node> = nodes.into_iter().collect();
+    let near = crate::suggest::closest(name, nodes.iter().filter_map(|n| n.as_str()))?;
+    nodes.into_iter().find(|n| n.as_str() == Some(near))
+}
+
 /// Every rule, in the order `dtlint rules` lists them.
 pub static ALL: &[&dyn Rule] = &[
     // yaml

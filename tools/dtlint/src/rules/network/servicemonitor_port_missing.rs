@@ -78,12 +78,42 @@ impl Rule for ServiceMonitorPortMissing {
                     .spec()
                     .and_then(|sp| sp.entry("ports"))
                     .map_or_else(|| s.anchor_span(), |e| e.key.span);
-                out.push(
-                    Finding::new(Self::META.id, Label::new(sm.file, port.span, "no Service port has this name"), format!("{} scrapes port `{name}`, which {} does not name", sm.id(), s.id()))
-                        .with(Label::new(s.file, ports_span, "ports of the selected Service"))
-                        .help("Use the name of the Service's metrics port (ServiceMonitors match ports by name)."),
-                );
+                let f = Finding::new(Self::META.id, Label::new(sm.file, port.span, "no Service port has this name"), format!("{} scrapes port `{name}`, which {} does not name", sm.id(), s.id()))
+                    .with(Label::new(s.file, ports_span, "ports of the selected Service"))
+                    .help("Use the name of the Service's metrics port (ServiceMonitors match ports by name).");
+                let names = s
+                    .spec()
+                    .and_then(|sp| sp.get("ports"))
+                    .into_iter()
+                    .flat_map(Node::items)
+                    .filter_map(|p| p.get("name"));
+                out.push(match crate::rules::closest_node(name, names) {
+                    Some(near) => f.did_you_mean(near.as_str().unwrap_or(""), s.file, near.span),
+                    None => f,
+                });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_endpoint_port_says_which_port_was_meant() {
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: gc, labels: {app: gc}}\nspec:\n  selector: {app: gc}\n  ports:\n    - {name: http, port: 80}\n    - {name: metrics, port: 9090}\n";
+        let sm = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: gc}\nspec:\n  selector: {matchLabels: {app: gc}}\n  endpoints:\n    - port: metric\n";
+        let out = crate::rules::testing::run(
+            &ServiceMonitorPortMissing,
+            &[("s.yaml", svc), ("sm.yaml", sm)],
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].message.ends_with("; did you mean `metrics`?"),
+            "{}",
+            out[0].message
+        );
+        assert_eq!(out[0].secondary[0].span.start.line, 8);
     }
 }

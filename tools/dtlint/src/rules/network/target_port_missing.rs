@@ -102,6 +102,38 @@ impl Rule for TargetPortMissing {
                 .with(declared_ports(pods[0]))
                 .help("Target a port name the container declares under `ports:`."),
             );
+            if let Some(name) = target.as_str()
+                && let Some((w, near)) = pods.iter().find_map(|w| {
+                    let names = w
+                        .main_containers()
+                        .flat_map(|c| c.node.get("ports").into_iter().flat_map(Node::items))
+                        .filter_map(|p| p.get("name"));
+                    Some((*w, crate::rules::closest_node(name, names)?))
+                })
+                && let Some(f) = out.pop()
+            {
+                out.push(f.did_you_mean(near.as_str().unwrap_or(""), w.file, near.span));
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_target_port_says_which_port_was_meant() {
+        let pod = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  selector: {matchLabels: {app: gc}}\n  template:\n    metadata: {labels: {app: gc}}\n    spec:\n      containers:\n        - name: gc\n          ports:\n            - {name: http, containerPort: 8080}\n";
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: gc}\nspec:\n  selector: {app: gc}\n  ports:\n    - {name: http, port: 80, targetPort: htpp}\n";
+        let out =
+            crate::rules::testing::run(&TargetPortMissing, &[("d.yaml", pod), ("s.yaml", svc)]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].message.ends_with("; did you mean `http`?"),
+            "{}",
+            out[0].message
+        );
+        assert_eq!(out[0].secondary[0].span.start.line, 12);
     }
 }

@@ -67,8 +67,33 @@ impl Rule for ProbePortUndeclared {
                 if let Some(ports) = c.node.entry("ports") {
                     f = f.with(Label::new(r.file, ports.key.span, "declared ports"));
                 }
+                if let Some(name) = port.as_str()
+                    && let Some(near) =
+                        crate::rules::closest_node(name, c.ports().filter_map(|p| p.get("name")))
+                {
+                    f = f.did_you_mean(near.as_str().unwrap_or(""), r.file, near.span);
+                }
                 out.push(f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_port_name_says_which_port_was_meant() {
+        let pod = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  template:\n    spec:\n      containers:\n        - name: gc\n          ports:\n            - {name: metrics, containerPort: 9090}\n            - {name: http, containerPort: 8080}\n          readinessProbe: {httpGet: {path: /ready, port: htp}}\n";
+        let out = crate::rules::testing::run(&ProbePortUndeclared, &[("d.yaml", pod)]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].message.ends_with("; did you mean `http`?"),
+            "{}",
+            out[0].message
+        );
+        assert_eq!(out[0].secondary[0].span.start.line, 11);
+        assert_eq!(out[0].secondary[0].message, "`http` is defined here");
     }
 }
