@@ -131,6 +131,10 @@ struct CheckArgs {
     /// Configuration file (default: dtlint.toml in the repository root).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Width of human output in columns; longer source lines are cut around
+    /// the finding (default: the terminal's width, else $COLUMNS, else 120).
+    #[arg(long, value_name = "COLUMNS")]
+    width: Option<usize>,
     /// When to use colour in human output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -348,6 +352,9 @@ fn load_config(path: &Path, cwd: &Path) -> Result<Config, String> {
     Ok(config)
 }
 
+/// Width of human output when neither the terminal nor $COLUMNS says.
+const DEFAULT_COLUMNS: usize = 120;
+
 fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
@@ -513,7 +520,16 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
                 && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let text = report::render(args.format, &outcome, &ws.sources, color);
+    let columns = args.width.unwrap_or_else(|| {
+        let tty = args.output.is_none() && std::io::stdout().is_terminal();
+        let detected = tty
+            .then(|| terminal_size::terminal_size().map(|(w, _)| usize::from(w.0)))
+            .flatten();
+        detected
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or(DEFAULT_COLUMNS)
+    });
+    let text = report::render(args.format, &outcome, &ws.sources, color, columns);
     if let Some(path) = &args.output {
         std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     } else {

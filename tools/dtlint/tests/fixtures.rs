@@ -52,7 +52,7 @@ fn run(dir: &Path, rule: &str) -> (usize, String) {
     let mine: Vec<_> = outcome.findings.iter().filter(|f| f.rule == rule).collect();
     let mut text = String::new();
     for f in &mine {
-        human::finding(&mut text, f, &ws.sources, false);
+        human::finding(&mut text, f, &ws.sources, false, 120);
         text.push('\n');
     }
     (mine.len(), text)

@@ -329,3 +329,34 @@ fn a_misspelt_configmap_name_says_which_one_was_meant_and_where_it_is() {
     );
     assert_eq!(f["related"][0]["line"], 5);
 }
+
+/// A 100,000-character line is cut around the node, with `…` where it was
+/// cut, and the underline stays under the node.
+#[test]
+fn a_very_long_line_is_cut_around_the_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dtlint.toml"), "").unwrap();
+    let long = "x".repeat(100_000);
+    std::fs::write(
+        dir.path().join("cm.yaml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: x, annotations: {{a: \"{long}\", b: \"1\", b: \"2\"}}}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(get_cargo_bin("dtlint"))
+        .current_dir(dir.path())
+        .args([
+            "check",
+            "cm.yaml",
+            "--only",
+            "duplicate-key",
+            "--color",
+            "never",
+            "--width",
+            "72",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.lines().all(|l| l.chars().count() <= 80), "{stdout}");
+    insta::assert_snapshot!(stdout);
+}

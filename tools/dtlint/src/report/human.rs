@@ -1,5 +1,15 @@
 //! rustc-style output: the finding, the `file:line:column`, the source line with
 //! the offending node underlined, related places, and a help sentence.
+//!
+//! Hand-written rather than `miette`: a dtlint finding's related places are
+//! usually in other files (the ConfigMap a key is missing from, the policy
+//! that isolates a pod, the base a patch merges into), while a miette
+//! diagnostic's labels all belong to one source, so each would become a
+//! separate "related" diagnostic with its own header; miette also prints a
+//! source line whole, however long (one 100,000-character line fills the
+//! terminal), and has no place for the environments a finding applies to.
+//! Here a source line longer than the terminal is cut around the column with
+//! `…` at the cut ends, so the underline stays under the node.
 
 use std::fmt::Write as _;
 
@@ -59,9 +69,51 @@ fn underline_len(line: &str, label: &Label) -> usize {
 /// related labels in blue with `-`.
 #[derive(Clone, Copy)]
 struct Style {
+    /// Width of the line-number gutter.
     width: usize,
     sev: Severity,
     primary: bool,
+    /// Columns available for the source line.
+    room: usize,
+}
+
+/// The part of `line` to show so that the node starting at character
+/// `start` (0-based) and `len` characters long is visible within `room`
+/// characters: (text with `…` where it was cut, the node's start column in
+/// that text, how much of the underline fits).
+fn window(line: &str, start: usize, len: usize, room: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let room = room.max(20);
+    if chars.len() <= room {
+        return (line.to_string(), start, len);
+    }
+    // Keep a little context before the node, then as much of it as fits.
+    let before = (room / 4).min(start);
+    let mut from = start - before;
+    let mut to = (from + room).min(chars.len());
+    if to - from < room {
+        from = to.saturating_sub(room);
+    }
+    let cut_left = from > 0;
+    let cut_right = to < chars.len();
+    // The ellipses take a column each.
+    if cut_left {
+        from += 1;
+    }
+    if cut_right {
+        to -= 1;
+    }
+    let mut text = String::new();
+    if cut_left {
+        text.push('…');
+    }
+    text.extend(&chars[from.min(to)..to]);
+    if cut_right {
+        text.push('…');
+    }
+    let col = start.saturating_sub(from) + usize::from(cut_left);
+    let visible = len.min(to.saturating_sub(start.max(from))).max(1);
+    (text, col, visible)
 }
 
 fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, style: &Style) {
@@ -69,6 +121,7 @@ fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, style:
         width,
         sev,
         primary,
+        ..
     } = *style;
     let mark = if primary { '^' } else { '-' };
     let file = sources.get(label.file);
@@ -85,19 +138,21 @@ fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, style:
         label.span.start.col
     );
     let _ = writeln!(out, "{pad} {}", p.blue("|"));
+    let start = (label.span.start.col as usize).saturating_sub(1);
+    let (shown, col, len) = window(line, start, underline_len(line, label), style.room);
     let _ = writeln!(
         out,
         "{} {} {}",
         p.blue(&format!("{line_no:>width$}")),
         p.blue("|"),
-        line
+        shown
     );
-    let indent: String = line
+    let indent: String = shown
         .chars()
-        .take((label.span.start.col as usize).saturating_sub(1))
+        .take(col)
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
-    let marks: String = std::iter::repeat_n(mark, underline_len(line, label)).collect();
+    let marks: String = std::iter::repeat_n(mark, len).collect();
     let text = if label.message.is_empty() {
         marks
     } else {
@@ -111,8 +166,8 @@ fn snippet(out: &mut String, p: &Paint, sources: &Sources, label: &Label, style:
     let _ = writeln!(out, "{pad} {} {indent}{text}", p.blue("|"));
 }
 
-/// Render one finding.
-pub fn finding(out: &mut String, f: &Finding, sources: &Sources, color: bool) {
+/// Render one finding for a terminal `columns` wide.
+pub fn finding(out: &mut String, f: &Finding, sources: &Sources, color: bool, columns: usize) {
     let p = Paint { on: color };
     let width = gutter_width(f);
     let head = format!("{}[{}]", f.severity, f.rule);
@@ -127,6 +182,7 @@ pub fn finding(out: &mut String, f: &Finding, sources: &Sources, color: bool) {
         width,
         sev: f.severity,
         primary: true,
+        room: columns.saturating_sub(width + 3),
     };
     snippet(out, &p, sources, &f.primary, &primary);
     let related = Style {
@@ -159,11 +215,53 @@ pub fn finding(out: &mut String, f: &Finding, sources: &Sources, color: bool) {
     );
 }
 
-pub fn render(outcome: &Outcome, sources: &Sources, color: bool) -> String {
+/// Render every finding for a terminal `columns` wide (source lines longer
+/// than that are cut around the node).
+pub fn render(outcome: &Outcome, sources: &Sources, color: bool, columns: usize) -> String {
     let mut out = String::new();
     for f in &outcome.findings {
-        finding(&mut out, f, sources, color);
+        finding(&mut out, f, sources, color, columns);
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn short_lines_are_shown_whole() {
+        assert_eq!(
+            window("image: x:latest", 7, 8, 80),
+            ("image: x:latest".into(), 7, 8)
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_node() {
+        let line = format!("{}NODE{}", "a".repeat(50_000), "b".repeat(50_000));
+        let (text, col, len) = window(&line, 50_000, 4, 40);
+        assert_eq!(text.chars().count(), 40);
+        assert!(text.starts_with('…') && text.ends_with('…'), "{text}");
+        assert_eq!(text.chars().skip(col).take(4).collect::<String>(), "NODE");
+        assert_eq!(len, 4);
+        // At the start and at the end: one ellipsis.
+        let (text, col, _) = window(&line, 0, 4, 40);
+        assert!(!text.starts_with('…') && text.ends_with('…'));
+        assert_eq!(col, 0);
+        let end = line.chars().count() - 1;
+        let (text, col, len) = window(&line, end, 1, 40);
+        assert!(text.starts_with('…') && !text.ends_with('…'));
+        assert_eq!(text.chars().nth(col), Some('b'));
+        assert_eq!(len, 1);
+    }
+
+    #[test]
+    fn a_node_wider_than_the_room_is_underlined_to_the_cut() {
+        let line = format!("key: {}", "v".repeat(1_000));
+        let (text, col, len) = window(&line, 5, 1_000, 40);
+        assert_eq!(col, 5);
+        assert_eq!(col + len, text.chars().count() - 1);
+    }
 }

@@ -20,10 +20,17 @@ pub enum Format {
     Github,
 }
 
-/// Render `outcome` in `format`.
-pub fn render(format: Format, outcome: &Outcome, sources: &Sources, color: bool) -> String {
+/// Render `outcome` in `format`; human output is laid out for a terminal
+/// `columns` wide.
+pub fn render(
+    format: Format,
+    outcome: &Outcome,
+    sources: &Sources,
+    color: bool,
+    columns: usize,
+) -> String {
     match format {
-        Format::Human => human::render(outcome, sources, color),
+        Format::Human => human::render(outcome, sources, color, columns),
         Format::Json => json::render(outcome, sources),
         Format::Sarif => sarif::render(outcome, sources),
         Format::Github => github::render(outcome, sources),
