@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+use crate::backoff::Backoff;
 use crate::ops::CheckOutcome;
 
 /// Connects, retrying with backoff for up to `wait` (`PostgreSQL` may still be
@@ -17,8 +18,10 @@ pub async fn connect(
     wait: Duration,
 ) -> Result<PgPool, sqlx::Error> {
     let deadline = Instant::now() + wait;
-    let mut delay = Duration::from_millis(200);
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+    let mut retry = 0;
     loop {
+        let delay = backoff.delay(retry);
         let attempt = PgPoolOptions::new()
             .max_connections(max_connections)
             .min_connections(0)
@@ -31,7 +34,7 @@ pub async fn connect(
             Err(e) if Instant::now() + delay < deadline => {
                 tracing::warn!(error = %e, "database not reachable yet, retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                retry += 1;
             }
             Err(e) => return Err(e),
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::VerifyingKey;
 
 use crate::auth::AuthError;
+use crate::backoff::Backoff;
 use crate::jwt::{self, JwkSet, MeetingClaims, ServiceClaims, TokenUse};
 
 /// Largest JWKS document accepted.
@@ -185,14 +186,15 @@ impl JwksCache {
     /// Runs until the process ends: retries quickly until the first fetch
     /// succeeds, then refreshes every `period`.
     pub async fn keep_fresh(self: std::sync::Arc<Self>, period: Duration) {
-        let mut delay = Duration::from_millis(250);
+        let backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        let mut attempt = 0;
         loop {
             match self.refresh().await {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, url = %self.url, "initial JWKS fetch failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt += 1;
                 }
             }
         }

@@ -10,11 +10,13 @@
 //! - [`startup`]: listeners bound with the variable named on error, and the
 //!   background tasks that live as long as the application;
 //! - [`jwt`], [`jwks`], [`auth`]: Ed25519 JWTs, AC's key set and its cache;
+//! - [`backoff`]: the one retry policy (capped exponential, with jitter);
 //! - [`token_client`]: client credentials for service-to-service calls;
 //! - [`grpc`] (feature `grpc`), [`db`] (feature `postgres`), [`testing`]
 //!   (feature `testing`, integration tests only).
 
 pub mod auth;
+pub mod backoff;
 pub mod body;
 pub mod config;
 #[cfg(feature = "postgres")]

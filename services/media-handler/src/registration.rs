@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::backoff::Backoff;
 use common::grpc::with_bearer;
 use common::ops::Readiness;
 use common::shutdown::ShutdownSignal;
@@ -85,29 +86,10 @@ pub fn gc_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
-/// Capped exponential backoff with up to 25 % jitter.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self {
-            next: BACKOFF_START,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_START;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        let jitter = rand::random::<f64>() * 0.25;
-        base.mul_f64(1.0 + jitter)
-    }
+/// Registration retries: doubling from 250 ms up to 10 s, with up to 25 %
+/// jitter.
+fn register_backoff() -> Backoff {
+    Backoff::new(BACKOFF_START, BACKOFF_MAX).with_jitter(1.0..=1.25)
 }
 
 enum Failure {
@@ -207,7 +189,8 @@ impl Registrar {
 
     /// Registers, then reports load, until `shutdown`.
     pub async fn run(self, shutdown: ShutdownSignal) {
-        let mut backoff = Backoff::new();
+        let backoff = register_backoff();
+        let mut retry = 0;
         let mut period: Option<Duration> = None;
         let mut meter = BandwidthMeter::new(&self.sfu);
         let mut reported_draining = false;
@@ -216,18 +199,19 @@ impl Registrar {
                 break;
             }
             match period {
-                None => match self.register().await {
-                    Ok(p) => {
-                        backoff.reset();
+                None => {
+                    if let Ok(p) = self.register().await {
+                        retry = 0;
                         period = Some(p);
                         meter = BandwidthMeter::new(&self.sfu);
-                    }
-                    Err(_) => {
-                        if !sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                    } else {
+                        let delay = backoff.delay(retry);
+                        retry = retry.saturating_add(1);
+                        if !sleep_or_shutdown(delay, &shutdown).await {
                             break;
                         }
                     }
-                },
+                }
                 Some(p) => {
                     // Wake early when shutdown starts, to report DRAINING.
                     let draining_now = self.readiness.is_shutting_down() && !reported_draining;
@@ -316,15 +300,14 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_caps() {
-        let mut b = Backoff::new();
-        let first = b.next_delay();
+        let b = register_backoff();
+        let first = b.delay(0);
         assert!(first >= BACKOFF_START && first <= BACKOFF_START.mul_f64(1.25));
-        for _ in 0..20 {
-            let d = b.next_delay();
-            assert!(d <= BACKOFF_MAX.mul_f64(1.25));
+        for retry in 0..20 {
+            let d = b.delay(retry);
+            assert!(d >= b.base(retry) && d <= BACKOFF_MAX.mul_f64(1.25));
         }
-        b.reset();
-        assert!(b.next_delay() <= BACKOFF_START.mul_f64(1.25));
+        assert!(b.delay(20) >= BACKOFF_MAX);
     }
 
     #[test]

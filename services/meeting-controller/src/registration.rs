@@ -21,41 +21,18 @@ use common::token_client::ClientCredentials;
 use prometheus::{IntCounterVec, Opts};
 use proto::GlobalControllerServiceClient;
 use proto::v1::{Capacity, HealthStatus, HeartbeatRequest, Load, RegisterMcRequest};
-use rand::Rng as _;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::hub::Hub;
 use crate::store::Store;
 
-/// Backoff of RegisterMc retries.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub initial: Duration,
-    pub max: Duration,
-}
+/// Backoff of RegisterMc retries (the services' one retry policy).
+pub use common::backoff::Backoff;
 
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(250),
-            max: Duration::from_secs(15),
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before retry number `attempt` (0-based): doubling from
-    /// `initial` up to `max`, with ±20 % jitter so a fleet restarted
-    /// together does not retry in lockstep.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-            .min(self.max);
-        let jitter = rand::thread_rng().gen_range(0.8..=1.2);
-        base.mul_f64(jitter)
-    }
+/// RegisterMc retries: doubling from 250 ms up to 15 s, ±20 % jitter.
+pub fn register_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(15)).with_jitter(0.8..=1.2)
 }
 
 /// What MC tells GC about itself.
@@ -315,18 +292,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-        };
+    fn register_backoff_doubles_with_jitter_and_caps() {
+        let b = register_backoff();
         for _ in 0..50 {
             let d0 = b.delay(0).as_secs_f64();
-            assert!((0.08..=0.12).contains(&d0), "{d0}");
+            assert!((0.2..=0.3).contains(&d0), "{d0}");
             let d3 = b.delay(3).as_secs_f64();
-            assert!((0.64..=0.96).contains(&d3), "{d3}");
+            assert!((1.6..=2.4).contains(&d3), "{d3}");
             let big = b.delay(40).as_secs_f64();
-            assert!((1.6..=2.4).contains(&big), "{big}");
+            assert!((12.0..=18.0).contains(&big), "{big}");
         }
     }
 }

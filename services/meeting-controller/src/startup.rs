@@ -85,7 +85,7 @@ async fn load_identity(config: &Config) -> anyhow::Result<Identity> {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_backoff(config, Backoff::default()).await
+        Self::build_with_backoff(config, registration::register_backoff()).await
     }
 
     /// `build` with a custom RegisterMc backoff (tests shorten it).

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use common::ExposeSecret as _;
 use common::SecretString;
+use common::backoff::Backoff;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Cmd, Pipeline, RedisFuture, Script, Value};
 use serde::{Deserialize, Serialize};
@@ -249,14 +250,16 @@ impl Store {
         wait: Duration,
     ) -> Result<Self, StoreError> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut delay = Duration::from_millis(200);
+        let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
+        let mut retry = 0;
         loop {
+            let delay = backoff.delay(retry);
             match Self::connect_once(url, mc_id).await {
                 Ok(store) => return Ok(store),
                 Err(e) if tokio::time::Instant::now() + delay < deadline => {
                     tracing::warn!(error = %e, "Redis not reachable yet, retrying");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(3));
+                    retry += 1;
                 }
                 Err(e) => return Err(e),
             }

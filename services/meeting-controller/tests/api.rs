@@ -139,10 +139,7 @@ async fn spawn_mc(ac: &Ac, options: McOptions) -> Mc {
     };
     let app = Application::build_with_backoff(
         config,
-        Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_millis(800),
-        },
+        Backoff::new(Duration::from_millis(100), Duration::from_millis(800)).with_jitter(0.8..=1.2),
     )
     .await
     .unwrap();
