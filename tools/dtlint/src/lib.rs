@@ -17,11 +17,13 @@ pub mod model;
 pub mod netpol;
 pub mod quantity;
 pub mod render;
+pub mod render_guard;
 pub mod report;
 pub mod rules;
 pub mod sops_cli;
 pub mod sops_index;
 pub mod source;
+pub mod subprocess;
 pub mod timing;
 pub mod workspace;
 
