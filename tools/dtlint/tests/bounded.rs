@@ -87,7 +87,11 @@ const KFILE: &str = "overlays/development/app/kustomization.yaml";
 /// One hostile entry as the second resource of the overlay: a positioned
 /// error at its line, exit 1, within seconds, under the memory cap.
 fn assert_refused(setup: impl FnOnce(&Path) -> String, rule: &str, says: &str) {
-    let (_tmp, root) = repo_with_overlay("", "");
+    assert_refused_with("", setup, rule, says);
+}
+
+fn assert_refused_with(config: &str, setup: impl FnOnce(&Path) -> String, rule: &str, says: &str) {
+    let (_tmp, root) = repo_with_overlay(config, "");
     let entry = setup(&root);
     std::fs::write(
         root.join(KFILE),
@@ -214,6 +218,25 @@ fn a_missing_file_is_positioned() {
         |_| "missing.yaml".into(),
         "kustomization-missing-file",
         "does not exist",
+    );
+}
+
+#[test]
+fn the_root_directory_under_a_flux_path_is_not_walked() {
+    // Following `/` to look for SOPS files would walk the whole disk.
+    assert_refused_with(
+        "cluster = \"clusters/development\"\n",
+        |root| {
+            std::fs::create_dir_all(root.join("clusters/development")).unwrap();
+            std::fs::write(
+                root.join("clusters/development/app.yaml"),
+                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./overlays/development/app\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+            )
+            .unwrap();
+            "/".into()
+        },
+        "unsafe-kustomize-path",
+        "outside the repository",
     );
 }
 
