@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -229,27 +229,25 @@ fn supervise(child: &mut Child, limits: Limits) -> Result<Finished, Failure> {
             "standard error",
             limits.max_stderr,
         );
-        let deadline = Instant::now() + limits.timeout;
-        let mut nap = Duration::from_millis(1);
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
-                Err(e) => {
-                    kill_group(pgid);
-                    let _ = child.wait();
-                    break Err(Failure::Wait(e.to_string()));
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                timed_out = true;
+        // A thread waits for the child, so its exit is seen at once (no
+        // polling); on timeout the group is killed and the wait returns.
+        let (done, exited) = std::sync::mpsc::channel();
+        let waiter = s.spawn(move || {
+            let status = child.wait();
+            let _ = done.send(());
+            status
+        });
+        let timed_out = match exited.recv_timeout(limits.timeout) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 kill_group(pgid);
-                break child.wait().map_err(|e| Failure::Wait(e.to_string()));
+                true
             }
-            std::thread::sleep(nap.min(deadline - now));
-            nap = (nap * 2).min(Duration::from_millis(25));
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => false,
+        };
+        let status = match waiter.join() {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(e)) => Err(Failure::Wait(e.to_string())),
+            Err(_) => Err(Failure::Wait("the waiting thread panicked".into())),
         };
         // Whatever the child left running still holds the pipes open: end it
         // so the readers see the end of their streams. The group id stays
@@ -276,6 +274,7 @@ fn supervise(child: &mut Child, limits: Limits) -> Result<Finished, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn limits(ms: u64, out: u64) -> Limits {
         Limits {
