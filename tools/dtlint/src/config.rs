@@ -196,6 +196,10 @@ pub struct Config {
     /// `certificate-expiring`).
     #[serde(default)]
     pub certificates: Certificates,
+    /// Bounds on overlay builds (`[render]`: allow-paths, timeout-seconds,
+    /// max-output-bytes); see [`crate::render_guard`].
+    #[serde(default)]
+    pub render: crate::render_guard::RenderSettings,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,

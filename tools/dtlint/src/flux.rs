@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use dtlint_yaml::{Limits, LineIndex, Node};
 
 use crate::kustomize::{self, Kustomization, RefKind};
+use crate::render_guard::Checked;
 use crate::source::FileId;
 use crate::workspace::Workspace;
 
@@ -67,7 +68,7 @@ pub fn inspect(ws: &Workspace) -> BTreeMap<String, PathInfo> {
                 continue;
             }
             let abs = ws.root.join(&key);
-            out.insert(key, inspect_path(&abs));
+            out.insert(key, inspect_path_within(&abs, &ws.guard));
         }
     }
     out
@@ -75,6 +76,18 @@ pub fn inspect(ws: &Workspace) -> BTreeMap<String, PathInfo> {
 
 /// What is at `abs`, and the SOPS files a build of it reads.
 pub fn inspect_path(abs: &Path) -> PathInfo {
+    let root = abs.parent().unwrap_or(abs);
+    let guard = crate::render_guard::Guard::new(
+        root,
+        &crate::render_guard::RenderSettings::default(),
+        u64::MAX,
+    );
+    inspect_path_within(abs, &guard)
+}
+
+/// [`inspect_path`], following only the paths `guard` allows (never the
+/// whole disk through `resources: [/]`, never a FIFO or a device).
+pub fn inspect_path_within(abs: &Path, guard: &crate::render_guard::Guard) -> PathInfo {
     let mut info = PathInfo {
         exists: abs.exists(),
         is_dir: abs.is_dir(),
@@ -83,7 +96,9 @@ pub fn inspect_path(abs: &Path) -> PathInfo {
     };
     if info.is_dir {
         let mut seen = HashSet::new();
-        collect_sops(abs, &mut seen, &mut info.sops_files);
+        if guard.check(abs, &|_| None) == Ok(Checked::Dir) {
+            collect_sops(abs, guard, &mut seen, &mut info.sops_files);
+        }
         info.sops_files.sort();
         info.sops_files.dedup();
     }
@@ -98,7 +113,12 @@ fn find_kustomization(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Follow a kustomization directory's inputs, recording SOPS files.
-fn collect_sops(dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
+fn collect_sops(
+    dir: &Path,
+    guard: &crate::render_guard::Guard,
+    seen: &mut HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+) {
     if !seen.insert(dir.to_path_buf()) {
         return;
     }
@@ -116,7 +136,10 @@ fn collect_sops(dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>)
         }
         return;
     };
-    let Ok(text) = std::fs::read_to_string(&kfile) else {
+    if guard.check(&kfile, &|_| None) != Ok(Checked::File) {
+        return;
+    }
+    let Some(text) = crate::render_guard::read_bounded_text(&kfile, guard.max_file_size) else {
         return;
     };
     let parsed = dtlint_yaml::parse(&text, &LineIndex::new(&text), Limits::default());
@@ -125,9 +148,13 @@ fn collect_sops(dir: &Path, seen: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>)
     };
     let k = Kustomization::from_node(FileId(u32::MAX), dir, &doc.root);
     for r in &k.refs {
+        // Outside the repository, a device, a loop: `unsafe-kustomize-path`.
+        let Ok(checked) = guard.check(&r.path, &|_| None) else {
+            continue;
+        };
         match r.kind {
-            RefKind::Resource | RefKind::Component if r.path.is_dir() => {
-                collect_sops(&r.path, seen, out);
+            RefKind::Resource | RefKind::Component if checked == Checked::Dir => {
+                collect_sops(&r.path, guard, seen, out);
             }
             RefKind::Resource | RefKind::Component | RefKind::Patch | RefKind::GeneratorInput => {
                 if is_sops_file(&r.path) {

@@ -47,6 +47,9 @@ pub struct Kustomization {
     pub file: FileId,
     pub dir: PathBuf,
     pub refs: Vec<PathRef>,
+    /// Remote references (git, http) as written, with their nodes: never
+    /// fetched by dtlint (see [`crate::render_guard`]).
+    pub remote: Vec<(String, Span)>,
 }
 
 /// True when `raw` is a remote reference (git, http) rather than a local path.
@@ -77,8 +80,10 @@ impl Kustomization {
     /// Read the path references of a kustomization document.
     pub fn from_node(file: FileId, dir: &Path, root: &Node) -> Self {
         let refs = std::cell::RefCell::new(Vec::new());
+        let remote = std::cell::RefCell::new(Vec::new());
         let push_raw = |kind: RefKind, raw: &str, span: Span| {
             if is_remote(raw) {
+                remote.borrow_mut().push((raw.to_string(), span));
                 return;
             }
             refs.borrow_mut().push(PathRef {
@@ -141,10 +146,40 @@ impl Kustomization {
                 push(RefKind::Other, n);
             }
         }
+        // Plugin configurations: a file, a kustomization directory, or an
+        // inline configuration (a multi-line string) that is no path.
+        for key in ["transformers", "generators", "validators"] {
+            for n in root.get(key).into_iter().flat_map(Node::items) {
+                if n.as_str().is_some_and(|s| !s.contains('\n')) {
+                    push(RefKind::Other, n);
+                }
+            }
+        }
+        if let Some(p) = root.path(&["openapi", "path"]) {
+            push(RefKind::Other, p);
+        }
+        for n in root.get("replacements").into_iter().flat_map(Node::items) {
+            if let Some(p) = n.get("path") {
+                push(RefKind::Other, p);
+            }
+        }
+        for chart in root.get("helmCharts").into_iter().flat_map(Node::items) {
+            if let Some(p) = chart.get("valuesFile") {
+                push(RefKind::Other, p);
+            }
+            for n in chart
+                .get("additionalValuesFiles")
+                .into_iter()
+                .flat_map(Node::items)
+            {
+                push(RefKind::Other, n);
+            }
+        }
         Self {
             file,
             dir: dir.to_path_buf(),
             refs: refs.into_inner(),
+            remote: remote.into_inner(),
         }
     }
 }

@@ -8,6 +8,16 @@
 //! (`config.kubernetes.io/origin`) and which kustomizations transformed it.
 //! Builds run in parallel and are cached by a hash of every file they read.
 //!
+//! Builds are bounded: before kustomize runs, every path the overlay's
+//! kustomizations reference is checked ([`crate::render_guard`]) and an
+//! overlay that references a device, a FIFO, a symlink loop, a file over the
+//! size limit or anything outside the repository is not built; kustomize
+//! runs with a timeout and a cap on its output, and its wrapper directory is
+//! removed on every exit path, Ctrl-C included ([`crate::subprocess`]).
+//!
+//! `DTLINT_KUSTOMIZE` names the program to build with (a `kustomize`, or a
+//! `kubectl`), instead of looking for `kustomize` then `kubectl` on PATH.
+//!
 //! Mapping a rendered node to its source: the node's path in the rendered
 //! object (keys, and list items by their `name` where they have one) is
 //! looked up in the patches that kustomizations applied to the object (last
@@ -17,6 +27,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use dtlint_yaml::{Node, Span, Value};
 use rayon::prelude::*;
@@ -24,7 +35,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::kustomize::{self, FILE_NAMES, RefKind};
+use crate::render_guard::{Checked, UnsafeRef};
 use crate::source::{FileId, display_path};
+use crate::subprocess::{self, Limits};
 use crate::workspace::Workspace;
 
 /// Annotations kustomize adds for us; removed before rules see the object.
@@ -57,6 +70,10 @@ pub struct Build {
     pub seconds: f64,
     /// Every file the build reads, per the kustomization graph.
     pub inputs: Vec<PathBuf>,
+    /// Entries that kept the overlay from being built (the
+    /// `unsafe-kustomize-path` rule reports them; `output` is then an error
+    /// that no other rule repeats).
+    pub refused: Vec<UnsafeRef>,
 }
 
 /// Which tool builds overlays.
@@ -69,28 +86,53 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// `kustomize` when it is on PATH, else `kubectl kustomize`, else `None`.
+    /// The program `DTLINT_KUSTOMIZE` names, else `kustomize` when it is on
+    /// PATH, else `kubectl kustomize`, else `None`.
     pub fn detect() -> Option<Self> {
         let probe = |program: &str, args: &[&str]| {
-            Command::new(program)
-                .args(args)
-                .output()
+            let limits = Limits {
+                timeout: Duration::from_secs(20),
+                max_stdout: 64 * 1024,
+                max_stderr: 64 * 1024,
+            };
+            subprocess::run(Command::new(program).args(args), limits)
                 .ok()
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         };
-        if let Some(version) = probe("kustomize", &["version"]) {
-            return Some(Self {
-                program: "kustomize".into(),
+        let kustomize = |program: &str| {
+            probe(program, &["version"]).map(|version| Self {
+                program: program.into(),
                 args: vec!["build".into()],
                 version,
-            });
+            })
+        };
+        let kubectl = |program: &str| {
+            probe(program, &["version", "--client"]).map(|version| Self {
+                program: program.into(),
+                args: vec!["kustomize".into()],
+                version,
+            })
+        };
+        if let Some(program) = std::env::var_os("DTLINT_KUSTOMIZE").filter(|p| !p.is_empty()) {
+            let program = program.to_string_lossy().into_owned();
+            let is_kubectl = Path::new(&program)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("kubectl"));
+            let found = if is_kubectl {
+                kubectl(&program)
+            } else {
+                kustomize(&program)
+            };
+            // A program that cannot say its version is still used: its
+            // builds fail and say why.
+            return Some(found.unwrap_or_else(|| Self {
+                program: program.clone(),
+                args: vec![if is_kubectl { "kustomize" } else { "build" }.into()],
+                version: format!("{program} (no version)"),
+            }));
         }
-        probe("kubectl", &["version", "--client"]).map(|version| Self {
-            program: "kubectl".into(),
-            args: vec!["kustomize".into()],
-            version,
-        })
+        kustomize("kustomize").or_else(|| kubectl("kubectl"))
     }
 
     pub fn describe(&self) -> String {
@@ -173,59 +215,140 @@ fn has_kustomization(dir: &Path) -> bool {
 }
 
 /// Every file a build of `dir` reads, as far as the kustomization graph
-/// says: kustomization files, resources, patches, generator inputs,
-/// components, recursively. Sorted, for a stable cache key. Kustomizations
-/// the workspace already parsed are not read again; ones outside it (an
-/// overlay reaching beyond the checked paths) are read from disk.
-pub fn closure(ws: &Workspace, dir: &Path) -> Vec<PathBuf> {
+/// says, and the entries that make it unsafe to build.
+#[derive(Debug, Default)]
+pub struct Closure {
+    /// Kustomization files, resources, patches, generator inputs, plugin
+    /// configurations, replacements, OpenAPI schemas, CRDs, Helm values,
+    /// recursively through resource, component and plugin directories.
+    /// Sorted, for a stable cache key.
+    pub files: Vec<PathBuf>,
+    /// Entries that reference what kustomize must not read.
+    pub refused: Vec<UnsafeRef>,
+}
+
+/// The entry that led to a directory: its kustomization, as written, where.
+type Via = Option<(PathBuf, String, Span)>;
+
+/// The files a build of `dir` reads (see [`Closure`]). Kustomizations the
+/// workspace already parsed are not read again; ones outside it (an overlay
+/// reaching beyond the checked paths) are read from disk, each path checked
+/// first.
+pub fn closure(ws: &Workspace, dir: &Path) -> Closure {
+    let guard = &ws.guard;
+    let known = |p: &Path| ws.known_path(p);
     let mut files = BTreeSet::new();
-    let mut dirs = vec![dir.to_path_buf()];
+    let mut refused = Vec::new();
+    // Each directory with the entry that led to it.
+    let mut dirs: Vec<(PathBuf, Via)> = vec![(dir.to_path_buf(), None)];
     let mut visited = BTreeSet::new();
-    while let Some(d) = dirs.pop() {
+    while let Some((d, via)) = dirs.pop() {
         if !visited.insert(d.clone()) {
             continue;
         }
-        let refs = if let Some(k) = ws.kustomization_in(&d) {
-            files.insert(ws.sources.get(k.file).abs.clone());
-            k.refs.clone()
+        let parsed;
+        let (k, kfile) = if let Some(k) = ws.kustomization_in(&d) {
+            (k, ws.sources.get(k.file).abs.clone())
         } else {
-            let Some(kfile) = FILE_NAMES.iter().map(|n| d.join(n)).find(|p| p.is_file()) else {
+            let Some(kfile) = FILE_NAMES
+                .iter()
+                .map(|n| d.join(n))
+                .find(|p| p.symlink_metadata().is_ok())
+            else {
                 continue;
             };
-            let Ok(text) = std::fs::read_to_string(&kfile) else {
-                continue;
-            };
-            files.insert(kfile.clone());
-            let lines = dtlint_yaml::LineIndex::new(&text);
-            let parsed = dtlint_yaml::parse(&text, &lines, dtlint_yaml::Limits::default());
-            let Some(doc) = parsed.documents.first() else {
-                continue;
-            };
-            kustomize::Kustomization::from_node(FileId(0), &d, &doc.root).refs
-        };
-        for r in refs {
-            if r.path.is_dir() {
-                if matches!(r.kind, RefKind::Resource | RefKind::Component) {
-                    dirs.push(r.path);
+            let checked = guard.check(&kfile, &known);
+            let text = match checked {
+                Ok(Checked::File) => {
+                    crate::render_guard::read_bounded_text(&kfile, guard.max_file_size)
                 }
-            } else {
-                files.insert(r.path);
-            }
-        }
+                Ok(_) => None,
+                Err(problem) => {
+                    if let Some((from, raw, span)) = &via {
+                        refused.push(UnsafeRef {
+                            kustomization: from.clone(),
+                            raw: raw.clone(),
+                            span: *span,
+                            problem,
+                        });
+                    }
+                    continue;
+                }
+            };
+            let Some(text) = text else { continue };
+            let lines = dtlint_yaml::LineIndex::new(&text);
+            let doc = dtlint_yaml::parse(&text, &lines, dtlint_yaml::Limits::default());
+            let Some(doc) = doc.documents.first() else {
+                files.insert(kfile);
+                continue;
+            };
+            parsed = kustomize::Kustomization::from_node(FileId(u32::MAX), &d, &doc.root);
+            (&parsed, kfile)
+        };
+        files.insert(kfile.clone());
+        guard.check_kustomization(
+            k,
+            &kfile,
+            &known,
+            &mut |r, checked| match checked {
+                Checked::Dir => {
+                    if matches!(
+                        r.kind,
+                        RefKind::Resource | RefKind::Component | RefKind::Other
+                    ) {
+                        dirs.push((r.path.clone(), Some((kfile.clone(), r.raw.clone(), r.span))));
+                    }
+                }
+                Checked::File | Checked::Missing => {
+                    files.insert(r.path.clone());
+                }
+            },
+            &mut refused,
+        );
     }
-    files.into_iter().collect()
+    Closure {
+        files: files.into_iter().collect(),
+        refused,
+    }
 }
 
-fn cache_key(builder: &Builder, target: &Target, root: &Path, inputs: &[PathBuf]) -> String {
+/// Bumped when the wrapper kustomization or the flags change, so old cache
+/// entries are not reused.
+const BUILD_RECIPE: &str = "dtlint-wrapper-v2 --load-restrictor LoadRestrictionsNone buildMetadata: [originAnnotations, transformerAnnotations]";
+
+/// The cache key of a build: the builder (program, arguments, version), the
+/// wrapper recipe, the overlay, and the path and content of every file the
+/// build reads. Inputs were checked before (regular files within the size
+/// limit); a read is bounded all the same.
+fn cache_key(
+    builder: &Builder,
+    target: &Target,
+    root: &Path,
+    inputs: &[PathBuf],
+    limit: u64,
+) -> String {
     let mut h = Sha256::new();
-    h.update(builder.version.as_bytes());
-    h.update(b"\0");
+    for part in [
+        builder.program.as_str(),
+        &builder.args.join(" "),
+        &builder.version,
+        BUILD_RECIPE,
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
     h.update(display_path(root, &target.dir).as_bytes());
     for f in inputs {
         h.update(b"\0");
         h.update(display_path(root, f).as_bytes());
         h.update(b"\0");
-        h.update(std::fs::read(f).unwrap_or_default());
+        match crate::render_guard::read_bounded(f, limit) {
+            Some(bytes) => {
+                h.update(b"+");
+                h.update(bytes);
+            }
+            None => h.update(b"-"),
+        }
     }
     hex::encode(h.finalize())
 }
@@ -253,13 +376,31 @@ fn build_one(
     root: &Path,
     cache_dir: Option<&Path>,
 ) -> Build {
-    let inputs = closure(ws, &target.dir);
-    let key = cache_key(builder, target, root, &inputs);
+    let Closure {
+        files: inputs,
+        refused,
+    } = closure(ws, &target.dir);
     let base = cache_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    if !refused.is_empty() {
+        let reasons: Vec<String> = refused.iter().map(UnsafeRef::message).collect();
+        return Build {
+            target: target.clone(),
+            output: Err(format!("not built: {}", reasons.join("; "))),
+            cached: false,
+            wrapper: base,
+            seconds: 0.0,
+            inputs,
+            refused,
+        };
+    }
+    let guard = &ws.guard;
+    let key = cache_key(builder, target, root, &inputs, guard.max_file_size);
+    // Where the wrapper is as far as the output's relative paths go: every
+    // wrapper is a directory directly in `base`.
     let wrapper = base.join(format!("wrap-{}", &key[..16]));
     if let Some(dir) = cache_dir {
         let cached = dir.join(format!("{key}.yaml"));
-        if let Ok(text) = std::fs::read_to_string(&cached) {
+        if let Some(text) = crate::render_guard::read_bounded_text(&cached, guard.max_output) {
             return Build {
                 target: target.clone(),
                 output: Ok(text),
@@ -267,34 +408,55 @@ fn build_one(
                 wrapper,
                 seconds: 0.0,
                 inputs,
+                refused,
             };
         }
     }
     let start = std::time::Instant::now();
     let output = (|| -> Result<String, String> {
-        std::fs::create_dir_all(&wrapper)
-            .map_err(|e| format!("cannot create {}: {e}", wrapper.display()))?;
-        let rel = relative(&wrapper, &target.dir);
+        // Removed when this closure returns, and by the signal handler on
+        // Ctrl-C.
+        let scratch = subprocess::ScratchDir::new_in(&base, "wrap-")
+            .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
+        let dir = scratch.path();
+        let rel = relative(dir, &target.dir);
         let text = format!(
             "# written by dtlint to build {} with origin annotations\nresources:\n  - {}\nbuildMetadata: [originAnnotations, transformerAnnotations]\n",
             target.display,
             rel.display()
         );
-        std::fs::write(wrapper.join("kustomization.yaml"), text)
+        std::fs::write(dir.join("kustomization.yaml"), text)
             .map_err(|e| format!("cannot write the wrapper kustomization: {e}"))?;
-        let out = Command::new(&builder.program)
-            .args(&builder.args)
-            .arg("--load-restrictor")
-            .arg("LoadRestrictionsNone")
-            .arg(&wrapper)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", builder.describe()))?;
+        let limits = Limits {
+            timeout: guard.timeout,
+            max_stdout: guard.max_output,
+            max_stderr: 1024 * 1024,
+        };
+        let out = subprocess::run(
+            Command::new(&builder.program)
+                .args(&builder.args)
+                .arg("--load-restrictor")
+                .arg("LoadRestrictionsNone")
+                .arg(dir),
+            limits,
+        )
+        .map_err(|e| {
+            let hint = match e {
+                subprocess::Failure::TimedOut(_) => " (`[render] timeout-seconds` in dtlint.toml)",
+                subprocess::Failure::TooMuchOutput { .. } => {
+                    " (`[render] max-output-bytes` in dtlint.toml)"
+                }
+                _ => "",
+            };
+            format!("`{}` {e}{hint}", builder.describe())
+        })?;
         if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            Ok(String::from_utf8(out.stdout)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
         } else {
             Err(clean_error(
                 &String::from_utf8_lossy(&out.stderr),
-                &wrapper,
+                dir,
                 root,
             ))
         }
@@ -311,6 +473,7 @@ fn build_one(
         wrapper,
         seconds: start.elapsed().as_secs_f64(),
         inputs,
+        refused,
     }
 }
 
@@ -341,7 +504,8 @@ fn clean_error(stderr: &str, wrapper: &Path, root: &Path) -> String {
     }
 }
 
-/// Build every target in parallel.
+/// Build every target in parallel. Ctrl-C (or SIGTERM) meanwhile kills the
+/// builds, removes their directories and exits with 130 (143).
 pub fn build_all(
     ws: &Workspace,
     builder: &Builder,
@@ -349,6 +513,7 @@ pub fn build_all(
     root: &Path,
     cache_dir: Option<&Path>,
 ) -> Vec<Build> {
+    subprocess::install_signal_handler();
     targets
         .par_iter()
         .map(|t| build_one(ws, builder, t, root, cache_dir))

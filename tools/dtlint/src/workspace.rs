@@ -81,6 +81,12 @@ pub struct Workspace {
     pub flux_paths: std::collections::BTreeMap<String, crate::flux::PathInfo>,
     /// The services' config contracts (`contracts` in `dtlint.toml`).
     pub contracts: Vec<crate::contract::Contract>,
+    /// What builds may read and how long they may run (see
+    /// [`crate::render_guard`]).
+    pub guard: crate::render_guard::Guard,
+    /// Kustomization entries that reference what kustomize must not read
+    /// (outside the repository, a device, a FIFO, a symlink loop, too big).
+    pub unsafe_refs: Vec<crate::render_guard::UnsafeRef>,
 }
 
 /// One rendered overlay: its output is `file`, and `provenance[i]` tells
@@ -184,8 +190,18 @@ impl Workspace {
             covered: std::collections::HashSet::new(),
             flux_paths: std::collections::BTreeMap::new(),
             contracts: Vec::new(),
+            guard: crate::render_guard::Guard::new(root, &config.render, limit),
+            unsafe_refs: Vec::new(),
         };
         stage("(roles)", || ws.assign_roles());
+        ws.unsafe_refs = stage("(kustomize paths)", || {
+            ws.guard.unsafe_refs(
+                ws.kustomizations
+                    .iter()
+                    .map(|k| (k, ws.sources.get(k.file).abs.clone())),
+                &|p| ws.known_path(p),
+            )
+        });
         stage("(generators)", || ws.read_generators());
         ws.flux_paths = stage("(flux paths)", || crate::flux::inspect(&ws));
         ws.contracts = stage("(contracts)", || {
@@ -300,8 +316,21 @@ impl Workspace {
                         .chain(g.get("env"));
                     for env in envs.filter_map(Node::as_str) {
                         let path = kustomize::normalize(&k.dir, env);
-                        // An unreadable env file is the missing-file rule's finding.
-                        let text = std::fs::read_to_string(&path).unwrap_or_default();
+                        // An unreadable env file is the missing-file rule's
+                        // finding; a device, a FIFO or a huge file is
+                        // `unsafe-kustomize-path`'s, and never read.
+                        let text = self
+                            .guard
+                            .check(&path, &|p| self.known_path(p))
+                            .ok()
+                            .filter(|c| *c == crate::render_guard::Checked::File)
+                            .and_then(|_| {
+                                crate::render_guard::read_bounded_text(
+                                    &path,
+                                    self.guard.max_file_size,
+                                )
+                            })
+                            .unwrap_or_default();
                         keys.extend(env_file_keys(&text));
                     }
                     for f in g
@@ -406,6 +435,24 @@ impl Workspace {
         self.sources.find_abs(path).is_some()
             || self.kustomization_dirs.contains_key(path)
             || path.exists()
+    }
+
+    /// What discovery knows of `path` without a system call: a file it
+    /// read within the size limit, or a kustomization directory; both were
+    /// reached through real directories from the root (see
+    /// [`crate::render_guard::Known`]).
+    pub fn known_path(&self, path: &Path) -> Option<crate::render_guard::Checked> {
+        use crate::render_guard::Checked;
+        if let Some(id) = self.sources.find_abs(path) {
+            let too_large = self
+                .unreadable
+                .iter()
+                .any(|(u, p)| *u == id && matches!(p, ReadProblem::TooLarge { .. }));
+            return (!too_large).then_some(Checked::File);
+        }
+        self.kustomization_dirs
+            .contains_key(path)
+            .then_some(Checked::Dir)
     }
 
     /// The rendered overlay a file is the output of.

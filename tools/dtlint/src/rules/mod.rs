@@ -350,6 +350,7 @@ pub static ALL: &[&dyn Rule] = &[
     &yaml::wrong_type::WrongType,
     // gitops
     &gitops::kustomize_build_failed::KustomizeBuildFailed,
+    &gitops::unsafe_kustomize_path::UnsafeKustomizePath,
     &gitops::missing_environment_overlay::MissingEnvironmentOverlay,
     &gitops::replicas_per_environment::ReplicasPerEnvironment,
     &gitops::resources_per_environment::ResourcesPerEnvironment,

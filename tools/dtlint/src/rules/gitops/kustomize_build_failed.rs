@@ -49,6 +49,10 @@ impl Rule for KustomizeBuildFailed {
         let ws = ctx.index.ws;
         for b in &ws.render_failures {
             let Err(error) = &b.output else { continue };
+            if !b.refused.is_empty() {
+                // Not built on purpose: `unsafe-kustomize-path` says why.
+                continue;
+            }
             let kfile = FILE_NAMES
                 .iter()
                 .find_map(|n| ws.sources.find_abs(&b.target.dir.join(n)));
