@@ -82,6 +82,10 @@ pub struct Outcome {
     /// Rules that were not run because they need a repository and there is
     /// none, with the reason ([`Selection::no_repository`]).
     pub skipped: Option<Skipped>,
+    /// Environments with an overlay that was not built, and how many
+    /// findings of whole-environment rules were left out there.
+    pub incomplete: Vec<String>,
+    pub incomplete_left_out: usize,
 }
 
 /// Rules left out of a run, and why.
@@ -280,6 +284,31 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
     });
     let mut raw = run_rules(&ctx, &selected);
 
+    // An environment with an overlay that was not built (refused or failed)
+    // is incomplete: what a rule concludes from the whole of it (a selector
+    // that matches nothing, a reference to an object of the missing overlay)
+    // would be false. Those findings are left out, and the run says so.
+    let incomplete: BTreeSet<&str> = ws
+        .render_failures
+        .iter()
+        .map(|b| b.target.env.as_str())
+        .collect();
+    let mut incomplete_left_out = 0;
+    if !incomplete.is_empty() {
+        raw.retain(|f| {
+            let whole_environment = rules::find(f.rule).is_some_and(|r| {
+                r.meta().needs == rules::Needs::Repository && r.meta().category != "gitops"
+            });
+            let seen_in_incomplete = ws
+                .rendered_of(f.primary.file)
+                .is_some_and(|r| incomplete.contains(r.target.env.as_str()))
+                || (!f.envs.is_empty() && f.envs.iter().all(|e| incomplete.contains(e.as_str())));
+            let drop = whole_environment && seen_in_incomplete;
+            incomplete_left_out += usize::from(drop);
+            !drop
+        });
+    }
+
     let mut engine_findings = Vec::new();
     let mut sups = collect_suppressions(&index, &mut engine_findings);
 
@@ -452,6 +481,8 @@ pub fn run(ws: &Workspace, config: &Config, selection: &Selection) -> Outcome {
         findings,
         suppressed,
         skipped,
+        incomplete: incomplete.iter().map(|e| (*e).to_string()).collect(),
+        incomplete_left_out,
     }
 }
 

@@ -492,6 +492,13 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         no_repository,
     };
     let mut outcome = engine::run(&ws, &config, &selection);
+    if outcome.incomplete_left_out > 0 {
+        eprintln!(
+            "dtlint: note: {} incomplete (an overlay was not built): {} finding(s) of rules that judge a whole environment were left out there",
+            outcome.incomplete.join(", "),
+            outcome.incomplete_left_out
+        );
+    }
     if let Some(skipped) = &outcome.skipped
         && !skipped.rules.is_empty()
     {

@@ -360,3 +360,32 @@ fn a_very_long_line_is_cut_around_the_finding() {
     assert!(stdout.lines().all(|l| l.chars().count() <= 80), "{stdout}");
     insta::assert_snapshot!(stdout);
 }
+
+/// An overlay that is not built leaves its environment incomplete: the one
+/// finding is the refused entry, not what whole-environment rules would
+/// conclude from the objects that are missing.
+#[test]
+fn a_refused_overlay_is_one_finding_not_a_cascade() {
+    let dir = copy();
+    let root = dir.path();
+    let file = "overlays/production/global-controller/kustomization.yaml";
+    let line = plant(root, file, "resources:\n", "resources:\n  - /dev/zero\n", 0) + 1;
+    let run = dtlint(root, &[], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.findings(),
+        vec![(
+            "unsafe-kustomize-path".to_string(),
+            file.to_string(),
+            u64::from(line),
+            vec!["production".to_string()]
+        )],
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("production incomplete"),
+        "{}",
+        run.stderr
+    );
+}
