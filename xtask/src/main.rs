@@ -3,9 +3,12 @@
 //! - `docs`: regenerate `docs/rules/` from the docs on each dtlint rule.
 //! - `corpus N DIR`: write a generated repository of N services to DIR.
 //! - `bench [N...]`: lint generated corpora and compare with a bare parse.
+//! - `render-bench [ROUNDS]`: dtlint with every overlay rendered against the
+//!   same kustomize builds one by one, and one file on a warm cache.
 
 mod bench;
 mod corpus;
+mod render_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +74,10 @@ fn main() -> ExitCode {
         Some("docs") => docs(),
         Some("corpus") => corpus_cmd(&args[1..]),
         Some("bench") => bench_cmd(&args[1..]),
+        Some("render-bench") => args
+            .get(1)
+            .map_or(Ok(5), |n| n.parse().context("rounds is a number"))
+            .and_then(|rounds| render_bench::run(&repo_root(), rounds)),
         Some("help" | "--help" | "-h") => {
             print_help();
             Ok(())
@@ -95,6 +102,6 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  help                 this text"
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  help                 this text"
     );
 }
