@@ -12,6 +12,7 @@ mod e2e;
 mod manifest;
 mod net;
 mod netpol;
+mod origin;
 mod plan;
 mod pod;
 mod proc;

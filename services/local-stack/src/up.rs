@@ -174,6 +174,8 @@ struct Container {
     next_start: Option<Instant>,
     last_problem: String,
     env: Vec<(String, String)>,
+    /// Where each variable of `env` is set in the repository.
+    sources: Vec<crate::origin::EnvSource>,
 }
 
 impl Container {
@@ -203,6 +205,7 @@ impl Container {
             next_start: None,
             last_problem: String::new(),
             env,
+            sources: Vec::new(),
         }
     }
 }
@@ -210,6 +213,8 @@ impl Container {
 #[derive(Debug)]
 struct Pod {
     name: String,
+    /// "StatefulSet dark-tower/ac-service", or what a stand-in runs.
+    workload: String,
     namespace: String,
     kustomization: String,
     ip: Ipv4Addr,
@@ -264,6 +269,8 @@ struct Cluster {
     next_link: u32,
     service_ips: BTreeMap<String, Ipv4Addr>,
     program: String,
+    /// Where each rendered object came from (for failure reports).
+    origins: crate::origin::Origins,
     /// The NetworkPolicy program, when enforced (`None`: not enforced).
     policy_program: Option<String>,
     /// Policy peers already reported as not expressible here.
@@ -318,6 +325,7 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         next_link: 0,
         service_ips: BTreeMap::new(),
         program: String::new(),
+        origins: crate::origin::Origins::new(&options.repo),
         policy_program: options.enforce_network_policies.then(String::new),
         reported: std::collections::BTreeSet::new(),
         started,
@@ -392,6 +400,7 @@ async fn apply(
     for render::Applied {
         kustomization,
         objects,
+        provenance,
     } in applied
     {
         let started = lock(shared).started;
@@ -415,6 +424,9 @@ async fn apply(
         }
         let all = {
             let mut c = lock(shared);
+            for (v, p) in objects.iter().zip(provenance) {
+                c.origins.insert(v, p, DEFAULT_NS);
+            }
             c.objects.extend(objects.iter().cloned());
             c.objects.clone()
         };
@@ -615,10 +627,16 @@ fn start_workload(
                 .get(&cp.image)
                 .cloned()
                 .unwrap_or_default();
-            containers.push(container_from_plan(cp, &image, &dir, &id.name)?);
+            let mut container = container_from_plan(cp, &image, &dir, &id.name)?;
+            let names: Vec<String> = container.env.iter().map(|(k, _)| k.clone()).collect();
+            container.sources = c
+                .origins
+                .env_sources(&value, &cp.name, &names, &c.objects, DEFAULT_NS);
+            containers.push(container);
         }
         let mut pod = Pod {
             name: id.name.clone(),
+            workload: workload.id(),
             namespace: workload.namespace.clone(),
             kustomization: kustomization.to_owned(),
             ip,
@@ -1518,6 +1536,7 @@ fn start_postgres(
     );
     let mut pod = Pod {
         name: pod_name.clone(),
+        workload: format!("CloudNativePG stand-in for Cluster {ns}/{name}"),
         namespace: ns.clone(),
         kustomization: kustomization.name.clone(),
         ip,
@@ -1777,26 +1796,98 @@ fn kill_group(pgid: u32) {
     );
 }
 
+/// Lines of a container's log shown in a failure report.
+const REPORT_LOG_LINES: usize = 20;
+
+/// What went wrong, for a human: every pod that is not ready, has
+/// restarted, or is named by the error (an e2e step names the service it
+/// talked to), each container with its log tail and the manifest lines of
+/// its environment.
 fn report_failure(shared: &Shared, error: &anyhow::Error) {
     let c = lock(shared);
-    eprintln!("local-stack: {error:#}");
-    for pod in c.pods.iter().filter(|p| !p.ready) {
+    let text = format!("{error:#}");
+    eprintln!("local-stack: {text}");
+    for pod in &c.pods {
+        let named = pod
+            .labels
+            .get("app.kubernetes.io/name")
+            .is_some_and(|n| text.contains(n.as_str()));
+        let restarted = pod.containers.iter().any(|x| x.restarts > 0);
+        if pod.ready && !named && !restarted {
+            continue;
+        }
         eprintln!(
-            "  pod {} ({}): {}",
+            "  pod {} ({}; Flux Kustomization {}): {}",
             pod.name,
+            pod.workload,
             pod.kustomization,
             pod.state()
         );
         for cont in &pod.containers {
-            let tail = crate::proc::log_tail(&cont.log, 15);
-            if !tail.is_empty() {
-                eprintln!("    {} log ({}):", cont.name, cont.log.display());
-                for line in tail.lines() {
-                    eprintln!("      {line}");
-                }
-            }
+            let tail = crate::proc::log_tail(&cont.log, REPORT_LOG_LINES);
+            eprint!("{}", container_report(cont, &tail));
         }
     }
+}
+
+/// One container of a failure report: restarts, the log tail, and the
+/// variables responsible where the log tells (named in it, or a value of
+/// theirs in it), else every variable, each with its `file:line`.
+fn container_report(cont: &Container, tail: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "    container {}{}: log {}",
+        cont.name,
+        if cont.restarts > 0 {
+            format!(" (restarted {} times)", cont.restarts)
+        } else {
+            String::new()
+        },
+        cont.log.display()
+    );
+    if tail.is_empty() {
+        let _ = writeln!(out, "      (the log is empty)");
+    }
+    for line in tail.lines() {
+        let _ = writeln!(out, "      | {line}");
+    }
+    if cont.sources.is_empty() {
+        return out;
+    }
+    let values: BTreeMap<&str, &str> = cont
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // A value is evidence only when it is distinctive enough to be in the
+    // log because of this variable (never printed: it may be a secret).
+    let mentioned = |name: &str| {
+        tail.contains(name)
+            || values
+                .get(name)
+                .is_some_and(|v| v.len() >= 6 && tail.contains(v))
+    };
+    let responsible: Vec<&crate::origin::EnvSource> = cont
+        .sources
+        .iter()
+        .filter(|s| !s.runtime && mentioned(&s.name))
+        .collect();
+    if responsible.is_empty() {
+        let _ = writeln!(
+            out,
+            "      the log names none of its variables; where each is set:"
+        );
+        for s in cont.sources.iter().filter(|s| !s.runtime) {
+            let _ = writeln!(out, "        {s}");
+        }
+    } else {
+        let _ = writeln!(out, "      the log points at:");
+        for s in responsible {
+            let _ = writeln!(out, "        {s}");
+        }
+    }
+    out
 }
 
 /// SIGTERM to every container (services first, in reverse start order),
@@ -1915,5 +2006,78 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+    }
+
+    #[test]
+    fn a_failure_report_names_the_variable_the_log_mentions_and_its_line() {
+        use crate::origin::{EnvSource, Line};
+        let source = |name: &str, file: &str, line: u32| EnvSource {
+            name: name.into(),
+            at: Some(Line {
+                file: file.into(),
+                line,
+            }),
+            via: None,
+            runtime: false,
+        };
+        let mut cont = Container::new(
+            "ac-service",
+            Launch::Host { argv: Vec::new() },
+            (None, None),
+            PathBuf::from("/tmp/pod/ac-service.log"),
+            vec![
+                ("DATABASE_URL".into(), "postgres://u:p@db/ac".into()),
+                ("BIND_ADDRESS".into(), "0.0.0.0:8082".into()),
+                ("HOSTNAME".into(), "ac-service-0".into()),
+            ],
+        );
+        cont.restarts = 3;
+        cont.sources = vec![
+            source("DATABASE_URL", "base/ac-service/statefulset.yaml", 104),
+            source("BIND_ADDRESS", "base/ac-service/statefulset.yaml", 70),
+            EnvSource {
+                name: "HOSTNAME".into(),
+                at: None,
+                via: None,
+                runtime: true,
+            },
+        ];
+        // The log names the variable.
+        let tail = "starting\nError: invalid DATABASE_URL: relative URL without a base";
+        let report = container_report(&cont, tail);
+        assert!(
+            report.contains("container ac-service (restarted 3 times)"),
+            "{report}"
+        );
+        assert!(report.contains("| Error: invalid DATABASE_URL"), "{report}");
+        assert!(
+            report.contains(
+                "the log points at:\n        DATABASE_URL at base/ac-service/statefulset.yaml:104\n"
+            ),
+            "{report}"
+        );
+        assert!(!report.contains("BIND_ADDRESS"), "{report}");
+        // The log holds a variable's value, not its name: the same.
+        let report = container_report(&cont, "cannot bind 0.0.0.0:8082: address in use");
+        assert!(
+            report.contains(
+                "the log points at:\n        BIND_ADDRESS at base/ac-service/statefulset.yaml:70\n"
+            ),
+            "{report}"
+        );
+        // Nothing in the log: every variable from the manifest, with its line.
+        let report = container_report(&cont, "panicked");
+        assert!(report.contains("names none of its variables"), "{report}");
+        assert!(
+            report.contains("DATABASE_URL at base/ac-service/statefulset.yaml:104"),
+            "{report}"
+        );
+        assert!(
+            report.contains("BIND_ADDRESS at base/ac-service/statefulset.yaml:70"),
+            "{report}"
+        );
+        assert!(!report.contains("HOSTNAME"), "{report}");
+        // Values are never printed.
+        assert!(!report.contains("postgres://"), "{report}");
     }
 }
