@@ -273,6 +273,11 @@ struct Cluster {
     origins: crate::origin::Origins,
     /// The NetworkPolicy program, when enforced (`None`: not enforced).
     policy_program: Option<String>,
+    /// Flows the NetworkPolicies dropped: packets counted by earlier
+    /// programs (their set went with them) and by the loaded one.
+    drops: BTreeMap<DropKey, (u64, u64)>,
+    /// Dropped flows already said.
+    drops_said: std::collections::BTreeSet<DropKey>,
     /// Policy peers already reported as not expressible here.
     reported: std::collections::BTreeSet<String>,
     started: Instant,
@@ -280,6 +285,9 @@ struct Cluster {
 }
 
 type Shared = Arc<Mutex<Cluster>>;
+
+/// A dropped flow: source, destination, protocol, port.
+type DropKey = (Ipv4Addr, Ipv4Addr, String, u16);
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Cluster> {
     shared
@@ -328,6 +336,8 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         origins: crate::origin::Origins::new(&options.repo),
         policy_program: options.enforce_network_policies.then(String::new),
         reported: std::collections::BTreeSet::new(),
+        drops: BTreeMap::new(),
+        drops_said: std::collections::BTreeSet::new(),
         started,
         stopping: false,
     }));
@@ -1031,6 +1041,7 @@ async fn supervise(
     tx: Probes,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             Some(result) = rx.recv() => {
@@ -1040,9 +1051,13 @@ async fn supervise(
                 }
             }
             _ = tick.tick() => {
+                ticks += 1;
                 let changed = {
                     let mut c = lock(&shared);
                     if c.stopping { return; }
+                    if ticks.is_multiple_of(8) {
+                        say_new_drops(&mut c);
+                    }
                     reap_and_restart(&mut c, &tx)
                 };
                 if changed {
@@ -1339,6 +1354,11 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
                     );
                     c.reported.insert(line);
                 }
+            }
+            // The set of dropped flows goes with the old program.
+            read_drops(&mut c);
+            for (base, now) in c.drops.values_mut() {
+                *base += std::mem::take(now);
             }
             net::apply_nft(&program, &c.workdir.join("network-policy.nft"))?;
             c.policy_program = Some(program);
@@ -1828,6 +1848,81 @@ fn report_failure(shared: &Shared, error: &anyhow::Error) {
             eprint!("{}", container_report(cont, &tail));
         }
     }
+    drop(c);
+    let mut c = lock(shared);
+    read_drops(&mut c);
+    let keys: Vec<DropKey> = c.drops.keys().cloned().collect();
+    for key in &keys {
+        eprintln!("  {}", describe_drop(&c, key));
+    }
+}
+
+/// Reads the flows the loaded NetworkPolicy program dropped.
+fn read_drops(c: &mut Cluster) {
+    if c.policy_program.as_ref().is_none_or(String::is_empty) {
+        return;
+    }
+    let Ok(json) = run_checked(
+        "/usr/sbin/nft",
+        &crate::netpol::LIST_DROPPED,
+        Duration::from_secs(5),
+    ) else {
+        return;
+    };
+    for d in crate::netpol::parse_dropped(&json).unwrap_or_default() {
+        c.drops
+            .entry((d.src, d.dst, d.protocol, d.port))
+            .or_insert((0, 0))
+            .1 = d.packets;
+    }
+}
+
+/// Says each dropped flow once, as soon as it is seen.
+fn say_new_drops(c: &mut Cluster) {
+    read_drops(c);
+    let new: Vec<DropKey> = c
+        .drops
+        .keys()
+        .filter(|k| !c.drops_said.contains(*k))
+        .cloned()
+        .collect();
+    for key in new {
+        say(c.started, &describe_drop(c, &key));
+        c.drops_said.insert(key);
+    }
+}
+
+/// A dropped flow for a human (see [`crate::netpol::describe`]).
+fn describe_drop(c: &Cluster, key: &DropKey) -> String {
+    let (src, dst, protocol, port) = key;
+    let flow = crate::netpol::Dropped {
+        src: *src,
+        dst: *dst,
+        protocol: protocol.clone(),
+        port: *port,
+        packets: c.drops.get(key).map_or(0, |(b, n)| b + n),
+    };
+    let pods: Vec<(String, crate::netpol::Peer)> = c
+        .pods
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                crate::netpol::Peer {
+                    namespace: p.namespace.clone(),
+                    ip: p.ip,
+                    labels: p.labels.clone(),
+                    ports: p.ports.clone(),
+                },
+            )
+        })
+        .collect();
+    crate::netpol::describe(
+        &flow,
+        &pods,
+        &crate::netpol::Policies::new(&c.objects),
+        |policy| c.origins.declared(policy, DEFAULT_NS),
+    )
 }
 
 /// One container of a failure report: restarts, the log tail, and the
