@@ -3,9 +3,12 @@
 //! - `docs`: regenerate `docs/rules/` from the docs on each dtlint rule.
 //! - `corpus N DIR`: write a generated repository of N services to DIR.
 //! - `bench [N...]`: lint generated corpora and compare with a bare parse.
+//! - `stack-bench [--env E...] [--runs N]`: run each environment with
+//!   `local-stack e2e` and tabulate time to ready, memory and e2e latency.
 
 mod bench;
 mod corpus;
+mod stack_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +74,9 @@ fn main() -> ExitCode {
         Some("docs") => docs(),
         Some("corpus") => corpus_cmd(&args[1..]),
         Some("bench") => bench_cmd(&args[1..]),
+        Some("stack-bench") => {
+            stack_bench::Options::parse(&args[1..]).and_then(|o| stack_bench::run(&repo_root(), &o))
+        }
         Some("help" | "--help" | "-h") => {
             print_help();
             Ok(())
@@ -95,6 +101,6 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  help                 this text"
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  stack-bench [--env E]... [--runs N] [--joins N] [--release] [--enforce-network-policies] [--age-key-file F]\n                       run each environment (default all three) with `local-stack e2e --json` and\n                       print time to every pod ready, resident memory and e2e latency side by side\n                       (needs root, PostgreSQL, redis-server, nftables; the age key for staging/production)\n  help                 this text"
     );
 }

@@ -317,6 +317,50 @@ impl Origins {
         None
     }
 
+    /// The line of a field of `object` named as errors name them
+    /// (`spec.template.spec.containers[0].env[3].valueFrom`); list items
+    /// with a `name` in the rendered object are looked up by that name
+    /// (patches and bases may order them differently).
+    pub fn field_line(&self, object: &Value, field: &str, default_ns: &str) -> Option<Line> {
+        let mut names: Vec<String> = Vec::new();
+        let mut raw: Vec<(String, Option<usize>)> = Vec::new();
+        for part in field.split('.') {
+            match part.split_once('[') {
+                Some((key, index)) => {
+                    let i = index.trim_end_matches(']').parse().ok()?;
+                    raw.push((key.to_owned(), Some(i)));
+                }
+                None => raw.push((part.to_owned(), None)),
+            }
+        }
+        // Names first (the steps borrow them).
+        let mut node = object;
+        for (key, index) in &raw {
+            node = node.get(key)?;
+            if let Some(i) = index {
+                node = node.get(i)?;
+                names.push(
+                    node.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+            }
+        }
+        let mut steps = Vec::new();
+        let mut item_names = names.iter();
+        for (key, index) in &raw {
+            steps.push(Step::Key(key));
+            if let Some(i) = index {
+                match item_names.next().map(String::as_str) {
+                    Some(n) if !n.is_empty() => steps.push(Step::Named(n)),
+                    _ => steps.push(Step::Index(*i)),
+                }
+            }
+        }
+        self.locate(object, &steps, default_ns)
+    }
+
     /// Where the line declaring `object` itself is (its `metadata.name`).
     pub fn declared(&self, object: &Value, default_ns: &str) -> Option<Line> {
         self.locate(
@@ -617,6 +661,37 @@ mod tests {
                 line_of(sts, "- name: CLUSTER_NAME", 1),
                 line_of(kust, "- CLUSTER_NAME=", 1)
             )
+        );
+    }
+
+    #[test]
+    fn a_field_named_as_errors_name_it_is_found_by_the_names_of_its_items() {
+        let (objects, origins) = development();
+        let ac = objects
+            .iter()
+            .find(|v| {
+                Object::new(v)
+                    .is_some_and(|o| o.kind() == "StatefulSet" && o.name() == "ac-service")
+            })
+            .unwrap();
+        let env = ac
+            .pointer("/spec/template/spec/containers/0/env")
+            .and_then(Value::as_array)
+            .unwrap();
+        let i = env.iter().position(|e| e["name"] == "DB_PASSWORD").unwrap();
+        let sts = "base/ac-service/statefulset.yaml";
+        let secret_ref = line_of(
+            sts,
+            "secretKeyRef:",
+            line_of(sts, "- name: DB_PASSWORD", 1) as usize,
+        );
+        assert_eq!(
+            origins.field_line(
+                ac,
+                &format!("spec.template.spec.containers[0].env[{i}].valueFrom.secretKeyRef"),
+                "default"
+            ),
+            at(sts, secret_ref)
         );
     }
 

@@ -52,6 +52,10 @@ const IP: &str = "/usr/sbin/ip";
 
 /// What `up` was asked to do.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a command-line switch of its own"
+)]
 pub struct Options {
     pub repo: PathBuf,
     pub env: String,
@@ -65,6 +69,11 @@ pub struct Options {
     pub e2e: bool,
     /// Enforce the NetworkPolicies between pods (`crate::netpol`).
     pub enforce_network_policies: bool,
+    /// Print the measurements as one JSON object on stdout (progress goes
+    /// to stderr).
+    pub json: bool,
+    /// How many times the e2e flow joins a fresh meeting.
+    pub joins: usize,
 }
 
 /// Entry point: in the machine's namespace, make the node namespace and
@@ -295,11 +304,28 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Cluster> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Set with `--json`: progress goes to stderr, stdout holds only the
+/// measurements.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A line of progress.
+pub fn note(text: &str) {
+    if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
 fn say(started: Instant, text: &str) {
-    println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
+    note(&format!(
+        "[{:>6.1}s] {text}",
+        started.elapsed().as_secs_f64()
+    ));
 }
 
 async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
+    JSON.store(options.json, std::sync::atomic::Ordering::Relaxed);
     net::init_node()?;
     let workdir = options.workdir.join(&options.env);
     if workdir.exists() {
@@ -347,8 +373,13 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         r = apply(options, &shared, applied, &tx) => r,
         () = shutdown_signal() => Err(anyhow::anyhow!("stopped before every pod was ready")),
     };
+    let mut measured = serde_json::json!({"env": options.env});
     if result.is_ok() {
+        measured["ready_seconds"] = started.elapsed().as_secs_f64().into();
         let (bytes, processes, pods) = resident_memory(&shared);
+        measured["rss_bytes"] = bytes.into();
+        measured["processes"] = processes.into();
+        measured["pods"] = pods.into();
         let tenths = bytes * 10 / (1 << 20);
         say(
             started,
@@ -362,7 +393,17 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
     let result = match result {
         Ok(()) if options.e2e => {
             say(started, "every pod is ready; running the user flow");
-            crate::e2e::run(&shared_view(&shared)).await
+            crate::e2e::run(&shared_view(&shared), options.joins)
+                .await
+                .map(|m| {
+                    let ms = |v: &[Duration]| {
+                        v.iter()
+                            .map(|d| d.as_secs_f64() * 1e3)
+                            .collect::<Vec<f64>>()
+                    };
+                    measured["join_to_first_datagram_ms"] = ms(&m.join_to_first_datagram).into();
+                    measured["datagram_ms"] = ms(&m.datagram_rounds).into();
+                })
         }
         Ok(()) if options.exit_when_ready => {
             say(started, "every pod is ready");
@@ -377,6 +418,9 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
     };
     if let Err(e) = &result {
         report_failure(&shared, e);
+    }
+    if options.json && result.is_ok() {
+        println!("{measured}");
     }
     stop_all(&shared).await;
     supervisor.abort();
@@ -620,7 +664,13 @@ fn start_workload(
             }
         }
         let plan = pod::plan_pod(&workload, &objects, &id, &plan_options)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(|e| {
+                // The line a human edits, where the field is in a file.
+                match c.origins.field_line(&value, &e.field, DEFAULT_NS) {
+                    Some(line) => anyhow::anyhow!("{e} (at {line})"),
+                    None => anyhow::anyhow!("{e}"),
+                }
+            })
             .with_context(|| format!("Flux Kustomization {kustomization}"))?;
         std::fs::create_dir_all(&dir)?;
         let mut containers = Vec::new();
