@@ -194,8 +194,6 @@ pub fn run(root: &Path, o: &Options) -> Result<()> {
                 "--json",
                 "--joins",
                 &o.joins.to_string(),
-                "--workdir",
-                &work.join("run").to_string_lossy(),
             ]);
             if o.release {
                 c.arg("--release");
