@@ -506,7 +506,13 @@ pub fn describe<L: fmt::Display>(
     else {
         return text;
     };
-    for (direction, isolating) in policies.refusing(src, dst, &flow.protocol, flow.port) {
+    let refusing = policies.refusing(src, dst, &flow.protocol, flow.port);
+    if refusing.is_empty() {
+        text.push_str(
+            "; the policies allow it: it was dropped before the rules for one of the pods were loaded",
+        );
+    }
+    for (direction, isolating) in refusing {
         let at = if direction == "Ingress" {
             dst_name
         } else {

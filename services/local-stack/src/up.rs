@@ -694,7 +694,7 @@ fn start_workload(
                 .env_sources(&value, &cp.name, &names, &c.objects, DEFAULT_NS);
             containers.push(container);
         }
-        let mut pod = Pod {
+        let pod = Pod {
             name: id.name.clone(),
             workload: workload.id(),
             namespace: workload.namespace.clone(),
@@ -729,10 +729,14 @@ fn start_workload(
             ),
         );
         write_pod_files(&c, &pod)?;
-        for i in 0..pod.containers.len() {
-            start_container(&mut pod, i, tx)?;
-        }
         c.pods.push(pod);
+        refresh_policies(&mut c)?;
+        let Some(pod) = c.pods.last_mut() else {
+            continue;
+        };
+        for i in 0..pod.containers.len() {
+            start_container(pod, i, tx)?;
+        }
     }
     Ok(())
 }
@@ -1337,6 +1341,46 @@ fn write_pod_files(c: &Cluster, pod: &Pod) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the NetworkPolicy program for the pods of the run, when enforced
+/// and when it changed (a pod was added). Called before a new pod's
+/// containers start, so their first packets are judged by rules that know
+/// the pod.
+fn refresh_policies(c: &mut Cluster) -> anyhow::Result<()> {
+    if let Some(current) = &c.policy_program {
+        let peers: Vec<crate::netpol::Peer> = c
+            .pods
+            .iter()
+            .map(|p| crate::netpol::Peer {
+                namespace: p.namespace.clone(),
+                ip: p.ip,
+                labels: p.labels.clone(),
+                ports: p.ports.clone(),
+            })
+            .collect();
+        let policies = crate::netpol::Policies::new(&c.objects);
+        let program = crate::netpol::program(&policies, &peers);
+        if program != *current {
+            for line in policies.unexpressible(&peers) {
+                if !c.reported.contains(&line) {
+                    say(
+                        c.started,
+                        &format!("NetworkPolicy not expressible here: {line}"),
+                    );
+                    c.reported.insert(line);
+                }
+            }
+            // The set of dropped flows goes with the old program.
+            read_drops(c);
+            for (base, now) in c.drops.values_mut() {
+                *base += std::mem::take(now);
+            }
+            net::apply_nft(&program, &c.workdir.join("network-policy.nft"))?;
+            c.policy_program = Some(program);
+        }
+    }
+    Ok(())
+}
+
 /// Cluster IPs for new Services, the kube-proxy program, every pod's hosts.
 fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
     let mut c = lock(shared);
@@ -1382,38 +1426,7 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
         net::apply_kube_proxy(&program, &c.workdir)?;
         c.program = program;
     }
-    if let Some(current) = &c.policy_program {
-        let peers: Vec<crate::netpol::Peer> = c
-            .pods
-            .iter()
-            .map(|p| crate::netpol::Peer {
-                namespace: p.namespace.clone(),
-                ip: p.ip,
-                labels: p.labels.clone(),
-                ports: p.ports.clone(),
-            })
-            .collect();
-        let policies = crate::netpol::Policies::new(&c.objects);
-        let program = crate::netpol::program(&policies, &peers);
-        if program != *current {
-            for line in policies.unexpressible(&peers) {
-                if !c.reported.contains(&line) {
-                    say(
-                        c.started,
-                        &format!("NetworkPolicy not expressible here: {line}"),
-                    );
-                    c.reported.insert(line);
-                }
-            }
-            // The set of dropped flows goes with the old program.
-            read_drops(&mut c);
-            for (base, now) in c.drops.values_mut() {
-                *base += std::mem::take(now);
-            }
-            net::apply_nft(&program, &c.workdir.join("network-policy.nft"))?;
-            c.policy_program = Some(program);
-        }
-    }
+    refresh_policies(&mut c)?;
     for pod in &c.pods {
         let hosts = hosts_file(&c, pod);
         let path = pod.dir.join("hosts");
