@@ -3,12 +3,15 @@
 //! - `docs`: regenerate `docs/rules/` from the docs on each dtlint rule.
 //! - `corpus N DIR`: write a generated repository of N services to DIR.
 //! - `bench [N...]`: lint generated corpora and compare with a bare parse.
+//! - `stack-bench [--env E...] [--runs N]`: run each environment with
+//!   `local-stack e2e` and tabulate time to ready, memory and e2e latency.
 //! - `render-bench [ROUNDS]`: dtlint with every overlay rendered against the
 //!   same kustomize builds one by one, and one file on a warm cache.
 
 mod bench;
 mod corpus;
 mod render_bench;
+mod stack_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -78,6 +81,9 @@ fn main() -> ExitCode {
             .get(1)
             .map_or(Ok(5), |n| n.parse().context("rounds is a number"))
             .and_then(|rounds| render_bench::run(&repo_root(), rounds)),
+        Some("stack-bench") => {
+            stack_bench::Options::parse(&args[1..]).and_then(|o| stack_bench::run(&repo_root(), &o))
+        }
         Some("help" | "--help" | "-h") => {
             print_help();
             Ok(())
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  help                 this text"
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  stack-bench [--env E]... [--runs N] [--joins N] [--release] [--enforce-network-policies] [--age-key-file F]\n                       run each environment (default all three) with `local-stack e2e --json` and\n                       print time to every pod ready, resident memory and e2e latency side by side\n                       (needs root, PostgreSQL, redis-server, nftables; the age key for staging/production)\n  help                 this text"
+
     );
 }

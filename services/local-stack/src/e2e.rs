@@ -232,21 +232,45 @@ pub struct Timings {
     pub datagram_rounds: Vec<Duration>,
 }
 
-/// Runs the flow once.
-pub async fn run(view: &View) -> anyhow::Result<()> {
-    let t = flow(view).await?;
-    let mut rounds = t.datagram_rounds.clone();
-    rounds.sort();
-    // Nearest-rank percentiles of the (few dozen) rounds.
-    let p = |percent: usize| rounds[(rounds.len() - 1) * percent / 100];
-    println!(
-        "e2e: two participants met and exchanged {} datagrams both ways; join to first datagram {:.1} ms, datagram delivery p50 {:.2} ms p99 {:.2} ms",
-        rounds.len(),
-        t.join_to_first_datagram.as_secs_f64() * 1e3,
-        p(50).as_secs_f64() * 1e3,
-        p(99).as_secs_f64() * 1e3,
-    );
-    Ok(())
+/// What the flow measured over every join of a run.
+#[derive(Debug, Default)]
+pub struct Measured {
+    /// WebTransport join at MC to the first datagram through MH, per join.
+    pub join_to_first_datagram: Vec<Duration>,
+    /// One datagram from one participant to the other, every one of every join.
+    pub datagram_rounds: Vec<Duration>,
+}
+
+/// The nearest-rank percentile of sorted `values`.
+pub fn percentile(sorted: &[Duration], percent: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() - 1) * percent / 100]
+}
+
+/// Runs the flow `joins` times (a fresh meeting each time) and says what
+/// it measured.
+pub async fn run(view: &View, joins: usize) -> anyhow::Result<Measured> {
+    let mut m = Measured::default();
+    for _ in 0..joins.max(1) {
+        let t = flow(view).await?;
+        m.join_to_first_datagram.push(t.join_to_first_datagram);
+        m.datagram_rounds.extend(t.datagram_rounds);
+    }
+    m.join_to_first_datagram.sort();
+    m.datagram_rounds.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    crate::up::note(&format!(
+        "e2e: {} join(s) of two participants, {} datagrams both ways; join to first datagram p50 {:.1} ms p99 {:.1} ms; datagram delivery p50 {:.2} ms p99 {:.2} ms",
+        m.join_to_first_datagram.len(),
+        m.datagram_rounds.len(),
+        ms(percentile(&m.join_to_first_datagram, 50)),
+        ms(percentile(&m.join_to_first_datagram, 99)),
+        ms(percentile(&m.datagram_rounds, 50)),
+        ms(percentile(&m.datagram_rounds, 99)),
+    ));
+    Ok(m)
 }
 
 async fn flow(view: &View) -> anyhow::Result<Timings> {

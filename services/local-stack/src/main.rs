@@ -12,6 +12,7 @@ mod e2e;
 mod manifest;
 mod net;
 mod netpol;
+mod origin;
 mod plan;
 mod pod;
 mod proc;
@@ -95,6 +96,15 @@ struct RunArgs {
     /// a flow the platform needs and the policies forbid fails the run.
     #[arg(long)]
     enforce_network_policies: bool,
+    /// Print what the run measured (time to every pod ready, resident
+    /// memory, e2e latencies) as one JSON object on stdout; progress goes
+    /// to stderr. `cargo xtask stack-bench` reads it.
+    #[arg(long)]
+    json: bool,
+    /// e2e: how many times the user flow joins a fresh meeting (each join
+    /// is one join-to-first-datagram sample).
+    #[arg(long, default_value_t = 1)]
+    joins: usize,
 }
 
 fn main() -> ExitCode {
@@ -133,6 +143,8 @@ fn run_up(args: &RunArgs, e2e: bool) -> anyhow::Result<()> {
         binaries: target_dir(&root).join(profile),
         exit_when_ready: args.exit_when_ready,
         enforce_network_policies: args.enforce_network_policies,
+        json: args.json,
+        joins: args.joins,
         e2e,
     })
 }

@@ -16,7 +16,7 @@
 //! peers in namespaces where nothing runs (`kube-system`, `monitoring`).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::Ipv4Addr;
 
 use serde_json::Value;
@@ -255,38 +255,69 @@ impl<'a> Policies<'a> {
         Ports::Some(out)
     }
 
+    /// What one end allows of the flow `src` → `dst`: `Ingress` judged at
+    /// `dst`, `Egress` at `src`.
+    fn side(&self, src: &Peer, dst: &Peer, direction: &str) -> Ports {
+        let (pod, other, key, peers) = if direction == "Ingress" {
+            (dst, src, "ingress", "from")
+        } else {
+            (src, dst, "egress", "to")
+        };
+        let selecting = self.selecting(pod, direction);
+        if selecting.is_empty() {
+            return Ports::All;
+        }
+        let mut allowed = Ports::Some(Vec::new());
+        for p in selecting {
+            let ns = Object::new(p).map_or("default", |o| o.namespace("default"));
+            for rule in p
+                .pointer(&format!("/spec/{key}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let from = rule.get(peers).and_then(Value::as_array);
+                let matches = from.is_none_or(|list| {
+                    list.is_empty() || list.iter().any(|peer| self.peer_matches(peer, ns, other))
+                });
+                if matches {
+                    allowed.union(Self::rule_ports(rule, dst));
+                }
+            }
+        }
+        allowed
+    }
+
     /// What `src` may send to `dst`.
     pub fn allowed(&self, src: &Peer, dst: &Peer) -> Ports {
-        let side =
-            |pod: &Peer, other: &Peer, direction: &str, key: &str, peers: &str, dest: &Peer| {
-                let selecting = self.selecting(pod, direction);
-                if selecting.is_empty() {
-                    return Ports::All;
-                }
-                let mut allowed = Ports::Some(Vec::new());
-                for p in selecting {
-                    let ns = Object::new(p).map_or("default", |o| o.namespace("default"));
-                    for rule in p
-                        .pointer(&format!("/spec/{key}"))
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let from = rule.get(peers).and_then(Value::as_array);
-                        let matches = from.is_none_or(|list| {
-                            list.is_empty()
-                                || list.iter().any(|peer| self.peer_matches(peer, ns, other))
-                        });
-                        if matches {
-                            allowed.union(Self::rule_ports(rule, dest));
-                        }
-                    }
-                }
-                allowed
+        self.side(src, dst, "Ingress")
+            .intersect(&self.side(src, dst, "Egress"))
+    }
+
+    /// Why the flow `src` → `dst` (`protocol` `TCP`/`UDP`, `port`) is not
+    /// allowed: each end that refuses it (`Ingress` at the destination,
+    /// `Egress` at the source) with the policies that isolate that end
+    /// (one of which should have allowed it). Empty when it is allowed.
+    pub fn refusing(
+        &self,
+        src: &Peer,
+        dst: &Peer,
+        protocol: &str,
+        port: u16,
+    ) -> Vec<(&'static str, Vec<&'a Value>)> {
+        let mut out = Vec::new();
+        for (direction, pod) in [("Ingress", dst), ("Egress", src)] {
+            let allows = match self.side(src, dst, direction) {
+                Ports::All => true,
+                Ports::Some(ranges) => ranges.iter().any(|(pr, lo, hi)| {
+                    pr.eq_ignore_ascii_case(protocol) && (*lo..=*hi).contains(&port)
+                }),
             };
-        let ingress = side(dst, src, "Ingress", "ingress", "from", dst);
-        let egress = side(src, dst, "Egress", "egress", "to", dst);
-        ingress.intersect(&egress)
+            if !allows {
+                out.push((direction, self.selecting(pod, direction)));
+            }
+        }
+        out
     }
 
     /// Peers that name namespaces in which no pod of the run lives.
@@ -359,14 +390,157 @@ pub fn program(policies: &Policies<'_>, pods: &[Peer]) -> String {
             }
         }
     }
+    // Every dropped TCP/UDP flow is remembered with a packet count in the
+    // set `dropped` (`dropped`, below), so the run can name it: an nft `log`
+    // would go to the kernel log, which a network namespace other than the
+    // machine's does not write unless the machine says so.
     format!(
-        "table ip dt-network-policy {{}}\ndelete table ip dt-network-policy\ntable ip dt-network-policy {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    ct state established,related accept\n{rules}    ip saddr 10.244.0.0/16 ip daddr 10.244.0.0/16 counter drop\n  }}\n}}\n"
+        "table ip {TABLE} {{}}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n  set {DROPPED_SET} {{ type ipv4_addr . ipv4_addr . inet_proto . inet_service; size 65535; flags dynamic; counter; }}\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    ct state established,related accept\n{rules}    ip saddr {POD_CIDR} ip daddr {POD_CIDR} meta l4proto {{ tcp, udp }} update @{DROPPED_SET} {{ ip saddr . ip daddr . meta l4proto . th dport }}\n    ip saddr {POD_CIDR} ip daddr {POD_CIDR} counter drop\n  }}\n}}\n"
     )
+}
+
+const TABLE: &str = "dt-network-policy";
+const DROPPED_SET: &str = "dropped";
+const POD_CIDR: &str = "10.244.0.0/16";
+
+/// A flow the policies dropped, with the packets dropped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dropped {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// `TCP` or `UDP`.
+    pub protocol: String,
+    pub port: u16,
+    pub packets: u64,
+}
+
+/// The arguments of `nft` that list the dropped flows as JSON.
+pub const LIST_DROPPED: [&str; 6] = ["-j", "list", "set", "ip", TABLE, DROPPED_SET];
+
+/// The dropped flows in `nft -j list set` output ([`LIST_DROPPED`]).
+pub fn parse_dropped(json: &str) -> anyhow::Result<Vec<Dropped>> {
+    let v: Value = serde_json::from_str(json)?;
+    let mut out = Vec::new();
+    for item in v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for elem in item
+            .pointer("/set/elem")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            // `{"elem": {"val": {"concat": [...]}, "counter": {...}}}`, or
+            // the bare value when the element has no statement.
+            let e = elem.get("elem").unwrap_or(elem);
+            let parts = e
+                .pointer("/val/concat")
+                .or_else(|| e.get("concat"))
+                .and_then(Value::as_array);
+            let Some([src, dst, proto, port]) = parts.map(Vec::as_slice) else {
+                continue;
+            };
+            let (Some(src), Some(dst)) = (
+                src.as_str().and_then(|s| s.parse().ok()),
+                dst.as_str().and_then(|s| s.parse().ok()),
+            ) else {
+                continue;
+            };
+            let protocol = match proto {
+                Value::String(p) => p.to_ascii_uppercase(),
+                Value::Number(n) if n.as_u64() == Some(6) => "TCP".into(),
+                Value::Number(n) if n.as_u64() == Some(17) => "UDP".into(),
+                other => other.to_string(),
+            };
+            out.push(Dropped {
+                src,
+                dst,
+                protocol,
+                port: port
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or(0),
+                packets: e
+                    .pointer("/counter/packets")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A dropped flow for a human: the pods at both ends (by name, from
+/// `pods`), the port (and its name on the destination), and for each end
+/// that refused it the NetworkPolicies isolating that end, each with the
+/// line `locate` finds for it (its repository `file:line`).
+pub fn describe<L: fmt::Display>(
+    flow: &Dropped,
+    pods: &[(String, Peer)],
+    policies: &Policies<'_>,
+    locate: impl Fn(&Value) -> Option<L>,
+) -> String {
+    let pod_at = |ip: Ipv4Addr| pods.iter().find(|(_, p)| p.ip == ip);
+    let name = |ip: Ipv4Addr| pod_at(ip).map_or_else(|| ip.to_string(), |(n, _)| n.clone());
+    let port_name = pod_at(flow.dst)
+        .and_then(|(_, p)| {
+            p.ports
+                .iter()
+                .find(|(_, n, pr)| *n == flow.port && *pr == flow.protocol)
+                .and_then(|(name, _, _)| name.clone())
+        })
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let mut text = format!(
+        "NetworkPolicy dropped {} -> {}:{}/{}{port_name} ({} packet(s))",
+        name(flow.src),
+        name(flow.dst),
+        flow.port,
+        flow.protocol,
+        flow.packets
+    );
+    let (Some((src_name, src)), Some((dst_name, dst))) = (pod_at(flow.src), pod_at(flow.dst))
+    else {
+        return text;
+    };
+    let refusing = policies.refusing(src, dst, &flow.protocol, flow.port);
+    if refusing.is_empty() {
+        text.push_str(
+            "; the policies allow it: it was dropped before the rules for one of the pods were loaded",
+        );
+    }
+    for (direction, isolating) in refusing {
+        let at = if direction == "Ingress" {
+            dst_name
+        } else {
+            src_name
+        };
+        let names: Vec<String> = isolating
+            .iter()
+            .map(|p| {
+                let id = Object::new(p).map(|o| o.id("default")).unwrap_or_default();
+                match locate(p) {
+                    Some(line) => format!("{id} ({line})"),
+                    None => id,
+                }
+            })
+            .collect();
+        let _ = write!(
+            text,
+            "; no {direction} rule allows it at {at}, isolated by {}",
+            names.join(", ")
+        );
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn pod(ip: u8, app: &str, ports: &[(&str, u16, &str)]) -> Peer {
         Peer {
@@ -430,5 +604,206 @@ mod tests {
         let missing = p.unexpressible(&[ac]);
         assert_eq!(missing.len(), 1, "{missing:?}");
         assert!(missing[0].contains("monitoring"), "{missing:?}");
+    }
+
+    /// Network namespaces of one test, deleted when it ends (pass or fail).
+    struct Namespaces(Vec<String>);
+
+    impl Drop for Namespaces {
+        fn drop(&mut self) {
+            for ns in &self.0 {
+                crate::net::remove_netns(ns);
+            }
+        }
+    }
+
+    fn sh(args: &[&str]) -> String {
+        crate::proc::run_checked("/usr/sbin/ip", args, std::time::Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("ip {}: {e:#}", args.join(" ")))
+    }
+
+    /// A TCP connect from `netns` to `ip:port`: `Ok` when the destination
+    /// answered (nothing listens: refused, but it got there), `Err` when
+    /// nothing came back within the timeout (dropped).
+    fn connect(netns: &str, ip: Ipv4Addr, port: u16) -> Result<(), ()> {
+        let out = std::process::Command::new("/usr/sbin/ip")
+            .args(["netns", "exec", netns, "timeout", "2", "bash", "-c"])
+            .arg(format!("echo > /dev/tcp/{ip}/{port}"))
+            .output()
+            .unwrap();
+        // timeout(1) exits 124 when the connect hung: the SYN was dropped.
+        if out.status.code() == Some(124) {
+            Err(())
+        } else {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flow_the_policies_deny_is_dropped_and_named_with_its_policy_file() {
+        let root = std::process::Command::new("/usr/bin/id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n");
+        if !root {
+            manifest_tests::skip("network namespaces and nftables need root");
+            return;
+        }
+        for tool in [
+            "/usr/sbin/ip",
+            "/usr/sbin/nft",
+            "/bin/bash",
+            "/usr/bin/timeout",
+        ] {
+            if !Path::new(tool).is_file() {
+                manifest_tests::skip(&format!("{tool} is not installed"));
+                return;
+            }
+        }
+        // A repository with the policies in a file, as the render records it.
+        let repo = tempfile::tempdir().unwrap();
+        let yaml = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: dt\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: ac\n  namespace: dt\nspec:\n  podSelector: {matchLabels: {app: ac}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{podSelector: {matchLabels: {app: gc}}}]\n      ports: [{port: http}]\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: gc\n  namespace: dt\nspec:\n  podSelector: {matchLabels: {app: gc}}\n  policyTypes: [Egress]\n  egress:\n    - to: [{podSelector: {matchLabels: {app: ac}}}]\n";
+        std::fs::write(repo.path().join("policies.yaml"), yaml).unwrap();
+        let objects = policies(yaml);
+        let mut origins = crate::origin::Origins::new(repo.path());
+        for o in &objects {
+            origins.insert(
+                o,
+                crate::render::Provenance {
+                    origin: Some("policies.yaml".into()),
+                    configured_in: Vec::new(),
+                },
+                "default",
+            );
+        }
+        let p = Policies::new(&objects);
+
+        // A node namespace routing two pod namespaces, as `up` lays them out.
+        let tag = std::process::id() % 100_000;
+        let node = format!("dtnpt{tag}");
+        let (gc_ns, ac_ns) = (format!("{node}g"), format!("{node}a"));
+        let _guard = Namespaces(vec![gc_ns.clone(), ac_ns.clone(), node.clone()]);
+        let octet = u8::try_from(tag % 200 + 20).unwrap();
+        let gc = Peer {
+            ip: Ipv4Addr::new(10, 244, octet, 2),
+            ..pod(0, "gc", &[("http", 8080, "TCP")])
+        };
+        let ac = Peer {
+            ip: Ipv4Addr::new(10, 244, octet, 3),
+            ..pod(0, "ac", &[("http", 8082, "TCP")])
+        };
+        for ns in [&node, &gc_ns, &ac_ns] {
+            sh(&["netns", "add", ns]);
+        }
+        sh(&["-n", &node, "link", "set", "lo", "up"]);
+        sh(&["-n", &node, "addr", "add", "169.254.1.1/32", "dev", "lo"]);
+        sh(&[
+            "netns",
+            "exec",
+            &node,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        for (i, (ns, peer)) in [(&gc_ns, &gc), (&ac_ns, &ac)].into_iter().enumerate() {
+            let link = format!("dtnpt{i}");
+            let cidr = format!("{}/32", peer.ip);
+            sh(&[
+                "-n", &node, "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns",
+                ns,
+            ]);
+            sh(&["-n", &node, "link", "set", &link, "up"]);
+            sh(&["-n", &node, "route", "add", &cidr, "dev", &link]);
+            sh(&[
+                "netns",
+                "exec",
+                &node,
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{link}.proxy_arp=1"),
+            ]);
+            sh(&["-n", ns, "link", "set", "lo", "up"]);
+            sh(&["-n", ns, "addr", "add", &cidr, "dev", "eth0"]);
+            sh(&["-n", ns, "link", "set", "eth0", "up"]);
+            sh(&[
+                "-n",
+                ns,
+                "route",
+                "add",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ]);
+            sh(&[
+                "-n",
+                ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                "169.254.1.1",
+                "dev",
+                "eth0",
+            ]);
+        }
+        let text = program(&p, &[gc.clone(), ac.clone()]);
+        let file = repo.path().join("policy.nft");
+        std::fs::write(&file, &text).unwrap();
+        sh(&["netns", "exec", &node, "nft", "-f", &file.to_string_lossy()]);
+
+        // Allowed: gc to ac's named port reaches ac (refused: nothing listens).
+        assert_eq!(connect(&gc_ns, ac.ip, 8082), Ok(()), "{text}");
+        // Denied at ac's end: another port; denied at both ends: ac to gc.
+        assert_eq!(connect(&gc_ns, ac.ip, 9999), Err(()), "{text}");
+        assert_eq!(connect(&ac_ns, gc.ip, 8080), Err(()), "{text}");
+
+        let mut args = vec!["netns", "exec", &node, "nft"];
+        args.extend(LIST_DROPPED);
+        let dropped = parse_dropped(&sh(&args)).unwrap();
+        let flows: Vec<(Ipv4Addr, Ipv4Addr, &str, u16)> = dropped
+            .iter()
+            .map(|d| (d.src, d.dst, d.protocol.as_str(), d.port))
+            .collect();
+        assert!(flows.contains(&(gc.ip, ac.ip, "TCP", 9999)), "{dropped:?}");
+        assert!(flows.contains(&(ac.ip, gc.ip, "TCP", 8080)), "{dropped:?}");
+        assert!(!flows.iter().any(|f| f.3 == 8082), "{dropped:?}");
+        assert!(dropped.iter().all(|d| d.packets >= 1), "{dropped:?}");
+
+        let pods = [
+            ("gc-0".to_owned(), gc.clone()),
+            ("ac-0".to_owned(), ac.clone()),
+        ];
+        let locate = |v: &Value| origins.declared(v, "default");
+        let find = |src, port| {
+            let d = dropped
+                .iter()
+                .find(|d| d.src == src && d.port == port)
+                .unwrap();
+            describe(d, &pods, &p, locate)
+        };
+        let gc_to_ac = find(gc.ip, 9999);
+        assert!(
+            gc_to_ac.starts_with("NetworkPolicy dropped gc-0 -> ac-0:9999/TCP ("),
+            "{gc_to_ac}"
+        );
+        assert!(
+            gc_to_ac.ends_with("; no Ingress rule allows it at ac-0, isolated by NetworkPolicy dt/default-deny (policies.yaml:4), NetworkPolicy dt/ac (policies.yaml:13)"),
+            "{gc_to_ac}"
+        );
+        let ac_to_gc = find(ac.ip, 8080);
+        assert!(
+            ac_to_gc.contains("ac-0 -> gc-0:8080/TCP (http)"),
+            "{ac_to_gc}"
+        );
+        assert!(
+            ac_to_gc.contains("no Ingress rule allows it at gc-0, isolated by NetworkPolicy dt/default-deny (policies.yaml:4)"),
+            "{ac_to_gc}"
+        );
+        assert!(
+            ac_to_gc.contains("no Egress rule allows it at ac-0, isolated by NetworkPolicy dt/default-deny (policies.yaml:4)"),
+            "{ac_to_gc}"
+        );
     }
 }

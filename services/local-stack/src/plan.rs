@@ -145,6 +145,7 @@ pub fn plan(
     for Applied {
         kustomization,
         objects,
+        ..
     } in &applied
     {
         for value in objects {

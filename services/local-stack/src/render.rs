@@ -41,6 +41,26 @@ pub struct FluxKustomization {
 pub struct Applied {
     pub kustomization: FluxKustomization,
     pub objects: Vec<Value>,
+    /// Where each object came from, in the order of `objects`.
+    pub provenance: Vec<Provenance>,
+}
+
+/// kustomize's build metadata: the file an object was read from, and the
+/// kustomizations whose transformers (patches, generators) changed it.
+/// Removed from the objects before anything else sees them.
+pub const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+pub const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
+
+/// Where a rendered object came from, as paths relative to the repository
+/// (the files a human edits, also for SOPS files built from their
+/// decrypted copy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The file the object was read from (`None` for generated objects).
+    pub origin: Option<PathBuf>,
+    /// Kustomization files whose transformers changed the object, in the
+    /// order they applied.
+    pub configured_in: Vec<PathBuf>,
 }
 
 /// Parses a Go duration as Flux writes them (`5m0s`, `1h`, `30s`, `1m30s`).
@@ -202,6 +222,130 @@ pub fn build(dir: &Path) -> anyhow::Result<Vec<Value>> {
     manifest::parse_stream(&yaml).with_context(|| format!("the build of {dir_s}"))
 }
 
+/// `kubectl kustomize` of `dir` with kustomize's build metadata turned on
+/// (through a wrapper kustomization in a scratch directory, so the output
+/// is otherwise the same), parsed, each object with its [`Provenance`] and
+/// the metadata annotations removed. `source_root` is the tree `dir` lives
+/// in (the repository or its decrypted copy): provenance paths are made
+/// relative to it.
+pub fn build_traced(dir: &Path, source_root: &Path) -> anyhow::Result<Vec<(Value, Provenance)>> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{}", dir.display()))?;
+    let source_root = source_root
+        .canonicalize()
+        .with_context(|| format!("{}", source_root.display()))?;
+    let scratch = std::env::temp_dir().join(format!(
+        "dt-render-{}-{}",
+        std::process::id(),
+        crate::pod::random_suffix(10)
+    ));
+    std::fs::create_dir_all(&scratch)?;
+    let result = (|| {
+        let wrapper = scratch.canonicalize()?;
+        let text = format!(
+            "# written by local-stack: {} with kustomize's build metadata\nresources:\n  - {}\nbuildMetadata: [originAnnotations, transformerAnnotations]\n",
+            dir.display(),
+            relative(&wrapper, &dir).display()
+        );
+        std::fs::write(wrapper.join("kustomization.yaml"), text)?;
+        let wrapper_s = wrapper.to_string_lossy().into_owned();
+        let yaml = run_checked(
+            KUBECTL,
+            &[
+                "kustomize",
+                "--load-restrictor",
+                "LoadRestrictionsNone",
+                &wrapper_s,
+            ],
+            BUILD_TIMEOUT,
+        )?;
+        let objects = manifest::parse_stream(&yaml)
+            .with_context(|| format!("the build of {}", dir.display()))?;
+        Ok(objects
+            .into_iter()
+            .map(|mut v| {
+                let p = take_provenance(&mut v, &wrapper, &source_root);
+                (v, p)
+            })
+            .collect())
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Reads and removes kustomize's build annotations of `object`; paths in
+/// them are relative to `wrapper`, and are returned relative to `root`.
+pub fn take_provenance(object: &mut Value, wrapper: &Path, root: &Path) -> Provenance {
+    let mut prov = Provenance::default();
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return prov;
+    };
+    let Some(anns) = meta.get_mut("annotations").and_then(Value::as_object_mut) else {
+        return prov;
+    };
+    let repo_path = |p: &str| {
+        let abs = normalize(&wrapper.join(p.trim()));
+        abs.strip_prefix(root)
+            .map_or(abs.clone(), Path::to_path_buf)
+    };
+    if let Some(text) = anns.remove(ORIGIN_ANNOTATION) {
+        for line in text.as_str().unwrap_or("").lines() {
+            if let Some(p) = line.trim().strip_prefix("path:") {
+                prov.origin = Some(repo_path(p));
+            }
+        }
+    }
+    if let Some(text) = anns.remove(TRANSFORMATIONS_ANNOTATION) {
+        for line in text.as_str().unwrap_or("").lines() {
+            if let Some(p) = line
+                .trim()
+                .trim_start_matches("- ")
+                .strip_prefix("configuredIn:")
+            {
+                let path = repo_path(p);
+                if !prov.configured_in.contains(&path) {
+                    prov.configured_in.push(path);
+                }
+            }
+        }
+    }
+    if anns.is_empty() {
+        meta.remove("annotations");
+    }
+    prov
+}
+
+/// `path` with `.` and `..` resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The relative path from directory `from` to `to` (both absolute).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to_c: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to_c[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
 /// A private copy of the manifest directories with every SOPS file
 /// decrypted; `None` when the environment needs no decryption.
 #[derive(Debug)]
@@ -293,8 +437,11 @@ pub fn apply_all(
             ),
             (false, _) => repo.to_owned(),
         };
-        let mut objects = build(&root.join(&k.path))
-            .with_context(|| format!("Flux Kustomization {} (path ./{})", k.name, k.path))?;
+        let (mut objects, provenance): (Vec<Value>, Vec<Provenance>) =
+            build_traced(&root.join(&k.path), &root)
+                .with_context(|| format!("Flux Kustomization {} (path ./{})", k.name, k.path))?
+                .into_iter()
+                .unzip();
         for value in &objects {
             if let Some(o) = Object::new(value)
                 && value.get("sops").is_some()
@@ -316,6 +463,7 @@ pub fn apply_all(
         out.push(Applied {
             kustomization: k,
             objects,
+            provenance,
         });
     }
     Ok(out)
@@ -421,5 +569,49 @@ mod tests {
         assert!(kinds.contains_key("Database"), "{kinds:?}");
         let err = apply_all(&repo(), "staging", None).unwrap_err().to_string();
         assert!(err.contains("no age key was given"), "{err}");
+    }
+
+    #[test]
+    fn the_traced_build_is_the_plain_build_plus_where_each_object_came_from() {
+        let repo = repo().canonicalize().unwrap();
+        for k in kustomizations(&repo, "development").unwrap() {
+            let dir = repo.join(&k.path);
+            let plain = build(&dir).unwrap();
+            let (traced, provenance): (Vec<Value>, Vec<Provenance>) =
+                build_traced(&dir, &repo).unwrap().into_iter().unzip();
+            assert_eq!(
+                traced, plain,
+                "{}: the metadata must leave no trace",
+                k.path
+            );
+            for (v, p) in traced.iter().zip(&provenance) {
+                let o = Object::new(v).unwrap();
+                // Every object but a generated one comes from a file, and
+                // every path is one of the repository's files.
+                for path in p.origin.iter().chain(&p.configured_in) {
+                    assert!(
+                        path.is_relative(),
+                        "{}: {}",
+                        o.id("default"),
+                        path.display()
+                    );
+                    assert!(
+                        repo.join(path).is_file(),
+                        "{}: {}",
+                        o.id("default"),
+                        path.display()
+                    );
+                }
+                if o.kind() == "StatefulSet" && o.name() == "ac-service" {
+                    assert_eq!(
+                        p.origin.as_deref(),
+                        Some(Path::new("base/ac-service/statefulset.yaml"))
+                    );
+                    assert!(p.configured_in.contains(&PathBuf::from(
+                        "overlays/development/ac-service/kustomization.yaml"
+                    )));
+                }
+            }
+        }
     }
 }

@@ -52,6 +52,10 @@ const IP: &str = "/usr/sbin/ip";
 
 /// What `up` was asked to do.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each is a command-line switch of its own"
+)]
 pub struct Options {
     pub repo: PathBuf,
     pub env: String,
@@ -65,6 +69,11 @@ pub struct Options {
     pub e2e: bool,
     /// Enforce the NetworkPolicies between pods (`crate::netpol`).
     pub enforce_network_policies: bool,
+    /// Print the measurements as one JSON object on stdout (progress goes
+    /// to stderr).
+    pub json: bool,
+    /// How many times the e2e flow joins a fresh meeting.
+    pub joins: usize,
 }
 
 /// Entry point: in the machine's namespace, make the node namespace and
@@ -174,6 +183,8 @@ struct Container {
     next_start: Option<Instant>,
     last_problem: String,
     env: Vec<(String, String)>,
+    /// Where each variable of `env` is set in the repository.
+    sources: Vec<crate::origin::EnvSource>,
 }
 
 impl Container {
@@ -203,6 +214,7 @@ impl Container {
             next_start: None,
             last_problem: String::new(),
             env,
+            sources: Vec::new(),
         }
     }
 }
@@ -210,6 +222,8 @@ impl Container {
 #[derive(Debug)]
 struct Pod {
     name: String,
+    /// "StatefulSet dark-tower/ac-service", or what a stand-in runs.
+    workload: String,
     namespace: String,
     kustomization: String,
     ip: Ipv4Addr,
@@ -264,8 +278,15 @@ struct Cluster {
     next_link: u32,
     service_ips: BTreeMap<String, Ipv4Addr>,
     program: String,
+    /// Where each rendered object came from (for failure reports).
+    origins: crate::origin::Origins,
     /// The NetworkPolicy program, when enforced (`None`: not enforced).
     policy_program: Option<String>,
+    /// Flows the NetworkPolicies dropped: packets counted by earlier
+    /// programs (their set went with them) and by the loaded one.
+    drops: BTreeMap<DropKey, (u64, u64)>,
+    /// Dropped flows already said.
+    drops_said: std::collections::BTreeSet<DropKey>,
     /// Policy peers already reported as not expressible here.
     reported: std::collections::BTreeSet<String>,
     started: Instant,
@@ -274,17 +295,37 @@ struct Cluster {
 
 type Shared = Arc<Mutex<Cluster>>;
 
+/// A dropped flow: source, destination, protocol, port.
+type DropKey = (Ipv4Addr, Ipv4Addr, String, u16);
+
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Cluster> {
     shared
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Set with `--json`: progress goes to stderr, stdout holds only the
+/// measurements.
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A line of progress.
+pub fn note(text: &str) {
+    if JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
 fn say(started: Instant, text: &str) {
-    println!("[{:>6.1}s] {text}", started.elapsed().as_secs_f64());
+    note(&format!(
+        "[{:>6.1}s] {text}",
+        started.elapsed().as_secs_f64()
+    ));
 }
 
 async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
+    JSON.store(options.json, std::sync::atomic::Ordering::Relaxed);
     net::init_node()?;
     let workdir = options.workdir.join(&options.env);
     if workdir.exists() {
@@ -318,8 +359,11 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         next_link: 0,
         service_ips: BTreeMap::new(),
         program: String::new(),
+        origins: crate::origin::Origins::new(&options.repo),
         policy_program: options.enforce_network_policies.then(String::new),
         reported: std::collections::BTreeSet::new(),
+        drops: BTreeMap::new(),
+        drops_said: std::collections::BTreeSet::new(),
         started,
         stopping: false,
     }));
@@ -329,8 +373,13 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
         r = apply(options, &shared, applied, &tx) => r,
         () = shutdown_signal() => Err(anyhow::anyhow!("stopped before every pod was ready")),
     };
+    let mut measured = serde_json::json!({"env": options.env});
     if result.is_ok() {
+        measured["ready_seconds"] = started.elapsed().as_secs_f64().into();
         let (bytes, processes, pods) = resident_memory(&shared);
+        measured["rss_bytes"] = bytes.into();
+        measured["processes"] = processes.into();
+        measured["pods"] = pods.into();
         let tenths = bytes * 10 / (1 << 20);
         say(
             started,
@@ -344,7 +393,17 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
     let result = match result {
         Ok(()) if options.e2e => {
             say(started, "every pod is ready; running the user flow");
-            crate::e2e::run(&shared_view(&shared)).await
+            crate::e2e::run(&shared_view(&shared), options.joins)
+                .await
+                .map(|m| {
+                    let ms = |v: &[Duration]| {
+                        v.iter()
+                            .map(|d| d.as_secs_f64() * 1e3)
+                            .collect::<Vec<f64>>()
+                    };
+                    measured["join_to_first_datagram_ms"] = ms(&m.join_to_first_datagram).into();
+                    measured["datagram_ms"] = ms(&m.datagram_rounds).into();
+                })
         }
         Ok(()) if options.exit_when_ready => {
             say(started, "every pod is ready");
@@ -359,6 +418,9 @@ async fn inner(options: &Options, node: &str) -> anyhow::Result<()> {
     };
     if let Err(e) = &result {
         report_failure(&shared, e);
+    }
+    if options.json && result.is_ok() {
+        println!("{measured}");
     }
     stop_all(&shared).await;
     supervisor.abort();
@@ -392,6 +454,7 @@ async fn apply(
     for render::Applied {
         kustomization,
         objects,
+        provenance,
     } in applied
     {
         let started = lock(shared).started;
@@ -415,6 +478,9 @@ async fn apply(
         }
         let all = {
             let mut c = lock(shared);
+            for (v, p) in objects.iter().zip(provenance) {
+                c.origins.insert(v, p, DEFAULT_NS);
+            }
             c.objects.extend(objects.iter().cloned());
             c.objects.clone()
         };
@@ -598,7 +664,13 @@ fn start_workload(
             }
         }
         let plan = pod::plan_pod(&workload, &objects, &id, &plan_options)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(|e| {
+                // The line a human edits, where the field is in a file.
+                match c.origins.field_line(&value, &e.field, DEFAULT_NS) {
+                    Some(line) => anyhow::anyhow!("{e} (at {line})"),
+                    None => anyhow::anyhow!("{e}"),
+                }
+            })
             .with_context(|| format!("Flux Kustomization {kustomization}"))?;
         std::fs::create_dir_all(&dir)?;
         let mut containers = Vec::new();
@@ -615,10 +687,16 @@ fn start_workload(
                 .get(&cp.image)
                 .cloned()
                 .unwrap_or_default();
-            containers.push(container_from_plan(cp, &image, &dir, &id.name)?);
+            let mut container = container_from_plan(cp, &image, &dir, &id.name)?;
+            let names: Vec<String> = container.env.iter().map(|(k, _)| k.clone()).collect();
+            container.sources = c
+                .origins
+                .env_sources(&value, &cp.name, &names, &c.objects, DEFAULT_NS);
+            containers.push(container);
         }
-        let mut pod = Pod {
+        let pod = Pod {
             name: id.name.clone(),
+            workload: workload.id(),
             namespace: workload.namespace.clone(),
             kustomization: kustomization.to_owned(),
             ip,
@@ -651,10 +729,14 @@ fn start_workload(
             ),
         );
         write_pod_files(&c, &pod)?;
-        for i in 0..pod.containers.len() {
-            start_container(&mut pod, i, tx)?;
-        }
         c.pods.push(pod);
+        refresh_policies(&mut c)?;
+        let Some(pod) = c.pods.last_mut() else {
+            continue;
+        };
+        for i in 0..pod.containers.len() {
+            start_container(pod, i, tx)?;
+        }
     }
     Ok(())
 }
@@ -1013,6 +1095,7 @@ async fn supervise(
     tx: Probes,
 ) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             Some(result) = rx.recv() => {
@@ -1022,9 +1105,13 @@ async fn supervise(
                 }
             }
             _ = tick.tick() => {
+                ticks += 1;
                 let changed = {
                     let mut c = lock(&shared);
                     if c.stopping { return; }
+                    if ticks.is_multiple_of(8) {
+                        say_new_drops(&mut c);
+                    }
                     reap_and_restart(&mut c, &tx)
                 };
                 if changed {
@@ -1254,6 +1341,46 @@ fn write_pod_files(c: &Cluster, pod: &Pod) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads the NetworkPolicy program for the pods of the run, when enforced
+/// and when it changed (a pod was added). Called before a new pod's
+/// containers start, so their first packets are judged by rules that know
+/// the pod.
+fn refresh_policies(c: &mut Cluster) -> anyhow::Result<()> {
+    if let Some(current) = &c.policy_program {
+        let peers: Vec<crate::netpol::Peer> = c
+            .pods
+            .iter()
+            .map(|p| crate::netpol::Peer {
+                namespace: p.namespace.clone(),
+                ip: p.ip,
+                labels: p.labels.clone(),
+                ports: p.ports.clone(),
+            })
+            .collect();
+        let policies = crate::netpol::Policies::new(&c.objects);
+        let program = crate::netpol::program(&policies, &peers);
+        if program != *current {
+            for line in policies.unexpressible(&peers) {
+                if !c.reported.contains(&line) {
+                    say(
+                        c.started,
+                        &format!("NetworkPolicy not expressible here: {line}"),
+                    );
+                    c.reported.insert(line);
+                }
+            }
+            // The set of dropped flows goes with the old program.
+            read_drops(c);
+            for (base, now) in c.drops.values_mut() {
+                *base += std::mem::take(now);
+            }
+            net::apply_nft(&program, &c.workdir.join("network-policy.nft"))?;
+            c.policy_program = Some(program);
+        }
+    }
+    Ok(())
+}
+
 /// Cluster IPs for new Services, the kube-proxy program, every pod's hosts.
 fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
     let mut c = lock(shared);
@@ -1299,33 +1426,7 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
         net::apply_kube_proxy(&program, &c.workdir)?;
         c.program = program;
     }
-    if let Some(current) = &c.policy_program {
-        let peers: Vec<crate::netpol::Peer> = c
-            .pods
-            .iter()
-            .map(|p| crate::netpol::Peer {
-                namespace: p.namespace.clone(),
-                ip: p.ip,
-                labels: p.labels.clone(),
-                ports: p.ports.clone(),
-            })
-            .collect();
-        let policies = crate::netpol::Policies::new(&c.objects);
-        let program = crate::netpol::program(&policies, &peers);
-        if program != *current {
-            for line in policies.unexpressible(&peers) {
-                if !c.reported.contains(&line) {
-                    say(
-                        c.started,
-                        &format!("NetworkPolicy not expressible here: {line}"),
-                    );
-                    c.reported.insert(line);
-                }
-            }
-            net::apply_nft(&program, &c.workdir.join("network-policy.nft"))?;
-            c.policy_program = Some(program);
-        }
-    }
+    refresh_policies(&mut c)?;
     for pod in &c.pods {
         let hosts = hosts_file(&c, pod);
         let path = pod.dir.join("hosts");
@@ -1518,6 +1619,7 @@ fn start_postgres(
     );
     let mut pod = Pod {
         name: pod_name.clone(),
+        workload: format!("CloudNativePG stand-in for Cluster {ns}/{name}"),
         namespace: ns.clone(),
         kustomization: kustomization.name.clone(),
         ip,
@@ -1777,26 +1879,173 @@ fn kill_group(pgid: u32) {
     );
 }
 
+/// Lines of a container's log shown in a failure report.
+const REPORT_LOG_LINES: usize = 20;
+
+/// What went wrong, for a human: every pod that is not ready, has
+/// restarted, or is named by the error (an e2e step names the service it
+/// talked to), each container with its log tail and the manifest lines of
+/// its environment.
 fn report_failure(shared: &Shared, error: &anyhow::Error) {
     let c = lock(shared);
-    eprintln!("local-stack: {error:#}");
-    for pod in c.pods.iter().filter(|p| !p.ready) {
+    let text = format!("{error:#}");
+    eprintln!("local-stack: {text}");
+    for pod in &c.pods {
+        let named = pod
+            .labels
+            .get("app.kubernetes.io/name")
+            .is_some_and(|n| text.contains(n.as_str()));
+        let restarted = pod.containers.iter().any(|x| x.restarts > 0);
+        if pod.ready && !named && !restarted {
+            continue;
+        }
         eprintln!(
-            "  pod {} ({}): {}",
+            "  pod {} ({}; Flux Kustomization {}): {}",
             pod.name,
+            pod.workload,
             pod.kustomization,
             pod.state()
         );
         for cont in &pod.containers {
-            let tail = crate::proc::log_tail(&cont.log, 15);
-            if !tail.is_empty() {
-                eprintln!("    {} log ({}):", cont.name, cont.log.display());
-                for line in tail.lines() {
-                    eprintln!("      {line}");
-                }
-            }
+            let tail = crate::proc::log_tail(&cont.log, REPORT_LOG_LINES);
+            eprint!("{}", container_report(cont, &tail));
         }
     }
+    drop(c);
+    let mut c = lock(shared);
+    read_drops(&mut c);
+    let keys: Vec<DropKey> = c.drops.keys().cloned().collect();
+    for key in &keys {
+        eprintln!("  {}", describe_drop(&c, key));
+    }
+}
+
+/// Reads the flows the loaded NetworkPolicy program dropped.
+fn read_drops(c: &mut Cluster) {
+    if c.policy_program.as_ref().is_none_or(String::is_empty) {
+        return;
+    }
+    let Ok(json) = run_checked(
+        "/usr/sbin/nft",
+        &crate::netpol::LIST_DROPPED,
+        Duration::from_secs(5),
+    ) else {
+        return;
+    };
+    for d in crate::netpol::parse_dropped(&json).unwrap_or_default() {
+        c.drops
+            .entry((d.src, d.dst, d.protocol, d.port))
+            .or_insert((0, 0))
+            .1 = d.packets;
+    }
+}
+
+/// Says each dropped flow once, as soon as it is seen.
+fn say_new_drops(c: &mut Cluster) {
+    read_drops(c);
+    let new: Vec<DropKey> = c
+        .drops
+        .keys()
+        .filter(|k| !c.drops_said.contains(*k))
+        .cloned()
+        .collect();
+    for key in new {
+        say(c.started, &describe_drop(c, &key));
+        c.drops_said.insert(key);
+    }
+}
+
+/// A dropped flow for a human (see [`crate::netpol::describe`]).
+fn describe_drop(c: &Cluster, key: &DropKey) -> String {
+    let (src, dst, protocol, port) = key;
+    let flow = crate::netpol::Dropped {
+        src: *src,
+        dst: *dst,
+        protocol: protocol.clone(),
+        port: *port,
+        packets: c.drops.get(key).map_or(0, |(b, n)| b + n),
+    };
+    let pods: Vec<(String, crate::netpol::Peer)> = c
+        .pods
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                crate::netpol::Peer {
+                    namespace: p.namespace.clone(),
+                    ip: p.ip,
+                    labels: p.labels.clone(),
+                    ports: p.ports.clone(),
+                },
+            )
+        })
+        .collect();
+    crate::netpol::describe(
+        &flow,
+        &pods,
+        &crate::netpol::Policies::new(&c.objects),
+        |policy| c.origins.declared(policy, DEFAULT_NS),
+    )
+}
+
+/// One container of a failure report: restarts, the log tail, and the
+/// variables responsible where the log tells (named in it, or a value of
+/// theirs in it), else every variable, each with its `file:line`.
+fn container_report(cont: &Container, tail: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "    container {}{}: log {}",
+        cont.name,
+        if cont.restarts > 0 {
+            format!(" (restarted {} times)", cont.restarts)
+        } else {
+            String::new()
+        },
+        cont.log.display()
+    );
+    if tail.is_empty() {
+        let _ = writeln!(out, "      (the log is empty)");
+    }
+    for line in tail.lines() {
+        let _ = writeln!(out, "      | {line}");
+    }
+    if cont.sources.is_empty() {
+        return out;
+    }
+    let values: BTreeMap<&str, &str> = cont
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // A value is evidence only when it is distinctive enough to be in the
+    // log because of this variable (never printed: it may be a secret).
+    let mentioned = |name: &str| {
+        tail.contains(name)
+            || values
+                .get(name)
+                .is_some_and(|v| v.len() >= 6 && tail.contains(v))
+    };
+    let responsible: Vec<&crate::origin::EnvSource> = cont
+        .sources
+        .iter()
+        .filter(|s| !s.runtime && mentioned(&s.name))
+        .collect();
+    if responsible.is_empty() {
+        let _ = writeln!(
+            out,
+            "      the log names none of its variables; where each is set:"
+        );
+        for s in cont.sources.iter().filter(|s| !s.runtime) {
+            let _ = writeln!(out, "        {s}");
+        }
+    } else {
+        let _ = writeln!(out, "      the log points at:");
+        for s in responsible {
+            let _ = writeln!(out, "        {s}");
+        }
+    }
+    out
 }
 
 /// SIGTERM to every container (services first, in reverse start order),
@@ -1915,5 +2164,78 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
+    }
+
+    #[test]
+    fn a_failure_report_names_the_variable_the_log_mentions_and_its_line() {
+        use crate::origin::{EnvSource, Line};
+        let source = |name: &str, file: &str, line: u32| EnvSource {
+            name: name.into(),
+            at: Some(Line {
+                file: file.into(),
+                line,
+            }),
+            via: None,
+            runtime: false,
+        };
+        let mut cont = Container::new(
+            "ac-service",
+            Launch::Host { argv: Vec::new() },
+            (None, None),
+            PathBuf::from("/tmp/pod/ac-service.log"),
+            vec![
+                ("DATABASE_URL".into(), "postgres://u:p@db/ac".into()),
+                ("BIND_ADDRESS".into(), "0.0.0.0:8082".into()),
+                ("HOSTNAME".into(), "ac-service-0".into()),
+            ],
+        );
+        cont.restarts = 3;
+        cont.sources = vec![
+            source("DATABASE_URL", "base/ac-service/statefulset.yaml", 104),
+            source("BIND_ADDRESS", "base/ac-service/statefulset.yaml", 70),
+            EnvSource {
+                name: "HOSTNAME".into(),
+                at: None,
+                via: None,
+                runtime: true,
+            },
+        ];
+        // The log names the variable.
+        let tail = "starting\nError: invalid DATABASE_URL: relative URL without a base";
+        let report = container_report(&cont, tail);
+        assert!(
+            report.contains("container ac-service (restarted 3 times)"),
+            "{report}"
+        );
+        assert!(report.contains("| Error: invalid DATABASE_URL"), "{report}");
+        assert!(
+            report.contains(
+                "the log points at:\n        DATABASE_URL at base/ac-service/statefulset.yaml:104\n"
+            ),
+            "{report}"
+        );
+        assert!(!report.contains("BIND_ADDRESS"), "{report}");
+        // The log holds a variable's value, not its name: the same.
+        let report = container_report(&cont, "cannot bind 0.0.0.0:8082: address in use");
+        assert!(
+            report.contains(
+                "the log points at:\n        BIND_ADDRESS at base/ac-service/statefulset.yaml:70\n"
+            ),
+            "{report}"
+        );
+        // Nothing in the log: every variable from the manifest, with its line.
+        let report = container_report(&cont, "panicked");
+        assert!(report.contains("names none of its variables"), "{report}");
+        assert!(
+            report.contains("DATABASE_URL at base/ac-service/statefulset.yaml:104"),
+            "{report}"
+        );
+        assert!(
+            report.contains("BIND_ADDRESS at base/ac-service/statefulset.yaml:70"),
+            "{report}"
+        );
+        assert!(!report.contains("HOSTNAME"), "{report}");
+        // Values are never printed.
+        assert!(!report.contains("postgres://"), "{report}");
     }
 }
