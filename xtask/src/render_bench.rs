@@ -102,9 +102,12 @@ pub fn run(root: &Path, rounds: usize) -> Result<()> {
         };
         let whole = || -> Result<f64> {
             Ok(timed_run(
-                Command::new(&dtlint)
-                    .current_dir(root)
-                    .args(["check", "--no-cache", "--format", "json"]),
+                Command::new(&dtlint).current_dir(root).args([
+                    "check",
+                    "--no-cache",
+                    "--format",
+                    "json",
+                ]),
                 BUILD_TIMEOUT * 4,
             )?
             .as_secs_f64())
