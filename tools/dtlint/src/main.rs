@@ -313,6 +313,14 @@ fn find_repository(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
+/// A directory that is a whole kustomize project: it has a kustomization.
+fn is_project(dir: &Path) -> bool {
+    dir.is_dir()
+        && dtlint::kustomize::FILE_NAMES
+            .iter()
+            .any(|n| dir.join(n).is_file())
+}
+
 /// The repository around `start`, else `start` itself.
 fn find_root(start: &Path) -> PathBuf {
     find_repository(start).unwrap_or_else(|| start.to_path_buf())
@@ -409,8 +417,9 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
             };
             (repo.clone(), load, view, None)
         }
-        // A directory outside any repository is its own repository.
-        None if paths.iter().any(|p| p.is_dir()) => {
+        // A kustomize project outside any repository (a directory with its
+        // own kustomization) is its own repository.
+        None if paths.iter().any(|p| is_project(p)) => {
             (start.clone(), paths.clone(), Vec::new(), None)
         }
         None => {
@@ -418,7 +427,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
                 "standard input is a lone manifest".to_string()
             } else {
                 format!(
-                    "no {} or .git in {} or above it",
+                    "no {} or .git in {} or above it, and no kustomization.yaml in it",
                     config::FILE_NAME,
                     start.display()
                 )
