@@ -11,11 +11,16 @@
 //! Positions: lines and columns are 1-based and count characters, as editors
 //! and SARIF do; `offset` is a byte offset into the source, so callers can
 //! slice and edit the text (SOPS encryption rewrites values in place).
+//!
+//! [`Node::to_json`] gives a node's data as JSON (YAML 1.2 core schema), and
+//! [`Node::locate`] the node behind a JSON pointer, for JSON Schema checks.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
+
+mod json;
 
 /// Limits that keep hostile input from costing unbounded time or memory.
 #[derive(Debug, Clone, Copy)]
@@ -497,6 +502,19 @@ impl Builder<'_> {
         }
     }
 
+    /// The parser ends a block scalar's span where the next token starts,
+    /// after that line's indentation; the scalar's own text ends with its
+    /// last line break.
+    fn block_scalar_end(&self, span: Span) -> Pos {
+        let text = self.src.get(span.range()).unwrap_or("");
+        match text.rfind('\n') {
+            Some(i) if text[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => self
+                .lines
+                .pos_of_offset(self.src, span.start.offset as usize + i + 1),
+            _ => span.end,
+        }
+    }
+
     fn register_anchor(&mut self, anchor: usize, node: &Node) {
         if anchor > 0 {
             // Later anchors with the same id shadow earlier ones (ids are unique
@@ -568,8 +586,12 @@ impl Builder<'_> {
     fn event(&mut self, ev: Event<'_>, sp: saphyr_parser::Span) -> Result<Option<Node>, Stop> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                let mut span = self.span(sp);
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+                    span.end = self.block_scalar_end(span);
+                }
                 let node = Node {
-                    span: self.span(sp),
+                    span,
                     value: Value::Scalar(Scalar {
                         text: compact_str::CompactString::from(text.as_ref()),
                         style: style.into(),
@@ -858,6 +880,19 @@ mod tests {
         assert_eq!((e.key.span.start.line, e.key.span.start.col), (4, 3));
         let y = &e.value.as_sequence().unwrap()[1];
         assert_eq!(&src[y.span.range()], "y");
+    }
+
+    #[test]
+    fn block_scalar_spans_end_with_their_last_line_break() {
+        let src = "a:\n  k: |\n    x\n    y\n  n: >-\n    z\n\nb: |+\n  w\n\n";
+        let parsed = p(src);
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let root = &parsed.documents[0].root;
+        let text = |keys: &[&str]| &src[root.path(keys).unwrap().span.range()];
+        // Not the next line's indentation, where the parser ends them.
+        assert_eq!(text(&["a", "k"]), "x\n    y\n");
+        assert_eq!(text(&["a", "n"]), "z\n\n");
+        assert_eq!(text(&["b"]), "w\n\n");
     }
 
     #[test]

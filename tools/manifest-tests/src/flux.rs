@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::Error;
+use crate::{Error, Node, NodeExt};
 
 /// Schemas by `(apiVersion, kind)`, e.g. `("kustomize.toolkit.fluxcd.io/v1", "Kustomization")`.
 #[derive(Debug, Default)]
@@ -42,7 +42,8 @@ pub fn load(dir: &Path) -> Result<Schemas, Error> {
             };
             for version in doc
                 .path(&["spec", "versions"])
-                .map_or(&[][..], crate::Node::items)
+                .into_iter()
+                .flat_map(Node::items)
             {
                 let (Some(name), Some(schema)) = (
                     version.str_at(&["name"]),

@@ -2,7 +2,8 @@
 //! `.sops.yaml`.
 //!
 //! The library holds the plumbing (finding kustomization directories, running kustomize and
-//! sops, reading YAML with positions, matching `.sops.yaml` rules, loading Flux CRD schemas);
+//! sops, reading YAML with positions through `dtlint-yaml`, the workspace's one YAML tree,
+//! matching `.sops.yaml` rules, loading Flux CRD schemas);
 //! `tests/manifests.rs` holds the checks. Every failure names the file, and the line when the
 //! check reads a source file.
 //!
@@ -20,7 +21,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub use yaml::{Kind, Node, Pos};
+pub use yaml::{Node, NodeExt, Pos, Value};
 
 /// The environments, in promotion order.
 pub const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
@@ -296,13 +297,13 @@ pub fn secret_values(doc: &Node) -> Vec<(String, Pos, Option<String>)> {
     let mut out = Vec::new();
     for field in ["data", "stringData"] {
         if let Some(map) = doc.get(field) {
-            for (key, _, value) in map.entries() {
-                let text = match &value.kind {
-                    Kind::Str(s) => Some(s.clone()),
-                    Kind::Null => None,
-                    _ => Some(value.to_json().to_string()),
+            for entry in map.entries() {
+                let text = match entry.value.to_json() {
+                    serde_json::Value::String(s) => Some(s),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
                 };
-                out.push((key.clone(), value.pos, text));
+                out.push((entry.key.json_key(), entry.value.pos(), text));
             }
         }
     }

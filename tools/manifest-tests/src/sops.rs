@@ -9,7 +9,7 @@ use std::process::Command;
 
 use regex::Regex;
 
-use crate::{Error, Node, Pos};
+use crate::{Error, Node, NodeExt, Pos};
 
 /// One creation rule of `.sops.yaml`.
 #[derive(Debug)]
@@ -29,12 +29,15 @@ pub fn rules(path: &Path) -> Result<Vec<Rule>, Error> {
         .first()
         .ok_or_else(|| Error::Other(format!("{}: empty file", path.display())))?;
     let list = doc.get("creation_rules").ok_or_else(|| {
-        Error::Other(format!("{}:{}: no creation_rules", path.display(), doc.pos))
+        Error::Other(format!(
+            "{}:{}: no creation_rules",
+            path.display(),
+            doc.pos()
+        ))
     })?;
     list.items()
-        .iter()
         .map(|rule| {
-            let at = |what: &str| format!("{}:{}: {what}", path.display(), rule.pos);
+            let at = |what: &str| format!("{}:{}: {what}", path.display(), rule.pos());
             let pattern = rule
                 .str_at(&["path_regex"])
                 .ok_or_else(|| Error::Other(at("rule without path_regex")))?;
@@ -42,17 +45,15 @@ pub fn rules(path: &Path) -> Result<Vec<Rule>, Error> {
                 .map_err(|e| Error::Other(at(&format!("bad path_regex: {e}"))))?;
             let mut age = BTreeSet::new();
             collect_age(rule.get("age"), &mut age);
-            for group in rule.get("key_groups").map_or(&[][..], Node::items) {
+            for group in rule.get("key_groups").into_iter().flat_map(Node::items) {
                 collect_age(group.get("age"), &mut age);
             }
             Ok(Rule {
-                pos: rule.pos,
+                pos: rule.pos(),
                 path_regex,
                 encrypted_regex: rule.str_at(&["encrypted_regex"]).map(str::to_owned),
-                mac_only_encrypted: matches!(
-                    rule.get("mac_only_encrypted").map(|n| &n.kind),
-                    Some(crate::Kind::Bool(true))
-                ),
+                mac_only_encrypted: rule.get("mac_only_encrypted").and_then(Node::as_bool)
+                    == Some(true),
                 age,
             })
         })
@@ -83,8 +84,8 @@ pub fn matching_rule<'a>(rules: &'a [Rule], relative: &str) -> Option<&'a Rule> 
 /// The age recipients recorded in an encrypted file's `sops` metadata.
 pub fn file_recipients(doc: &Node) -> BTreeSet<String> {
     doc.path(&["sops", "age"])
-        .map_or(&[][..], Node::items)
-        .iter()
+        .into_iter()
+        .flat_map(Node::items)
         .filter_map(|entry| entry.str_at(&["recipient"]).map(str::to_owned))
         .collect()
 }

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use manifest_tests::{
-    Kind, Node, age_key_var, environment_of, flux, kustomization_dirs, kustomize_build, load_yaml,
-    object_id, overlay_dirs, rel, repo_root, secret_values, skip, sops, which, yaml,
+    Node, NodeExt, age_key_var, environment_of, flux, kustomization_dirs, kustomize_build,
+    load_yaml, object_id, overlay_dirs, rel, repo_root, secret_values, skip, sops, which, yaml,
 };
 
 /// Runs `job` over `items` on two threads (the CI machine has two cores).
@@ -85,13 +85,7 @@ fn render_all(tree: &Path, root: &Path) -> Vec<Rendered> {
             .unwrap_or_else(|e| panic!("{}: build failed: {e}", rel(root, &shown)));
         let docs = yaml::parse(&out)
             .unwrap_or_else(|e| panic!("{}: rendered output: {e}", rel(root, &shown)));
-        Rendered {
-            dir: shown,
-            docs: docs
-                .into_iter()
-                .filter(|d| !matches!(d.kind, Kind::Null))
-                .collect(),
-        }
+        Rendered { dir: shown, docs }
     })
 }
 
@@ -156,7 +150,11 @@ fn service_bases_follow_the_seven_file_pattern() {
             }
         }
         let docs = load_yaml(&kustomization).expect("kustomization parses");
-        let listed = docs[0].get("resources").map_or(&[][..], Node::items);
+        let listed: Vec<&Node> = docs[0]
+            .get("resources")
+            .into_iter()
+            .flat_map(Node::items)
+            .collect();
         let names: BTreeSet<String> = listed
             .iter()
             .filter_map(|n| n.as_str().map(str::to_owned))
@@ -174,7 +172,7 @@ fn service_bases_follow_the_seven_file_pattern() {
                 failures.push(format!(
                     "{}:{}: lists {name}, which is not a YAML file in the directory",
                     rel(&root, &kustomization),
-                    item.pos
+                    item.pos()
                 ));
             }
         }
@@ -252,7 +250,7 @@ fn sources_of(root: &Path, report: &str) -> String {
                     .unwrap_or_default()
                     .to_owned();
                 if wanted.contains(&(kind, name)) {
-                    let _ = write!(out, "\n  declared at {}:{}", rel(root, &file), doc.pos);
+                    let _ = write!(out, "\n  declared at {}:{}", rel(root, &file), doc.pos());
                 }
             }
         }
@@ -309,7 +307,7 @@ fn flux_objects_validate_against_crd_schemas() {
             checked += check_flux(
                 doc,
                 &validators,
-                &|n: &Node| format!("{shown}:{}", n.pos),
+                &|n: &Node| format!("{shown}:{}", n.pos()),
                 &mut failures,
             );
         }
@@ -371,25 +369,12 @@ fn check_flux(
     for err in validator.iter_errors(&json) {
         let pointer = err.instance_path().as_str().to_owned();
         let mut at = doc.locate(&pointer);
-        let mut key_pos = None;
         // Point at the unexpected key itself rather than at the object holding it.
         if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
             err.kind()
+            && let Some(entry) = unexpected.first().and_then(|key| at.entry(key))
         {
-            key_pos = unexpected.first().and_then(|key| {
-                at.entries()
-                    .iter()
-                    .find(|(k, _, _)| k == key)
-                    .map(|(_, pos, _)| *pos)
-            });
-        }
-        let key_node;
-        if let Some(pos) = key_pos {
-            key_node = Node {
-                pos,
-                kind: Kind::Null,
-            };
-            at = &key_node;
+            at = &entry.key;
         }
         failures.push(format!(
             "{}: {} at `{pointer}`: {err}",
@@ -456,7 +441,7 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
         let Some(meta) = doc.get("sops") else {
             failures.push(format!(
                 "{shown}:{}: not a SOPS file (no `sops` metadata)",
-                doc.pos
+                doc.pos()
             ));
             continue;
         };
@@ -466,13 +451,13 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
         {
             failures.push(format!(
                 "{shown}:{}: sops.mac is missing or not encrypted",
-                meta.pos
+                meta.pos()
             ));
         }
         if meta.str_at(&["encrypted_regex"]) != Some("^(data|stringData)$") {
             failures.push(format!(
                 "{shown}:{}: encrypted_regex must be ^(data|stringData)$",
-                meta.pos
+                meta.pos()
             ));
         }
         match sops::matching_rule(&rules, &shown) {
@@ -484,7 +469,9 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
                 if recipients != rule.age {
                     failures.push(format!(
                         "{shown}:{}: age recipients {recipients:?} differ from .sops.yaml:{} {:?}",
-                        meta.pos, rule.pos, rule.age
+                        meta.pos(),
+                        rule.pos,
+                        rule.age
                     ));
                 }
             }
@@ -501,7 +488,7 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
         match bases.get(name) {
             None => failures.push(format!(
                 "{shown}:{}: no base Secret named {name:?}",
-                doc.pos
+                doc.pos()
             )),
             Some((keys, base_file)) => {
                 let here: BTreeSet<String> =
@@ -526,8 +513,8 @@ fn sops_files_are_encrypted_to_the_rule_recipients_and_cover_the_base_secret() {
             .and_then(|d| d.into_iter().next())
             .is_some_and(|d| {
                 d.get("patches")
-                    .map_or(&[][..], Node::items)
-                    .iter()
+                    .into_iter()
+                    .flat_map(Node::items)
                     .any(|p| p.str_at(&["path"]) == Some("secret.sops.yaml"))
             });
         if !listed {
