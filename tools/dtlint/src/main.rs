@@ -313,12 +313,40 @@ fn find_repository(start: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// A directory that is a whole kustomize project: it has a kustomization.
+/// A directory that is a project of its own, outside any repository: it has
+/// a kustomization or a `.sops.yaml`, subdirectories, or several manifests.
+/// A directory holding one manifest is that manifest, judged alone.
 fn is_project(dir: &Path) -> bool {
-    dir.is_dir()
-        && dtlint::kustomize::FILE_NAMES
-            .iter()
-            .any(|n| dir.join(n).is_file())
+    if !dir.is_dir() {
+        return false;
+    }
+    if dtlint::kustomize::FILE_NAMES
+        .iter()
+        .chain(&[".sops.yaml"])
+        .any(|n| dir.join(n).is_file())
+    {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut manifests = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        match e.file_type() {
+            Ok(t) if t.is_dir() => return true,
+            Ok(t) if t.is_file() && dtlint::workspace::is_yaml_name(&name) => manifests += 1,
+            _ => {}
+        }
+        if manifests > 1 {
+            return true;
+        }
+    }
+    false
 }
 
 /// The repository around `start`, else `start` itself.
@@ -427,7 +455,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
                 "standard input is a lone manifest".to_string()
             } else {
                 format!(
-                    "no {} or .git in {} or above it, and no kustomization.yaml in it",
+                    "no {} or .git in {} or above it",
                     config::FILE_NAME,
                     start.display()
                 )

@@ -190,7 +190,11 @@ fn a_lone_manifest_gets_the_rules_that_can_judge_one_file() {
     // The same when the directory is named: it is not a project.
     let run = dtlint(lone.path(), &["."], None);
     assert_eq!((run.code, run.findings()), (0, vec![]), "{}", run.stderr);
-    assert!(run.stderr.contains("need the whole repository"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("need the whole repository"),
+        "{}",
+        run.stderr
+    );
 
     // A defect one file shows is still found, at its line.
     let pinned = "global-controller:0.1.0";
