@@ -15,6 +15,7 @@ pub mod flux;
 pub mod kustomize;
 pub mod model;
 pub mod netpol;
+pub mod ports;
 pub mod quantity;
 pub mod render;
 pub mod render_guard;

@@ -25,14 +25,14 @@
 //! and rules without peers stand for `outside`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use dtlint_yaml::{Entry, Node, Scalar, Span, Style, Value};
-use serde::Deserialize;
 
+pub use crate::config::network::{AllowEdge, NetworkConfig};
+pub use crate::model::namespaces::{NamespaceSetter, Namespaces, kustomize_namespaces};
 use crate::model::{Index, Resource, Selector};
+pub use crate::ports::{Port, PortSpec, Proto};
 use crate::source::FileId;
-use crate::workspace::Workspace;
 
 /// The peer that stands for everything outside the cluster's known pods.
 pub const OUTSIDE: &str = "outside";
@@ -43,232 +43,7 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 /// The label every namespace carries with its own name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
-const FIRST_PORT: u32 = 1;
-const LAST_PORT: u32 = 65535;
-
-/// `[network]` in `dtlint.toml`: the traffic the policies must allow, and
-/// nothing more.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkConfig {
-    /// The namespace whose services are named without a prefix.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Peers whose edges are not compared (globs over peer names, e.g.
-    /// `kube-system/kube-dns`, `linkerd/*`).
-    #[serde(default)]
-    pub ignore: Vec<String>,
-    /// The expected edges.
-    #[serde(default)]
-    pub allow: Vec<AllowEdge>,
-}
-
-/// One expected edge: `from` may open `ports` on `to`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AllowEdge {
-    /// A service name (`app.kubernetes.io/name`), `ns/name`, or `outside`.
-    pub from: String,
-    pub to: String,
-    /// `8082/TCP`, `4433/UDP`, `8000-8010/TCP`, `*/TCP`; a bare number is TCP.
-    pub ports: Vec<String>,
-    /// Only in these environments (default: all). Checked outside any
-    /// environment (plain source mode), such an edge is allowed, not required.
-    #[serde(default)]
-    pub environments: Vec<String>,
-    /// Why the edge exists, for readers of the file.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-impl NetworkConfig {
-    /// Check the port syntax; on error, a string to find the line by and the message.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        for edge in &self.allow {
-            for p in &edge.ports {
-                PortSpec::parse(p).map_err(|m| (p.clone(), format!("network.allow: {m}")))?;
-            }
-            if edge.ports.is_empty() {
-                return Err((
-                    edge.to.clone(),
-                    format!(
-                        "network.allow from `{}` to `{}` lists no ports",
-                        edge.from, edge.to
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Is this peer excluded from the comparison?
-    pub fn ignores(&self, peer: &str) -> bool {
-        self.ignore.iter().any(|g| {
-            g == peer || globset::Glob::new(g).is_ok_and(|g| g.compile_matcher().is_match(peer))
-        })
-    }
-}
-
 /// A transport protocol of a NetworkPolicy port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Proto {
-    pub const ALL: [Proto; 3] = [Proto::Tcp, Proto::Udp, Proto::Sctp];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_uppercase().as_str() {
-            "TCP" => Some(Proto::Tcp),
-            "UDP" => Some(Proto::Udp),
-            "SCTP" => Some(Proto::Sctp),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "TCP",
-            Proto::Udp => "UDP",
-            Proto::Sctp => "SCTP",
-        }
-    }
-}
-
-/// A port or port range, or a port name that could not be resolved (the
-/// receiving pods are not known).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Port {
-    Range(u32, u32),
-    Named(String),
-}
-
-/// Ports of one protocol.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PortSpec {
-    pub proto: Proto,
-    pub port: Port,
-}
-
-impl PortSpec {
-    /// Every port of a protocol.
-    pub fn all(proto: Proto) -> Self {
-        Self {
-            proto,
-            port: Port::Range(FIRST_PORT, LAST_PORT),
-        }
-    }
-
-    pub fn single(port: u32, proto: Proto) -> Self {
-        Self {
-            proto,
-            port: Port::Range(port, port),
-        }
-    }
-
-    /// Parse `8082/TCP`, `4433/udp`, `8000-8010/TCP`, `*/TCP` or `8082` (TCP).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (port, proto) = s.split_once('/').unwrap_or((s, "TCP"));
-        let proto = Proto::parse(proto.trim())
-            .ok_or_else(|| format!("`{s}`: unknown protocol `{proto}` (TCP, UDP or SCTP)"))?;
-        let number = |t: &str| {
-            t.trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (FIRST_PORT..=LAST_PORT).contains(n))
-                .ok_or_else(|| format!("`{s}`: `{t}` is not a port number (1-65535)"))
-        };
-        let port = port.trim();
-        let port = if port == "*" {
-            Port::Range(FIRST_PORT, LAST_PORT)
-        } else if let Some((lo, hi)) = port.split_once('-') {
-            let (lo, hi) = (number(lo)?, number(hi)?);
-            if lo > hi {
-                return Err(format!("`{s}`: the range is empty"));
-            }
-            Port::Range(lo, hi)
-        } else {
-            Port::Range(number(port)?, number(port)?)
-        };
-        Ok(Self { proto, port })
-    }
-
-    /// The part of `self` that none of `others` covers.
-    pub fn minus(&self, others: &[&PortSpec]) -> Vec<PortSpec> {
-        match &self.port {
-            Port::Named(n) => {
-                let covered = others
-                    .iter()
-                    .any(|o| o.proto == self.proto && o.port == Port::Named(n.clone()));
-                if covered { vec![] } else { vec![self.clone()] }
-            }
-            Port::Range(lo, hi) => {
-                let mut left = vec![(*lo, *hi)];
-                for o in others.iter().filter(|o| o.proto == self.proto) {
-                    let Port::Range(olo, ohi) = o.port else {
-                        continue;
-                    };
-                    left = left
-                        .into_iter()
-                        .flat_map(|(a, b)| {
-                            let mut out = Vec::new();
-                            if olo > a {
-                                out.push((a, b.min(olo - 1)));
-                            }
-                            if ohi < b {
-                                out.push((a.max(ohi + 1), b));
-                            }
-                            out.into_iter().filter(|(x, y)| x <= y)
-                        })
-                        .collect();
-                }
-                left.into_iter()
-                    .map(|(a, b)| PortSpec {
-                        proto: self.proto,
-                        port: Port::Range(a, b),
-                    })
-                    .collect()
-            }
-        }
-    }
-
-    /// The ports both allow.
-    pub fn intersect(&self, other: &PortSpec) -> Option<PortSpec> {
-        if self.proto != other.proto {
-            return None;
-        }
-        let port = match (&self.port, &other.port) {
-            (Port::Range(a, b), Port::Range(c, d)) => {
-                let (lo, hi) = ((*a).max(*c), (*b).min(*d));
-                (lo <= hi).then_some(Port::Range(lo, hi))?
-            }
-            (Port::Named(x), Port::Named(y)) if x == y => Port::Named(x.clone()),
-            // A name and a range: only the whole range can be said to cover the name.
-            (Port::Named(x), Port::Range(FIRST_PORT, LAST_PORT))
-            | (Port::Range(FIRST_PORT, LAST_PORT), Port::Named(x)) => Port::Named(x.clone()),
-            _ => return None,
-        };
-        Some(PortSpec {
-            proto: self.proto,
-            port,
-        })
-    }
-}
-
-impl fmt::Display for PortSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.port {
-            Port::Range(FIRST_PORT, LAST_PORT) => write!(f, "*/{}", self.proto.as_str()),
-            Port::Range(a, b) if a == b => write!(f, "{a}/{}", self.proto.as_str()),
-            Port::Range(a, b) => write!(f, "{a}-{b}/{}", self.proto.as_str()),
-            Port::Named(n) => write!(f, "{n}/{}", self.proto.as_str()),
-        }
-    }
-}
-
 /// Which way traffic flows relative to the selected pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -431,70 +206,6 @@ pub fn compatible(a: &Resource<'_>, b: &Resource<'_>) -> bool {
     }
 }
 
-/// Where a kustomization sets the namespace of the files it lists.
-#[derive(Debug, Clone)]
-pub struct NamespaceSetter {
-    pub namespace: String,
-    /// The kustomization file and its `namespace:` value.
-    pub file: FileId,
-    pub span: Span,
-}
-
-/// The namespace each listed file gets from the outermost kustomization
-/// that sets one, following `resources:` and `components:` from every
-/// kustomization no other one lists.
-pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> {
-    use crate::kustomize::RefKind;
-    let listed: rustc_hash::FxHashSet<&std::path::Path> = ws
-        .kustomizations
-        .iter()
-        .flat_map(|k| &k.refs)
-        .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
-        .map(|r| r.path.as_path())
-        .collect();
-    let mut out = HashMap::new();
-    let mut roots: Vec<&crate::kustomize::Kustomization> = ws
-        .kustomizations
-        .iter()
-        .filter(|k| !listed.contains(k.dir.as_path()))
-        .collect();
-    roots.sort_by_key(|k| ws.sources.get(k.file).path.clone());
-    for root in roots {
-        let mut stack = vec![(root, None::<NamespaceSetter>)];
-        let mut seen = rustc_hash::FxHashSet::default();
-        while let Some((k, outer)) = stack.pop() {
-            if !seen.insert(k.file) {
-                continue;
-            }
-            let own = ws
-                .parsed(k.file)
-                .documents
-                .first()
-                .and_then(|d| d.root.get("namespace"))
-                .and_then(|n| {
-                    Some(NamespaceSetter {
-                        namespace: n.as_str()?.to_string(),
-                        file: k.file,
-                        span: n.span,
-                    })
-                });
-            let setter = outer.or(own);
-            for r in k
-                .refs
-                .iter()
-                .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
-            {
-                if let Some(sub) = ws.kustomization_in(&r.path) {
-                    stack.push((sub, setter.clone()));
-                } else if let (Some(id), Some(s)) = (ws.sources.find_abs(&r.path), &setter) {
-                    out.entry(id).or_insert_with(|| s.clone());
-                }
-            }
-        }
-    }
-    out
-}
-
 /// A synthetic label map, for namespaces.
 fn label_map(pairs: &[(String, String)]) -> Node {
     let span = Span::default();
@@ -539,34 +250,6 @@ pub struct Net<'i, 'a> {
     namespace_labels: HashMap<String, Node>,
     /// Namespaces with pods dtlint sees.
     known: BTreeSet<String>,
-}
-
-/// The resolved namespace of every object: its own, else the one its
-/// kustomization sets, else `default`.
-pub struct Namespaces<'w> {
-    setters: &'w HashMap<FileId, NamespaceSetter>,
-}
-
-impl<'w> Namespaces<'w> {
-    /// Computed once per workspace and shared by every rule that asks.
-    pub fn new(ws: &'w Workspace) -> Self {
-        Self {
-            setters: ws
-                .namespace_setters
-                .get_or_init(|| kustomize_namespaces(ws)),
-        }
-    }
-
-    pub fn of(&self, r: &Resource<'_>) -> String {
-        r.namespace
-            .map(str::to_string)
-            .or_else(|| self.setters.get(&r.file).map(|s| s.namespace.clone()))
-            .unwrap_or_else(|| "default".to_string())
-    }
-
-    pub fn setters(&self) -> impl Iterator<Item = &NamespaceSetter> {
-        self.setters.values()
-    }
 }
 
 /// Environments to build a graph for: each environment some pod or policy
@@ -1109,10 +792,20 @@ pub struct Matrix {
     pub cells: BTreeMap<(String, String), Vec<String>>,
 }
 
+/// The pods and policies of every environment (see [`scopes`]), with the
+/// `[network]` namespace as the primary one.
+pub fn nets<'a>(index: &'a Index<'a>, config: &crate::config::Config) -> Vec<Net<'a, 'a>> {
+    let namespaces = Namespaces::new(index);
+    let primary = config.network.as_ref().and_then(|n| n.namespace.as_deref());
+    scopes(index)
+        .into_iter()
+        .map(|env| Net::build(index, &namespaces, primary, env))
+        .collect()
+}
+
 /// The matrices of an index: one per environment.
 pub fn matrices<'a>(index: &'a Index<'a>, config: &'a crate::config::Config) -> Vec<Matrix> {
-    let ctx = crate::rules::Context::new(index, config);
-    ctx.nets()
+    nets(index, config)
         .iter()
         .map(|net| {
             let cells = net
@@ -1217,6 +910,7 @@ impl Matrix {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::workspace::Workspace;
 
     fn ws(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();

@@ -15,6 +15,9 @@ use toml::Spanned;
 
 use crate::diag::Severity;
 
+pub mod network;
+pub mod render;
+
 pub const FILE_NAME: &str = "dtlint.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +191,7 @@ pub struct Config {
     pub max_file_size: u64,
     /// The expected traffic matrix (`traffic-matrix`, `dtlint graph`).
     #[serde(default)]
-    pub network: Option<crate::netpol::NetworkConfig>,
+    pub network: Option<network::NetworkConfig>,
     /// Globs (relative to the root) of the services' config contracts.
     #[serde(default = "default_contracts")]
     pub contracts: Vec<String>,
@@ -197,9 +200,9 @@ pub struct Config {
     #[serde(default)]
     pub certificates: Certificates,
     /// Bounds on overlay builds (`[render]`: allow-paths, timeout-seconds,
-    /// max-output-bytes); see [`crate::render_guard`].
+    /// max-output-bytes); enforced by `render_guard`.
     #[serde(default)]
-    pub render: crate::render_guard::RenderSettings,
+    pub render: render::RenderSettings,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
