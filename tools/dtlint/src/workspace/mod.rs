@@ -16,11 +16,13 @@ use crate::config::Config;
 use crate::kustomize::{self, Kustomization, RefKind};
 pub mod discover;
 pub mod generators;
+pub mod paths;
 
 use crate::source::{FileId, SourceFile, Sources, display_path};
 pub use discover::{discover, is_yaml_name};
 use discover::{is_data_file, read_file};
 pub use generators::{ConfigKind, ConfigObject, env_file_keys};
+pub use paths::{PathFacts, PathKind};
 
 /// Why a file could not be parsed at all.
 #[derive(Debug, Clone)]
@@ -76,6 +78,8 @@ pub struct Workspace {
     /// Kustomization entries that reference what kustomize must not read
     /// (outside the repository, a device, a FIFO, a symlink loop, too big).
     pub unsafe_refs: Vec<crate::render_guard::UnsafeRef>,
+    /// What the paths the rules ask about are (see [`paths`]).
+    pub paths: PathFacts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,7 @@ impl Workspace {
             listed_by: rustc_hash::FxHashMap::default(),
             contracts: Vec::new(),
             guard: crate::render_guard::Guard::new(root, &config.render, limit),
+            paths: PathFacts::default(),
             unsafe_refs: Vec::new(),
         };
         stage("(roles)", || ws.assign_roles());
@@ -154,6 +159,7 @@ impl Workspace {
             )
         });
         stage("(generators)", || ws.read_generators());
+        ws.paths = stage("(path facts)", || ws.find_path_facts(config));
         ws.contracts = stage("(contracts)", || {
             crate::contract::load(root, &config.contracts)
         })?;
@@ -242,23 +248,28 @@ impl Workspace {
             .map(|&i| &self.kustomizations[i])
     }
 
-    /// Is `path` a file? Answered from the files already read when it is one
-    /// of them; only other paths cost a `stat`.
+    /// Is `path` a file? Answered from the files read and the path facts
+    /// found while discovering: no system call.
     pub fn is_file(&self, path: &Path) -> bool {
-        self.sources.find_abs(path).is_some() || path.is_file()
+        self.sources.find_abs(path).is_some() || self.paths.get(path) == Some(PathKind::File)
+    }
+
+    /// Is `path` a directory (from the path facts)?
+    pub fn is_dir(&self, path: &Path) -> bool {
+        self.kustomization_dirs.contains_key(path) || self.paths.get(path) == Some(PathKind::Dir)
     }
 
     /// Does `dir` hold a kustomization file?
     pub fn has_kustomization(&self, dir: &Path) -> bool {
         self.kustomization_dirs.contains_key(dir)
-            || kustomize::FILE_NAMES.iter().any(|n| dir.join(n).is_file())
+            || kustomize::FILE_NAMES
+                .iter()
+                .any(|n| self.is_file(&dir.join(n)))
     }
 
     /// Does `path` exist, as a file or a directory?
     pub fn exists(&self, path: &Path) -> bool {
-        self.sources.find_abs(path).is_some()
-            || self.kustomization_dirs.contains_key(path)
-            || path.exists()
+        self.is_file(path) || self.is_dir(path) || self.paths.get(path) == Some(PathKind::Other)
     }
 
     /// What discovery knows of `path` without a system call: a file it
