@@ -94,7 +94,7 @@ impl<'a> Resource<'a> {
         ) && !self.api_version.starts_with("skaffold/")
     }
 
-    /// A complete Kubernetes object: what [`Index::objects`] yields and most
+    /// A complete Kubernetes object: what [`super::Index::objects`] yields and most
     /// rules judge.
     pub fn is_object(&self) -> bool {
         self.is_complete() && self.is_kubernetes_object()
