@@ -51,9 +51,12 @@ pub fn is_flux_kind(root: &Node, group: &str, kind: &str) -> bool {
             .is_some_and(|v| v.starts_with(&format!("{group}.toolkit.fluxcd.io/")))
 }
 
+/// What each Flux Kustomization's `spec.path` points at, by [`path_key`].
+pub type FluxPaths = BTreeMap<String, PathInfo>;
+
 /// Inspect the `spec.path` of every Flux Kustomization in the workspace,
 /// relative to the repository root.
-pub fn inspect(ws: &Workspace) -> BTreeMap<String, PathInfo> {
+pub fn inspect(ws: &Workspace) -> FluxPaths {
     let mut out = BTreeMap::new();
     for (id, _) in ws.sources.iter() {
         for doc in &ws.parsed(id).documents {

@@ -48,7 +48,7 @@ pub struct Kustomization {
     pub dir: PathBuf,
     pub refs: Vec<PathRef>,
     /// Remote references (git, http) as written, with their nodes: never
-    /// fetched by dtlint (see [`crate::render_guard`]).
+    /// fetched by dtlint (see `render_guard`).
     pub remote: Vec<(String, Span)>,
 }
 

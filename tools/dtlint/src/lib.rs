@@ -1,10 +1,20 @@
 //! dtlint: lints a Kubernetes/Kustomize/Flux/SOPS repository and reports
 //! every finding at the file, line and column a human edits.
 //!
-//! The flow runs one way: [`workspace`] discovers and parses files,
-//! [`model`] indexes the objects in them, [`rules`] check the index,
-//! [`engine`] applies configuration and suppressions, and [`report`]
-//! renders the result.
+//! The flow runs one way, each stage a module that uses only the ones
+//! before it (`tests/architecture.rs` keeps it so):
+//!
+//! 1. [`workspace`] discovers, reads and parses the files (roles,
+//!    kustomizations, generators, contracts, path facts), checking what
+//!    kustomizations reference with [`render_guard`];
+//! 2. [`flux`] and [`sops_index`] inspect Flux paths and SOPS files;
+//!    [`render`] builds the overlays and returns its own output;
+//! 3. [`model`] indexes the objects of all of it ([`model::Index`]);
+//!    [`netpol`] reads the index as a network graph;
+//! 4. [`rules`] check the index and the configuration, and touch no disk;
+//! 5. [`engine`] runs them and applies configuration and suppressions, maps
+//!    findings to sources and merges them;
+//! 6. [`report`] renders the result.
 
 pub mod config;
 pub mod contract;
@@ -15,6 +25,7 @@ pub mod flux;
 pub mod kustomize;
 pub mod model;
 pub mod netpol;
+pub mod ports;
 pub mod quantity;
 pub mod render;
 pub mod render_guard;

@@ -16,44 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dtlint_yaml::Span;
-use serde::Deserialize;
 
 use crate::kustomize::{self, Kustomization};
 
-/// `[render]` in `dtlint.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RenderSettings {
-    /// Paths outside the repository a kustomization may reference (absolute,
-    /// or relative to the repository root), and prefixes of remote
-    /// references dtlint may let kustomize fetch.
-    #[serde(default)]
-    pub allow_paths: Vec<String>,
-    /// Longest one overlay build may run, in seconds.
-    #[serde(default = "default_timeout_seconds")]
-    pub timeout_seconds: u64,
-    /// Most bytes one build may write to its standard output.
-    #[serde(default = "default_max_output_bytes")]
-    pub max_output_bytes: u64,
-}
-
-fn default_timeout_seconds() -> u64 {
-    60
-}
-
-fn default_max_output_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-impl Default for RenderSettings {
-    fn default() -> Self {
-        Self {
-            allow_paths: Vec::new(),
-            timeout_seconds: default_timeout_seconds(),
-            max_output_bytes: default_max_output_bytes(),
-        }
-    }
-}
+pub use crate::config::render::RenderSettings;
+pub use crate::subprocess::human_size;
 
 /// Why a referenced path is not given to kustomize.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,24 +63,6 @@ impl fmt::Display for Problem {
             Self::Remote => write!(f, "is a remote reference, not fetched by dtlint"),
             Self::Unreadable(e) => write!(f, "cannot be inspected: {e}"),
         }
-    }
-}
-
-/// `1.5 MiB`, `300 B`.
-pub fn human_size(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if bytes >= MIB {
-        #[allow(clippy::cast_precision_loss)]
-        let mib = bytes as f64 / MIB as f64;
-        if bytes.is_multiple_of(MIB) {
-            format!("{} MiB", bytes / MIB)
-        } else {
-            format!("{mib:.1} MiB")
-        }
-    } else if bytes >= 1024 {
-        format!("{} KiB", bytes / 1024)
-    } else {
-        format!("{bytes} B")
     }
 }
 

@@ -17,64 +17,7 @@ use rayon::prelude::*;
 
 use crate::source::FileId;
 use crate::workspace::Workspace;
-
-/// The name of sops's configuration file.
-pub const CONFIG_NAME: &str = ".sops.yaml";
-
-/// Which non-YAML files discovery reads for their SOPS content.
-#[derive(Debug, Default)]
-pub struct Discovery {
-    config: Option<SopsConfig>,
-}
-
-impl Discovery {
-    /// Read `root/.sops.yaml`, if there is one (a broken one is reported
-    /// later, from the parsed source).
-    pub fn new(root: &Path) -> Self {
-        let path = root.join(CONFIG_NAME);
-        let path = std::path::absolute(&path).unwrap_or(path);
-        let config = path
-            .is_file()
-            .then(|| SopsConfig::load(&path).ok())
-            .flatten();
-        Self { config }
-    }
-
-    /// Should a file that is not YAML be read? Yes when a creation rule
-    /// covers it, or when it is a dotenv or JSON file that carries sops
-    /// metadata (an encrypted file no rule covers is a finding).
-    pub fn wants(&self, abs: &Path) -> bool {
-        if self
-            .config
-            .as_ref()
-            .is_some_and(|c| c.rule_for(abs).is_some())
-        {
-            return true;
-        }
-        let ext = abs
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if !matches!(ext.as_deref(), Some("env" | "json")) {
-            return false;
-        }
-        // Encrypted files are small; anything big is not ours.
-        if std::fs::metadata(abs).map_or(true, |m| m.len() > 4 * 1024 * 1024) {
-            return false;
-        }
-        let Ok(text) = std::fs::read_to_string(abs) else {
-            return false;
-        };
-        text.contains("sops") && SopsFile::parse(abs, &text).is_encrypted()
-    }
-}
-
-/// True for files read only for their SOPS content: everything discovery
-/// returns that is not a YAML file.
-pub fn is_data_file(abs: &Path) -> bool {
-    let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    !crate::workspace::is_yaml_name(name)
-}
+pub use crate::workspace::discover::{CONFIG_NAME, Discovery, is_data_file};
 
 /// `.sops.yaml` as read from the workspace.
 #[derive(Debug)]

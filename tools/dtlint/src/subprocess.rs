@@ -155,7 +155,7 @@ impl std::fmt::Display for Failure {
             Self::TooMuchOutput { stream, limit } => write!(
                 f,
                 "killed after writing more than {} to its {stream}",
-                crate::render_guard::human_size(*limit)
+                human_size(*limit)
             ),
             Self::Wait(e) => write!(f, "lost track of it: {e}"),
         }
@@ -269,6 +269,24 @@ fn supervise(child: &mut Child, limits: Limits) -> Result<Finished, Failure> {
             stderr,
         })
     })
+}
+
+/// `1.5 MiB`, `300 B`.
+pub fn human_size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB {
+        #[allow(clippy::cast_precision_loss)]
+        let mib = bytes as f64 / MIB as f64;
+        if bytes.is_multiple_of(MIB) {
+            format!("{} MiB", bytes / MIB)
+        } else {
+            format!("{mib:.1} MiB")
+        }
+    } else if bytes >= 1024 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 #[cfg(test)]

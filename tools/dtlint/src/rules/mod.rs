@@ -19,6 +19,7 @@ pub mod pods;
 pub mod refs;
 pub mod security;
 pub mod sops;
+pub mod suppression_meta;
 pub(crate) mod values;
 pub mod workloads;
 pub mod yaml;
@@ -97,18 +98,8 @@ impl<'a> Context<'a> {
     /// [`crate::netpol::scopes`]), with the `[network]` namespace as the
     /// primary one.
     pub fn nets(&self) -> &[crate::netpol::Net<'a, 'a>] {
-        self.nets.get_or_init(|| {
-            let namespaces = crate::netpol::Namespaces::new(self.index.ws);
-            let primary = self
-                .config
-                .network
-                .as_ref()
-                .and_then(|n| n.namespace.as_deref());
-            crate::netpol::scopes(self.index)
-                .into_iter()
-                .map(|env| crate::netpol::Net::build(self.index, &namespaces, primary, env))
-                .collect()
-        })
+        self.nets
+            .get_or_init(|| crate::netpol::nets(self.index, self.config))
     }
 }
 
@@ -428,7 +419,7 @@ pub fn find(id: &str) -> Option<&'static dyn Rule> {
 pub fn find_meta(id: &str) -> Option<&'static RuleMeta> {
     find(id)
         .map(Rule::meta)
-        .or_else(|| crate::engine::ENGINE_RULES.iter().find(|m| m.id == id))
+        .or_else(|| suppression_meta::ENGINE_RULES.iter().find(|m| m.id == id))
 }
 
 /// Ids of every rule, for "did you mean" and validation.
@@ -440,7 +431,7 @@ pub fn ids() -> impl Iterator<Item = &'static str> {
 /// (`invalid-suppression`, `unused-suppression`). These are the ids
 /// `dtlint.toml`, `--only`/`--skip` and `dtlint.io/ignore` may name.
 pub fn known_ids() -> impl Iterator<Item = &'static str> {
-    ids().chain(crate::engine::ENGINE_RULES.iter().map(|m| m.id))
+    ids().chain(suppression_meta::ENGINE_RULES.iter().map(|m| m.id))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use dtlint_yaml::{Node, Span};
 use crate::config::Config;
 use crate::model::{ConfigKind, Index};
 use crate::source::FileId;
-use crate::workspace::{Role, Workspace};
+use crate::workspace::Role;
 
 /// What a value holds once Kubernetes has read it.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ fn content(bytes: Cow<'_, [u8]>, base64: bool) -> Content<'_> {
 /// Every non-empty ConfigMap and Secret value of the run: plaintext values
 /// of every document in the index, then the decrypted values of every SOPS
 /// file the run could decrypt.
-pub(crate) fn collect<'a>(index: &Index<'a>, config: &'a Config) -> Vec<ConfigValue<'a>> {
+pub(crate) fn collect<'a>(index: &'a Index<'a>, config: &'a Config) -> Vec<ConfigValue<'a>> {
     let mut out = Vec::new();
     for r in &index.resources {
         let Some(kind) = config_kind(r.kind) else {
@@ -150,7 +150,7 @@ pub(crate) fn collect<'a>(index: &Index<'a>, config: &'a Config) -> Vec<ConfigVa
         }
     }
     let ws = index.ws;
-    for entry in &ws.sops.files {
+    for entry in &index.sops.files {
         let Some(plain) = entry.plain() else { continue };
         let env = config.environment_of(&ws.sources.get(entry.id).path);
         for doc in &plain.documents {
@@ -198,17 +198,17 @@ pub(crate) fn collect<'a>(index: &Index<'a>, config: &'a Config) -> Vec<ConfigVa
 /// The decrypted value of the `ENC[...]` node at `span` of `file`: a SOPS
 /// file's own node, or a rendered node whose source is one. `None` without
 /// a key or when the node is not an encrypted value.
-pub(crate) fn decrypted_at(
-    ws: &Workspace,
+pub(crate) fn decrypted_at<'i>(
+    index: &'i Index<'_>,
     file: FileId,
     span: Span,
-) -> Option<(FileId, &PlainNode)> {
-    let (file, span) = if ws.rendered_of(file).is_some() {
-        crate::render::map_to_source(ws, file, span)?
+) -> Option<(FileId, &'i PlainNode)> {
+    let (file, span) = if index.rendered_of(file).is_some() {
+        crate::render::map_to_source(index.ws, index.render, file, span)?
     } else {
         (file, span)
     };
-    let plain = ws.sops.entry(file)?.plain()?;
+    let plain = index.sops.entry(file)?.plain()?;
     plain
         .documents
         .iter()
@@ -234,6 +234,7 @@ fn node_at(n: &PlainNode, span: Span) -> Option<&PlainNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workspace::Workspace;
 
     #[test]
     fn base64_is_decoded_as_the_api_server_does() {

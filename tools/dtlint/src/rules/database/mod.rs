@@ -319,7 +319,7 @@ pub(crate) fn lookup(
         .last()?;
     let text = node.as_str().filter(|t| !t.is_empty())?;
     let (file, span, text) = if is_encrypted(text) {
-        let (file, plain) = decrypted_at(ctx.index.ws, r.file, node.span)?;
+        let (file, plain) = decrypted_at(ctx.index, r.file, node.span)?;
         let bytes = plain.as_plain()?.to_bytes();
         (
             file,

@@ -64,7 +64,7 @@ impl Rule for FluxDecryptionMissing {
                 continue;
             };
             let Some(raw) = path.as_str() else { continue };
-            let Some(info) = idx.ws.flux_paths.get(&path_key(raw)) else {
+            let Some(info) = idx.flux_paths.get(&path_key(raw)) else {
                 continue;
             };
             let Some(first) = info.sops_files.first() else {

@@ -62,7 +62,7 @@ impl Rule for FluxDependencyCycle {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
-        let namespaces = Namespaces::new(idx.ws);
+        let namespaces = Namespaces::new(idx);
         let objs: Vec<_> = all(idx)
             .filter(|r| matches!(r.kind, "Kustomization" | "HelmRelease") && r.spec().is_some())
             .collect();

@@ -61,7 +61,7 @@ impl Rule for FluxPathMissing {
                 continue;
             };
             let Some(raw) = node.as_str() else { continue };
-            let Some(info) = idx.ws.flux_paths.get(&path_key(raw)) else {
+            let Some(info) = idx.flux_paths.get(&path_key(raw)) else {
                 continue;
             };
             let (message, label) = if !info.exists {

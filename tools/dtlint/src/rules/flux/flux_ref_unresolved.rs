@@ -104,7 +104,7 @@ impl Rule for FluxRefUnresolved {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let namespaces = Namespaces::new(ctx.index.ws);
+        let namespaces = Namespaces::new(ctx.index);
         let mut merged = Merged::default();
         for r in all(ctx.index) {
             let Some(spec) = r.spec() else { continue };

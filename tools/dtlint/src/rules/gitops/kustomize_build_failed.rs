@@ -47,7 +47,7 @@ impl Rule for KustomizeBuildFailed {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
-        for b in &ws.render_failures {
+        for b in &ctx.index.render.failures {
             let Err(error) = &b.output else { continue };
             if !b.refused.is_empty() {
                 // Not built on purpose: `unsafe-kustomize-path` says why.

@@ -73,7 +73,7 @@ impl Rule for UnsafeKustomizePath {
         }
         // Overlays refused for entries outside the checked files: point at
         // the entry when its kustomization was read, else at the overlay.
-        for b in &ws.render_failures {
+        for b in &ctx.index.render.failures {
             for u in &b.refused {
                 if let Some((_, f)) = found.iter_mut().find(|(seen, _)| seen == u) {
                     if !f.envs.contains(&b.target.env) {

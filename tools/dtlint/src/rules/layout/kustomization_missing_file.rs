@@ -49,7 +49,7 @@ impl Rule for KustomizationMissingFile {
                 let problem = if !ws.exists(&r.path) {
                     Some(format!("`{}` does not exist", r.raw))
                 } else if !ws.is_file(&r.path)
-                    && r.path.is_dir()
+                    && ws.is_dir(&r.path)
                     && matches!(r.kind, RefKind::Resource | RefKind::Component)
                     && !ws.has_kustomization(&r.path)
                 {

@@ -59,7 +59,7 @@ impl Rule for MissingDefaultDeny {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
-        let namespaces = Namespaces::new(idx.ws);
+        let namespaces = Namespaces::new(idx);
         let mut found = Merged::default();
         for net in ctx.nets() {
             let env = net.env;

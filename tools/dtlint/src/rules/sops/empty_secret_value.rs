@@ -54,7 +54,6 @@ impl Rule for EmptySecretValue {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let ws = ctx.index.ws;
         let all = source_secrets(ctx.index);
         for env in ctx.config.environments.keys() {
             let reached = reached_by_env(ctx, env);
@@ -78,10 +77,12 @@ impl Rule for EmptySecretValue {
                     .filter(|p| p.name == base.name && reached.contains(&p.file))
                     .collect();
                 // A decrypted SOPS patch is secret-key-missing's to judge.
-                if mine
-                    .iter()
-                    .any(|p| ws.sops.entry(p.file).is_some_and(|e| e.plain().is_some()))
-                {
+                if mine.iter().any(|p| {
+                    ctx.index
+                        .sops
+                        .entry(p.file)
+                        .is_some_and(|e| e.plain().is_some())
+                }) {
                     continue;
                 }
                 for (key, key_node, base_value) in declared_keys(base.root) {

@@ -50,7 +50,7 @@ pub(crate) fn structure_findings(
     help: impl Fn(&dtlint_sops::Finding) -> String,
     out: &mut Vec<Finding>,
 ) {
-    let sops = &ctx.index.ws.sops;
+    let sops = &ctx.index.sops;
     let config_file = sops.config.as_ref().map(|c| c.file);
     for e in &sops.files {
         for p in e.structure.iter().filter(|p| kinds.contains(&p.kind)) {

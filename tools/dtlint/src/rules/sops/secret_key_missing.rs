@@ -57,7 +57,7 @@ impl Rule for SecretKeyMissing {
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let ws = ctx.index.ws;
         let all = source_secrets(ctx.index);
-        for e in &ws.sops.files {
+        for e in &ctx.index.sops.files {
             let secrets = plain_secrets(e);
             if secrets.is_empty() {
                 continue;

@@ -46,7 +46,7 @@ impl Rule for SopsMacMismatch {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for e in &ctx.index.ws.sops.files {
+        for e in &ctx.index.sops.files {
             let Some(err) = e.error() else { continue };
             let label = match err.kind() {
                 ErrorKind::ValueAuthentication | ErrorKind::NotUtf8 | ErrorKind::BadType(_) => {

@@ -88,7 +88,8 @@ impl Rule for SopsMetadata {
             out,
         );
         // Dotenv and JSON files are not read by the YAML rules.
-        for e in ws
+        for e in ctx
+            .index
             .sops
             .files
             .iter()
@@ -105,7 +106,7 @@ impl Rule for SopsMetadata {
                 )));
             }
         }
-        if let Some(c) = &ws.sops.config
+        if let Some(c) = &ctx.index.sops.config
             && let Ok(cfg) = &c.config
         {
             for p in &cfg.problems {

@@ -54,7 +54,7 @@ impl Rule for SopsNotEncrypted {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let sops = &ctx.index.ws.sops;
+        let sops = &ctx.index.sops;
         structure_findings(
             Self::META.id,
             ctx,

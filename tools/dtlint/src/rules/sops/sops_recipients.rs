@@ -68,7 +68,7 @@ impl Rule for SopsRecipients {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let sops = &ctx.index.ws.sops;
+        let sops = &ctx.index.sops;
         let Some(config) = &sops.config else { return };
         for e in &sops.files {
             let (Some(meta), Some(rule)) = (e.file.metadata(), sops.rule_of(e)) else {

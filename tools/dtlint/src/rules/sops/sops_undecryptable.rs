@@ -44,7 +44,7 @@ impl Rule for SopsUndecryptable {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        for e in &ctx.index.ws.sops.files {
+        for e in &ctx.index.sops.files {
             let Some(err) = e.error() else { continue };
             let ErrorKind::NoMatchingIdentity { identities, .. } = err.kind() else {
                 continue;

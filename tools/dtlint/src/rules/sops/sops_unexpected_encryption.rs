@@ -47,7 +47,7 @@ impl Rule for SopsUnexpectedEncryption {
     }
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let sops = &ctx.index.ws.sops;
+        let sops = &ctx.index.sops;
         for e in sops.files.iter().filter(|e| e.rule.is_none()) {
             let Some(meta) = e.file.metadata() else {
                 continue;

@@ -3,256 +3,26 @@
 //! Rules read objects through [`Resource`] rather than raw trees so that
 //! "where is the pod template of this workload" is answered once.
 
-use dtlint_yaml::{Node, Span};
+use dtlint_yaml::Node;
 
+use crate::config::Config;
+use crate::flux::FluxPaths;
+use crate::render::{RenderOutput, Rendered};
+use crate::sops_index::SopsState;
 use crate::source::FileId;
-
 use crate::workspace::{Role, Workspace};
 
-/// The six labels every resource and pod template carries.
-pub const STANDARD_LABELS: [&str; 6] = [
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/version",
-    "app.kubernetes.io/component",
-    "app.kubernetes.io/part-of",
-    "app.kubernetes.io/managed-by",
-];
+pub mod namespaces;
+mod resource;
+mod selector;
+mod stages;
 
-/// Labels that identify a workload for its whole life; selectors use only these.
-pub const STABLE_SELECTOR_LABELS: [&str; 2] =
-    ["app.kubernetes.io/name", "app.kubernetes.io/instance"];
-
-/// Kinds whose pods come from `spec.template`.
-const TEMPLATED: [&str; 6] = [
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "Job",
-];
-
-/// A Kubernetes object: one YAML document with `apiVersion` and `kind`.
-#[derive(Debug, Clone, Copy)]
-pub struct Resource<'a> {
-    pub file: FileId,
-    /// Position of the document in its file.
-    pub doc: usize,
-    pub root: &'a Node,
-    pub api_version: &'a str,
-    pub kind: &'a str,
-    pub name: &'a str,
-    pub namespace: Option<&'a str>,
-    pub role: Role,
-    /// The environment the object belongs to: the build it was rendered in,
-    /// or the environment directory its file lives in.
-    pub env: Option<&'a str>,
-}
-
-impl<'a> Resource<'a> {
-    pub fn from_node(file: FileId, doc: usize, root: &'a Node, role: Role) -> Option<Self> {
-        let api_version = root.get("apiVersion")?.as_str()?;
-        let kind = root.get("kind")?.as_str()?;
-        let meta = root.get("metadata");
-        Some(Self {
-            file,
-            doc,
-            root,
-            api_version,
-            kind,
-            name: meta
-                .and_then(|m| m.get("name"))
-                .and_then(Node::as_str)
-                .unwrap_or(""),
-            namespace: meta.and_then(|m| m.get("namespace")).and_then(Node::as_str),
-            role,
-            env: None,
-        })
-    }
-
-    /// `Kind/name`, as users write it.
-    pub fn id(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
-    }
-
-    /// The API group (`apps` for `apps/v1`, empty for the core group).
-    pub fn group(&self) -> &'a str {
-        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
-    }
-
-    /// True for a complete object (not a patch, not a kustomization).
-    pub fn is_complete(&self) -> bool {
-        matches!(
-            self.role,
-            Role::Resource | Role::Standalone | Role::Rendered
-        )
-    }
-
-    /// False for configuration files of tools that merely look like objects
-    /// (kustomize, kind, skaffold): they are never applied to a cluster.
-    pub fn is_kubernetes_object(&self) -> bool {
-        !matches!(
-            self.group(),
-            "kustomize.config.k8s.io" | "kind.x-k8s.io" | "ctlptl.dev" | "k3d.io"
-        ) && !self.api_version.starts_with("skaffold/")
-    }
-
-    /// A complete Kubernetes object: what [`Index::objects`] yields and most
-    /// rules judge.
-    pub fn is_object(&self) -> bool {
-        self.is_complete() && self.is_kubernetes_object()
-    }
-
-    /// True for Flux's own objects (sources, Kustomizations, HelmReleases):
-    /// they steer the cluster rather than run the application.
-    pub fn is_flux(&self) -> bool {
-        self.group().ends_with("toolkit.fluxcd.io")
-    }
-
-    pub fn metadata(&self) -> Option<&'a Node> {
-        self.root.get("metadata")
-    }
-
-    pub fn spec(&self) -> Option<&'a Node> {
-        self.root.get("spec")
-    }
-
-    /// The span to point at when something is missing from the whole object:
-    /// its `kind` value, which names what the object is.
-    pub fn anchor_span(&self) -> Span {
-        self.root.get("kind").map_or(self.root.span, |k| k.span)
-    }
-
-    /// The span of `metadata:` (its key), or the object's anchor.
-    pub fn metadata_span(&self) -> Span {
-        self.root
-            .entry("metadata")
-            .map_or_else(|| self.anchor_span(), |e| e.key.span)
-    }
-
-    /// An annotation's value.
-    pub fn annotation(&self, key: &str) -> Option<&'a Node> {
-        self.metadata()?.get("annotations")?.get(key)
-    }
-
-    /// True for workload kinds that run pods.
-    pub fn is_workload(&self) -> bool {
-        TEMPLATED.contains(&self.kind) || self.kind == "CronJob" || self.kind == "Pod"
-    }
-
-    /// The pod template (`metadata` + `spec`) of a workload. For a bare Pod
-    /// this is the object itself.
-    pub fn pod_template(&self) -> Option<&'a Node> {
-        if TEMPLATED.contains(&self.kind) {
-            self.spec()?.get("template")
-        } else if self.kind == "CronJob" {
-            self.spec()?.path(&["jobTemplate", "spec", "template"])
-        } else if self.kind == "Pod" {
-            Some(self.root)
-        } else {
-            None
-        }
-    }
-
-    pub fn pod_spec(&self) -> Option<&'a Node> {
-        self.pod_template()?.get("spec")
-    }
-
-    /// Labels of the pod template.
-    pub fn pod_labels(&self) -> Option<&'a Node> {
-        self.pod_template()?.path(&["metadata", "labels"])
-    }
-
-    /// Every container of the pod: init containers first, then the main ones.
-    pub fn containers(&self) -> impl Iterator<Item = Container<'a>> + 'a {
-        let spec = self.pod_spec();
-        ["initContainers", "containers"]
-            .into_iter()
-            .flat_map(move |key| {
-                spec.and_then(|s| s.get(key))
-                    .into_iter()
-                    .flat_map(Node::items)
-                    .map(move |node| Container {
-                        node,
-                        init: key == "initContainers",
-                    })
-            })
-    }
-
-    /// Main containers only (init containers run to completion and are not probed).
-    pub fn main_containers(&self) -> impl Iterator<Item = Container<'a>> + 'a {
-        self.containers().filter(|c| !c.init)
-    }
-
-    /// `spec.replicas` when written as an integer.
-    pub fn replicas(&self) -> Option<i64> {
-        self.spec()?.get("replicas")?.as_i64()
-    }
-}
-
-/// A container of a pod template.
-#[derive(Debug, Clone, Copy)]
-pub struct Container<'a> {
-    pub node: &'a Node,
-    pub init: bool,
-}
-
-impl<'a> Container<'a> {
-    pub fn name(&self) -> &'a str {
-        self.node.get("name").and_then(Node::as_str).unwrap_or("")
-    }
-
-    /// Where to point for something missing from this container: its name.
-    pub fn anchor_span(&self) -> Span {
-        self.node.get("name").map_or(self.node.span, |n| n.span)
-    }
-
-    pub fn ports(&self) -> impl Iterator<Item = &'a Node> + 'a {
-        self.node.get("ports").into_iter().flat_map(Node::items)
-    }
-
-    /// Does this container declare `port` (a number or a port name)?
-    pub fn declares_port(&self, port: &Node) -> bool {
-        if let Some(n) = port.as_i64() {
-            self.ports()
-                .any(|p| p.get("containerPort").and_then(Node::as_i64) == Some(n))
-        } else if let Some(name) = port.as_str() {
-            self.ports()
-                .any(|p| p.get("name").and_then(Node::as_str) == Some(name))
-        } else {
-            false
-        }
-    }
-}
-
-/// ConfigMap or Secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConfigKind {
-    ConfigMap,
-    Secret,
-}
-
-impl ConfigKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConfigKind::ConfigMap => "ConfigMap",
-            ConfigKind::Secret => "Secret",
-        }
-    }
-}
-
-/// A ConfigMap or Secret, written as an object or made by a generator.
-#[derive(Debug, Clone)]
-pub struct ConfigObject {
-    pub kind: ConfigKind,
-    pub name: String,
-    pub namespace: Option<String>,
-    pub keys: Vec<String>,
-    /// Where it is defined (the object's name, or the generator's).
-    pub file: FileId,
-    pub span: Span,
-}
+pub use crate::workspace::generators::{ConfigKind, ConfigObject};
+pub use namespaces::{NamespaceSetter, Namespaces};
+use resource::TEMPLATED;
+pub use resource::{Container, Resource, STABLE_SELECTOR_LABELS, STANDARD_LABELS};
+pub use selector::Selector;
+pub use stages::{Held, Stages};
 
 /// Label keys a kustomization adds to the objects it lists (`labels:`,
 /// `commonLabels:`), so rules do not demand them in the listed files.
@@ -323,9 +93,20 @@ impl LabelIndex {
     }
 }
 
-/// Everything the rules read: the workspace and the objects in it.
+/// Everything the rules read: the workspace, what the later stages made of
+/// it (rendered overlays, SOPS state, Flux paths), and the objects in it.
 pub struct Index<'a> {
     pub ws: &'a Workspace,
+    /// The render stage's output (empty when nothing was rendered).
+    pub render: &'a RenderOutput,
+    /// `.sops.yaml` and the SOPS files, decrypted once a key was given.
+    pub sops: Held<'a, SopsState>,
+    /// What each Flux Kustomization's `spec.path` points at.
+    pub flux_paths: Held<'a, FluxPaths>,
+    /// The namespace each file's objects get from its kustomizations,
+    /// computed on first use (see [`Namespaces`]).
+    pub(crate) namespace_setters:
+        std::sync::OnceLock<std::collections::HashMap<FileId, NamespaceSetter>>,
     pub resources: Vec<Resource<'a>>,
     pub configs: Vec<ConfigObject>,
     added: std::collections::HashMap<FileId, AddedLabels>,
@@ -390,14 +171,20 @@ fn data_keys(root: &Node) -> Vec<String> {
 
 impl<'a> Index<'a> {
     /// The index of a workspace, without environments for source files.
-    pub fn build(ws: &'a Workspace) -> Self {
-        Self::build_with(ws, None)
+    pub fn build(input: impl Into<Stages<'a>>) -> Self {
+        Self::build_with(input, None)
     }
 
     /// The index of a workspace; `config` assigns source files to
     /// environments by their directory.
-    pub fn build_with(ws: &'a Workspace, config: Option<&'a crate::config::Config>) -> Self {
+    pub fn build_with(input: impl Into<Stages<'a>>, config: Option<&'a Config>) -> Self {
         use rayon::prelude::*;
+        let Stages {
+            ws,
+            render,
+            sops,
+            flux_paths,
+        } = input.into();
         let files: Vec<_> = ws.sources.iter().collect();
         // Per file in parallel, then concatenated in file order.
         let per_file: Vec<Vec<Resource<'a>>> = files
@@ -405,10 +192,10 @@ impl<'a> Index<'a> {
             .map(|&(id, f)| {
                 let role = ws.role(id);
                 // Objects judged through a rendered build are not judged alone.
-                if ws.covered.contains(&id) && role != Role::Kustomization {
+                if render.covered.contains(&id) && role != Role::Kustomization {
                     return Vec::new();
                 }
-                let env = match ws.rendered_of(id) {
+                let env = match render.rendered_of(id) {
                     Some(r) => Some(r.target.env.as_str()),
                     None => config.and_then(|c| c.environment_of(&f.path)),
                 };
@@ -501,6 +288,10 @@ impl<'a> Index<'a> {
             .collect();
         let mut index = Self {
             ws,
+            render,
+            sops,
+            flux_paths,
+            namespace_setters: std::sync::OnceLock::new(),
             resources,
             configs,
             added,
@@ -515,6 +306,11 @@ impl<'a> Index<'a> {
         };
         index.build_lookups();
         index
+    }
+
+    /// The rendered overlay a file is the output of.
+    pub fn rendered_of(&self, id: FileId) -> Option<&'a Rendered> {
+        self.render.rendered_of(id)
     }
 
     fn build_lookups(&mut self) {
@@ -718,80 +514,6 @@ impl<'a> Index<'a> {
     /// Complete objects of one kind.
     pub fn of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Resource<'a>> + 's {
         self.objects().filter(move |r| r.kind == kind)
-    }
-}
-
-/// A label selector in either form Kubernetes uses: a plain map (Service)
-/// or `matchLabels` + `matchExpressions`.
-#[derive(Debug, Clone, Copy)]
-pub struct Selector<'a> {
-    pub node: &'a Node,
-    /// True for `{matchLabels, matchExpressions}`, false for a plain map.
-    pub structured: bool,
-}
-
-impl<'a> Selector<'a> {
-    /// `(key, value node)` pairs that must match exactly.
-    pub fn match_labels(&self) -> Vec<(&'a str, &'a Node)> {
-        let map = if self.structured {
-            self.node.get("matchLabels")
-        } else {
-            Some(self.node)
-        };
-        map.into_iter()
-            .flat_map(Node::entries)
-            .filter_map(|e| Some((e.key.as_str()?, &e.value)))
-            .collect()
-    }
-
-    /// True when the selector selects everything (`{}`).
-    pub fn is_empty(&self) -> bool {
-        self.match_labels().is_empty()
-            && self
-                .node
-                .get("matchExpressions")
-                .is_none_or(|m| m.items().len() == 0)
-    }
-
-    /// Does a label map satisfy this selector?
-    pub fn matches(&self, labels: Option<&Node>) -> bool {
-        self.matches_with(labels, &[])
-    }
-
-    /// Like [`Selector::matches`], where the keys in `added` are set by a
-    /// kustomization (on the labels and the selector alike) and so match.
-    pub fn matches_with(&self, labels: Option<&Node>, added: &[String]) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Node::as_str);
-        let exact = self.match_labels().iter().all(|(k, v)| {
-            added.iter().any(|a| a == k) || v.as_str().is_some_and(|v| get(k) == Some(v))
-        });
-        if !exact {
-            return false;
-        }
-        if !self.structured {
-            return true;
-        }
-        self.node
-            .get("matchExpressions")
-            .into_iter()
-            .flat_map(Node::items)
-            .all(|expr| {
-                let key = expr.get("key").and_then(Node::as_str).unwrap_or("");
-                let values: Vec<&str> = expr
-                    .get("values")
-                    .into_iter()
-                    .flat_map(Node::items)
-                    .filter_map(Node::as_str)
-                    .collect();
-                let have = get(key);
-                match expr.get("operator").and_then(Node::as_str) {
-                    Some("In") => have.is_some_and(|h| values.contains(&h)),
-                    Some("NotIn") => have.is_none_or(|h| !values.contains(&h)),
-                    Some("Exists") => have.is_some(),
-                    Some("DoesNotExist") => have.is_none(),
-                    _ => false,
-                }
-            })
     }
 }
 

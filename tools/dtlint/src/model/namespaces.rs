@@ -1,0 +1,102 @@
+//! The namespace of every object: its own, else the one the outermost
+//! kustomization listing its file sets, else `default`.
+
+use std::collections::HashMap;
+
+use dtlint_yaml::Span;
+
+use super::{Index, Resource};
+use crate::source::FileId;
+use crate::workspace::Workspace;
+
+/// Where a kustomization sets the namespace of the files it lists.
+#[derive(Debug, Clone)]
+pub struct NamespaceSetter {
+    pub namespace: String,
+    /// The kustomization file and its `namespace:` value.
+    pub file: FileId,
+    pub span: Span,
+}
+
+/// The namespace each listed file gets from the outermost kustomization
+/// that sets one, following `resources:` and `components:` from every
+/// kustomization no other one lists.
+pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> {
+    use crate::kustomize::RefKind;
+    let listed: rustc_hash::FxHashSet<&std::path::Path> = ws
+        .kustomizations
+        .iter()
+        .flat_map(|k| &k.refs)
+        .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
+        .map(|r| r.path.as_path())
+        .collect();
+    let mut out = HashMap::new();
+    let mut roots: Vec<&crate::kustomize::Kustomization> = ws
+        .kustomizations
+        .iter()
+        .filter(|k| !listed.contains(k.dir.as_path()))
+        .collect();
+    roots.sort_by_key(|k| ws.sources.get(k.file).path.clone());
+    for root in roots {
+        let mut stack = vec![(root, None::<NamespaceSetter>)];
+        let mut seen = rustc_hash::FxHashSet::default();
+        while let Some((k, outer)) = stack.pop() {
+            if !seen.insert(k.file) {
+                continue;
+            }
+            let own = ws
+                .parsed(k.file)
+                .documents
+                .first()
+                .and_then(|d| d.root.get("namespace"))
+                .and_then(|n| {
+                    Some(NamespaceSetter {
+                        namespace: n.as_str()?.to_string(),
+                        file: k.file,
+                        span: n.span,
+                    })
+                });
+            let setter = outer.or(own);
+            for r in k
+                .refs
+                .iter()
+                .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
+            {
+                if let Some(sub) = ws.kustomization_in(&r.path) {
+                    stack.push((sub, setter.clone()));
+                } else if let (Some(id), Some(s)) = (ws.sources.find_abs(&r.path), &setter) {
+                    out.entry(id).or_insert_with(|| s.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The resolved namespace of every object: its own, else the one its
+/// kustomization sets, else `default`.
+pub struct Namespaces<'w> {
+    setters: &'w HashMap<FileId, NamespaceSetter>,
+}
+
+impl<'w> Namespaces<'w> {
+    /// Computed once per index and shared by every rule that asks.
+    pub fn new(index: &'w Index<'_>) -> Self {
+        Self {
+            setters: index
+                .namespace_setters
+                .get_or_init(|| kustomize_namespaces(index.ws)),
+        }
+    }
+
+    pub fn of(&self, r: &Resource<'_>) -> String {
+        r.namespace
+            .map(str::to_string)
+            .or_else(|| self.setters.get(&r.file).map(|s| s.namespace.clone()))
+            .unwrap_or_else(|| "default".to_string())
+    }
+
+    pub fn setters(&self) -> impl Iterator<Item = &NamespaceSetter> {
+        self.setters.values()
+    }
+}

@@ -1,0 +1,323 @@
+//! Building overlays: the files a build reads (its closure, checked by the
+//! path guard), the cache key over them, and the bounded kustomize run.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dtlint_yaml::Span;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::{Build, Builder, Target};
+use crate::kustomize::{self, FILE_NAMES, RefKind};
+use crate::render_guard::{Checked, UnsafeRef};
+use crate::source::{FileId, display_path};
+use crate::subprocess::{self, Limits};
+use crate::workspace::Workspace;
+
+/// Every file a build of `dir` reads, as far as the kustomization graph
+/// says, and the entries that make it unsafe to build.
+#[derive(Debug, Default)]
+pub struct Closure {
+    /// Kustomization files, resources, patches, generator inputs, plugin
+    /// configurations, replacements, OpenAPI schemas, CRDs, Helm values,
+    /// recursively through resource, component and plugin directories.
+    /// Sorted, for a stable cache key.
+    pub files: Vec<PathBuf>,
+    /// Entries that reference what kustomize must not read.
+    pub refused: Vec<UnsafeRef>,
+}
+
+/// The entry that led to a directory: its kustomization, as written, where.
+type Via = Option<(PathBuf, String, Span)>;
+
+/// The files a build of `dir` reads (see [`Closure`]). Kustomizations the
+/// workspace already parsed are not read again; ones outside it (an overlay
+/// reaching beyond the checked paths) are read from disk, each path checked
+/// first.
+pub fn closure(ws: &Workspace, dir: &Path) -> Closure {
+    let guard = &ws.guard;
+    let known = |p: &Path| ws.known_path(p);
+    let mut files = BTreeSet::new();
+    let mut refused = Vec::new();
+    // Each directory with the entry that led to it.
+    let mut dirs: Vec<(PathBuf, Via)> = vec![(dir.to_path_buf(), None)];
+    let mut visited = BTreeSet::new();
+    while let Some((d, via)) = dirs.pop() {
+        if !visited.insert(d.clone()) {
+            continue;
+        }
+        let parsed;
+        let (k, kfile) = if let Some(k) = ws.kustomization_in(&d) {
+            (k, ws.sources.get(k.file).abs.clone())
+        } else {
+            let Some(kfile) = FILE_NAMES
+                .iter()
+                .map(|n| d.join(n))
+                .find(|p| p.symlink_metadata().is_ok())
+            else {
+                continue;
+            };
+            let checked = guard.check(&kfile, &known);
+            let text = match checked {
+                Ok(Checked::File) => {
+                    crate::render_guard::read_bounded_text(&kfile, guard.max_file_size)
+                }
+                Ok(_) => None,
+                Err(problem) => {
+                    if let Some((from, raw, span)) = &via {
+                        refused.push(UnsafeRef {
+                            kustomization: from.clone(),
+                            raw: raw.clone(),
+                            span: *span,
+                            problem,
+                        });
+                    }
+                    continue;
+                }
+            };
+            let Some(text) = text else { continue };
+            let lines = dtlint_yaml::LineIndex::new(&text);
+            let doc = dtlint_yaml::parse(&text, &lines, dtlint_yaml::Limits::default());
+            let Some(doc) = doc.documents.first() else {
+                files.insert(kfile);
+                continue;
+            };
+            parsed = kustomize::Kustomization::from_node(FileId(u32::MAX), &d, &doc.root);
+            (&parsed, kfile)
+        };
+        files.insert(kfile.clone());
+        guard.check_kustomization(
+            k,
+            &kfile,
+            &known,
+            &mut |r, checked| match checked {
+                Checked::Dir => {
+                    if matches!(
+                        r.kind,
+                        RefKind::Resource | RefKind::Component | RefKind::Other
+                    ) {
+                        dirs.push((r.path.clone(), Some((kfile.clone(), r.raw.clone(), r.span))));
+                    }
+                }
+                Checked::File | Checked::Missing => {
+                    files.insert(r.path.clone());
+                }
+            },
+            &mut refused,
+        );
+    }
+    Closure {
+        files: files.into_iter().collect(),
+        refused,
+    }
+}
+
+/// Bumped when the wrapper kustomization or the flags change, so old cache
+/// entries are not reused.
+const BUILD_RECIPE: &str = "dtlint-wrapper-v2 --load-restrictor LoadRestrictionsNone buildMetadata: [originAnnotations, transformerAnnotations]";
+
+/// The cache key of a build: the builder (program, arguments, version), the
+/// wrapper recipe, the overlay, and the path and content of every file the
+/// build reads. Inputs were checked before (regular files within the size
+/// limit); a read is bounded all the same.
+fn cache_key(
+    builder: &Builder,
+    target: &Target,
+    root: &Path,
+    inputs: &[PathBuf],
+    limit: u64,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        builder.program.as_str(),
+        &builder.args.join(" "),
+        &builder.version,
+        BUILD_RECIPE,
+    ] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    h.update(display_path(root, &target.dir).as_bytes());
+    for f in inputs {
+        h.update(b"\0");
+        h.update(display_path(root, f).as_bytes());
+        h.update(b"\0");
+        match crate::render_guard::read_bounded(f, limit) {
+            Some(bytes) => {
+                h.update(b"+");
+                h.update(bytes);
+            }
+            None => h.update(b"-"),
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Relative path from `from` (a directory) to `to`, for the wrapper's
+/// `resources:` (kustomize refuses absolute resource paths).
+pub(super) fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to_c: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to_c[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+fn build_one(
+    ws: &Workspace,
+    builder: &Builder,
+    target: &Target,
+    root: &Path,
+    cache_dir: Option<&Path>,
+) -> Build {
+    let Closure {
+        files: inputs,
+        refused,
+    } = closure(ws, &target.dir);
+    let base = cache_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    if !refused.is_empty() {
+        let reasons: Vec<String> = refused.iter().map(UnsafeRef::message).collect();
+        return Build {
+            target: target.clone(),
+            output: Err(format!("not built: {}", reasons.join("; "))),
+            cached: false,
+            wrapper: base,
+            seconds: 0.0,
+            inputs,
+            refused,
+        };
+    }
+    let guard = &ws.guard;
+    let key = cache_key(builder, target, root, &inputs, guard.max_file_size);
+    // Where the wrapper is as far as the output's relative paths go: every
+    // wrapper is a directory directly in `base`.
+    let wrapper = base.join(format!("wrap-{}", &key[..16]));
+    if let Some(dir) = cache_dir {
+        let cached = dir.join(format!("{key}.yaml"));
+        if let Some(text) = crate::render_guard::read_bounded_text(&cached, guard.max_output) {
+            return Build {
+                target: target.clone(),
+                output: Ok(text),
+                cached: true,
+                wrapper,
+                seconds: 0.0,
+                inputs,
+                refused,
+            };
+        }
+    }
+    let start = std::time::Instant::now();
+    let output = (|| -> Result<String, String> {
+        // Removed when this closure returns, and by the signal handler on
+        // Ctrl-C.
+        let scratch = subprocess::ScratchDir::new_in(&base, "wrap-")
+            .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
+        let dir = scratch.path();
+        let rel = relative(dir, &target.dir);
+        let text = format!(
+            "# written by dtlint to build {} with origin annotations\nresources:\n  - {}\nbuildMetadata: [originAnnotations, transformerAnnotations]\n",
+            target.display,
+            rel.display()
+        );
+        std::fs::write(dir.join("kustomization.yaml"), text)
+            .map_err(|e| format!("cannot write the wrapper kustomization: {e}"))?;
+        let limits = Limits {
+            timeout: guard.timeout,
+            max_stdout: guard.max_output,
+            max_stderr: 1024 * 1024,
+        };
+        let out = subprocess::run(
+            Command::new(&builder.program)
+                .args(&builder.args)
+                .arg("--load-restrictor")
+                .arg("LoadRestrictionsNone")
+                .arg(dir),
+            limits,
+        )
+        .map_err(|e| {
+            let hint = match e {
+                subprocess::Failure::TimedOut(_) => " (`[render] timeout-seconds` in dtlint.toml)",
+                subprocess::Failure::TooMuchOutput { .. } => {
+                    " (`[render] max-output-bytes` in dtlint.toml)"
+                }
+                _ => "",
+            };
+            format!("`{}` {e}{hint}", builder.describe())
+        })?;
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        } else {
+            Err(clean_error(
+                &String::from_utf8_lossy(&out.stderr),
+                dir,
+                root,
+            ))
+        }
+    })();
+    if let (Some(dir), Ok(text)) = (cache_dir, &output) {
+        // A failed cache write only costs the next run a rebuild.
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(dir.join(format!("{key}.yaml")), text);
+    }
+    Build {
+        target: target.clone(),
+        output,
+        cached: false,
+        wrapper,
+        seconds: start.elapsed().as_secs_f64(),
+        inputs,
+        refused,
+    }
+}
+
+/// kustomize's error with the wrapper's relative paths made repository paths
+/// and the logging prefix removed.
+pub(super) fn clean_error(stderr: &str, wrapper: &Path, root: &Path) -> String {
+    let mut text = stderr.trim().to_string();
+    if let Some(i) = text.find("err=\"") {
+        text = text[i + 5..].trim_end_matches('"').to_string();
+    } else if let Some(rest) = text.strip_prefix("Error: ") {
+        text = rest.to_string();
+    }
+    // Paths in the message are relative to the wrapper directory, or absolute.
+    let rel_root = relative(wrapper, root);
+    text = text.replace(&format!("{}/", rel_root.display()), "");
+    text = text.replace(&format!("{}/", root.display()), "");
+    text = text
+        .replace("\\\"", "\"")
+        .replace("\\n", " ")
+        .replace("\\t", " ");
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text.trim_end_matches(['"', '>', ' ']).to_string();
+    // kustomize wraps the cause in every layer it passed through; the
+    // innermost cause is what a human can act on.
+    match text.rfind("`: ").or_else(|| text.rfind("': ")) {
+        Some(i) if i + 3 < text.len() => text[i + 3..].to_string(),
+        _ => text,
+    }
+}
+
+/// Build every target in parallel. Ctrl-C (or SIGTERM) meanwhile kills the
+/// builds, removes their directories and exits with 130 (143).
+pub fn build_all(
+    ws: &Workspace,
+    builder: &Builder,
+    targets: &[Target],
+    root: &Path,
+    cache_dir: Option<&Path>,
+) -> Vec<Build> {
+    subprocess::install_signal_handler();
+    targets
+        .par_iter()
+        .map(|t| build_one(ws, builder, t, root, cache_dir))
+        .collect()
+}
