@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
@@ -126,23 +128,30 @@ fn check_ref(ctx: &Context<'_>, r: &Resource<'_>, reference: &Ref<'_>, out: &mut
         return;
     };
     let objects: Vec<_> = ctx.index.config_objects(kind, name, r).collect();
-    let made_by_controller =
-        kind == ConfigKind::Secret && (certificate_makes(ctx, name, r) || cnpg_makes(ctx, name, r));
-    if objects.is_empty() && !made_by_controller {
-        let near = crate::suggest::closest(
-            name,
-            ctx.index
-                .configs
-                .iter()
-                .filter(|o| o.kind == kind && visible(o, r))
-                .map(|o| o.name.as_str()),
-        )
-        .and_then(|near| {
-            ctx.index
-                .configs
-                .iter()
-                .find(|o| o.kind == kind && o.name == near && visible(o, r))
-        });
+    // Asked only when no object has the name: each question scans the
+    // repository's Certificates and Clusters.
+    let made_by_controller = || {
+        kind == ConfigKind::Secret && (certificate_makes(ctx, name, r) || cnpg_makes(ctx, name, r))
+    };
+    if objects.is_empty() && !made_by_controller() {
+        // The name meant is one defined next to the reference: in the same
+        // file (a rendered overlay holds the whole overlay) or directory.
+        // Comparing with those only keeps this linear in the repository.
+        let sources = &ctx.index.ws.sources;
+        let dir = |f: crate::source::FileId| sources.get(f).abs.parent().map(Path::to_path_buf);
+        let here = dir(r.file);
+        let nearby: Vec<&ConfigObject> = ctx
+            .index
+            .configs
+            .iter()
+            .filter(|o| {
+                o.kind == kind
+                    && visible(o, r)
+                    && (o.file == r.file || (here.is_some() && dir(o.file) == here))
+            })
+            .collect();
+        let near = crate::suggest::closest(name, nearby.iter().map(|o| o.name.as_str()))
+            .and_then(|near| nearby.iter().copied().find(|o| o.name == near));
         let f = Finding::new(
             DanglingConfigRef::META.id,
             Label::new(
