@@ -311,17 +311,25 @@ pub fn run<'a>(input: impl Into<Stages<'a>>, config: &'a Config, selection: &Sel
             continue;
         };
         f.severity = sev;
-        let suppression = sups.iter_mut().find(|s| {
-            s.rule == f.rule && s.file == f.primary.file && inside(s.scope, f.primary.span)
-        });
+        let suppressed_here = sups
+            .iter_mut()
+            .find(|s| {
+                s.rule == f.rule && s.file == f.primary.file && inside(s.scope, f.primary.span)
+            })
+            .map(|s| s.used = true)
+            .is_some();
+        // Without a view every suppressed finding counts; no need to map it.
+        if suppressed_here && selection.view.is_empty() {
+            suppressed += 1;
+            continue;
+        }
         // Findings in rendered overlays point at the source a human edits,
-        // and exemptions name source paths: map once, here. The object is
-        // found where the rule saw it.
+        // and exemptions and views name source paths: map once, here. The
+        // object is found where the rule saw it.
         let (seen_in, seen_at) = (f.primary.file, f.primary.span);
         to_source(&index, &mut f);
         let in_view = selection.in_view(&ws.sources.get(f.primary.file).abs);
-        if let Some(s) = suppression {
-            s.used = true;
+        if suppressed_here {
             suppressed += usize::from(in_view);
             continue;
         }
