@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dtlint_yaml::{Node, Span};
 
+use super::mesh::{self, Authz};
 use super::{
     Direction, NAME_LABEL, NAMESPACE_NAME_LABEL, Namespaces, OUTSIDE, Peer, Piece, Pod, Policy,
     Port, PortSpec, Proto, Via, label_map,
@@ -21,6 +22,8 @@ pub struct Net<'i, 'a> {
     namespace_labels: HashMap<String, Node>,
     /// Namespaces with pods dtlint sees.
     known: BTreeSet<String>,
+    /// Linkerd's policy objects.
+    pub authz: Authz<'i, 'a>,
 }
 
 /// Environments to build a graph for: each environment some pod or policy
@@ -140,12 +143,14 @@ impl<'i, 'a> Net<'i, 'a> {
                 } else {
                     format!("{namespace}/{app}")
                 };
+                let meshed = mesh::is_meshed(owner, mesh::namespace_inject(index, &namespace, env));
                 Pod {
                     owner,
                     labels,
                     added,
                     namespace,
                     node,
+                    meshed,
                 }
             })
             .collect();
@@ -205,6 +210,7 @@ impl<'i, 'a> Net<'i, 'a> {
             policies,
             namespace_labels,
             known,
+            authz: Authz::build(index, namespaces, in_scope),
         }
     }
 
@@ -461,6 +467,47 @@ impl<'i, 'a> Net<'i, 'a> {
         out.extend(self.external_peers());
         out.push(OUTSIDE.to_string());
         out
+    }
+
+    /// The peers a node name stands for, seen from pods: its pods, an
+    /// unseen peer, or `outside`.
+    pub fn peers_named<'s>(&'s self, name: &'s str) -> Vec<Peer<'s, 'i, 'a>> {
+        if name == OUTSIDE {
+            return vec![Peer::Outside];
+        }
+        let pods: Vec<Peer<'s, 'i, 'a>> = self.pods_of(name).map(Peer::Pod).collect();
+        if pods.is_empty() {
+            vec![Peer::External(name)]
+        } else {
+            pods
+        }
+    }
+
+    /// Does `subject`'s side (its egress or ingress) allow all of `ports`
+    /// with `other`, for some pod of each?
+    pub fn side_allows(
+        &self,
+        subject: &str,
+        dir: Direction,
+        other: &str,
+        ports: &[PortSpec],
+    ) -> bool {
+        let others = self.peers_named(other);
+        self.pods_of(subject).any(|s| {
+            others.iter().any(|o| match self.allowed(s, dir, *o) {
+                None => true,
+                Some(allowed) => {
+                    let have: Vec<&PortSpec> = allowed.iter().map(|(p, _)| p).collect();
+                    ports.iter().all(|p| p.minus(&have).is_empty())
+                }
+            })
+        })
+    }
+
+    /// Does every pod of a node (and at least one) run a Linkerd proxy?
+    pub fn meshed_node(&self, name: &str) -> bool {
+        let mut pods = self.pods_of(name).peekable();
+        pods.peek().is_some() && pods.all(|p| p.meshed)
     }
 
     /// The pods of a node.

@@ -33,6 +33,7 @@ pub use crate::ports::{Port, PortSpec, Proto};
 
 mod graph;
 mod matrix;
+pub mod mesh;
 #[cfg(test)]
 mod tests;
 
@@ -126,6 +127,8 @@ pub struct Pod<'i, 'a> {
     /// The graph node: the `app.kubernetes.io/name` label (or the owner's
     /// name), prefixed with the namespace outside the primary one.
     pub node: String,
+    /// Does it run a Linkerd proxy (see [`mesh`])?
+    pub meshed: bool,
 }
 
 /// A NetworkPolicy, read once.

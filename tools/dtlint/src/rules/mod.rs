@@ -379,6 +379,9 @@ pub static ALL: &[&dyn Rule] = &[
     &network::missing_default_deny::MissingDefaultDeny,
     &network::workload_not_isolated::WorkloadNotIsolated,
     &network::traffic_matrix::TrafficMatrix,
+    &network::mesh_proxy_port::MeshProxyPort,
+    &network::mesh_authorization::MeshAuthorization,
+    &network::mesh_job_opt_out::MeshJobOptOut,
     // references
     &refs::dangling_config_ref::DanglingConfigRef,
     // config contract

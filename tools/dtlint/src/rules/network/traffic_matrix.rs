@@ -3,7 +3,8 @@ use std::collections::BTreeMap;
 use dtlint_yaml::Span;
 
 use crate::diag::{Finding, Label};
-use crate::netpol::{Direction, Net, NetworkConfig, OUTSIDE, Peer, Policy, PortSpec};
+use crate::netpol::mesh::PROXY_INBOUND_PORT;
+use crate::netpol::{Direction, Net, NetworkConfig, OUTSIDE, Policy, PortSpec, Proto};
 use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
 use crate::source::FileId;
 
@@ -129,39 +130,6 @@ fn joined(ports: &[PortSpec]) -> String {
         .join(", ")
 }
 
-/// The peer `name` stands for, seen from pods.
-fn peer_of<'p, 'i, 'a>(net: &'p Net<'i, 'a>, name: &'p str) -> Vec<Peer<'p, 'i, 'a>> {
-    if name == OUTSIDE {
-        return vec![Peer::Outside];
-    }
-    let pods: Vec<Peer<'p, 'i, 'a>> = net.pods_of(name).map(Peer::Pod).collect();
-    if pods.is_empty() {
-        vec![Peer::External(name)]
-    } else {
-        pods
-    }
-}
-
-/// Does `subject`'s side allow all of `ports` with `other`?
-fn side_allows(
-    net: &Net<'_, '_>,
-    subject: &str,
-    dir: Direction,
-    other: &str,
-    ports: &[PortSpec],
-) -> bool {
-    let others = peer_of(net, other);
-    net.pods_of(subject).any(|s| {
-        others.iter().any(|o| match net.allowed(s, dir, *o) {
-            None => true,
-            Some(allowed) => {
-                let have: Vec<&PortSpec> = allowed.iter().map(|(p, _)| p).collect();
-                ports.iter().all(|p| p.minus(&have).is_empty())
-            }
-        })
-    })
-}
-
 /// The policy of a service that should open traffic in `dir`: its own
 /// allow policy, else any policy that isolates it.
 fn responsible<'n, 'i, 'a>(
@@ -197,7 +165,7 @@ fn near_miss(
     dir: Direction,
     other: &str,
 ) -> Option<(FileId, Span, String)> {
-    let others = peer_of(net, other);
+    let others = net.peers_named(other);
     for s in net.pods_of(subject) {
         for o in &others {
             let Some(allowed) = net.allowed(s, dir, *o) else {
@@ -243,7 +211,17 @@ impl Rule for TrafficMatrix {
         for net in ctx.nets() {
             let env = net.env;
             let edges = net.edges();
-            let want = expected(cfg, env);
+            let mut want = expected(cfg, env);
+            // A meshed edge also opens the callee's proxy port; whether it
+            // does is mesh-proxy-port's question, not this rule's.
+            for ((f, t), ports) in &mut want.allowed {
+                if ports.iter().any(|p| p.proto == Proto::Tcp)
+                    && net.meshed_node(f)
+                    && net.meshed_node(t)
+                {
+                    ports.push(PortSpec::single(PROXY_INBOUND_PORT, Proto::Tcp));
+                }
+            }
             let absent =
                 |n: &str| !n.contains('/') && n != OUTSIDE && net.pods_of(n).next().is_none();
             let ignored = |f: &str, t: &str| cfg.ignores(f) || cfg.ignores(t);
@@ -264,8 +242,8 @@ impl Rule for TrafficMatrix {
                     continue;
                 }
                 let ours = |n: &str| net.pods_of(n).next().is_some();
-                let ingress_ok = !ours(t) || side_allows(net, t, Direction::Ingress, f, &left);
-                let egress_ok = !ours(f) || side_allows(net, f, Direction::Egress, t, &left);
+                let ingress_ok = !ours(t) || net.side_allows(t, Direction::Ingress, f, &left);
+                let egress_ok = !ours(f) || net.side_allows(f, Direction::Egress, t, &left);
                 let (blame, dir, other) = if !ingress_ok || egress_ok {
                     (
                         t.as_str(),

@@ -1,0 +1,479 @@
+use std::collections::BTreeSet;
+
+use dtlint_yaml::{Node, Span};
+
+use crate::diag::{Finding, Label};
+use crate::netpol::mesh::{Admits, PROXY_INBOUND_PORT, Server, account_of};
+use crate::netpol::{Net, OUTSIDE, Piece, Pod, Port, PortSpec, Proto};
+use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Compares Linkerd's per-port authorization with the traffic the
+    /// NetworkPolicies allow between meshed services (the same edges as
+    /// `traffic-matrix` and `dtlint graph`). For every TCP port a meshed
+    /// service opens to a meshed caller:
+    ///
+    /// - a Linkerd `Server` (`policy.linkerd.io`) must select the callee's
+    ///   pods on that port (by number or container port name), else the
+    ///   finding is at the container port;
+    /// - an `AuthorizationPolicy` on that Server must admit the caller's
+    ///   ServiceAccount (through a `MeshTLSAuthentication`'s `identityRefs`
+    ///   or `identities`, or a `ServiceAccount` reference), else the finding
+    ///   is at the Server.
+    ///
+    /// And the other way round, each admission must stand for allowed
+    /// traffic: an identity whose pods the NetworkPolicies do not let reach
+    /// that port, `identities: ["*"]`, or a `NetworkAuthentication` on a
+    /// port no unmeshed caller (outside, another namespace's pods, an
+    /// unmeshed pod) may reach is reported where it is granted.
+    ///
+    /// ## Why is this bad?
+    /// Meshed calls arrive on the proxy port 4143, so once the policies
+    /// open 4143 (`mesh-proxy-port`) their port numbers no longer keep a
+    /// caller to its ports: a meeting-controller allowed on Redis' 6379
+    /// could speak to the cluster bus on 16379. Linkerd's `Server` and
+    /// `AuthorizationPolicy` restore per-port least privilege, and only if
+    /// they say the same as the matrix; a missing admission refuses a call
+    /// the design needs.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// # meeting-controller may call redis on 6379 (NetworkPolicy), but
+    /// apiVersion: policy.linkerd.io/v1alpha1
+    /// kind: MeshTLSAuthentication
+    /// metadata: {name: redis-clients}
+    /// spec:
+    ///   identityRefs:
+    ///     - kind: ServiceAccount
+    ///       name: global-controller     # not a caller of redis
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// spec:
+    ///   identityRefs:
+    ///     - kind: ServiceAccount
+    ///       name: meeting-controller
+    /// ```
+    ///
+    /// ## References
+    /// - Linkerd authorization policy: <https://linkerd.io/2-edge/reference/authorization-policy/>
+    /// - linkerd/linkerd2#15246: port rules bypassed once 4143 is open
+    pub struct MeshAuthorization {
+        id: "mesh-authorization",
+        category: "network",
+        severity: Error,
+        summary: "Linkerd's Servers and AuthorizationPolicies differ from the traffic the NetworkPolicies allow between meshed services",
+        needs: Repository,
+    }
+}
+
+/// Concrete TCP ports of an edge's pieces toward `pod`: single ports, and
+/// the pod's declared TCP ports inside ranges. The proxy port is left out.
+fn ports_toward(pieces: &[Piece], pod: &Pod<'_, '_>) -> BTreeSet<u32> {
+    let declared: Vec<u32> = pod
+        .owner
+        .containers()
+        .flat_map(|c| c.ports().collect::<Vec<_>>())
+        .filter(|p| {
+            p.get("protocol")
+                .and_then(Node::as_str)
+                .is_none_or(|s| Proto::parse(s) == Some(Proto::Tcp))
+        })
+        .filter_map(|p| p.get("containerPort").and_then(Node::as_i64))
+        .filter_map(|n| u32::try_from(n).ok())
+        .collect();
+    let mut out = BTreeSet::new();
+    for piece in pieces {
+        if piece.port.proto != Proto::Tcp {
+            continue;
+        }
+        if let Port::Range(lo, hi) = piece.port.port {
+            if lo == hi {
+                out.insert(lo);
+            } else {
+                out.extend(declared.iter().filter(|p| (lo..=hi).contains(*p)));
+            }
+        }
+    }
+    out.remove(&PROXY_INBOUND_PORT);
+    out
+}
+
+/// The port number a Server's `port` means on `pod`.
+fn server_port(server: &Server<'_, '_>, pod: &Pod<'_, '_>) -> Option<u32> {
+    let port = server.port?;
+    if let Some(n) = port.as_i64() {
+        return u32::try_from(n).ok();
+    }
+    let name = port.as_str()?;
+    pod.owner.containers().find_map(|c| {
+        c.ports().find_map(|p| {
+            (p.get("name").and_then(Node::as_str) == Some(name))
+                .then(|| p.get("containerPort").and_then(Node::as_i64))
+                .flatten()
+                .and_then(|n| u32::try_from(n).ok())
+        })
+    })
+}
+
+/// The container port item declaring `port`, or the workload's anchor.
+fn port_declaration(pod: &Pod<'_, '_>, port: u32) -> Span {
+    pod.owner
+        .containers()
+        .find_map(|c| {
+            c.ports().find(|p| {
+                p.get("containerPort")
+                    .and_then(Node::as_i64)
+                    .is_some_and(|n| n == i64::from(port))
+            })
+        })
+        .map_or_else(|| pod.owner.anchor_span(), |p| p.span)
+}
+
+/// Servers selecting `pod` on `port`.
+fn servers_of<'n, 'i, 'a>(
+    net: &'n Net<'i, 'a>,
+    pod: &Pod<'_, '_>,
+    port: u32,
+) -> Vec<&'n Server<'i, 'a>> {
+    net.authz
+        .servers
+        .iter()
+        .filter(|s| {
+            s.namespace == pod.namespace
+                && s.selects(pod.labels, pod.added)
+                && server_port(s, pod) == Some(port)
+        })
+        .collect()
+}
+
+/// May some caller of `to` reach `port` on it by the NetworkPolicies?
+fn reaches(
+    edges: &std::collections::BTreeMap<(String, String), Vec<Piece>>,
+    from: &str,
+    to: &str,
+    port: u32,
+) -> bool {
+    let want = PortSpec::single(port, Proto::Tcp);
+    edges
+        .get(&(from.to_string(), to.to_string()))
+        .is_some_and(|pieces| pieces.iter().any(|p| p.port.intersect(&want).is_some()))
+}
+
+impl Rule for MeshAuthorization {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let mut collected = Merged::default();
+        for net in ctx.nets() {
+            let edges = net.edges();
+            let nodes = net.nodes();
+            // Required: every meshed edge's ports are served and admitted.
+            for ((f, t), pieces) in &edges {
+                if !net.meshed_node(f) || !net.meshed_node(t) {
+                    continue;
+                }
+                let callers: BTreeSet<String> = net
+                    .pods_of(f)
+                    .map(|a| account_of(a.owner, &a.namespace))
+                    .collect();
+                let mut seen_owner = BTreeSet::new();
+                for b in net.pods_of(t) {
+                    if !seen_owner.insert((b.owner.file.0, b.owner.doc)) {
+                        continue;
+                    }
+                    for port in ports_toward(pieces, b) {
+                        let servers = servers_of(net, b, port);
+                        if servers.is_empty() {
+                            let finding = Finding::new(
+                                Self::META.id,
+                                Label::new(
+                                    b.owner.file,
+                                    port_declaration(b, port),
+                                    format!("no Linkerd Server selects this port ({port}/TCP)"),
+                                ),
+                                format!(
+                                    "{f} reaches {t} on {port}/TCP through the Linkerd proxy, and no Server covers that port: whoever may reach the proxy (4143) may use it"
+                                ),
+                            )
+                            .help("Add a Server (policy.linkerd.io/v1beta3) for this port with an AuthorizationPolicy admitting exactly its callers' ServiceAccounts, next to the service's NetworkPolicy.");
+                            collected.add(finding, net.env);
+                            continue;
+                        }
+                        for server in servers {
+                            let grants = net.authz.grants(server);
+                            for account in &callers {
+                                let admitted = grants.iter().any(|g| match &g.admits {
+                                    Admits::Accounts(a) => a.contains(account),
+                                    Admits::AnyMeshed | Admits::Network => true,
+                                });
+                                if admitted {
+                                    continue;
+                                }
+                                let at = server
+                                    .r
+                                    .spec()
+                                    .and_then(|s| s.get("port"))
+                                    .map_or_else(|| server.r.anchor_span(), |p| p.span);
+                                let (sa_ns, sa) = account.split_once('/').unwrap_or(("", account));
+                                let mut finding = Finding::new(
+                                    Self::META.id,
+                                    Label::new(
+                                        server.r.file,
+                                        at,
+                                        format!("no AuthorizationPolicy of {} admits {f}", server.r.id()),
+                                    ),
+                                    format!(
+                                        "{f} → {t} on {port}/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: nothing admits ServiceAccount {sa} (namespace {sa_ns}) to {}",
+                                        server.r.id()
+                                    ),
+                                )
+                                .help("Name the caller's ServiceAccount in the MeshTLSAuthentication this Server's AuthorizationPolicy requires (identityRefs), or take the edge out of the NetworkPolicies.");
+                                if let Some(g) = grants
+                                    .iter()
+                                    .find(|g| matches!(g.admits, Admits::Accounts(_)))
+                                {
+                                    finding = finding.with(Label::new(
+                                        g.file,
+                                        g.at.span,
+                                        "the callers it admits",
+                                    ));
+                                }
+                                collected.add(finding, net.env);
+                            }
+                        }
+                    }
+                }
+            }
+
+            // Granted: every admission stands for allowed traffic.
+            let mut judged = BTreeSet::new();
+            for server in &net.authz.servers {
+                let Some(b) = net.pods.iter().find(|p| {
+                    p.meshed && p.namespace == server.namespace && server.selects(p.labels, p.added)
+                }) else {
+                    continue;
+                };
+                let Some(port) = server_port(server, b) else {
+                    continue;
+                };
+                let t = b.node.as_str();
+                for g in net.authz.grants(server) {
+                    if !judged.insert((g.file.0, g.at.span.start.offset, server.r.name)) {
+                        continue;
+                    }
+                    let (file, span) = (g.file, g.at.span);
+                    let problem = match &g.admits {
+                        Admits::Accounts(accounts) => {
+                            let holders: Vec<&Pod<'_, '_>> = net
+                                .pods
+                                .iter()
+                                .filter(|p| {
+                                    p.meshed
+                                        && accounts.contains(&account_of(p.owner, &p.namespace))
+                                })
+                                .collect();
+                            match holders.first() {
+                                // Not a pod of this environment, or a caller
+                                // the policies allow: nothing to report.
+                                Some(holder)
+                                    if !holders
+                                        .iter()
+                                        .any(|h| reaches(&edges, &h.node, t, port)) =>
+                                {
+                                    Some((
+                                        format!("admits {}", holder.node),
+                                        format!(
+                                            "{} admits {} to {t} on {port}/TCP, which the NetworkPolicies do not allow",
+                                            server.r.id(),
+                                            holder.node
+                                        ),
+                                    ))
+                                }
+                                _ => None,
+                            }
+                        }
+                        Admits::AnyMeshed => {
+                            let stray: Vec<&String> = nodes
+                                .iter()
+                                .filter(|n| net.meshed_node(n) && !reaches(&edges, n, t, port))
+                                .filter(|n| reaches_proxy(&edges, n, t))
+                                .collect();
+                            stray.first().map(|n| {
+                                (
+                                    "admits every meshed identity".to_string(),
+                                    format!(
+                                        "{} admits every meshed caller, {n} among them, to {t} on {port}/TCP, which the NetworkPolicies do not allow it",
+                                        server.r.id()
+                                    ),
+                                )
+                            })
+                        }
+                        Admits::Network => {
+                            let unmeshed = nodes.iter().any(|n| {
+                                (n == OUTSIDE || n.contains('/') || !net.meshed_node(n))
+                                    && reaches(&edges, n, t, port)
+                            });
+                            (!unmeshed).then(|| {
+                                (
+                                    "admits callers by address".to_string(),
+                                    format!(
+                                        "{} admits callers by address on {t}'s {port}/TCP, where the NetworkPolicies let no unmeshed caller in: every meshed caller that may reach the proxy may use it",
+                                        server.r.id()
+                                    ),
+                                )
+                            })
+                        }
+                    };
+                    if let Some((label, message)) = problem {
+                        let finding = Finding::new(Self::META.id, Label::new(file, span, label), message)
+                            .help("Admit only the callers the NetworkPolicies (and the matrix in dtlint.toml) allow on this port, or open the edge there first.");
+                        collected.add(finding, net.env);
+                    }
+                }
+            }
+        }
+        out.extend(collected.into_findings());
+    }
+}
+
+/// May `from` reach `to`'s proxy port?
+fn reaches_proxy(
+    edges: &std::collections::BTreeMap<(String, String), Vec<Piece>>,
+    from: &str,
+    to: &str,
+) -> bool {
+    reaches(edges, from, to, PROXY_INBOUND_PORT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::run;
+
+    const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n  annotations: {linkerd.io/inject: enabled}\n";
+    const DENY: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n";
+
+    fn workload(name: &str, ports: &str) -> String {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  template:\n    metadata:\n      labels: {{app.kubernetes.io/name: {name}}}\n    spec:\n      serviceAccountName: {name}\n      containers: [{{name: c, ports: [{ports}]}}]\n"
+        )
+    }
+
+    fn policy(name: &str, dir: &str, peer: &str, ports: &str) -> String {
+        let key = if dir == "ingress" { "from" } else { "to" };
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}-{dir}}}\nspec:\n  podSelector: {{matchLabels: {{app.kubernetes.io/name: {name}}}}}\n  policyTypes: [Ingress, Egress]\n  {dir}:\n    - {key}: [{{podSelector: {{matchLabels: {{app.kubernetes.io/name: {peer}}}}}}}]\n      ports: [{ports}]\n"
+        )
+    }
+
+    const SERVER: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: redis}\nspec:\n  podSelector: {matchLabels: {app.kubernetes.io/name: redis}}\n  port: redis\n  proxyProtocol: opaque\n";
+
+    fn authz(authn: &str) -> String {
+        format!(
+            "{authn}---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {{name: redis}}\nspec:\n  targetRef: {{group: policy.linkerd.io, kind: Server, name: redis}}\n  requiredAuthenticationRefs:\n    - {{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: redis}}\n"
+        )
+    }
+
+    fn mtls(identities: &str) -> String {
+        format!(
+            "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {{name: redis}}\nspec:\n{identities}"
+        )
+    }
+
+    fn check(extra: &[(&str, &str)]) -> Vec<Finding> {
+        let redis = workload("redis", "{name: redis, containerPort: 6379}");
+        let mc = workload("mc", "{name: http, containerPort: 8081}");
+        let gc = workload("gc", "{name: http, containerPort: 8080}");
+        let redis_in = policy("redis", "ingress", "mc", "{port: 6379}, {port: 4143}");
+        let mc_out = policy("mc", "egress", "redis", "{port: 6379}, {port: 4143}");
+        let gc_out = policy("gc", "egress", "redis", "{port: 4143}");
+        let mut files: Vec<(&str, &str)> = vec![
+            ("ns.yaml", NS),
+            ("deny.yaml", DENY),
+            ("redis.yaml", &redis),
+            ("mc.yaml", &mc),
+            ("gc.yaml", &gc),
+            ("redis-in.yaml", &redis_in),
+            ("mc-out.yaml", &mc_out),
+            ("gc-out.yaml", &gc_out),
+        ];
+        files.extend_from_slice(extra);
+        run(&MeshAuthorization, &files)
+    }
+
+    #[test]
+    fn a_server_admitting_exactly_the_callers_is_clean() {
+        let a = authz(&mtls(
+            "  identityRefs: [{kind: ServiceAccount, name: mc}]\n",
+        ));
+        let out = check(&[("server.yaml", SERVER), ("authz.yaml", &a)]);
+        assert!(out.is_empty(), "{out:?}");
+        // The identity string form names the same account.
+        let a = authz(&mtls(
+            "  identities: [mc.default.serviceaccount.identity.linkerd.cluster.local]\n",
+        ));
+        assert!(check(&[("server.yaml", SERVER), ("authz.yaml", &a)]).is_empty());
+    }
+
+    #[test]
+    fn a_port_without_a_server_is_reported_at_the_container_port() {
+        let out = check(&[]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].message,
+            "mc reaches redis on 6379/TCP through the Linkerd proxy, and no Server covers that port: whoever may reach the proxy (4143) may use it"
+        );
+        assert_eq!(out[0].primary.span.start.line, 10, "the containerPort item");
+    }
+
+    #[test]
+    fn a_missing_caller_and_a_stray_one_are_both_reported() {
+        // gc may reach redis' proxy but not 6379; mc may, but is not admitted.
+        let a = authz(&mtls(
+            "  identityRefs: [{kind: ServiceAccount, name: gc}]\n",
+        ));
+        let out = check(&[("server.yaml", SERVER), ("authz.yaml", &a)]);
+        let messages: Vec<&str> = out.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(out.len(), 2, "{messages:?}");
+        assert!(messages.contains(
+            &"mc → redis on 6379/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: nothing admits ServiceAccount mc (namespace default) to Server/redis"
+        ));
+        assert!(messages.contains(
+            &"Server/redis admits gc to redis on 6379/TCP, which the NetworkPolicies do not allow"
+        ));
+    }
+
+    #[test]
+    fn wildcards_and_network_grants_must_stand_for_allowed_traffic() {
+        let a = authz(&mtls("  identities: [\"*\"]\n"));
+        // Only callers that may reach the proxy at all matter.
+        assert!(check(&[("server.yaml", SERVER), ("authz.yaml", &a)]).is_empty());
+        let gc_in = policy("redis", "ingress", "gc", "{port: 4143}");
+        let out = check(&[
+            ("server.yaml", SERVER),
+            ("authz.yaml", &a),
+            ("gc-in.yaml", &gc_in),
+        ]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0]
+                .message
+                .contains("admits every meshed caller, gc among them")
+        );
+
+        // A NetworkAuthentication alone on a port no unmeshed caller may reach.
+        let network = "apiVersion: policy.linkerd.io/v1alpha1\nkind: NetworkAuthentication\nmetadata: {name: anywhere}\nspec:\n  networks: [{cidr: 0.0.0.0/0}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: redis}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: redis}\n  requiredAuthenticationRefs:\n    - {group: policy.linkerd.io, kind: NetworkAuthentication, name: anywhere}\n";
+        let out = check(&[("server.yaml", SERVER), ("authz.yaml", network)]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].message.contains("admits callers by address"),
+            "{out:?}"
+        );
+    }
+}
