@@ -13,6 +13,8 @@
 #   DT_TEST_DATABASE_URL  PostgreSQL for integration tests (default: a private
 #                         cluster this script starts on 127.0.0.1:5432)
 #   DT_TEST_REDIS_URL     Redis for integration tests (default: started on 127.0.0.1:6379)
+#   CARGO_TARGET_DIR      where cargo builds (default: ./target); the steps after the
+#                         tests run the binaries the test build left there
 #   SOPS_AGE_KEY_FILE     the CI age key, for the SOPS decryption tests (default:
 #                         ../shared/keys/ci.agekey when it exists; SOPS_AGE_KEY,
 #                         the key itself, is written to a private file instead)
@@ -219,10 +221,25 @@ shellcheck_all() {
   echo "shellcheck ${#files[@]} scripts"
   shellcheck -x "${files[@]}"
 }
+# The nextest step builds every binary of the workspace (the integration tests run
+# them) with the whole workspace's features and puts it in $TARGET_DIR/debug. The steps
+# after it run those: `cargo run -p <one package>` would build that package's
+# dependencies again with its own feature set (minutes, and gigabytes of disk).
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+built() {
+  local bin="$TARGET_DIR/debug/$1"; shift
+  if [ ! -x "$bin" ]; then
+    echo "$bin is missing: the nextest step builds it" >&2
+    return 1
+  fi
+  "$bin" "$@"
+}
+# local-stack's own test (and the e2e step) use these binaries instead of building.
+export DT_LOCAL_STACK_PREBUILT=1
 dtlint_repo() {
   mkdir -p target
-  cargo run -q -p dtlint -- check --format sarif --output target/dtlint.sarif
-  cargo run -q -p dtlint -- check --color never
+  built dtlint check --format sarif --output target/dtlint.sarif &&
+    built dtlint check --color never
 }
 
 step "cargo fmt --check" cargo fmt --all -- --check
@@ -237,7 +254,7 @@ local_stack_e2e() {
   local env status=0
   for env in development staging production; do
     echo "--- $env"
-    cargo run -q --locked -p local-stack -- e2e --env "$env" --enforce-network-policies || status=1
+    built local-stack e2e --env "$env" --enforce-network-policies --no-build || status=1
   done
   return $status
 }

@@ -52,9 +52,16 @@ fn development_becomes_ready_from_git_and_sigterm_leaves_nothing_behind() {
         return;
     }
     let workdir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_local-stack"));
+    command
         .args(["up", "--env", "development", "--workdir"])
-        .arg(workdir.path())
+        .arg(workdir.path());
+    // CI has built every service binary already (a workspace-wide test build): building
+    // them again for one package would compile their dependencies a second time.
+    if std::env::var_os("DT_LOCAL_STACK_PREBUILT").is_some() {
+        command.arg("--no-build");
+    }
+    let mut child = command
         .env_remove("SOPS_AGE_KEY_FILE")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
