@@ -36,6 +36,7 @@ pub mod sops_index;
 pub mod source;
 pub mod subprocess;
 pub mod suggest;
+pub mod terraform;
 pub mod timing;
 pub mod workspace;
 

@@ -353,6 +353,7 @@ pub static ALL: &[&dyn Rule] = &[
     &workloads::missing_standard_labels::MissingStandardLabels,
     &workloads::unstable_selector::UnstableSelector,
     &workloads::selector_mismatch::SelectorMismatch,
+    &workloads::node_pool_untolerated::NodePoolUntolerated,
     &workloads::latest_tag::LatestTag,
     &workloads::rolling_update_capacity::RollingUpdateCapacity,
     &workloads::pdb_blocks_eviction::PdbBlocksEviction,

@@ -1,6 +1,6 @@
 //! Discover and read: which files under the given paths dtlint reads
-//! (YAML, and the non-YAML files SOPS covers), and their text within the
-//! size limit.
+//! (YAML, Terraform, and the non-YAML files SOPS covers), and their text
+//! within the size limit.
 
 use std::path::{Path, PathBuf};
 
@@ -125,7 +125,9 @@ pub fn discover(
                         && entry.file_type().is_some_and(|t| t.is_file())
                     {
                         let name = entry.file_name().to_string_lossy();
-                        if (is_yaml_name(&name) || sops.wants(entry.path()))
+                        if (is_yaml_name(&name)
+                            || crate::terraform::is_terraform_name(&name)
+                            || sops.wants(entry.path()))
                             && let Ok(mut v) = found.lock()
                         {
                             v.push(entry.into_path());
@@ -204,5 +206,5 @@ impl Discovery {
 /// returns that is not a YAML file.
 pub fn is_data_file(abs: &Path) -> bool {
     let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    !is_yaml_name(name)
+    !is_yaml_name(name) && !crate::terraform::is_terraform_name(name)
 }

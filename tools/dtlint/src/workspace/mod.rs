@@ -21,6 +21,13 @@ pub mod paths;
 use crate::source::{FileId, SourceFile, Sources, display_path};
 pub use discover::{discover, is_yaml_name};
 use discover::{is_data_file, read_file};
+
+/// Is this a Terraform file?
+fn is_terraform(abs: &Path) -> bool {
+    abs.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(crate::terraform::is_terraform_name)
+}
 pub use generators::{ConfigKind, ConfigObject, env_file_keys};
 pub use paths::{PathFacts, PathKind};
 
@@ -49,6 +56,8 @@ pub enum Role {
     SopsData,
     /// The output of building an overlay (see `render`).
     Rendered,
+    /// A Terraform file (`*.tf`), read for its node pools (see `terraform`).
+    Terraform,
 }
 
 #[derive(Debug)]
@@ -107,7 +116,7 @@ impl Workspace {
                 match read_file(&abs, limit) {
                     Ok(text) => {
                         let f = SourceFile::new(path, abs, text);
-                        let parsed = if is_data_file(&f.abs) {
+                        let parsed = if is_data_file(&f.abs) || is_terraform(&f.abs) {
                             Parsed::default()
                         } else {
                             dtlint_yaml::parse(&f.text, &f.lines, Limits::default())
@@ -188,6 +197,8 @@ impl Workspace {
         for (id, f) in self.sources.iter() {
             if is_data_file(&f.abs) {
                 self.roles[id.0 as usize] = Role::SopsData;
+            } else if is_terraform(&f.abs) {
+                self.roles[id.0 as usize] = Role::Terraform;
             }
         }
         self.kustomization_dirs = self

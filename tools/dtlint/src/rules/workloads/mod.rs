@@ -2,6 +2,7 @@
 //! images, rollout strategy, disruption budgets).
 pub mod latest_tag;
 pub mod missing_standard_labels;
+pub mod node_pool_untolerated;
 pub mod pdb_blocks_eviction;
 pub mod rolling_update_capacity;
 pub mod selector_mismatch;
