@@ -31,6 +31,36 @@ const DEFAULT_NAMESPACE: &str = "default";
 /// binary `<name>`.
 const OUR_IMAGES: &str = "ghcr.io/dark-tower/dark-tower/";
 
+/// How many pods a workload starts with, as a cluster runs it before any
+/// load: `spec.replicas`, else the `minReplicas` of the
+/// HorizontalPodAutoscaler that scales it (same namespace), else 1.
+pub fn initial_replicas(workload: &Value, all: &[Value]) -> u64 {
+    if let Some(n) = workload.pointer("/spec/replicas").and_then(Value::as_u64) {
+        return n;
+    }
+    let Some(w) = Object::new(workload) else {
+        return 1;
+    };
+    let ns = w.namespace(DEFAULT_NAMESPACE);
+    all.iter()
+        .filter_map(|v| Object::new(v).map(|o| (o, v)))
+        .find(|(o, v)| {
+            o.kind() == "HorizontalPodAutoscaler"
+                && o.namespace(DEFAULT_NAMESPACE) == ns
+                && v.pointer("/spec/scaleTargetRef/kind")
+                    .and_then(Value::as_str)
+                    == Some(w.kind())
+                && v.pointer("/spec/scaleTargetRef/name")
+                    .and_then(Value::as_str)
+                    == Some(w.name())
+        })
+        .map_or(1, |(_, v)| {
+            v.pointer("/spec/minReplicas")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+        })
+}
+
 /// Secrets that controllers create from objects in git: name → (keys, maker).
 pub fn controller_secrets(
     objects: &[Value],
@@ -176,10 +206,7 @@ pub fn plan(
                     );
                 }
             }
-            let replicas = value
-                .pointer("/spec/replicas")
-                .and_then(Value::as_u64)
-                .unwrap_or(1);
+            let replicas = initial_replicas(&value, &all);
             for replica in 0..replicas {
                 let ip = alloc.pod_ip()?;
                 let id = PodIdentity::generate(
@@ -476,6 +503,35 @@ mod tests {
         assert!(text.contains("readiness HTTP GET :8082/ready"), "{text}");
         let program = kube_proxy(&plan);
         assert!(program.contains("udp dport 4433 dnat ip to"), "{program}");
+    }
+
+    #[test]
+    fn an_autoscaled_workload_starts_with_its_minimum() {
+        let deployment = |replicas: &str| -> Value {
+            serde_json::from_str(&format!(
+                r#"{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {{"name": "gc", "namespace": "ns"}}, "spec": {{{replicas}}}}}"#
+            ))
+            .unwrap()
+        };
+        let hpa = |ns: &str, kind: &str| -> Value {
+            serde_json::from_str(&format!(
+                r#"{{"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {{"name": "gc", "namespace": "{ns}"}}, "spec": {{"scaleTargetRef": {{"kind": "{kind}", "name": "gc"}}, "minReplicas": 3}}}}"#
+            ))
+            .unwrap()
+        };
+        let all = vec![hpa("ns", "Deployment")];
+        assert_eq!(initial_replicas(&deployment(""), &all), 3);
+        // A written count wins (the cluster starts there).
+        assert_eq!(initial_replicas(&deployment(r#""replicas": 2"#), &all), 2);
+        // Another namespace's or another kind's autoscaler is not this one's.
+        assert_eq!(
+            initial_replicas(&deployment(""), &[hpa("other", "Deployment")]),
+            1
+        );
+        assert_eq!(
+            initial_replicas(&deployment(""), &[hpa("ns", "StatefulSet")]),
+            1
+        );
     }
 
     #[test]

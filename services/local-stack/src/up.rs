@@ -629,11 +629,8 @@ fn start_workload(
     let mut value = value.clone();
     crate::plan::claim_templates_as_directories(&mut value);
     let workload = Workload::from_value(&value, DEFAULT_NS).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let replicas = value
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
     let mut c = lock(shared);
+    let replicas = crate::plan::initial_replicas(&value, &c.objects);
     let objects = objects_of(&c, &workload.namespace)?;
     for replica in 0..replicas {
         let (ip, netns) = new_pod_network(&mut c)?;

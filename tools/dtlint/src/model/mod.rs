@@ -169,6 +169,35 @@ fn data_keys(root: &Node) -> Vec<String> {
         .collect()
 }
 
+/// The fewest pods a workload runs (see [`Index::replicas_floor`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Floor {
+    pub count: i64,
+    /// Whether `minReplicas` or `replicas` is written (else its default, 1).
+    pub written: bool,
+    /// Where to point: the number, or the `spec` of the HPA or workload.
+    pub file: crate::source::FileId,
+    pub span: dtlint_yaml::Span,
+}
+
+fn floor_of(owner: &Resource<'_>, key: &str) -> Floor {
+    let node = owner.spec().and_then(|s| s.get(key));
+    Floor {
+        count: node.and_then(Node::as_i64).unwrap_or(1),
+        written: node.is_some(),
+        file: owner.file,
+        span: node.map_or_else(
+            || {
+                owner
+                    .root
+                    .entry("spec")
+                    .map_or_else(|| owner.anchor_span(), |e| e.key.span)
+            },
+            |n| n.span,
+        ),
+    }
+}
+
 impl<'a> Index<'a> {
     /// The index of a workspace, without environments for source files.
     pub fn build(input: impl Into<Stages<'a>>) -> Self {
@@ -437,6 +466,28 @@ impl<'a> Index<'a> {
     /// the kustomization (`namespace:`) to set.
     ///
     /// Objects of two different environments never see each other.
+    /// The HorizontalPodAutoscaler that scales `r` (its `scaleTargetRef`
+    /// names `r`'s kind and name, in `r`'s namespace and environment).
+    pub fn autoscaler_of(&self, r: &Resource<'_>) -> Option<&Resource<'a>> {
+        self.of_kind("HorizontalPodAutoscaler").find(|h| {
+            let target = h.spec().and_then(|s| s.get("scaleTargetRef"));
+            let field = |k: &str| target.and_then(|t| t.get(k)).and_then(Node::as_str);
+            field("kind") == Some(r.kind)
+                && field("name") == Some(r.name)
+                && self.same_namespace(h, r)
+        })
+    }
+
+    /// How many pods a workload runs at least: its HPA's `minReplicas`
+    /// (1 when unset) when one scales it, else `spec.replicas` (1 when
+    /// unset), with the place that says so.
+    pub fn replicas_floor(&self, r: &Resource<'_>) -> Floor {
+        match self.autoscaler_of(r) {
+            Some(h) => floor_of(h, "minReplicas"),
+            None => floor_of(r, "replicas"),
+        }
+    }
+
     pub fn same_namespace(&self, a: &Resource<'_>, b: &Resource<'_>) -> bool {
         if let (Some(x), Some(y)) = (a.env, b.env)
             && x != y

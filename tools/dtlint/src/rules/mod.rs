@@ -344,6 +344,7 @@ pub static ALL: &[&dyn Rule] = &[
     &gitops::unsafe_kustomize_path::UnsafeKustomizePath,
     &gitops::missing_environment_overlay::MissingEnvironmentOverlay,
     &gitops::replicas_per_environment::ReplicasPerEnvironment,
+    &gitops::replicas_with_hpa::ReplicasWithHpa,
     &gitops::resources_per_environment::ResourcesPerEnvironment,
     // layout
     &layout::seven_file_pattern::SevenFilePattern,

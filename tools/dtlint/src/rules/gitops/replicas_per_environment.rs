@@ -8,7 +8,8 @@ declare_rule! {
     /// ## What it does
     /// Checks every workload against its environment's `min_replicas` in
     /// `dtlint.toml` (production at least 3, staging at least 2 here).
-    /// Deployments and StatefulSets count `spec.replicas` (1 when unset), a
+    /// Deployments and StatefulSets count `spec.replicas` (1 when unset), or
+    /// the `minReplicas` of the HorizontalPodAutoscaler that scales them; a
     /// CloudNativePG `Cluster` counts `spec.instances`. In rendered mode the
     /// finding points at the overlay patch that sets the number.
     ///
@@ -65,24 +66,35 @@ impl Rule for ReplicasPerEnvironment {
             ("Cluster", "postgresql.cnpg.io") => "instances",
             _ => return,
         };
-        let node = r.spec().and_then(|s| s.get(field));
-        let n = node.and_then(Node::as_i64).unwrap_or(1);
+        // An autoscaled workload runs its HPA's minReplicas at least.
+        let (n, file, span) = if field == "replicas" {
+            let floor = ctx.index.replicas_floor(r);
+            (floor.count, floor.file, floor.span)
+        } else {
+            let node = r.spec().and_then(|s| s.get(field));
+            let span = node.map_or_else(
+                || r.root.entry("spec").map_or(r.anchor_span(), |e| e.key.span),
+                |n| n.span,
+            );
+            (node.and_then(Node::as_i64).unwrap_or(1), r.file, span)
+        };
         if n >= min {
             return;
         }
-        let span = node.map_or_else(
-            || r.root.entry("spec").map_or(r.anchor_span(), |e| e.key.span),
-            |n| n.span,
-        );
+        let autoscaled = field == "replicas" && ctx.index.autoscaler_of(r).is_some();
+        let key = if autoscaled { "minReplicas" } else { field };
+        let field = if autoscaled {
+            "replicas (its HPA's minReplicas)"
+        } else {
+            field
+        };
         out.push(
             Finding::new(
                 Self::META.id,
-                Label::new(r.file, span, format!("{env} needs at least {min}")),
+                Label::new(file, span, format!("{env} needs at least {min}")),
                 format!("{} runs {n} {field} in {env}", r.id()),
             )
-            .help(format!(
-                "Set `{field}: {min}` or more in the {env} overlay."
-            )),
+            .help(format!("Set `{key}: {min}` or more in the {env} overlay.")),
         );
     }
 }

@@ -101,19 +101,17 @@ impl Rule for PdbBlocksEviction {
             return;
         }
         // Replicas default to 1 when not written.
-        if targets.iter().all(|w| w.replicas().unwrap_or(1) <= min_n) {
+        // An HPA's minReplicas is the floor of an autoscaled workload.
+        if targets
+            .iter()
+            .all(|w| ctx.index.replicas_floor(w).count <= min_n)
+        {
             let w = targets[0];
-            let replicas = w.replicas().unwrap_or(1);
-            // Point at `replicas:`, or at `spec:` when replicas is left
-            // to its default.
-            let (replicas_span, replicas_msg) = match w.spec().and_then(|s| s.get("replicas")) {
-                Some(n) => (n.span, format!("runs {}", plural(replicas, "replica"))),
-                None => (
-                    w.root
-                        .entry("spec")
-                        .map_or_else(|| w.anchor_span(), |e| e.key.span),
-                    "no replicas set: runs 1 replica".to_string(),
-                ),
+            let floor = ctx.index.replicas_floor(w);
+            let replicas_msg = if floor.written {
+                format!("runs {}", plural(floor.count, "replica"))
+            } else {
+                "no replicas set: runs 1 replica".to_string()
             };
             out.push(
                 Finding::new(
@@ -125,7 +123,7 @@ impl Rule for PdbBlocksEviction {
                     ),
                     format!("{} blocks every eviction of {}", pdb.id(), w.id()),
                 )
-                .with(Label::new(w.file, replicas_span, replicas_msg))
+                .with(Label::new(floor.file, floor.span, replicas_msg))
                 .help(help),
             );
         }
