@@ -565,8 +565,9 @@ mod tests {
         let applied = apply_all(&repo(), "development", None).unwrap();
         let all: Vec<Value> = applied.into_iter().flat_map(|a| a.objects).collect();
         let kinds = count_kinds(&all);
-        // MC's and MH's endpoints, PostgreSQL's server, Linkerd's trust anchor and issuer.
-        assert_eq!(kinds.get("Certificate"), Some(&5), "{kinds:?}");
+        // MC's and MH's endpoints, PostgreSQL's server, Linkerd's trust anchor and issuer,
+        // the Gateway's.
+        assert_eq!(kinds.get("Certificate"), Some(&6), "{kinds:?}");
         assert!(kinds.contains_key("Database"), "{kinds:?}");
         let err = apply_all(&repo(), "staging", None).unwrap_err().to_string();
         assert!(err.contains("no age key was given"), "{err}");
