@@ -35,7 +35,7 @@ Create (or bring up to date) the local Dark Tower cluster.
 
 Steps: cluster create -> Calico -> wait for nodes Ready -> build and load
 images -> platform (Flux source/helm controllers + overlays/development/platform)
--> overlays/development (namespace, postgres, redis, ac, gc, mc, mh) -> migrations (AC runs them at start) -> service
+-> mesh (overlays/development/platform/linkerd) -> overlays/development (namespace, postgres, redis, ac, gc, mc, mh) -> migrations (AC runs them at start) -> service
 credentials -> rollouts -> port-forwards.
 
 Options:
@@ -216,6 +216,11 @@ main() {
   dt_run flux install --context "${ctx}" --components=source-controller,helm-controller
   dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
     -k "${DT_REPO_ROOT}/overlays/development/platform"
+  dt_kubectl wait --for=condition=Ready helmreleases.helm.toolkit.fluxcd.io --all --all-namespaces --timeout=20m
+
+  dt_step mesh "Linkerd: its identity from cert-manager and trust-manager, then its control plane"
+  dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
+    -k "${DT_REPO_ROOT}/overlays/development/platform/linkerd"
   dt_kubectl wait --for=condition=Ready helmreleases.helm.toolkit.fluxcd.io --all --all-namespaces --timeout=20m
 
   dt_step overlay "apply overlays/development in the dependsOn order of clusters/development"

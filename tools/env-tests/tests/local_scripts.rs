@@ -285,6 +285,7 @@ fn setup_dry_run_shows_the_whole_sequence_in_order() {
             "wait-ready",
             "images",
             "platform",
+            "mesh",
             "overlay",
             "migrations",
             "credentials",
@@ -485,7 +486,7 @@ fn setup_dry_run_without_tools_warns_and_still_shows_the_plan() {
             run.stderr
         );
     }
-    assert_eq!(run.steps().len(), 10);
+    assert_eq!(run.steps().len(), 11);
 }
 
 #[test]
