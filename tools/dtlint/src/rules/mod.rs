@@ -355,6 +355,7 @@ pub static ALL: &[&dyn Rule] = &[
     &workloads::unstable_selector::UnstableSelector,
     &workloads::selector_mismatch::SelectorMismatch,
     &workloads::node_pool_untolerated::NodePoolUntolerated,
+    &workloads::canary_udp_port::CanaryUdpPort,
     &workloads::latest_tag::LatestTag,
     &workloads::rolling_update_capacity::RollingUpdateCapacity,
     &workloads::pdb_blocks_eviction::PdbBlocksEviction,

@@ -1,5 +1,6 @@
 //! Rules about workload objects and their companions (labels, selectors,
 //! images, rollout strategy, disruption budgets).
+pub mod canary_udp_port;
 pub mod latest_tag;
 pub mod missing_standard_labels;
 pub mod node_pool_untolerated;
