@@ -7,4 +7,5 @@ pub mod node_pool_untolerated;
 pub mod pdb_blocks_eviction;
 pub mod rolling_update_capacity;
 pub mod selector_mismatch;
+pub mod shared_advertise_address;
 pub mod unstable_selector;
