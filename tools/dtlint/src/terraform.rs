@@ -140,29 +140,21 @@ impl Reader<'_> {
                 .or_else(|| block.labels.last().map(|l| l.as_str().to_string()))
                 .unwrap_or_default()
         };
-        match block.ident.as_str() {
+        let (taints, labels) = match block.ident.as_str() {
             "module" => {
                 let taints = block.body.get_attribute("taints")?;
                 let labels = block
                     .body
                     .get_attribute("node_labels")
-                    .or_else(|| block.body.get_attribute("labels"))
-                    .map(|a| string_map(&a.value))
-                    .unwrap_or_default();
-                Some(NodePool {
-                    file: id,
-                    name: name_of(&block.body),
-                    env: env.cloned(),
-                    taints: taints
-                        .value
-                        .as_array()
-                        .into_iter()
-                        .flat_map(|a| a.iter())
-                        .filter_map(|e| self.taint_object(e))
-                        .collect(),
-                    labels,
-                    span: self.head(block),
-                })
+                    .or_else(|| block.body.get_attribute("labels"));
+                let taints: Vec<Taint> = taints
+                    .value
+                    .as_array()
+                    .into_iter()
+                    .flat_map(|a| a.iter())
+                    .filter_map(|e| self.taint_object(e))
+                    .collect();
+                (taints, labels)
             }
             "resource"
                 if block
@@ -175,27 +167,24 @@ impl Reader<'_> {
                     .body
                     .blocks()
                     .find(|b| b.ident.as_str() == "node_config");
-                let taints = config
+                let taints: Vec<Taint> = config
                     .into_iter()
                     .flat_map(|c| c.body.blocks())
                     .filter(|b| b.ident.as_str() == "taint")
                     .filter_map(|b| self.taint_block(b))
                     .collect();
-                let labels = config
-                    .and_then(|c| c.body.get_attribute("labels"))
-                    .map(|a| string_map(&a.value))
-                    .unwrap_or_default();
-                Some(NodePool {
-                    file: id,
-                    name: name_of(&block.body),
-                    env: env.cloned(),
-                    taints,
-                    labels,
-                    span: self.head(block),
-                })
+                (taints, config.and_then(|c| c.body.get_attribute("labels")))
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(NodePool {
+            file: id,
+            name: name_of(&block.body),
+            env: env.cloned(),
+            taints,
+            labels: labels.map(|a| string_map(&a.value)).unwrap_or_default(),
+            span: self.head(block),
+        })
     }
 }
 
