@@ -131,6 +131,36 @@ fn identity_account(identity: &str) -> Option<String> {
         .then(|| format!("{ns}/{sa}"))
 }
 
+/// The grants of `before` that `next` also admits: both references of
+/// one policy are required.
+fn narrow<'a>(before: Vec<Grant<'a>>, next: Vec<Grant<'a>>) -> Vec<Grant<'a>> {
+    let any = |grants: &[Grant<'_>]| grants.iter().any(|g| g.admits == Admits::AnyMeshed);
+    // One side admits every meshed caller: the other decides.
+    if any(&before) {
+        return next;
+    }
+    if any(&next) {
+        return before;
+    }
+    let admitted = |account: &String| {
+        next.iter()
+            .any(|g| matches!(&g.admits, Admits::Accounts(a) if a.contains(account)))
+    };
+    before
+        .into_iter()
+        .filter_map(|mut g| {
+            if let Admits::Accounts(a) = &g.admits {
+                let kept: Vec<String> = a.iter().filter(|x| admitted(x)).cloned().collect();
+                if kept.is_empty() {
+                    return None;
+                }
+                g.admits = Admits::Accounts(kept);
+            }
+            Some(g)
+        })
+        .collect()
+}
+
 /// What one authentication object (`MeshTLSAuthentication` or
 /// `NetworkAuthentication`) admits, item by item.
 fn authentication<'a>(authn: &Resource<'a>, namespace: &str) -> Vec<(&'a Node, Admits)> {
@@ -229,57 +259,61 @@ impl<'i, 'a> Authz<'i, 'a> {
                 .into_iter()
                 .flat_map(Node::items)
                 .collect();
-            // All references are required together: a policy that also asks
-            // for an mTLS identity admits only those identities.
-            let mut identities: Vec<Grant<'a>> = Vec::new();
+            // All references are required together: each identity reference
+            // narrows who is admitted, and a network reference adds nothing
+            // when an identity is also required.
+            let mut identities: Option<Vec<Grant<'a>>> = None;
             let mut network: Option<Grant<'a>> = None;
             let mut unresolved = false;
             for item in refs {
                 let kind = item.get("kind").and_then(Node::as_str).unwrap_or("");
                 let name = item.get("name").and_then(Node::as_str).unwrap_or("");
-                if kind == "ServiceAccount" {
-                    let ns = item
-                        .get("namespace")
-                        .and_then(Node::as_str)
-                        .unwrap_or(ns.as_str());
-                    identities.push(Grant {
+                let ref_ns = item
+                    .get("namespace")
+                    .and_then(Node::as_str)
+                    .unwrap_or(ns.as_str());
+                let grants: Vec<Grant<'a>> = if kind == "ServiceAccount" {
+                    vec![Grant {
                         policy: p.root,
                         at: item,
-                        admits: Admits::Accounts(vec![format!("{ns}/{name}")]),
+                        admits: Admits::Accounts(vec![format!("{ref_ns}/{name}")]),
                         file: p.file,
-                    });
+                    }]
+                } else {
+                    let Some((authn, authn_ns)) = self
+                        .authns
+                        .iter()
+                        .find(|(a, a_ns)| a.kind == kind && a.name == name && a_ns == ref_ns)
+                    else {
+                        // A reference Linkerd cannot resolve: the policy admits nobody.
+                        unresolved = true;
+                        break;
+                    };
+                    authentication(authn, authn_ns)
+                        .into_iter()
+                        .map(|(at, admits)| Grant {
+                            policy: p.root,
+                            at,
+                            admits,
+                            file: authn.file,
+                        })
+                        .collect()
+                };
+                if grants.iter().all(|g| g.admits == Admits::Network) {
+                    network = network.or_else(|| grants.into_iter().next());
                     continue;
                 }
-                let Some((authn, authn_ns)) = self
-                    .authns
-                    .iter()
-                    .find(|(a, a_ns)| a.kind == kind && a.name == name && a_ns == ns)
-                else {
-                    // A reference Linkerd cannot resolve: the policy admits nobody.
-                    unresolved = true;
-                    break;
-                };
-                for (at, admits) in authentication(authn, authn_ns) {
-                    let grant = Grant {
-                        policy: p.root,
-                        at,
-                        admits,
-                        file: authn.file,
-                    };
-                    if grant.admits == Admits::Network {
-                        network = Some(grant);
-                    } else {
-                        identities.push(grant);
-                    }
-                }
+                identities = Some(match identities {
+                    None => grants,
+                    Some(before) => narrow(before, grants),
+                });
             }
             if unresolved {
                 continue;
             }
-            if identities.is_empty() {
-                out.extend(network);
-            } else {
-                out.extend(identities);
+            match identities {
+                Some(ids) => out.extend(ids),
+                None => out.extend(network),
             }
         }
         out

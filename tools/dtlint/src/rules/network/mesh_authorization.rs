@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dtlint_yaml::{Node, Span};
 
@@ -6,6 +6,7 @@ use crate::diag::{Finding, Label};
 use crate::netpol::mesh::{Admits, PROXY_INBOUND_PORT, Server, account_of};
 use crate::netpol::{Net, OUTSIDE, Piece, Pod, Port, PortSpec, Proto};
 use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
+use crate::source::FileId;
 
 declare_rule! {
     /// ## What it does
@@ -15,8 +16,9 @@ declare_rule! {
     /// service opens to a meshed caller:
     ///
     /// - a Linkerd `Server` (`policy.linkerd.io`) must select the callee's
-    ///   pods on that port (by number or container port name), else the
-    ///   finding is at the container port;
+    ///   pods on that port (by number or container port name), and on every
+    ///   other TCP port the pods declare once a meshed caller may reach their
+    ///   proxy (4143), else the finding is at the container port;
     /// - an `AuthorizationPolicy` on that Server must admit the caller's
     ///   ServiceAccount (through a `MeshTLSAuthentication`'s `identityRefs`
     ///   or `identities`, or a `ServiceAccount` reference), else the finding
@@ -72,18 +74,7 @@ declare_rule! {
 /// Concrete TCP ports of an edge's pieces toward `pod`: single ports, and
 /// the pod's declared TCP ports inside ranges. The proxy port is left out.
 fn ports_toward(pieces: &[Piece], pod: &Pod<'_, '_>) -> BTreeSet<u32> {
-    let declared: Vec<u32> = pod
-        .owner
-        .containers()
-        .flat_map(|c| c.ports().collect::<Vec<_>>())
-        .filter(|p| {
-            p.get("protocol")
-                .and_then(Node::as_str)
-                .is_none_or(|s| Proto::parse(s) == Some(Proto::Tcp))
-        })
-        .filter_map(|p| p.get("containerPort").and_then(Node::as_i64))
-        .filter_map(|n| u32::try_from(n).ok())
-        .collect();
+    let declared = declared_tcp(pod);
     let mut out = BTreeSet::new();
     for piece in pieces {
         if piece.port.proto != Proto::Tcp {
@@ -99,6 +90,25 @@ fn ports_toward(pieces: &[Piece], pod: &Pod<'_, '_>) -> BTreeSet<u32> {
     }
     out.remove(&PROXY_INBOUND_PORT);
     out
+}
+
+/// Ports a meshed caller reaches through the proxy that no Server covers:
+/// (file, document, port) -> (file, where the port is declared, caller, callee).
+type Unserved = BTreeMap<(u32, usize, u32), (FileId, Span, String, String)>;
+
+/// The TCP ports the pod's containers declare.
+fn declared_tcp(pod: &Pod<'_, '_>) -> BTreeSet<u32> {
+    pod.owner
+        .containers()
+        .flat_map(|c| c.ports().collect::<Vec<_>>())
+        .filter(|p| {
+            p.get("protocol")
+                .and_then(Node::as_str)
+                .is_none_or(|s| Proto::parse(s) == Some(Proto::Tcp))
+        })
+        .filter_map(|p| p.get("containerPort").and_then(Node::as_i64))
+        .filter_map(|n| u32::try_from(n).ok())
+        .collect()
 }
 
 /// The port number a Server's `port` means on `pod`.
@@ -173,6 +183,9 @@ impl Rule for MeshAuthorization {
         for net in ctx.nets() {
             let edges = net.edges();
             let nodes = net.nodes();
+            // Ports a meshed caller reaches through the proxy that no Server
+            // covers, once each: (file, doc, port) -> where, caller, callee.
+            let mut unserved: Unserved = BTreeMap::new();
             // Required: every meshed edge's ports are served and admitted.
             for ((f, t), pieces) in &edges {
                 if !net.meshed_node(f) || !net.meshed_node(t) {
@@ -187,22 +200,34 @@ impl Rule for MeshAuthorization {
                     if !seen_owner.insert((b.owner.file.0, b.owner.doc)) {
                         continue;
                     }
+                    // Through the proxy, a caller that may reach 4143 may
+                    // reach every port the pod serves: each needs a Server.
+                    if reaches(&edges, f, t, PROXY_INBOUND_PORT) {
+                        for port in declared_tcp(b) {
+                            if servers_of(net, b, port).is_empty() {
+                                unserved
+                                    .entry((b.owner.file.0, b.owner.doc, port))
+                                    .or_insert((
+                                        b.owner.file,
+                                        port_declaration(b, port),
+                                        f.clone(),
+                                        t.clone(),
+                                    ));
+                            }
+                        }
+                    }
                     for port in ports_toward(pieces, b) {
                         let servers = servers_of(net, b, port);
                         if servers.is_empty() {
-                            let finding = Finding::new(
-                                Self::META.id,
-                                Label::new(
+                            unserved.insert(
+                                (b.owner.file.0, b.owner.doc, port),
+                                (
                                     b.owner.file,
                                     port_declaration(b, port),
-                                    format!("no Linkerd Server selects this port ({port}/TCP)"),
+                                    f.clone(),
+                                    t.clone(),
                                 ),
-                                format!(
-                                    "{f} reaches {t} on {port}/TCP through the Linkerd proxy, and no Server covers that port: whoever may reach the proxy (4143) may use it"
-                                ),
-                            )
-                            .help("Add a Server (policy.linkerd.io/v1beta3) for this port with an AuthorizationPolicy admitting exactly its callers' ServiceAccounts, next to the service's NetworkPolicy.");
-                            collected.add(finding, net.env);
+                            );
                             continue;
                         }
                         for server in servers {
@@ -249,6 +274,22 @@ impl Rule for MeshAuthorization {
                         }
                     }
                 }
+            }
+
+            for ((_, _, port), (file, span, f, t)) in unserved {
+                let finding = Finding::new(
+                    Self::META.id,
+                    Label::new(
+                        file,
+                        span,
+                        format!("no Linkerd Server selects this port ({port}/TCP)"),
+                    ),
+                    format!(
+                        "{f} reaches {t} through the Linkerd proxy, and no Server covers {t}'s {port}/TCP: whoever may reach the proxy (4143) may use that port"
+                    ),
+                )
+                .help("Add a Server (policy.linkerd.io/v1beta3) for this port with an AuthorizationPolicy admitting exactly its callers' ServiceAccounts, next to the service's NetworkPolicy.");
+                collected.add(finding, net.env);
             }
 
             // Granted: every admission stands for allowed traffic.
@@ -427,7 +468,7 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(
             out[0].message,
-            "mc reaches redis on 6379/TCP through the Linkerd proxy, and no Server covers that port: whoever may reach the proxy (4143) may use it"
+            "mc reaches redis through the Linkerd proxy, and no Server covers redis's 6379/TCP: whoever may reach the proxy (4143) may use that port"
         );
         assert_eq!(out[0].primary.span.start.line, 10, "the containerPort item");
     }
@@ -474,6 +515,39 @@ mod tests {
         assert!(
             out[0].message.contains("admits callers by address"),
             "{out:?}"
+        );
+    }
+
+    #[test]
+    fn every_port_behind_a_reachable_proxy_needs_a_server() {
+        // redis also serves metrics on 9121: mc reaches the proxy, so it could reach 9121.
+        let a = authz(&mtls(
+            "  identityRefs: [{kind: ServiceAccount, name: mc}]\n",
+        ));
+        let redis = workload(
+            "redis",
+            "{name: redis, containerPort: 6379}, {name: metrics, containerPort: 9121}",
+        );
+        let out = check(&[
+            ("server.yaml", SERVER),
+            ("authz.yaml", &a),
+            ("redis.yaml", &redis),
+        ]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].message.contains("no Server covers redis's 9121/TCP"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn required_references_narrow_each_other() {
+        // Two identity references: only an account both admit gets in.
+        let both = "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: redis}\nspec:\n  identityRefs: [{kind: ServiceAccount, name: mc}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: other}\nspec:\n  identityRefs: [{kind: ServiceAccount, name: gc}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: redis}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: redis}\n  requiredAuthenticationRefs:\n    - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: redis}\n    - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: other}\n";
+        let out = check(&[("server.yaml", SERVER), ("authz.yaml", both)]);
+        assert!(
+            out.iter().any(|f| f.message.contains("Linkerd refuses it")),
+            "mc is not admitted by both: {out:?}"
         );
     }
 }

@@ -14,8 +14,9 @@ declare_rule! {
     /// `spec.inheritedMetadata` does not opt out (the operator runs its
     /// initdb and join steps as Jobs with the Cluster's metadata).
     /// Proxies run as native sidecars
-    /// (`config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"` on the
-    /// template or the namespace) stop with the job, so those pass.
+    /// (`config.beta.linkerd.io/proxy-enable-native-sidecar: "true"`, or the
+    /// older `config.alpha` form, on the template or the namespace) stop
+    /// with the job, so those pass.
     ///
     /// ## Why is this bad?
     /// A classic sidecar proxy keeps running after the job's container
@@ -56,7 +57,11 @@ declare_rule! {
     }
 }
 
-const NATIVE_SIDECAR: &str = "config.alpha.linkerd.io/proxy-enable-native-sidecar";
+/// The annotations that run the proxy as a native sidecar (beta now, alpha before).
+const NATIVE_SIDECAR: [&str; 2] = [
+    "config.beta.linkerd.io/proxy-enable-native-sidecar",
+    "config.alpha.linkerd.io/proxy-enable-native-sidecar",
+];
 
 /// The annotations the pods of `owner` get, and where to point.
 fn pod_metadata<'a>(owner: &Resource<'a>) -> Option<(Option<&'a Node>, Span, &'static str)> {
@@ -102,10 +107,12 @@ impl Rule for MeshJobOptOut {
                     r.name == pod.namespace
                         && (net.env.is_none() || r.env.is_none() || r.env == net.env)
                 });
-                let native = annotations.and_then(|a| a.get(NATIVE_SIDECAR)).map_or_else(
-                    || truthy(namespace.and_then(|n| n.annotation(NATIVE_SIDECAR))),
-                    |v| truthy(Some(v)),
-                );
+                let native = NATIVE_SIDECAR.iter().any(|key| {
+                    annotations.and_then(|a| a.get(key)).map_or_else(
+                        || truthy(namespace.and_then(|n| n.annotation(key))),
+                        |v| truthy(Some(v)),
+                    )
+                });
                 if native {
                     continue;
                 }
@@ -126,7 +133,7 @@ impl Rule for MeshJobOptOut {
                         pod.owner.id()
                     ),
                 )
-                .help("Annotate the pods with `linkerd.io/inject: disabled` (for a CloudNativePG Cluster under spec.inheritedMetadata.annotations), or run the proxy as a native sidecar (config.alpha.linkerd.io/proxy-enable-native-sidecar: \"true\").");
+                .help("Annotate the pods with `linkerd.io/inject: disabled` (for a CloudNativePG Cluster under spec.inheritedMetadata.annotations), or run the proxy as a native sidecar (config.beta.linkerd.io/proxy-enable-native-sidecar: \"true\").");
                 if let Some(ns) = namespace
                     && let Some(v) = ns.annotation(INJECT_ANNOTATION)
                 {
@@ -183,6 +190,7 @@ mod tests {
         for j in [
             job("linkerd.io/inject: disabled"),
             job("config.alpha.linkerd.io/proxy-enable-native-sidecar: \"true\""),
+            job("config.beta.linkerd.io/proxy-enable-native-sidecar: \"true\""),
         ] {
             assert!(run(&MeshJobOptOut, &[("ns.yaml", NS), ("job.yaml", &j)]).is_empty());
         }

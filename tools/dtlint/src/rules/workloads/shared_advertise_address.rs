@@ -12,8 +12,8 @@ declare_rule! {
     /// env var whose name contains `ADVERTISE` whose value is a literal, or
     /// comes from a ConfigMap or Secret. A value built from a per-pod field
     /// (`$(POD_IP)` where `POD_IP` comes from `status.podIP`, or from
-    /// `metadata.name`, `status.podIPs`, `spec.nodeName`, `status.hostIP`)
-    /// is the replica's own.
+    /// `status.podIPs` or `metadata.name`) is the replica's own; a node's
+    /// name or IP is not, since replicas may share a node.
     ///
     /// ## Why is this bad?
     /// A service that registers its address with a directory (here the
@@ -53,14 +53,9 @@ declare_rule! {
     }
 }
 
-/// Downward API fields that differ from pod to pod.
-const PER_POD: [&str; 5] = [
-    "status.podIP",
-    "status.podIPs",
-    "metadata.name",
-    "spec.nodeName",
-    "status.hostIP",
-];
+/// Downward API fields that differ from pod to pod (a node's name or IP
+/// does not: several replicas may share a node).
+const PER_POD: [&str; 3] = ["status.podIP", "status.podIPs", "metadata.name"];
 
 /// Is this env var per pod: from a per-pod field, or built from one?
 fn per_pod(var: &Node, env: &[&Node]) -> bool {
