@@ -904,6 +904,48 @@ fn skaffold_builds_the_four_services_from_their_dockerfiles() {
     assert!(text.contains("- ../../overlays/development\n"));
 }
 
+/// Skaffold deploys what Flux applies in development after the platform and the
+/// mesh (setup.sh installs those once): every other overlay, in dependsOn order.
+#[test]
+fn skaffold_deploys_every_development_overlay_flux_applies() {
+    let text = std::fs::read_to_string(local_dir().join("skaffold.yaml")).unwrap();
+    let listed: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- ../../"))
+        .map(str::to_owned)
+        .collect();
+    let flux = flux_kustomizations(&repo_root().join("clusters/development"));
+    let wanted: Vec<&FluxKustomization> = flux
+        .iter()
+        .filter(|k| {
+            k.path.starts_with("./overlays/development")
+                && !k.path.starts_with("./overlays/development/platform")
+        })
+        .collect();
+    assert!(wanted.len() >= 7, "{flux:#?}");
+    for k in &wanted {
+        let path = k.path.trim_start_matches("./");
+        assert!(
+            listed.iter().any(|l| l == path),
+            "skaffold.yaml does not deploy {path} (Flux Kustomization {}): {listed:?}",
+            k.name
+        );
+    }
+    // Dependencies come first.
+    let at = |name: &str| {
+        let k = flux.iter().find(|k| k.name == name).unwrap();
+        let path = k.path.trim_start_matches("./");
+        listed.iter().position(|l| l == path)
+    };
+    for k in &wanted {
+        for dep in &k.depends_on {
+            if let (Some(d), Some(me)) = (at(dep), at(&k.name)) {
+                assert!(d < me, "{dep} must come before {} in skaffold.yaml", k.name);
+            }
+        }
+    }
+}
+
 /// Skaffold swaps images by name, so its artifact names must be exactly the
 /// names the rendered development overlay uses.
 #[test]
