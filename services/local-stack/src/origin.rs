@@ -95,15 +95,24 @@ pub struct Origins {
     objects: BTreeMap<String, Provenance>,
 }
 
+/// A repository file's text, or `None` when it cannot be read or is larger
+/// than [`MAX_FILE_BYTES`] (no more than that is ever read).
+fn read_small(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).ok()?;
+    if file.metadata().ok()?.len() > MAX_FILE_BYTES {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .ok()?;
+    (text.len() as u64 <= MAX_FILE_BYTES).then_some(text)
+}
+
 /// The documents of a file, parsed with positions.
 fn documents(path: &Path) -> Vec<Node> {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Vec::new();
-    };
-    if meta.len() > MAX_FILE_BYTES {
-        return Vec::new();
-    }
-    let Ok(src) = std::fs::read_to_string(path) else {
+    let Some(src) = read_small(path) else {
         return Vec::new();
     };
     let lines = LineIndex::new(&src);
@@ -274,25 +283,15 @@ impl Origins {
             return None;
         };
         let dir = kfile.parent().unwrap_or(&self.repo);
-        for g in k.get(generators).into_iter().flat_map(Node::items) {
-            let gname = g.get("name").and_then(Node::as_str).unwrap_or("");
-            if gname.is_empty() || !name.starts_with(gname) {
-                continue;
-            }
-            for lit in g.get("literals").into_iter().flat_map(Node::items) {
-                if lit
-                    .as_str()
-                    .and_then(|l| l.split_once('='))
-                    .is_some_and(|(lk, _)| lk.trim() == *key)
-                {
-                    return Some(self.line(kfile, lit.span.start.line));
-                }
+        for g in dtlint::kustomize::generators_for(k, generators, name) {
+            if let Some(lit) = dtlint::kustomize::generator_literal(g, key) {
+                return Some(self.line(kfile, lit.span.start.line));
             }
             for env in g.get("envs").into_iter().flat_map(Node::items) {
                 let Some(file) = env.as_str().map(|f| dir.join(f)) else {
                     continue;
                 };
-                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                let text = read_small(&file).unwrap_or_default();
                 for (i, l) in text.lines().enumerate() {
                     if l.split_once('=').is_some_and(|(lk, _)| lk.trim() == *key) {
                         return Some(self.line(&file, u32::try_from(i + 1).unwrap_or(u32::MAX)));
@@ -472,6 +471,13 @@ impl Origins {
         ];
         let env = spec.get("env").and_then(Value::as_array);
         let env_from = spec.get("envFrom").and_then(Value::as_array);
+        // The ConfigMap or Secret key a variable is read from, and its line.
+        let via = |kind: &str, rname: &str, key: &str| {
+            (
+                format!("{kind} {rname} key {key}"),
+                self.key_line(objects, kind, rname, namespace, Some(key), default_ns),
+            )
+        };
         names
             .iter()
             .map(|name| {
@@ -496,17 +502,7 @@ impl Origins {
                         if let Some(r) = item.pointer(&format!("/valueFrom/{field}")) {
                             let rname = r.get("name").and_then(Value::as_str).unwrap_or("");
                             let key = r.get("key").and_then(Value::as_str).unwrap_or("");
-                            source.via = Some((
-                                format!("{kind} {rname} key {key}"),
-                                self.key_line(
-                                    objects,
-                                    kind,
-                                    rname,
-                                    namespace,
-                                    Some(key),
-                                    default_ns,
-                                ),
-                            ));
+                            source.via = Some(via(kind, rname, key));
                         }
                     }
                     return source;
@@ -542,17 +538,7 @@ impl Origins {
                             let mut steps = base.to_vec();
                             steps.extend([Step::Key("envFrom"), Step::Index(i)]);
                             source.at = self.locate(workload, &steps, default_ns);
-                            source.via = Some((
-                                format!("{kind} {rname} key {key}"),
-                                self.key_line(
-                                    objects,
-                                    kind,
-                                    rname,
-                                    namespace,
-                                    Some(key),
-                                    default_ns,
-                                ),
-                            ));
+                            source.via = Some(via(kind, rname, key));
                             return source;
                         }
                     }

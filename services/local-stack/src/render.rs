@@ -16,6 +16,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use dtlint::kustomize::{normalize, relative};
+
 use crate::manifest::{self, Object};
 use crate::proc::run_checked;
 
@@ -285,7 +287,7 @@ pub fn take_provenance(object: &mut Value, wrapper: &Path, root: &Path) -> Prove
         return prov;
     };
     let repo_path = |p: &str| {
-        let abs = normalize(&wrapper.join(p.trim()));
+        let abs = normalize(wrapper, p.trim());
         abs.strip_prefix(root)
             .map_or(abs.clone(), Path::to_path_buf)
     };
@@ -314,36 +316,6 @@ pub fn take_provenance(object: &mut Value, wrapper: &Path, root: &Path) -> Prove
         meta.remove("annotations");
     }
     prov
-}
-
-/// `path` with `.` and `..` resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// The relative path from directory `from` to `to` (both absolute).
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<_> = from.components().collect();
-    let to_c: Vec<_> = to.components().collect();
-    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..from.len() {
-        out.push("..");
-    }
-    for c in &to_c[common..] {
-        out.push(c.as_os_str());
-    }
-    out
 }
 
 /// A private copy of the manifest directories with every SOPS file

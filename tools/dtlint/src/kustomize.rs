@@ -76,6 +76,54 @@ pub fn normalize(dir: &Path, rel: &str) -> PathBuf {
     out
 }
 
+/// The generators under `field` (`configMapGenerator`, `secretGenerator`)
+/// of a kustomization document that may have made the object `name`
+/// (kustomize appends a hash to the generator's name).
+pub fn generators_for<'a>(
+    kustomization: &'a Node,
+    field: &str,
+    name: &'a str,
+) -> impl Iterator<Item = &'a Node> + 'a {
+    kustomization
+        .get(field)
+        .into_iter()
+        .flat_map(Node::items)
+        .filter(move |g| {
+            let gname = g.get("name").and_then(Node::as_str).unwrap_or("");
+            !gname.is_empty() && name.starts_with(gname)
+        })
+}
+
+/// The `literals:` item of a generator that sets `key` (`key=value`).
+pub fn generator_literal<'a>(generator: &'a Node, key: &str) -> Option<&'a Node> {
+    generator
+        .get("literals")
+        .into_iter()
+        .flat_map(Node::items)
+        .find(|lit| {
+            lit.as_str()
+                .and_then(|l| l.split_once('='))
+                .is_some_and(|(lk, _)| lk.trim() == key)
+        })
+}
+
+/// Relative path from `from` (a directory) to `to`, both absolute: what a
+/// wrapper kustomization lists under `resources:` (kustomize refuses
+/// absolute resource paths).
+pub fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to_c: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to_c[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
 impl Kustomization {
     /// Read the path references of a kustomization document.
     pub fn from_node(file: FileId, dir: &Path, root: &Node) -> Self {

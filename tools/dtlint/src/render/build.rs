@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::{Build, Builder, Target};
-use crate::kustomize::{self, FILE_NAMES, RefKind};
+use crate::kustomize::{self, FILE_NAMES, RefKind, relative};
 use crate::render_guard::{Checked, UnsafeRef};
 use crate::source::{FileId, display_path};
 use crate::subprocess::{self, Limits};
@@ -153,22 +153,6 @@ fn cache_key(
         }
     }
     hex::encode(h.finalize())
-}
-
-/// Relative path from `from` (a directory) to `to`, for the wrapper's
-/// `resources:` (kustomize refuses absolute resource paths).
-pub(super) fn relative(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<_> = from.components().collect();
-    let to_c: Vec<_> = to.components().collect();
-    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..from.len() {
-        out.push("..");
-    }
-    for c in &to_c[common..] {
-        out.push(c.as_os_str());
-    }
-    out
 }
 
 fn build_one(

@@ -209,18 +209,9 @@ fn from_transformers(
             } else {
                 "secretGenerator"
             };
-            for g in k.get(key).into_iter().flat_map(Node::items) {
-                let gname = g.get("name").and_then(Node::as_str).unwrap_or("");
-                if gname.is_empty() || !name.starts_with(gname) {
-                    continue;
-                }
-                for lit in g.get("literals").into_iter().flat_map(Node::items) {
-                    if lit
-                        .as_str()
-                        .is_some_and(|l| l.split_once('=').is_some_and(|(lk, _)| lk.trim() == last))
-                    {
-                        return Some((kust_file, lit.span));
-                    }
+            for g in crate::kustomize::generators_for(k, key, name) {
+                if let Some(lit) = crate::kustomize::generator_literal(g, last) {
+                    return Some((kust_file, lit.span));
                 }
             }
         }

@@ -222,8 +222,9 @@ pub(super) fn has_kustomization(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::build::{clean_error, relative};
+    use super::build::clean_error;
     use super::*;
+    use crate::kustomize::relative;
 
     fn parse(src: &str) -> Node {
         let lines = dtlint_yaml::LineIndex::new(src);
