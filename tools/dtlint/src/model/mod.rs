@@ -466,6 +466,13 @@ impl<'a> Index<'a> {
     /// the kustomization (`namespace:`) to set.
     ///
     /// Objects of two different environments never see each other.
+    /// The `Namespace` object named `name` among the objects of `env`
+    /// (objects outside any environment belong to all).
+    pub fn namespace_object(&self, name: &str, env: Option<&str>) -> Option<&Resource<'a>> {
+        self.of_kind("Namespace")
+            .find(|r| r.name == name && (env.is_none() || r.env.is_none() || r.env == env))
+    }
+
     /// The HorizontalPodAutoscaler that scales `r` (its `scaleTargetRef`
     /// names `r`'s kind and name, in `r`'s namespace and environment).
     pub fn autoscaler_of(&self, r: &Resource<'_>) -> Option<&Resource<'a>> {

@@ -24,7 +24,12 @@ pub struct Net<'i, 'a> {
     known: BTreeSet<String>,
     /// Linkerd's policy objects.
     pub authz: Authz<'i, 'a>,
+    /// The edges, computed once on first use (see [`Net::edges`]).
+    edges: std::sync::OnceLock<Edges>,
 }
+
+/// The traffic the policies allow, by (from, to) node.
+pub type Edges = BTreeMap<(String, String), Vec<Piece>>;
 
 /// Environments to build a graph for: each environment some pod or policy
 /// belongs to, or none when everything is shared.
@@ -184,10 +189,7 @@ impl<'i, 'a> Net<'i, 'a> {
         all_ns.insert(primary.clone());
         for ns in all_ns {
             let mut pairs = vec![(NAMESPACE_NAME_LABEL.to_string(), ns.clone())];
-            if let Some(obj) = index
-                .of_kind("Namespace")
-                .find(|r| r.name == ns && in_scope(r))
-            {
+            if let Some(obj) = index.namespace_object(&ns, env) {
                 for e in obj
                     .metadata()
                     .and_then(|m| m.get("labels"))
@@ -211,6 +213,7 @@ impl<'i, 'a> Net<'i, 'a> {
             namespace_labels,
             known,
             authz: Authz::build(index, namespaces, in_scope),
+            edges: std::sync::OnceLock::new(),
         }
     }
 
@@ -406,9 +409,14 @@ impl<'i, 'a> Net<'i, 'a> {
         Some(out)
     }
 
-    /// The edges of the graph, by (from, to).
-    pub fn edges(&self) -> BTreeMap<(String, String), Vec<Piece>> {
-        let mut edges: BTreeMap<(String, String), Vec<Piece>> = BTreeMap::new();
+    /// The edges of the graph, by (from, to): computed on first use and
+    /// shared by every rule (and `dtlint graph`) that asks.
+    pub fn edges(&self) -> &Edges {
+        self.edges.get_or_init(|| self.compute_edges())
+    }
+
+    fn compute_edges(&self) -> Edges {
+        let mut edges: Edges = BTreeMap::new();
         let mut add = |from: &str, to: &str, pieces: Vec<Piece>| {
             if pieces.is_empty() {
                 return;

@@ -32,11 +32,11 @@ pub fn matrices<'a>(index: &'a Index<'a>, config: &'a crate::config::Config) -> 
         .map(|net| {
             let cells = net
                 .edges()
-                .into_iter()
+                .iter()
                 .map(|(k, pieces)| {
                     (
-                        k,
-                        port_list(&pieces).iter().map(ToString::to_string).collect(),
+                        k.clone(),
+                        port_list(pieces).iter().map(ToString::to_string).collect(),
                     )
                 })
                 .collect();

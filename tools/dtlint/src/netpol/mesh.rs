@@ -48,8 +48,7 @@ pub fn namespace_inject<'a>(
     env: Option<&str>,
 ) -> Option<&'a Node> {
     index
-        .of_kind("Namespace")
-        .find(|r| r.name == namespace && (env.is_none() || r.env.is_none() || r.env == env))
+        .namespace_object(namespace, env)
         .and_then(|r| r.annotation(INJECT_ANNOTATION))
 }
 

@@ -38,7 +38,7 @@ pub mod mesh;
 mod tests;
 
 use crate::source::FileId;
-pub use graph::{Net, port_list, scopes, types_text};
+pub use graph::{Edges, Net, port_list, scopes, types_text};
 pub use matrix::{Matrix, matrices, nets};
 
 /// The peer that stands for everything outside the cluster's known pods.

@@ -4,7 +4,7 @@ use dtlint_yaml::{Node, Span};
 
 use crate::diag::{Finding, Label};
 use crate::netpol::mesh::{Admits, PROXY_INBOUND_PORT, Server, account_of};
-use crate::netpol::{Net, OUTSIDE, Piece, Pod, Port, PortSpec, Proto};
+use crate::netpol::{Edges, Net, OUTSIDE, Piece, Pod, Port, PortSpec, Proto};
 use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
 use crate::source::FileId;
 
@@ -160,12 +160,7 @@ fn servers_of<'n, 'i, 'a>(
 }
 
 /// May some caller of `to` reach `port` on it by the NetworkPolicies?
-fn reaches(
-    edges: &std::collections::BTreeMap<(String, String), Vec<Piece>>,
-    from: &str,
-    to: &str,
-    port: u32,
-) -> bool {
+fn reaches(edges: &Edges, from: &str, to: &str, port: u32) -> bool {
     let want = PortSpec::single(port, Proto::Tcp);
     edges
         .get(&(from.to_string(), to.to_string()))
@@ -187,7 +182,7 @@ impl Rule for MeshAuthorization {
             // covers, once each: (file, doc, port) -> where, caller, callee.
             let mut unserved: Unserved = BTreeMap::new();
             // Required: every meshed edge's ports are served and admitted.
-            for ((f, t), pieces) in &edges {
+            for ((f, t), pieces) in edges {
                 if !net.meshed_node(f) || !net.meshed_node(t) {
                     continue;
                 }
@@ -202,7 +197,7 @@ impl Rule for MeshAuthorization {
                     }
                     // Through the proxy, a caller that may reach 4143 may
                     // reach every port the pod serves: each needs a Server.
-                    if reaches(&edges, f, t, PROXY_INBOUND_PORT) {
+                    if reaches(edges, f, t, PROXY_INBOUND_PORT) {
                         for port in declared_tcp(b) {
                             if servers_of(net, b, port).is_empty() {
                                 unserved
@@ -325,7 +320,7 @@ impl Rule for MeshAuthorization {
                                 Some(holder)
                                     if !holders
                                         .iter()
-                                        .any(|h| reaches(&edges, &h.node, t, port)) =>
+                                        .any(|h| reaches(edges, &h.node, t, port)) =>
                                 {
                                     Some((
                                         format!("admits {}", holder.node),
@@ -342,8 +337,8 @@ impl Rule for MeshAuthorization {
                         Admits::AnyMeshed => {
                             let stray: Vec<&String> = nodes
                                 .iter()
-                                .filter(|n| net.meshed_node(n) && !reaches(&edges, n, t, port))
-                                .filter(|n| reaches_proxy(&edges, n, t))
+                                .filter(|n| net.meshed_node(n) && !reaches(edges, n, t, port))
+                                .filter(|n| reaches_proxy(edges, n, t))
                                 .collect();
                             stray.first().map(|n| {
                                 (
@@ -358,7 +353,7 @@ impl Rule for MeshAuthorization {
                         Admits::Network => {
                             let unmeshed = nodes.iter().any(|n| {
                                 (n == OUTSIDE || n.contains('/') || !net.meshed_node(n))
-                                    && reaches(&edges, n, t, port)
+                                    && reaches(edges, n, t, port)
                             });
                             (!unmeshed).then(|| {
                                 (
@@ -384,11 +379,7 @@ impl Rule for MeshAuthorization {
 }
 
 /// May `from` reach `to`'s proxy port?
-fn reaches_proxy(
-    edges: &std::collections::BTreeMap<(String, String), Vec<Piece>>,
-    from: &str,
-    to: &str,
-) -> bool {
+fn reaches_proxy(edges: &Edges, from: &str, to: &str) -> bool {
     reaches(edges, from, to, PROXY_INBOUND_PORT)
 }
 

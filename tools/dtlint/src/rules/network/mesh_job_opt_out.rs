@@ -103,10 +103,7 @@ impl Rule for MeshJobOptOut {
                 let Some((annotations, span, what)) = pod_metadata(pod.owner) else {
                     continue;
                 };
-                let namespace = ctx.index.of_kind("Namespace").find(|r| {
-                    r.name == pod.namespace
-                        && (net.env.is_none() || r.env.is_none() || r.env == net.env)
-                });
+                let namespace = ctx.index.namespace_object(&pod.namespace, net.env);
                 let native = NATIVE_SIDECAR.iter().any(|key| {
                     annotations.and_then(|a| a.get(key)).map_or_else(
                         || truthy(namespace.and_then(|n| n.annotation(key))),

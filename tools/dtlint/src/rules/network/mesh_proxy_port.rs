@@ -87,10 +87,10 @@ impl Rule for MeshProxyPort {
         let mut collected = Merged::default();
         for net in ctx.nets() {
             for ((f, t), pieces) in net.edges() {
-                if !net.meshed_node(&f) || !net.meshed_node(&t) {
+                if !net.meshed_node(f) || !net.meshed_node(t) {
                     continue;
                 }
-                let app = application(&pieces);
+                let app = application(pieces);
                 if app.is_empty() {
                     continue;
                 }
@@ -105,8 +105,8 @@ impl Rule for MeshProxyPort {
                         .collect();
                 for dir in [Direction::Ingress, Direction::Egress] {
                     let (subject, other) = match dir {
-                        Direction::Ingress => (&t, &f),
-                        Direction::Egress => (&f, &t),
+                        Direction::Ingress => (t, f),
+                        Direction::Egress => (f, t),
                     };
                     if net.side_allows(subject, dir, other, &[proxy()]) {
                         continue;

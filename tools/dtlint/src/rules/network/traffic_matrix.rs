@@ -296,7 +296,7 @@ impl Rule for TrafficMatrix {
 
             // Extra edges, grouped by the node that opens them.
             let mut extra: Extras = BTreeMap::new();
-            for ((f, t), pieces) in &edges {
+            for ((f, t), pieces) in edges {
                 if ignored(f, t) {
                     continue;
                 }
