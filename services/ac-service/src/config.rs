@@ -57,6 +57,9 @@ impl MasterKey {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// Where migrations run: a direct session to the primary (see
+    /// `common::db::migrate`); `DATABASE_URL` when unset.
+    pub database_migration_url: SecretString,
     pub bind_address: SocketAddr,
     pub master_key: MasterKey,
     pub cluster_name: String,
@@ -74,6 +77,7 @@ impl Config {
 
     pub fn from_reader(env: &EnvReader) -> Result<Self, ConfigError> {
         let database_url = env.secret("DATABASE_URL")?;
+        let database_migration_url = env.secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")?;
         let bind_address = env.optional("BIND_ADDRESS", "0.0.0.0:8082")?;
         let master_key = MasterKey::parse(&env.secret("AC_MASTER_KEY")?)?;
         let cluster_name: String = env.required("CLUSTER_NAME")?;
@@ -102,6 +106,7 @@ impl Config {
         let clients_file = (!clients_file.is_empty()).then(|| clients_file.into());
         Ok(Self {
             database_url,
+            database_migration_url,
             bind_address,
             master_key,
             cluster_name,

@@ -43,6 +43,7 @@ struct TestApp {
 fn config(database_url: &str, master_key: MasterKey) -> Config {
     Config {
         database_url: SecretString::from(database_url.to_owned()),
+        database_migration_url: SecretString::from(database_url.to_owned()),
         bind_address: "127.0.0.1:0".parse().unwrap(),
         master_key,
         cluster_name: "test".into(),

@@ -1,5 +1,6 @@
 //! `PostgreSQL` helpers shared by AC and GC: connecting with a bounded retry
-//! at start, and the readiness check.
+//! at start, running the migrations over a direct session, and the
+//! readiness check.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,24 @@ pub async fn connect(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Runs `migrator` over its own single connection to `url`, closed
+/// afterwards. That URL is a direct session to the primary
+/// (`DATABASE_MIGRATION_URL`), not the pooler that serves the queries:
+/// sqlx holds a session-level advisory lock for the whole run, which a
+/// transaction-mode pooler (PgBouncer) would hand to another client's
+/// transaction after the first statement. Retries the connection like
+/// [`connect`]; errors never contain the URL.
+pub async fn migrate(
+    migrator: &sqlx::migrate::Migrator,
+    url: &SecretString,
+    wait: Duration,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    let pool = connect(url, 1, wait).await?;
+    let result = migrator.run(&pool).await;
+    pool.close().await;
+    result
 }
 
 /// Readiness: one round trip to the database, answered within 1.5 s (below

@@ -17,6 +17,9 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: SecretString,
+    /// Where migrations run: a direct session to the primary (see
+    /// `common::db::migrate`); `DATABASE_URL` when unset.
+    pub database_migration_url: SecretString,
     pub bind_address: SocketAddr,
     pub grpc_bind_address: SocketAddr,
     pub region: String,
@@ -35,6 +38,7 @@ impl Config {
 
     pub fn from_reader(env: &EnvReader) -> Result<Self, ConfigError> {
         let database_url = env.secret("DATABASE_URL")?;
+        let database_migration_url = env.secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")?;
         let bind_address = env.optional("BIND_ADDRESS", "0.0.0.0:8080")?;
         let grpc_bind_address = env.optional("GC_GRPC_BIND_ADDRESS", "0.0.0.0:50051")?;
         let region: String = env.required("GC_REGION")?;
@@ -49,6 +53,7 @@ impl Config {
         common::telemetry::parse_filter(&log_filter)?;
         Ok(Self {
             database_url,
+            database_migration_url,
             bind_address,
             grpc_bind_address,
             region,

@@ -61,8 +61,7 @@ impl Application {
         let pool = common::db::connect(&config.database_url, 10, DB_WAIT)
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
-        MIGRATOR
-            .run(&pool)
+        common::db::migrate(&MIGRATOR, &config.database_migration_url, DB_WAIT)
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 

@@ -68,9 +68,16 @@ async fn start(
     staleness: Duration,
     proxy: Option<TcpProxy>,
 ) -> TestApp {
-    let app = Application::build(gc_config(database_url, &ac.base, staleness))
-        .await
-        .unwrap();
+    let config = gc_config(database_url, &ac.base, staleness);
+    start_with(ac, config, proxy).await
+}
+
+async fn start_with(
+    ac: Ac,
+    config: global_controller::config::Config,
+    proxy: Option<TcpProxy>,
+) -> TestApp {
+    let app = Application::build(config).await.unwrap();
     let base = format!("http://{}", app.http_addr().unwrap());
     let grpc = lazy_channel(app.grpc_addr().unwrap());
     let router = app.router();
@@ -299,6 +306,67 @@ fn service_claims(scope: &str, iat: i64, exp: i64) -> ServiceClaims {
         service_type: "frontend".into(),
         token_use: TokenUse::Service,
     }
+}
+
+/// `url` with another user and password.
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let mut u = reqwest::Url::parse(url).unwrap();
+    u.set_username(user).unwrap();
+    u.set_password(Some(password)).unwrap();
+    u.to_string()
+}
+
+/// What a transaction pooler forces: queries over `DATABASE_URL` (here a
+/// role that may read and write the tables but create nothing), migrations
+/// over `DATABASE_MIGRATION_URL` (the database's owner). GC must refuse to
+/// start when both are the query role, and start and serve when the
+/// migrations have their own URL.
+#[tokio::test]
+async fn migrations_take_the_migration_url_and_queries_the_other() {
+    let owner = testing::fresh_database("gc_test_roles").await;
+    let role = format!("dt_query_{}", uuid::Uuid::new_v4().simple());
+    let password = "query-role-password";
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&owner)
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"),
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned(),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}"
+        ),
+        format!(
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&mut conn).await.unwrap();
+    }
+    let query = as_user(&owner, &role, password);
+
+    let ac = spawn_ac().await;
+    let mut config = gc_config(query.clone(), &ac.base, Duration::from_secs(30));
+    let refused = Application::build(config.clone()).await.unwrap_err();
+    assert!(
+        format!("{refused:#}").contains("database migration failed"),
+        "{refused:#}"
+    );
+
+    config.database_migration_url = SecretString::from(owner.clone());
+    let app = start_with(ac, config, None).await;
+    let meeting = app.new_meeting().await;
+    let (status, body) = app
+        .get(
+            &format!("/api/v1/meetings/{meeting}"),
+            Some(&app.frontend().await),
+        )
+        .await;
+    // No MC is registered: the meeting exists and is read back with the
+    // query role, and placing it says there is no capacity.
+    assert_eq!(status, 503, "{body}");
+    let _ = sqlx::query(&format!("DROP OWNED BY {role}"))
+        .execute(&mut conn)
+        .await;
 }
 
 #[tokio::test]

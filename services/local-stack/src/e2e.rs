@@ -1,10 +1,15 @@
 //! The user flow through a running environment, as the synthetic prober
 //! declared in git does it: a token from AC (client `synthetic-prober`, its
-//! secret from the Secret `synthetic-prober-client`), a meeting created and
-//! joined twice through GC, both participants joined at their MC over
-//! WebTransport, attached to the MH over QUIC, and datagrams delivered both
-//! ways unchanged. It reaches AC and GC through their Services' cluster IPs,
-//! MC and MH at the addresses GC hands out.
+//! secret from the Secret `synthetic-prober-client`), a meeting created
+//! through GC's Service and joined once through every GC replica (at least
+//! twice), every participant joined at the MC over WebTransport, attached to
+//! the MH over QUIC, and every datagram delivered unchanged to every other
+//! participant. With several GC, MC and MH replicas (staging runs two of
+//! each, production three) this proves that a meeting stays on one MC and
+//! one MH whichever GC replica a participant reaches, and that each replica
+//! advertises an address that reaches that replica. It reaches AC and GC
+//! through their Services' cluster IPs and ports, each GC replica at its
+//! pod's `http` port, MC and MH at the addresses GC hands out.
 //!
 //! MC's certificate is trusted the way a client of that environment would
 //! trust it: by its SHA-256 (`serverCertificateHashes`) when it is valid for
@@ -230,6 +235,7 @@ impl Signaling {
 pub struct Timings {
     pub join_to_first_datagram: Duration,
     pub datagram_rounds: Vec<Duration>,
+    pub participants: usize,
 }
 
 /// What the flow measured over every join of a run.
@@ -237,8 +243,10 @@ pub struct Timings {
 pub struct Measured {
     /// WebTransport join at MC to the first datagram through MH, per join.
     pub join_to_first_datagram: Vec<Duration>,
-    /// One datagram from one participant to the other, every one of every join.
+    /// One datagram from one participant to another, every one of every join.
     pub datagram_rounds: Vec<Duration>,
+    /// Participants per meeting (one per GC replica, at least two).
+    pub participants: usize,
 }
 
 /// The nearest-rank percentile of sorted `values`.
@@ -255,6 +263,7 @@ pub async fn run(view: &View, joins: usize) -> anyhow::Result<Measured> {
     let mut m = Measured::default();
     for _ in 0..joins.max(1) {
         let t = flow(view).await?;
+        m.participants = t.participants;
         m.join_to_first_datagram.push(t.join_to_first_datagram);
         m.datagram_rounds.extend(t.datagram_rounds);
     }
@@ -262,8 +271,9 @@ pub async fn run(view: &View, joins: usize) -> anyhow::Result<Measured> {
     m.datagram_rounds.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     crate::up::note(&format!(
-        "e2e: {} join(s) of two participants, {} datagrams both ways; join to first datagram p50 {:.1} ms p99 {:.1} ms; datagram delivery p50 {:.2} ms p99 {:.2} ms",
+        "e2e: {} join(s) of {} participants, {} datagram deliveries; join to first datagram p50 {:.1} ms p99 {:.1} ms; datagram delivery p50 {:.2} ms p99 {:.2} ms",
         m.join_to_first_datagram.len(),
+        m.participants,
         m.datagram_rounds.len(),
         ms(percentile(&m.join_to_first_datagram, 50)),
         ms(percentile(&m.join_to_first_datagram, 99)),
@@ -273,10 +283,81 @@ pub async fn run(view: &View, joins: usize) -> anyhow::Result<Measured> {
     Ok(m)
 }
 
+/// The cluster address of Service `name`'s port `port_name`.
+fn service_addr(view: &View, name: &str, port_name: &str) -> anyhow::Result<SocketAddr> {
+    let ip = service_ip(view, name)?;
+    let service = view
+        .objects
+        .iter()
+        .find(|v| {
+            Object::new(v).is_some_and(|o| {
+                o.kind() == "Service" && o.name() == name && o.namespace("default") == NAMESPACE
+            })
+        })
+        .with_context(|| format!("the environment has no Service {NAMESPACE}/{name}"))?;
+    let port = service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(port_name))
+        .and_then(|p| p.get("port").and_then(Value::as_u64))
+        .and_then(|p| u16::try_from(p).ok())
+        .with_context(|| format!("Service {NAMESPACE}/{name} has no port named {port_name}"))?;
+    Ok(SocketAddr::from((ip, port)))
+}
+
+/// Every ready pod of Deployment `name`, each with the address of its
+/// container port `port_name`: a client that reaches one replica on purpose.
+fn replica_addrs(
+    view: &View,
+    name: &str,
+    port_name: &str,
+) -> anyhow::Result<Vec<(String, SocketAddr)>> {
+    let workload = format!("Deployment {NAMESPACE}/{name}");
+    let mut out = Vec::new();
+    for pod in view.pods.iter().filter(|p| p.workload == workload) {
+        let port = pod
+            .ports
+            .iter()
+            .find(|(n, _, proto)| n.as_deref() == Some(port_name) && proto == "TCP")
+            .map(|(_, number, _)| *number)
+            .with_context(|| format!("pod {} has no TCP port named {port_name}", pod.name))?;
+        out.push((pod.name.clone(), SocketAddr::from((pod.ip, port))));
+    }
+    if out.is_empty() {
+        bail!("{workload} has no ready pod");
+    }
+    Ok(out)
+}
+
+/// Round `round`'s datagram: its length and every byte say which round
+/// it is, so a receiver tells a late copy of an earlier round (a resend
+/// after a loss) from a datagram the media handler changed.
+fn datagram(round: u8) -> bytes::Bytes {
+    bytes::Bytes::from(vec![round; 200 + usize::from(round) * 7])
+}
+
+/// What one participant's join answered.
+struct Join {
+    /// The GC replica that placed the participant.
+    via: String,
+    body: Value,
+}
+
+/// One meeting, as many participants as GC has replicas (at least two),
+/// participant `i` joined through GC replica `i`: every GC replica must
+/// place it on the same MC and MH (the placement is in PostgreSQL, not in
+/// any one GC), and every datagram a participant sends through MH must
+/// reach every other participant unchanged.
 async fn flow(view: &View) -> anyhow::Result<Timings> {
     let http = reqwest::Client::builder().timeout(TIMEOUT).build()?;
-    let ac = format!("http://{}:8082", service_ip(view, "ac-service")?);
-    let gc = format!("http://{}:8080", service_ip(view, "global-controller")?);
+    let ac = format!("http://{}", service_addr(view, "ac-service", "http")?);
+    let gc = format!(
+        "http://{}",
+        service_addr(view, "global-controller", "http")?
+    );
+    let gc_replicas = replica_addrs(view, "global-controller", "http")?;
     let secret = String::from_utf8(secret_value(
         view,
         "synthetic-prober-client",
@@ -320,33 +401,45 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
         .context("no meeting_id")?
         .to_owned();
 
-    let mut joins = Vec::new();
-    for _ in 0..2 {
+    let participants = gc_replicas.len().max(2);
+    let mut joins: Vec<Join> = Vec::new();
+    for i in 0..participants {
+        let (pod, addr) = &gc_replicas[i % gc_replicas.len()];
         let r = http
-            .get(format!("{gc}/api/v1/meetings/{meeting}"))
+            .get(format!("http://{addr}/api/v1/meetings/{meeting}"))
             .bearer_auth(&token)
             .send()
             .await
-            .context("global-controller: join")?;
+            .with_context(|| format!("global-controller replica {pod}: join"))?;
         let status = r.status();
         let body: Value = r.json().await.unwrap_or(Value::Null);
         if status != 200 {
-            bail!("global-controller did not place the participant ({status}): {body}");
+            bail!(
+                "global-controller replica {pod} did not place participant {i} ({status}): {body}"
+            );
         }
-        joins.push(body);
+        if let Some(first) = joins.first()
+            && (first.body["mc"] != body["mc"] || first.body["mh"] != body["mh"])
+        {
+            bail!(
+                "one meeting on two MCs or MHs: replica {} placed it on {} / {}, replica {pod} on {} / {}",
+                first.via,
+                first.body["mc"],
+                first.body["mh"],
+                body["mc"],
+                body["mh"]
+            );
+        }
+        joins.push(Join {
+            via: pod.clone(),
+            body,
+        });
     }
-    if joins[0]["mc"] != joins[1]["mc"] || joins[0]["mh"] != joins[1]["mh"] {
-        bail!(
-            "global-controller put one meeting on two MCs or MHs: {} / {}",
-            joins[0],
-            joins[1]
-        );
-    }
-    let url = joins[0]["mc"]["webtransport_url"]
+    let url = joins[0].body["mc"]["webtransport_url"]
         .as_str()
         .context("no webtransport_url")?
         .to_owned();
-    let mh: SocketAddr = joins[0]["mh"][0]["endpoint"]
+    let mh: SocketAddr = joins[0].body["mh"][0]["endpoint"]
         .as_str()
         .context("no MH endpoint")?
         .parse()
@@ -357,11 +450,14 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
     let mut sessions = Vec::new();
     for (i, join) in joins.iter().enumerate() {
         let mut s = Signaling::open(webtransport_config(view)?, &url).await?;
-        s.send(&json!({"type": "join", "meeting_id": meeting, "token": join["token"], "display_name": format!("prober-{i}")}))
+        s.send(&json!({"type": "join", "meeting_id": meeting, "token": join.body["token"], "display_name": format!("prober-{i}")}))
             .await?;
         let answer = s.next().await?;
         if answer["type"] != "joined" {
-            bail!("meeting-controller refused the join: {answer}");
+            bail!(
+                "meeting-controller refused participant {i} (placed by {}): {answer}",
+                join.via
+            );
         }
         ids.push(
             answer["participant_id"]
@@ -381,7 +477,7 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
             &endpoint,
             mh,
             &name,
-            join["token"].as_str().unwrap_or_default(),
+            join.body["token"].as_str().unwrap_or_default(),
             id,
             TIMEOUT,
         )
@@ -391,35 +487,68 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
     }
     let mut rounds = Vec::new();
     let mut first = None;
-    for i in 0..40u8 {
-        let payload = bytes::Bytes::from(vec![i; 200 + usize::from(i) * 20]);
-        let (from, to) = if i % 2 == 0 {
-            (&attached[0], &attached[1])
-        } else {
-            (&attached[1], &attached[0])
-        };
-        let mut delivered = None;
+    let total = u8::try_from(20 * participants).unwrap_or(u8::MAX);
+    for round in 0..total {
+        let payload = datagram(round);
+        let from = usize::from(round) % participants;
+        let mut pending: Vec<usize> = (0..participants).filter(|p| *p != from).collect();
+        let sent = Instant::now();
         for _ in 0..5 {
-            let sent = Instant::now();
-            from.send(payload.clone())?;
-            if let Ok(received) = tokio::time::timeout(Duration::from_secs(1), to.recv()).await {
-                if received? != payload {
-                    bail!("media-handler changed a datagram on the way");
-                }
-                delivered = Some(sent.elapsed());
+            if pending.is_empty() {
                 break;
             }
+            attached[from].send(payload.clone())?;
+            let mut missed = Vec::new();
+            for to in pending {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+                let got = loop {
+                    match tokio::time::timeout_at(deadline, attached[to].recv()).await {
+                        Err(_) => break false,
+                        Ok(received) => {
+                            let received = received?;
+                            if received == payload {
+                                break true;
+                            }
+                            let late = received
+                                .first()
+                                .is_some_and(|r| *r < round && received == datagram(*r));
+                            if !late {
+                                bail!(
+                                    "media-handler changed a datagram from participant {from} to participant {to}"
+                                );
+                            }
+                        }
+                    }
+                };
+                if got {
+                    rounds.push(sent.elapsed());
+                    first.get_or_insert_with(|| started.elapsed());
+                } else {
+                    missed.push(to);
+                }
+            }
+            pending = missed;
         }
-        let took = delivered.context("a datagram never arrived through media-handler")?;
-        first.get_or_insert_with(|| started.elapsed());
-        rounds.push(took);
+        if !pending.is_empty() {
+            bail!(
+                "a datagram from participant {from} never reached participant(s) {pending:?} through media-handler"
+            );
+        }
     }
     for a in &attached {
         a.close();
     }
     drop(sessions);
+    let vias: Vec<&str> = joins.iter().map(|j| j.via.as_str()).collect();
+    crate::up::note(&format!(
+        "e2e: {participants} participants placed by GC replicas [{}] on MC {} and MH {}",
+        vias.join(", "),
+        joins[0].body["mc"]["mc_id"].as_str().unwrap_or("?"),
+        joins[0].body["mh"][0]["mh_id"].as_str().unwrap_or("?"),
+    ));
     Ok(Timings {
         join_to_first_datagram: first.unwrap_or_default(),
         datagram_rounds: rounds,
+        participants,
     })
 }

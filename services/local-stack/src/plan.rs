@@ -484,6 +484,9 @@ mod tests {
             .collect();
         let url = env["DATABASE_URL"];
         assert!(url.starts_with("postgres://ac:dev-only-"), "{url}");
+        assert!(url.ends_with("@postgres-pooler-rw.dark-tower.svc:5432/ac?sslmode=verify-full&sslrootcert=/etc/dark-tower/postgres-ca/ca.crt"), "{url}");
+        let url = env["DATABASE_MIGRATION_URL"];
+        assert!(url.starts_with("postgres://ac:dev-only-"), "{url}");
         assert!(url.ends_with("@postgres-rw.dark-tower.svc:5432/ac?sslmode=verify-full&sslrootcert=/etc/dark-tower/postgres-ca/ca.crt"), "{url}");
         let mc = plan
             .pods

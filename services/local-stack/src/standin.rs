@@ -12,7 +12,9 @@
 //! - **CloudNativePG** (see `crate::up` for the instance process): the
 //!   cluster CA (`<cluster>-ca`), the server certificate (`<cluster>-server`)
 //!   for the `-rw`/`-ro`/`-r` Service names, the `<cluster>-app` credentials
-//!   of the default `app` database, and the `-rw`/`-ro`/`-r` Services.
+//!   of the default `app` database, and the `-rw`/`-ro`/`-r` Services; each
+//!   `Pooler` becomes real PgBouncer processes (one per instance) in front
+//!   of the primary, with the Service the operator makes for it.
 
 use std::collections::BTreeMap;
 
@@ -357,12 +359,15 @@ pub fn cnpg_services(cluster: &str, namespace: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The DNS names of a CloudNativePG server certificate.
-pub fn cnpg_server_names(cluster: &str, namespace: &str) -> Vec<String> {
-    ["rw", "ro", "r"]
+/// The DNS names of a CloudNativePG server certificate: the `-rw`, `-ro`
+/// and `-r` Services in their four spellings, then the Cluster's
+/// `spec.certificates.serverAltDNSNames` (a Pooler presents this
+/// certificate, so that is where its Service's names go).
+pub fn cnpg_server_names(cluster: &Value, name: &str, namespace: &str) -> Vec<String> {
+    let mut names: Vec<String> = ["rw", "ro", "r"]
         .into_iter()
         .flat_map(|s| {
-            let svc = format!("{cluster}-{s}");
+            let svc = format!("{name}-{s}");
             [
                 svc.clone(),
                 format!("{svc}.{namespace}"),
@@ -370,7 +375,47 @@ pub fn cnpg_server_names(cluster: &str, namespace: &str) -> Vec<String> {
                 format!("{svc}.{namespace}.svc.cluster.local"),
             ]
         })
-        .collect()
+        .collect();
+    names.extend(
+        cluster
+            .pointer("/spec/certificates/serverAltDNSNames")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned),
+    );
+    names
+}
+
+/// The Service CloudNativePG makes for a Pooler: its name, port 5432
+/// (`pgbouncer`), selecting the pooler's pods.
+pub fn pooler_service(pooler: &str, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": pooler, "namespace": namespace},
+        "spec": {
+            "selector": {"cnpg.io/poolerName": pooler},
+            "ports": [{"name": "pgbouncer", "port": 5432, "protocol": "TCP", "targetPort": 5432}],
+        },
+    })
+}
+
+/// The version PgBouncer prints first (`PgBouncer 1.18.0`): (major, minor).
+pub fn pgbouncer_version(output: &str) -> Option<(u32, u32)> {
+    let v = output.lines().next()?.strip_prefix("PgBouncer ")?;
+    let mut parts = v.trim().split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// A PgBouncer `auth_file` line: both fields double-quoted, a `"` doubled.
+pub fn pgbouncer_user(name: &str, password: &str) -> String {
+    format!(
+        "\"{}\" \"{}\"\n",
+        name.replace('"', "\"\""),
+        password.replace('"', "\"\"")
+    )
 }
 
 #[cfg(test)]
@@ -470,10 +515,33 @@ mod tests {
     }
 
     #[test]
+    fn pgbouncer_version_and_auth_file_lines() {
+        assert_eq!(
+            pgbouncer_version("PgBouncer 1.18.0\nlibevent 2.1.12-stable\n"),
+            Some((1, 18))
+        );
+        assert_eq!(pgbouncer_version("PgBouncer 1.25.1"), Some((1, 25)));
+        assert_eq!(pgbouncer_version("pgbouncer version 1"), None);
+        assert_eq!(pgbouncer_user("ac", "p\"w"), "\"ac\" \"p\"\"w\"\n");
+    }
+
+    #[test]
     fn cnpg_names_and_services() {
-        let names = cnpg_server_names("postgres", "dark-tower");
+        let cluster = json!({"spec": {"certificates": {"serverAltDNSNames": ["postgres-pooler-rw.dark-tower.svc"]}}});
+        let names = cnpg_server_names(&cluster, "postgres", "dark-tower");
         assert!(names.contains(&"postgres-rw.dark-tower.svc".to_owned()));
         assert!(names.contains(&"postgres-r.dark-tower.svc.cluster.local".to_owned()));
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("postgres-pooler-rw.dark-tower.svc")
+        );
+        assert_eq!(cnpg_server_names(&json!({}), "pg", "ns").len(), 12);
+        let pooler = pooler_service("postgres-pooler-rw", "dark-tower");
+        assert_eq!(
+            pooler["spec"]["selector"]["cnpg.io/poolerName"],
+            "postgres-pooler-rw"
+        );
+        assert_eq!(pooler["spec"]["ports"][0]["port"], 5432);
         let services = cnpg_services("postgres", "dark-tower");
         assert_eq!(
             services[0]["spec"]["selector"]["cnpg.io/instanceRole"],

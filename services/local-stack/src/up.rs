@@ -525,6 +525,19 @@ async fn apply(
             wait_ready(shared, &kustomization).await?;
             reconcile_databases(shared)?;
         }
+        // CloudNativePG poolers, once their cluster's roles exist.
+        let mut poolers = false;
+        for v in &objects {
+            let Some(o) = Object::new(v) else { continue };
+            if o.kind() == "Pooler" && o.api_version().starts_with("postgresql.cnpg.io/") {
+                start_pooler(shared, v, &kustomization, tx)?;
+                poolers = true;
+            }
+        }
+        if poolers {
+            refresh_endpoints(shared)?;
+            wait_ready(shared, &kustomization).await?;
+        }
     }
     // Anything not waited for above.
     let all = FluxKustomization {
@@ -1468,7 +1481,7 @@ fn start_postgres(
     let server = standin::issue(
         &Request {
             common_name: Some(format!("{name}-rw")),
-            dns_names: standin::cnpg_server_names(&name, &ns),
+            dns_names: standin::cnpg_server_names(cluster, &name, &ns),
             lifetime: time::Duration::days(90),
             ..Request::default()
         },
@@ -1665,6 +1678,274 @@ fn start_postgres(
     c.objects.extend(standin::cnpg_services(&name, &ns));
     cas.insert(format!("{ns}/{name}"), ca);
     drop(c);
+    Ok(())
+}
+
+/// The CloudNativePG Pooler stand-in: `spec.instances` real PgBouncer
+/// processes, each in its own pod network with the template's labels and
+/// `cnpg.io/poolerName`, in front of the cluster's `-rw` Service, and the
+/// Service the operator makes. Like the operator's: TLS to clients with the
+/// cluster's server certificate (which names the pooler through
+/// `serverAltDNSNames`), TLS to the server checked against the cluster's
+/// CA, the pool mode and parameters of `spec.pgbouncer`. Where this differs,
+/// it says so: the operator's auth_query user becomes an `auth_file` of the
+/// managed roles' passwords; the server is reached by address, so its name is
+/// not checked (`verify-ca`); and a PgBouncer older than 1.21 cannot keep
+/// prepared statements across transactions, so `transaction` pooling runs
+/// as `session` pooling there.
+fn start_pooler(
+    shared: &Shared,
+    pooler: &Value,
+    kustomization: &FluxKustomization,
+    tx: &Probes,
+) -> anyhow::Result<()> {
+    let o = Object::new(pooler).context("a Pooler without metadata")?;
+    let name = o.name().to_owned();
+    let ns = o.namespace(DEFAULT_NS).to_owned();
+    let cluster = pooler
+        .pointer("/spec/cluster/name")
+        .and_then(Value::as_str)
+        .with_context(|| format!("Pooler {ns}/{name}: no spec.cluster.name"))?
+        .to_owned();
+    if pooler.pointer("/spec/type").and_then(Value::as_str) == Some("ro") {
+        bail!(
+            "Pooler {ns}/{name}: type ro needs replicas, which the CloudNativePG stand-in does not run"
+        );
+    }
+    let bin = Path::new("/usr/sbin/pgbouncer");
+    if !bin.is_file() {
+        bail!("Pooler {ns}/{name}: PgBouncer is not installed (apt-get install pgbouncer)");
+    }
+    let version = run_checked(
+        &bin.to_string_lossy(),
+        &["--version"],
+        Duration::from_secs(10),
+    )?;
+    let (major, minor) = standin::pgbouncer_version(&version)
+        .with_context(|| format!("cannot read PgBouncer's version from {version:?}"))?;
+    let keeps_prepared = (major, minor) >= (1, 21);
+
+    let (objects, workdir, started) = {
+        let c = lock(shared);
+        (c.objects.clone(), c.workdir.clone(), c.started)
+    };
+    let cluster_value = objects
+        .iter()
+        .find(|v| {
+            Object::new(v).is_some_and(|c| {
+                c.kind() == "Cluster"
+                    && c.api_version().starts_with("postgresql.cnpg.io/")
+                    && c.name() == cluster
+                    && c.namespace(DEFAULT_NS) == ns
+            })
+        })
+        .with_context(|| format!("Pooler {ns}/{name}: Cluster {ns}/{cluster} is not declared"))?;
+    let cluster_dir = workdir.join("postgres").join(&cluster);
+    let server_ip = lock(shared)
+        .service_ips
+        .get(&format!("{ns}/{cluster}-rw"))
+        .copied()
+        .with_context(|| {
+            format!("Pooler {ns}/{name}: Service {ns}/{cluster}-rw has no address yet")
+        })?;
+
+    // The roles a client may log in as, with their passwords.
+    let secrets =
+        Objects::from_manifests(&objects, &ns, DEFAULT_NS).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut users = String::new();
+    for role in cluster_value
+        .pointer("/spec/managed/roles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(rname), Some(ps)) = (
+            role.get("name").and_then(Value::as_str),
+            role.pointer("/passwordSecret/name").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let data = secrets
+            .secret(ps)
+            .with_context(|| format!("Pooler {ns}/{name}: Secret {ps} is not declared"))?;
+        let password = data
+            .get("password")
+            .with_context(|| format!("Pooler {ns}/{name}: Secret {ps} has no key password"))?;
+        users.push_str(&standin::pgbouncer_user(
+            rname,
+            &String::from_utf8_lossy(password),
+        ));
+    }
+
+    let declared_mode = pooler
+        .pointer("/spec/pgbouncer/poolMode")
+        .and_then(Value::as_str)
+        .unwrap_or("session");
+    let mode = if declared_mode == "transaction" && !keeps_prepared {
+        "session"
+    } else {
+        declared_mode
+    };
+    let cluster_s = cluster_dir.to_string_lossy().into_owned();
+    let mut params: BTreeMap<String, String> = BTreeMap::from([
+        ("listen_addr".into(), "*".into()),
+        ("listen_port".into(), "5432".into()),
+        ("auth_type".into(), "scram-sha-256".into()),
+        ("pool_mode".into(), mode.to_owned()),
+        ("client_tls_sslmode".into(), "prefer".into()),
+        (
+            "client_tls_cert_file".into(),
+            format!("{cluster_s}/server.crt"),
+        ),
+        (
+            "client_tls_key_file".into(),
+            format!("{cluster_s}/server.key"),
+        ),
+        ("server_tls_sslmode".into(), "verify-ca".into()),
+        ("server_tls_ca_file".into(), format!("{cluster_s}/ca.crt")),
+        (
+            "ignore_startup_parameters".into(),
+            "extra_float_digits,options".into(),
+        ),
+        ("log_stats".into(), "0".into()),
+    ]);
+    let mut notes = Vec::new();
+    if mode != declared_mode {
+        notes.push(format!(
+            "{declared_mode} pooling runs as {mode} pooling (PgBouncer {major}.{minor} keeps no prepared statements across transactions; 1.21 does)"
+        ));
+    }
+    for (k, v) in pooler
+        .pointer("/spec/pgbouncer/parameters")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let Some(v) = v.as_str() else { continue };
+        match k.as_str() {
+            "max_prepared_statements" if !keeps_prepared => {
+                notes.push(format!("{k} not set (PgBouncer {major}.{minor})"));
+            }
+            "server_tls_sslmode" if v == "verify-full" => {
+                notes.push("the server is reached by address: verify-ca, not verify-full".into());
+            }
+            _ => {
+                params.insert(k.clone(), v.to_owned());
+            }
+        }
+    }
+    let instances = pooler
+        .pointer("/spec/instances")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    let mut labels: BTreeMap<String, String> = pooler
+        .pointer("/spec/template/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.insert("cnpg.io/poolerName".into(), name.clone());
+    labels.insert("cnpg.io/podRole".into(), "pooler".into());
+    for i in 0..instances {
+        let pod_name = format!("{name}-{i}");
+        let dir = workdir.join("poolers").join(&pod_name);
+        let sock = dir.join("run");
+        std::fs::create_dir_all(&sock)?;
+        let mut ini = format!(
+            "; local-stack CloudNativePG Pooler stand-in for Pooler {ns}/{name}\n[databases]\n* = host={server_ip} port=5432\n\n[pgbouncer]\n"
+        );
+        params.insert(
+            "unix_socket_dir".into(),
+            sock.to_string_lossy().into_owned(),
+        );
+        params.insert(
+            "auth_file".into(),
+            dir.join("userlist.txt").to_string_lossy().into_owned(),
+        );
+        for (k, v) in &params {
+            let _ = writeln!(ini, "{k} = {v}");
+        }
+        std::fs::write(dir.join("pgbouncer.ini"), ini)?;
+        std::fs::write(dir.join("userlist.txt"), &users)?;
+        let dir_s = dir.to_string_lossy().into_owned();
+        run_checked(
+            "/usr/bin/chown",
+            &["-R", PG_USER, &dir_s],
+            Duration::from_secs(10),
+        )?;
+        run_checked(
+            "/usr/bin/chmod",
+            &["-R", "go-rwx", &dir_s],
+            Duration::from_secs(10),
+        )?;
+        let argv: Vec<String> = vec![
+            "/usr/sbin/runuser".into(),
+            "-u".into(),
+            PG_USER.into(),
+            "--".into(),
+            bin.to_string_lossy().into_owned(),
+            dir.join("pgbouncer.ini").to_string_lossy().into_owned(),
+        ];
+        let ready_cmd = vec![
+            "/usr/sbin/runuser".into(),
+            "-u".into(),
+            PG_USER.into(),
+            "--".into(),
+            pg_bin("pg_isready")?.to_string_lossy().into_owned(),
+            "-q".into(),
+            "-h".into(),
+            sock.to_string_lossy().into_owned(),
+            "-p".into(),
+            "5432".into(),
+        ];
+        let mut c = lock(shared);
+        let (ip, netns) = new_pod_network(&mut c)?;
+        let pod_dir = c.workdir.join("pods").join(&pod_name);
+        std::fs::create_dir_all(&pod_dir)?;
+        say(
+            started,
+            &format!(
+                "  CloudNativePG stand-in: Pooler {ns}/{name}: PgBouncer {major}.{minor} {pod_name} at {ip}, {mode} pooling in front of {cluster}-rw{}",
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", notes.join("; "))
+                }
+            ),
+        );
+        let mut pod = Pod {
+            name: pod_name.clone(),
+            workload: format!("CloudNativePG stand-in for Pooler {ns}/{name}"),
+            namespace: ns.clone(),
+            kustomization: kustomization.name.clone(),
+            ip,
+            netns,
+            labels: labels.clone(),
+            ports: vec![(Some("pgbouncer".into()), 5432, "TCP".into())],
+            hostname: pod_name.clone(),
+            subdomain: None,
+            dir: pod_dir.clone(),
+            containers: vec![Container::new(
+                "pgbouncer",
+                Launch::Host { argv },
+                (Some(Check::Host(ready_cmd, Duration::from_secs(1))), None),
+                pod_dir.join("pgbouncer.log"),
+                Vec::new(),
+            )],
+            not_run: Vec::new(),
+            grace: Duration::from_secs(30),
+            ready: false,
+            created: Instant::now(),
+        };
+        start_container(&mut pod, 0, tx)?;
+        c.pods.push(pod);
+    }
+    lock(shared)
+        .objects
+        .push(standin::pooler_service(&name, &ns));
     Ok(())
 }
 
@@ -2090,6 +2371,20 @@ async fn stop_all(shared: &Shared) {
 pub struct View {
     pub objects: Vec<Value>,
     pub service_ips: BTreeMap<String, Ipv4Addr>,
+    /// Every ready pod, in the order it was started.
+    pub pods: Vec<PodView>,
+}
+
+/// A running pod as a client sees it: its workload, name, address and
+/// declared container ports.
+#[derive(Debug, Clone)]
+pub struct PodView {
+    /// "Deployment dark-tower/global-controller".
+    pub workload: String,
+    pub name: String,
+    pub ip: Ipv4Addr,
+    /// Container ports: name, number, protocol.
+    pub ports: Vec<(Option<String>, u16, String)>,
 }
 
 fn shared_view(shared: &Shared) -> View {
@@ -2097,6 +2392,17 @@ fn shared_view(shared: &Shared) -> View {
     View {
         objects: c.objects.clone(),
         service_ips: c.service_ips.clone(),
+        pods: c
+            .pods
+            .iter()
+            .filter(|p| p.ready)
+            .map(|p| PodView {
+                workload: p.workload.clone(),
+                name: p.name.clone(),
+                ip: p.ip,
+                ports: p.ports.clone(),
+            })
+            .collect(),
     }
 }
 

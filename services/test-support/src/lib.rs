@@ -180,6 +180,7 @@ impl Ac {
     ) -> Self {
         let url = testing::fresh_database(database_prefix).await;
         let app = ac_service::startup::Application::build(ac_service::config::Config {
+            database_migration_url: SecretString::from(url.clone()),
             database_url: SecretString::from(url),
             bind_address: loopback(0),
             master_key: ac_service::config::MasterKey::from_bytes(master_key),
@@ -225,6 +226,7 @@ pub fn gc_config(
     staleness: Duration,
 ) -> global_controller::config::Config {
     global_controller::config::Config {
+        database_migration_url: SecretString::from(database_url.clone()),
         database_url: SecretString::from(database_url),
         bind_address: loopback(0),
         grpc_bind_address: loopback(0),

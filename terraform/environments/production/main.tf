@@ -41,6 +41,18 @@ module "secrets" {
   region      = var.region
 }
 
+# Base backups and the WAL archive of the environment's PostgreSQL
+# (overlays/<env>/postgres: ObjectStore, ScheduledBackup).
+module "postgres_backups" {
+  source = "../../modules/postgres-backups"
+
+  project_id     = var.project_id
+  environment    = local.environment
+  region         = var.region
+  key_ring_id    = module.secrets.key_ring_id
+  retention_days = 30
+}
+
 module "cluster" {
   source = "../../modules/kubernetes-cluster"
 

@@ -27,3 +27,13 @@ output "media_handler_pods_per_node" {
   description = "media-handler pods that fit on one node of its pool, at ADR-0012 requests."
   value       = module.media_handler_pool.pods_per_node
 }
+
+output "postgres_backup_bucket" {
+  description = "GCS bucket of the production PostgreSQL backups and WAL archive."
+  value       = module.postgres_backups.bucket
+}
+
+output "postgres_backup_service_account" {
+  description = "Cloud service account of the production PostgreSQL instances (Workload Identity)."
+  value       = module.postgres_backups.service_account
+}

@@ -12,3 +12,8 @@ output "etcd_encryption_key" {
   description = "KMS key for the cluster's application-layer Secret encryption."
   value       = google_kms_crypto_key.etcd_secrets.id
 }
+
+output "key_ring_id" {
+  description = "KMS key ring of the environment, for the keys of other modules (backups)."
+  value       = google_kms_key_ring.this.id
+}

@@ -6,7 +6,8 @@
 //!   unless it is a bool or a free-form map; every output has a description;
 //! - modules pin providers with a version constraint, environments pin them
 //!   exactly, and Terraform itself has a `required_version`;
-//! - each environment uses the three modules, passes only arguments the
+//! - each environment uses the modules (all but postgres-backups in
+//!   development), passes only arguments the
 //!   module declares and every argument it requires, and refers only to
 //!   outputs the module has;
 //! - each environment has dedicated meeting-controller and media-handler
@@ -23,7 +24,14 @@ use std::path::{Path, PathBuf};
 use hcl::{Block, Body, Expression, ObjectKey};
 
 const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
-const MODULES: [&str; 3] = ["kubernetes-cluster", "node-pool", "secrets-backend"];
+const MODULES: [&str; 4] = [
+    "kubernetes-cluster",
+    "node-pool",
+    "postgres-backups",
+    "secrets-backend",
+];
+/// Development's database holds nothing worth keeping: it has no backups.
+const BACKED_UP: [&str; 2] = ["staging", "production"];
 
 /// ADR-0012 "Resource Sizing", per pod: (cpu request m, cpu limit m, memory
 /// request MiB, memory limit MiB).
@@ -434,9 +442,15 @@ fn environments_use_the_modules_correctly() {
             }
         }
         if caller.dir.starts_with(root.join("environments")) {
+            let backed_up = BACKED_UP
+                .iter()
+                .any(|e| caller.dir.ends_with(Path::new("environments").join(e)));
             assert_eq!(
                 used,
-                MODULES.into_iter().collect(),
+                MODULES
+                    .into_iter()
+                    .filter(|m| backed_up || *m != "postgres-backups")
+                    .collect(),
                 "{} must use every module",
                 caller.dir.display()
             );
@@ -579,6 +593,138 @@ fn every_environment_has_its_age_key_secret() {
             locals.as_deref(),
             Some(env),
             "environment {env}: local.environment"
+        );
+    }
+}
+
+/// `kubectl kustomize dir`, bounded in time, as YAML documents.
+fn render(dir: &Path) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new("timeout")
+        .args(["120", "kubectl", "kustomize"])
+        .arg(dir)
+        .output()
+        .expect("timeout/kubectl must be installed");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let parsed = dtlint_yaml::parse(
+        &text,
+        &dtlint_yaml::LineIndex::new(&text),
+        dtlint_yaml::Limits::default(),
+    );
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    parsed.documents.iter().map(|d| d.root.to_json()).collect()
+}
+
+fn find<'a>(objects: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+/// The backups declared in git go where Terraform makes room for them: the
+/// ObjectStore's bucket, its retention and the cloud identity the instances
+/// assume are the `postgres-backups` module's, for the same environment;
+/// development declares none.
+#[test]
+fn postgres_backups_go_to_the_terraform_bucket() {
+    let module = Module::load(&terraform_dir().join("modules/postgres-backups"));
+    let bucket = module
+        .blocks("resource")
+        .find(|b| {
+            b.labels()[1].as_str() == "backups" && b.labels()[0].as_str() == "google_storage_bucket"
+        })
+        .unwrap();
+    assert_eq!(
+        attr(bucket.body(), "name").unwrap().to_string(),
+        "\"${var.project_id}-postgres-backups\""
+    );
+    let account = module
+        .blocks("resource")
+        .find(|b| b.labels()[0].as_str() == "google_service_account")
+        .unwrap();
+    assert_eq!(
+        attr(account.body(), "account_id").unwrap().to_string(),
+        "\"postgres-backups-${var.environment}\""
+    );
+    let ksa = module.labelled("variable")["kubernetes_service_account"];
+    let ksa = attr(ksa.body(), "default").unwrap().to_string();
+    let overlays = terraform_dir().join("../overlays");
+    for env in ENVIRONMENTS {
+        let objects = render(&overlays.join(env).join("postgres"));
+        let stores: Vec<_> = objects
+            .iter()
+            .filter(|o| o["kind"] == "ObjectStore")
+            .collect();
+        if !BACKED_UP.contains(&env) {
+            assert!(
+                stores.is_empty(),
+                "{env} declares backups but has no bucket"
+            );
+            continue;
+        }
+        let tfvars = std::fs::read_to_string(
+            terraform_dir()
+                .join("environments")
+                .join(env)
+                .join("terraform.tfvars"),
+        )
+        .unwrap();
+        let vars: Body = hcl::from_str(&tfvars).unwrap();
+        let project = string_attr(&vars, "project_id").unwrap();
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let call = caller.labelled("module")["postgres_backups"];
+        let days = int(attr(call.body(), "retention_days").unwrap()).unwrap();
+
+        let store = find(&objects, "ObjectStore", "postgres-backups");
+        let path = store["spec"]["configuration"]["destinationPath"]
+            .as_str()
+            .unwrap();
+        assert!(
+            path.starts_with(&format!("gs://{project}-postgres-backups/")),
+            "{env}: the ObjectStore writes to {path}, not the Terraform bucket of {project}"
+        );
+        assert_eq!(
+            store["spec"]["retentionPolicy"],
+            format!("{days}d"),
+            "{env}"
+        );
+        assert_eq!(
+            store["spec"]["configuration"]["googleCredentials"]["gkeEnvironment"],
+            true
+        );
+
+        let cluster = find(&objects, "Cluster", "postgres");
+        let ns = cluster["metadata"]["namespace"].as_str().unwrap();
+        assert_eq!(
+            ksa,
+            format!("\"{ns}/postgres\""),
+            "the instances' service account"
+        );
+        assert_eq!(
+            cluster["spec"]["serviceAccountTemplate"]["metadata"]["annotations"]["iam.gke.io/gcp-service-account"],
+            format!("postgres-backups-{env}@{project}.iam.gserviceaccount.com"),
+            "{env}"
+        );
+        let plugin = &cluster["spec"]["plugins"][0];
+        assert_eq!(plugin["name"], "barman-cloud.cloudnative-pg.io");
+        assert_eq!(plugin["isWALArchiver"], true);
+        assert_eq!(plugin["parameters"]["barmanObjectName"], "postgres-backups");
+
+        let scheduled = objects
+            .iter()
+            .find(|o| o["kind"] == "ScheduledBackup")
+            .unwrap_or_else(|| panic!("{env}: no ScheduledBackup"));
+        assert_eq!(scheduled["spec"]["cluster"]["name"], "postgres");
+        assert_eq!(scheduled["spec"]["method"], "plugin");
+        assert_eq!(
+            scheduled["spec"]["pluginConfiguration"]["name"],
+            "barman-cloud.cloudnative-pg.io"
         );
     }
 }

@@ -160,9 +160,11 @@ pub fn kustomize_build(dir: &Path) -> Result<String, Error> {
 }
 
 /// Every directory under `base/`, `overlays/` and `clusters/` holding a `kustomization.yaml`,
-/// sorted.
+/// sorted. A Kustomize Component (`kind: Component`) is not one: it builds only inside the
+/// overlays that list it under `components`, which are here.
 pub fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut found = Vec::new();
+    let mut components = Vec::new();
     for top in MANIFEST_ROOTS {
         walk(&root.join(top), &mut |path| {
             if path.file_name().is_some_and(|n| n == "kustomization.yaml")
@@ -172,6 +174,13 @@ pub fn kustomization_dirs(root: &Path) -> Result<Vec<PathBuf>, Error> {
             }
         })?;
     }
+    for dir in &found {
+        let text = read(&dir.join("kustomization.yaml"))?;
+        if text.lines().any(|l| l.trim_end() == "kind: Component") {
+            components.push(dir.clone());
+        }
+    }
+    found.retain(|d| !components.contains(d));
     found.sort();
     Ok(found)
 }

@@ -125,13 +125,23 @@ pub struct Index<'a> {
     pub(crate) source_secrets: std::sync::OnceLock<Vec<Resource<'a>>>,
 }
 
-/// Pod labels of a CloudNativePG cluster's instances, as a YAML mapping whose
-/// spans point at the Cluster's name.
+/// Pod labels of the pods a CloudNativePG object makes, as a YAML mapping
+/// whose spans point at the object's name: a `Cluster`'s instances
+/// (`cnpg.io/cluster` and `spec.inheritedMetadata.labels`) and a `Pooler`'s
+/// PgBouncers (`cnpg.io/poolerName` and `spec.template.metadata.labels`).
 fn cnpg_pod_labels(r: &Resource<'_>) -> Option<Node> {
     use dtlint_yaml::{Entry, Scalar, Style, Value};
-    if r.kind != "Cluster" || r.group() != "postgresql.cnpg.io" {
+    if r.group() != "postgresql.cnpg.io" {
         return None;
     }
+    let (own, labels) = match r.kind {
+        "Cluster" => ("cnpg.io/cluster", &["inheritedMetadata", "labels"][..]),
+        "Pooler" => (
+            "cnpg.io/poolerName",
+            &["template", "metadata", "labels"][..],
+        ),
+        _ => return None,
+    };
     let span = r
         .metadata()
         .and_then(|m| m.get("name"))
@@ -145,13 +155,10 @@ fn cnpg_pod_labels(r: &Resource<'_>) -> Option<Node> {
         }),
     };
     let mut entries = vec![Entry {
-        key: scalar("cnpg.io/cluster"),
+        key: scalar(own),
         value: scalar(r.name),
     }];
-    if let Some(inherited) = r
-        .spec()
-        .and_then(|s| s.path(&["inheritedMetadata", "labels"]))
-    {
+    if let Some(inherited) = r.spec().and_then(|s| s.path(labels)) {
         entries.extend(inherited.entries().cloned());
     }
     Some(Node {

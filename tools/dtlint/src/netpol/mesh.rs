@@ -26,10 +26,16 @@ pub const PROXY_INBOUND_PORT: u32 = 4143;
 pub const POLICY_GROUP: &str = "policy.linkerd.io";
 
 /// The `linkerd.io/inject` value of a pod template or of the pods an
-/// operator makes (a CloudNativePG `Cluster`'s `spec.inheritedMetadata`).
+/// operator makes (a CloudNativePG `Cluster`'s `spec.inheritedMetadata`, a
+/// `Pooler`'s `spec.template`).
 pub fn pod_inject<'a>(owner: &Resource<'a>) -> Option<&'a Node> {
     match owner.pod_template() {
         Some(t) => t.path(&["metadata", "annotations", INJECT_ANNOTATION]),
+        None if owner.kind == "Pooler" => {
+            owner
+                .spec()?
+                .path(&["template", "metadata", "annotations", INJECT_ANNOTATION])
+        }
         None => owner
             .spec()?
             .path(&["inheritedMetadata", "annotations", INJECT_ANNOTATION]),

@@ -10,7 +10,7 @@ declare_rule! {
     /// `dtlint.toml` (production at least 3, staging at least 2 here).
     /// Deployments and StatefulSets count `spec.replicas` (1 when unset), or
     /// the `minReplicas` of the HorizontalPodAutoscaler that scales them; a
-    /// CloudNativePG `Cluster` counts `spec.instances`. In rendered mode the
+    /// CloudNativePG `Cluster` or `Pooler` counts `spec.instances`. In rendered mode the
     /// finding points at the overlay patch that sets the number.
     ///
     /// ## Why is this bad?
@@ -63,7 +63,7 @@ impl Rule for ReplicasPerEnvironment {
         };
         let field = match (r.kind, r.group()) {
             ("Deployment" | "StatefulSet", "apps") => "replicas",
-            ("Cluster", "postgresql.cnpg.io") => "instances",
+            ("Cluster" | "Pooler", "postgresql.cnpg.io") => "instances",
             _ => return,
         };
         // An autoscaled workload runs its HPA's minReplicas at least.

@@ -1,0 +1,143 @@
+# Where an environment's PostgreSQL base backups and WAL archive go: one GCS
+# bucket, and the identity the CloudNativePG instances' barman-cloud sidecar
+# assumes to write there (Workload Identity: the Kubernetes service account
+# the operator makes for the Cluster, named after it). The bucket is
+# encrypted with its own KMS key, versioned, never public, with uniform
+# access and access logs; barman-cloud's retention policy (the ObjectStore's
+# retentionPolicy in git) deletes expired backups, and the lifecycle rules
+# below are only a backstop well past that window.
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  labels = merge(
+    {
+      environment = var.environment
+      part-of     = "dark-tower"
+      managed-by  = "terraform"
+    },
+    var.labels,
+  )
+  storage_agent = "serviceAccount:service-${data.google_project.this.number}@gs-project-accounts.iam.gserviceaccount.com"
+}
+
+resource "google_kms_crypto_key" "backups" {
+  name            = "postgres-backups"
+  key_ring        = var.key_ring_id
+  rotation_period = var.key_rotation_period
+  labels          = local.labels
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "google_kms_crypto_key_iam_member" "storage_uses_backup_key" {
+  crypto_key_id = google_kms_crypto_key.backups.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = local.storage_agent
+}
+
+# Access logs of the backup bucket (who read or wrote a backup).
+resource "google_storage_bucket" "access_logs" {
+  #checkov:skip=CKV_GCP_62:this is the access-log bucket itself; logging it to itself is refused (CKV_GCP_63) and to a third bucket would only move the question
+  project                     = var.project_id
+  name                        = "${var.project_id}-postgres-backups-logs"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  encryption {
+    default_kms_key_name = google_kms_crypto_key.backups.id
+  }
+
+  lifecycle_rule {
+    condition {
+      age = var.log_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.storage_uses_backup_key]
+}
+
+resource "google_storage_bucket" "backups" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-postgres-backups"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  encryption {
+    default_kms_key_name = google_kms_crypto_key.backups.id
+  }
+
+  logging {
+    log_bucket = google_storage_bucket.access_logs.name
+  }
+
+  # A backstop behind barman-cloud's own retention: objects older than the
+  # retention window plus a week go, and so do overwritten or deleted
+  # versions after a week.
+  lifecycle_rule {
+    condition {
+      age = var.retention_days + 7
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 7
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+
+  depends_on = [google_kms_crypto_key_iam_member.storage_uses_backup_key]
+}
+
+# The identity of the CloudNativePG instances' backup sidecar.
+resource "google_service_account" "backups" {
+  project      = var.project_id
+  account_id   = "postgres-backups-${var.environment}"
+  display_name = "PostgreSQL backups (${var.environment})"
+}
+
+resource "google_service_account_iam_member" "backups_workload_identity" {
+  service_account_id = google_service_account.backups.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.kubernetes_service_account}]"
+}
+
+# Read, write and delete objects (retention removes expired backups), in
+# this bucket only.
+resource "google_storage_bucket_iam_member" "backups_write" {
+  bucket = google_storage_bucket.backups.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.backups.email}"
+}
