@@ -26,6 +26,7 @@ DT_CLUSTER_NAME="${DT_CLUSTER_NAME:-dark-tower}"
 DT_NAMESPACE="dark-tower"
 DT_DRY_RUN=0
 DT_RUNTIME=""
+DT_CALICO_VERSION="${DT_CALICO_VERSION:-v3.28.2}"
 
 # The four services, in the order the Flux dependsOn graph starts them.
 DT_SERVICES=(ac-service global-controller meeting-controller media-handler)
@@ -278,6 +279,58 @@ dt_build_and_load() {
   else
     dt_kind load docker-image "${ref}" --name "${DT_CLUSTER_NAME}"
   fi
+}
+
+# Steps `cluster`, `calico` and `wait-ready`: the kind cluster of
+# kind-config.yaml (created unless it exists), Calico for NetworkPolicy
+# enforcement as in the cloud, then every node Ready.
+dt_create_cluster_with_calico() {
+  dt_step cluster "create kind cluster ${DT_CLUSTER_NAME} (default CNI disabled)"
+  if dt_cluster_exists; then
+    dt_info "kind cluster ${DT_CLUSTER_NAME} already exists; reusing it"
+  else
+    # --wait 0s: nodes cannot become Ready before a CNI is installed.
+    dt_kind create cluster --name "${DT_CLUSTER_NAME}" --config "${DT_LOCAL_DIR}/kind-config.yaml" --wait 0s
+  fi
+
+  dt_step calico "install Calico ${DT_CALICO_VERSION} (NetworkPolicy enforcement)"
+  dt_kubectl apply --server-side --force-conflicts \
+    -f "https://raw.githubusercontent.com/projectcalico/calico/${DT_CALICO_VERSION}/manifests/calico.yaml"
+  dt_kubectl rollout status -n kube-system daemonset/calico-node --timeout=5m
+
+  dt_step wait-ready "wait for every node to be Ready"
+  dt_kubectl wait --for=condition=Ready nodes --all --timeout=5m
+}
+
+# Builds and loads every service image (dt_resolve_images first).
+dt_load_images() {
+  local svc
+  for svc in "${DT_SERVICES[@]}"; do
+    dt_build_and_load "${svc}"
+  done
+}
+
+# Flux's controllers and CRDs exactly as git pins them (clusters/flux-system),
+# then waits until they run.
+dt_install_flux() {
+  dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
+    -k "${DT_REPO_ROOT}/clusters/flux-system"
+  dt_kubectl wait -n flux-system --for=condition=Available deployment --all --timeout=5m
+}
+
+# Starts `kubectl port-forward` of Service ns/svc to localhost:lport in the
+# background, its pid in the state dir (dt_stop_port_forwards ends it).
+dt_port_forward() {
+  local ns="$1" svc="$2" lport="$3" rport="$4" what="$5" dir
+  dir="$(dt_state_dir)/port-forwards"
+  dt_run mkdir -p "${dir}"
+  dt_print_cmd nohup kubectl --context "$(dt_context)" port-forward -n "${ns}" "svc/${svc}" "${lport}:${rport}"
+  if [[ "${DT_DRY_RUN}" != 1 ]]; then
+    nohup kubectl --context "$(dt_context)" port-forward -n "${ns}" "svc/${svc}" "${lport}:${rport}" \
+      >"${dir}/${svc}.log" 2>&1 &
+    printf '%s' "$!" >"${dir}/${svc}.pid"
+  fi
+  dt_info "  localhost:${lport} -> ${ns}/${svc}:${rport} (${what})"
 }
 
 # Stops the port-forwards a previous setup.sh started (pid files in the state

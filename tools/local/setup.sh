@@ -11,7 +11,6 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CALICO_VERSION="${DT_CALICO_VERSION:-v3.28.2}"
 SKIP_BUILD=0
 PORT_FORWARDS=1
 
@@ -47,7 +46,7 @@ Options:
 
 Environment:
   DT_CONTAINER_RUNTIME   docker or podman (default: whichever answers, docker first)
-  DT_CALICO_VERSION      Calico release to install (default: ${CALICO_VERSION})
+  DT_CALICO_VERSION      Calico release to install (default: ${DT_CALICO_VERSION})
   DT_STATE_HOME          where pid files and logs go (default: \$XDG_STATE_HOME or ~/.local/state)
 
 Requires: kind, kubectl, jq, and docker or podman.
@@ -148,20 +147,11 @@ seed_credentials() {
 }
 
 start_port_forwards() {
-  local dir entry ns svc lport rport what log
-  dir="$(dt_state_dir)/port-forwards"
+  local entry ns svc lport rport what
   dt_stop_port_forwards
-  dt_run mkdir -p "${dir}"
   for entry in "${DT_PORT_FORWARDS[@]}"; do
     IFS='|' read -r ns svc lport rport what <<<"${entry}"
-    log="${dir}/${svc}.log"
-    dt_print_cmd nohup kubectl --context "$(dt_context)" port-forward -n "${ns}" "svc/${svc}" "${lport}:${rport}"
-    if [[ "${DT_DRY_RUN}" != 1 ]]; then
-      nohup kubectl --context "$(dt_context)" port-forward -n "${ns}" "svc/${svc}" "${lport}:${rport}" \
-        >"${log}" 2>&1 &
-      printf '%s' "$!" >"${dir}/${svc}.pid"
-    fi
-    dt_info "  localhost:${lport} -> ${ns}/${svc}:${rport} (${what})"
+    dt_port_forward "${ns}" "${svc}" "${lport}" "${rport}" "${what}"
   done
 }
 
@@ -185,29 +175,13 @@ main() {
   local ctx svc
   ctx="$(dt_context)"
 
-  dt_step cluster "create kind cluster ${DT_CLUSTER_NAME} (default CNI disabled)"
-  if dt_cluster_exists; then
-    dt_info "kind cluster ${DT_CLUSTER_NAME} already exists; reusing it"
-  else
-    # --wait 0s: nodes cannot become Ready before a CNI is installed.
-    dt_kind create cluster --name "${DT_CLUSTER_NAME}" --config "${DT_LOCAL_DIR}/kind-config.yaml" --wait 0s
-  fi
-
-  dt_step calico "install Calico ${CALICO_VERSION} (NetworkPolicy enforcement)"
-  dt_kubectl apply --server-side --force-conflicts \
-    -f "https://raw.githubusercontent.com/projectcalico/calico/${CALICO_VERSION}/manifests/calico.yaml"
-  dt_kubectl rollout status -n kube-system daemonset/calico-node --timeout=5m
-
-  dt_step wait-ready "wait for every node to be Ready"
-  dt_kubectl wait --for=condition=Ready nodes --all --timeout=5m
+  dt_create_cluster_with_calico
 
   dt_step images "build the service images and load them into kind"
   if [[ "${SKIP_BUILD}" == 1 ]]; then
     dt_info "--skip-build: using the images already on the nodes"
   else
-    for svc in "${DT_SERVICES[@]}"; do
-      dt_build_and_load "${svc}"
-    done
+    dt_load_images
   fi
 
   dt_step platform "install Flux's controllers as git pins them, then the platform HelmReleases"
@@ -215,9 +189,7 @@ main() {
   # objects are applied, so kustomize-controller stays idle: this script plays
   # its part (applying overlays in dependsOn order) so edits apply without a
   # git push.
-  dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
-    -k "${DT_REPO_ROOT}/clusters/flux-system"
-  dt_kubectl wait -n flux-system --for=condition=Available deployment --all --timeout=5m
+  dt_install_flux
   dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
     -k "${DT_REPO_ROOT}/overlays/development/platform"
   dt_kubectl wait --for=condition=Ready helmreleases.helm.toolkit.fluxcd.io --all --all-namespaces --timeout=20m

@@ -1114,3 +1114,259 @@ fn setup_applies_every_development_overlay_in_flux_dependency_order() {
         }
     }
 }
+
+// ---------------------------------------------------------------- tools/ci/kind-flux.sh
+
+const KIND_FLUX: &str = "../ci/kind-flux.sh";
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn github_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_REPOSITORY", "dark-tower/platform"),
+        ("GITHUB_REF", "refs/pull/7/merge"),
+        ("GITHUB_SHA", SHA),
+    ]
+}
+
+fn kind_sandbox() -> Sandbox {
+    Sandbox::new(&["kind", "kubectl", "docker", "jq", "cargo"])
+}
+
+#[test]
+fn kind_flux_dry_run_lets_flux_reconcile_the_commit_and_waits_for_everything() {
+    let sandbox = kind_sandbox();
+    let mut env = github_env();
+    env.push(("DT_GIT_TOKEN", "ghs_token"));
+    let run = sandbox.run(KIND_FLUX, &["--dry-run"], &env);
+    run.ok();
+    let repo = sandbox.repo().display().to_string();
+    assert_eq!(
+        run.steps(),
+        [
+            "cluster",
+            "calico",
+            "wait-ready",
+            "images",
+            "flux",
+            "source",
+            "sync",
+            "converge",
+            "access",
+            "env-tests"
+        ]
+    );
+    assert_in_order(
+        &run,
+        &[
+            &["kind create cluster", "--name dark-tower"],
+            &["projectcalico/calico", "calico.yaml"],
+            &["kind load docker-image", "media-handler"],
+            &["apply", &format!("-k {repo}/clusters/flux-system")],
+            &["wait -n flux-system --for=condition=Available deployment --all"],
+            &[
+                "create secret generic -n flux-system flux-system",
+                "--from-file=password=/dev/stdin",
+                "# stdin: DT_GIT_TOKEN",
+            ],
+            &[
+                "apply --server-side --field-manager=dt-ci -f -",
+                "# stdin: GitRepository flux-system: https://github.com/dark-tower/platform refs/pull/7/merge",
+            ],
+            &["wait -n flux-system gitrepositories.source.toolkit.fluxcd.io/flux-system"],
+            &[&format!("-f {repo}/clusters/development/platform.yaml")],
+            &[&format!("-f {repo}/clusters/development/apps.yaml")],
+            &[
+                "wait -n flux-system kustomizations.kustomize.toolkit.fluxcd.io --all --for=condition=Ready",
+            ],
+            &[
+                "wait helmreleases.helm.toolkit.fluxcd.io --all --all-namespaces --for=condition=Ready",
+            ],
+            &["port-forward -n dark-tower svc/ac-service 8082:8082"],
+            &["port-forward -n dark-tower svc/global-controller 8080:8080"],
+            &["$cargo nextest run --profile ci -p env-tests"],
+        ],
+    );
+    // Flux applies the overlays, not the script; the token is never printed.
+    assert_eq!(run.count(&["-k", "/overlays/"]), 0, "{}", run.stdout);
+    assert!(!run.stdout.contains("ghs_token") && !run.stderr.contains("ghs_token"));
+    run.assert_made_no_changes();
+
+    // Without a token (a public repository) the source has no secret.
+    let run = sandbox.run(KIND_FLUX, &["--dry-run"], &github_env());
+    run.ok();
+    assert_eq!(run.count(&["create secret generic -n flux-system"]), 0);
+}
+
+#[test]
+fn kind_flux_refuses_to_run_without_the_commit_under_test() {
+    let sandbox = kind_sandbox();
+    for (drop, says) in [
+        ("GITHUB_SHA", "GITHUB_SHA '' is not a commit id"),
+        ("GITHUB_REF", "GITHUB_REF '' is not a full ref"),
+        (
+            "GITHUB_REPOSITORY",
+            "GITHUB_REPOSITORY (owner/name) is not set",
+        ),
+    ] {
+        let env: Vec<_> = github_env()
+            .into_iter()
+            .filter(|(k, _)| *k != drop)
+            .collect();
+        let run = sandbox.run(KIND_FLUX, &["--dry-run"], &env);
+        assert_eq!(run.code, Some(2), "{run:?}");
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+        assert!(run.calls.is_empty(), "{:?}", run.calls);
+    }
+}
+
+/// A kubectl stub that answers what the real run reads from the cluster:
+/// the fetched revision and the prober's secret; `apply -f -` keeps its
+/// stdin (the GitRepository) for the test.
+const KUBECTL_CLUSTER: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "kubectl $*" >> "$STUB_LOG"
+case "$*" in
+  *"apply"*"-f -"*) cat > "$STUB_LOG.stdin" ;;
+  *"get -n flux-system gitrepositories"*) printf '%s' "$STUB_REVISION" ;;
+  *"get secret -n dark-tower synthetic-prober-client"*) printf '%s' "cHJvYmVyLXMzY3JldA==" ;;
+  *"kustomize"*) cat "$STUB_RENDERED" ;;
+esac
+exit 0
+"#;
+
+const CARGO_ENV: &str = r#"#!/usr/bin/env bash
+printf '%s\n' "cargo $* id=$DT_ENV_TESTS_CLIENT_ID secret=$DT_ENV_TESTS_CLIENT_SECRET context=$DT_ENV_TESTS_CONTEXT require=$DT_ENV_TESTS_REQUIRE" >> "$STUB_LOG"
+exit 0
+"#;
+
+#[test]
+fn kind_flux_checks_flux_fetched_this_commit_and_hands_the_tests_the_declared_prober() {
+    let sandbox = kind_sandbox();
+    let bin = sandbox.dir.path().join("bin");
+    std::fs::write(bin.join("kubectl"), KUBECTL_CLUSTER).unwrap();
+    std::fs::write(bin.join("cargo"), CARGO_ENV).unwrap();
+    make_executable(&bin.join("kubectl"));
+    make_executable(&bin.join("cargo"));
+    let mut env = github_env();
+    env.push(("DT_GIT_TOKEN", "ghs_token"));
+
+    // The ref moved on: Flux fetched another commit.
+    let mut moved = env.clone();
+    moved.push((
+        "STUB_REVISION",
+        "refs/pull/7/merge@sha1:fedcba9876543210fedcba9876543210fedcba98",
+    ));
+    let run = sandbox.run(KIND_FLUX, &[], &moved);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("the ref moved on"), "{}", run.stderr);
+    // The failure shows the state of the Flux objects.
+    assert!(
+        run.calls
+            .iter()
+            .any(|c| c.contains("get kustomizations.kustomize.toolkit.fluxcd.io --all-namespaces")),
+        "{:#?}",
+        run.calls
+    );
+    let source = std::fs::read_to_string(sandbox.dir.path().join("log.stdin")).unwrap();
+    let parsed = dtlint_yaml::parse(
+        &source,
+        &dtlint_yaml::LineIndex::new(&source),
+        dtlint_yaml::Limits::default(),
+    );
+    assert!(parsed.problems.is_empty(), "{source}");
+    let git = parsed.documents[0].root.to_json();
+    assert_eq!(git["kind"], "GitRepository");
+    assert_eq!(git["metadata"]["name"], "flux-system");
+    assert_eq!(git["spec"]["url"], "https://github.com/dark-tower/platform");
+    assert_eq!(git["spec"]["ref"]["name"], "refs/pull/7/merge");
+    assert_eq!(git["spec"]["secretRef"]["name"], "flux-system");
+
+    // Flux fetched this commit: the tests run as the prober git declares.
+    std::fs::write(sandbox.dir.path().join("log"), "").unwrap();
+    let mut fetched = env;
+    let revision = format!("refs/pull/7/merge@sha1:{SHA}");
+    fetched.push(("STUB_REVISION", revision.as_str()));
+    let run = sandbox.run(KIND_FLUX, &[], &fetched);
+    run.ok();
+    let tests = run
+        .calls
+        .iter()
+        .find(|c| c.starts_with("cargo nextest"))
+        .unwrap_or_else(|| panic!("{:#?}", run.calls));
+    assert!(
+        tests.ends_with(
+            "id=synthetic-prober secret=prober-s3cret context=kind-dark-tower require=1"
+        ),
+        "{tests}"
+    );
+    assert!(!run.stdout.contains("prober-s3cret") && !run.stderr.contains("prober-s3cret"));
+}
+
+/// The script applies the Flux sync objects of clusters/development, all of
+/// them but flux-system itself (whose gotk-sync.yaml would point Flux back
+/// at the main branch).
+#[test]
+fn kind_flux_applies_every_sync_file_of_the_development_cluster() {
+    let script = std::fs::read_to_string(repo_root().join("tools/ci/kind-flux.sh")).unwrap();
+    let listed: Vec<&str> = script
+        .lines()
+        .find_map(|l| l.strip_prefix("FLUX_SYNC_FILES=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let kustomization =
+        std::fs::read_to_string(repo_root().join("clusters/development/kustomization.yaml"))
+            .unwrap();
+    let parsed = dtlint_yaml::parse(
+        &kustomization,
+        &dtlint_yaml::LineIndex::new(&kustomization),
+        dtlint_yaml::Limits::default(),
+    );
+    let resources = parsed.documents[0].root.to_json()["resources"].clone();
+    let wanted: Vec<&str> = resources
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .filter(|r| *r != "flux-system")
+        .collect();
+    // Order does not matter: Flux follows each Kustomization's dependsOn.
+    let mut listed = listed;
+    let mut wanted = wanted;
+    listed.sort_unstable();
+    wanted.sort_unstable();
+    assert_eq!(listed, wanted);
+}
+
+/// The GitHub workflow runs the kind job with the checkout's token and shows
+/// the cluster's state when it fails.
+#[test]
+fn the_workflow_has_a_kind_job_running_the_script() {
+    let text = std::fs::read_to_string(repo_root().join(".github/workflows/ci.yaml")).unwrap();
+    let parsed = dtlint_yaml::parse(
+        &text,
+        &dtlint_yaml::LineIndex::new(&text),
+        dtlint_yaml::Limits::default(),
+    );
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let workflow = parsed.documents[0].root.to_json();
+    let steps = workflow["jobs"]["kind"]["steps"]
+        .as_array()
+        .expect("a job named kind with steps");
+    let run_of = |needle: &str| {
+        steps
+            .iter()
+            .find(|s| s["run"].as_str().is_some_and(|r| r.contains(needle)))
+            .unwrap_or_else(|| panic!("no step runs {needle}: {steps:#?}"))
+    };
+    let main = run_of("tools/ci/kind-flux.sh");
+    assert_eq!(main["env"]["DT_GIT_TOKEN"], "${{ secrets.GITHUB_TOKEN }}");
+    let diagnose = run_of("tools/ci/kind-flux.sh --diagnose");
+    assert_eq!(diagnose["if"], "failure()");
+    assert!(steps.iter().any(|s| {
+        s["run"]
+            .as_str()
+            .is_some_and(|r| r.contains("cargo install --locked cargo-nextest"))
+    }));
+}
