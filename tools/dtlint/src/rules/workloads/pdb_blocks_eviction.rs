@@ -1,12 +1,17 @@
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
+use dtlint_yaml::Node;
 
 declare_rule! {
     /// ## What it does
     /// Reports a PodDisruptionBudget that can never allow an eviction:
-    /// `maxUnavailable: 0`, `minAvailable: 100%`, or a `minAvailable` at
-    /// least as large as the replicas of every workload it selects.
+    /// `maxUnavailable: 0`, `minAvailable: 100%`, a `minAvailable` at
+    /// least as large as the replicas of every workload it selects, or one
+    /// that selects pods another budget already covers: the eviction API
+    /// refuses to evict a pod under two budgets. That includes the
+    /// instances of a CloudNativePG `Cluster`, whose operator makes its own
+    /// budgets unless `spec.enablePDB` is `false`.
     ///
     /// ## Why is this bad?
     /// Node drains, cluster upgrades and autoscaler scale-downs wait on the
@@ -29,6 +34,7 @@ declare_rule! {
     ///
     /// ## References
     /// - Disruption budgets: <https://kubernetes.io/docs/tasks/run-application/configure-pdb/>
+    /// - CloudNativePG `enablePDB`: <https://cloudnative-pg.io/documentation/current/kubernetes_upgrade/>
     pub struct PdbBlocksEviction {
         id: "pdb-blocks-eviction",
         category: "workloads",
@@ -59,6 +65,10 @@ impl Rule for PdbBlocksEviction {
     fn check_object(&self, ctx: &Context<'_>, pdb: &Resource<'_>, out: &mut Vec<Finding>) {
         let help = "Allow at least one disruption: run more replicas than minAvailable, or use `maxUnavailable: 1`.";
         let Some(spec) = pdb.spec() else { return };
+        if let Some(finding) = covered_twice(ctx, pdb) {
+            out.push(finding);
+            return;
+        }
         if let Some(mu) = spec.get("maxUnavailable")
             && (mu.as_i64() == Some(0) || matches!(mu.as_str(), Some("0" | "0%")))
         {
@@ -128,6 +138,81 @@ impl Rule for PdbBlocksEviction {
             );
         }
     }
+}
+
+/// Whether the operator of a CloudNativePG Cluster makes budgets for its
+/// instances (`spec.enablePDB`, true unless written `false`).
+fn operator_budgets(cluster: &Resource<'_>) -> bool {
+    cluster.kind == "Cluster"
+        && cluster.group() == "postgresql.cnpg.io"
+        && cluster
+            .spec()
+            .and_then(|s| s.get("enablePDB"))
+            .and_then(Node::as_bool)
+            != Some(false)
+}
+
+/// A finding when `pdb` selects pods that another budget also covers: an
+/// operator's (a CloudNativePG Cluster's), or another of ours (reported at
+/// the later of the two, by name).
+fn covered_twice(ctx: &Context<'_>, pdb: &Resource<'_>) -> Option<Finding> {
+    let sel = ctx.index.own_selector(pdb)?;
+    let selector_span = pdb.spec()?.get("selector")?.span;
+    let mine = ctx.index.pods_matching(&sel, pdb);
+    let help = "Give every pod one budget: select other pods, or turn the other budget off (for a CloudNativePG Cluster, keep its own budgets and drop this one).";
+    if let Some((cluster, _)) = mine.iter().find(|(w, _)| operator_budgets(w)) {
+        let at = cluster
+            .spec()
+            .and_then(|s| s.entry("enablePDB"))
+            .map_or_else(|| cluster.anchor_span(), |e| e.key.span);
+        return Some(
+            Finding::new(
+                PdbBlocksEviction::META.id,
+                Label::new(pdb.file, selector_span, "selects the Cluster's instances"),
+                format!(
+                    "{} selects the instances of {}, which has its operator's own budgets: no instance can be evicted",
+                    pdb.id(),
+                    cluster.id()
+                ),
+            )
+            .with(Label::new(cluster.file, at, "the operator makes budgets here (enablePDB defaults to true)"))
+            .help(help),
+        );
+    }
+    for other in ctx.index.of_kind("PodDisruptionBudget") {
+        if other.name >= pdb.name || !ctx.index.same_namespace(pdb, other) {
+            continue;
+        }
+        let Some(other_sel) = ctx.index.own_selector(other) else {
+            continue;
+        };
+        let theirs = ctx.index.pods_matching(&other_sel, other);
+        let Some((w, _)) = mine
+            .iter()
+            .find(|(w, _)| theirs.iter().any(|(t, _)| std::ptr::eq(*t, *w)))
+        else {
+            continue;
+        };
+        let other_span = other
+            .spec()
+            .and_then(|s| s.get("selector"))
+            .map_or_else(|| other.anchor_span(), |n| n.span);
+        return Some(
+            Finding::new(
+                PdbBlocksEviction::META.id,
+                Label::new(pdb.file, selector_span, "a second budget for these pods"),
+                format!(
+                    "{} and {} both select the pods of {}: no pod under two budgets can be evicted",
+                    other.id(),
+                    pdb.id(),
+                    w.id()
+                ),
+            )
+            .with(Label::new(other.file, other_span, "the first budget"))
+            .help(help),
+        );
+    }
+    None
 }
 
 #[cfg(test)]
