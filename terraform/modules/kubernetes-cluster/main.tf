@@ -110,6 +110,44 @@ resource "google_compute_router_nat" "nat" {
   }
 }
 
+# Google APIs at a fixed, small address range: every *.googleapis.com name in
+# this VPC resolves to private.googleapis.com (199.36.153.8/30), reached
+# through Private Google Access. Pods that talk to Google APIs (the database's
+# backups to Cloud Storage) then need egress to that /30 only, not to the
+# internet (overlays/<env>/postgres and base/postgres/backups).
+resource "google_dns_managed_zone" "googleapis" {
+  project     = var.project_id
+  name        = "${var.name}-googleapis"
+  dns_name    = "googleapis.com."
+  description = "Google APIs through private.googleapis.com (Private Google Access)"
+  visibility  = "private"
+  labels      = local.labels
+
+  private_visibility_config {
+    networks {
+      network_url = google_compute_network.this.id
+    }
+  }
+}
+
+resource "google_dns_record_set" "googleapis_private" {
+  project      = var.project_id
+  managed_zone = google_dns_managed_zone.googleapis.name
+  name         = "private.googleapis.com."
+  type         = "A"
+  ttl          = 300
+  rrdatas      = ["199.36.153.8", "199.36.153.9", "199.36.153.10", "199.36.153.11"]
+}
+
+resource "google_dns_record_set" "googleapis_wildcard" {
+  project      = var.project_id
+  managed_zone = google_dns_managed_zone.googleapis.name
+  name         = "*.googleapis.com."
+  type         = "CNAME"
+  ttl          = 300
+  rrdatas      = ["private.googleapis.com."]
+}
+
 # Nodes run as a dedicated, least-privilege service account, never the
 # project's default compute account.
 resource "google_service_account" "nodes" {

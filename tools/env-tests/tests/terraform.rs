@@ -728,3 +728,57 @@ fn postgres_backups_go_to_the_terraform_bucket() {
         );
     }
 }
+
+/// The database's egress is only as wide as the cloud makes it: the API
+/// server rule of staging and production names the control plane range
+/// Terraform gives the cluster, and the backups reach Google APIs only at
+/// the private.googleapis.com range the VPC's DNS zone points them to.
+#[test]
+fn postgres_egress_matches_the_terraform_network() {
+    let cluster_module = Module::load(&terraform_dir().join("modules/kubernetes-cluster"));
+    let record = cluster_module
+        .blocks("resource")
+        .find(|b| {
+            b.labels()[0].as_str() == "google_dns_record_set"
+                && b.labels()[1].as_str() == "googleapis_private"
+        })
+        .expect("a private.googleapis.com record");
+    let addresses = attr(record.body(), "rrdatas").unwrap().to_string();
+    for host in 8..=11 {
+        assert!(
+            addresses.contains(&format!("\"199.36.153.{host}\"")),
+            "{addresses}"
+        );
+    }
+    let overlays = terraform_dir().join("../overlays");
+    for env in ENVIRONMENTS {
+        let objects = render(&overlays.join(env).join("postgres"));
+        let api = find(&objects, "NetworkPolicy", "postgres-api");
+        let egress = api["spec"]["egress"].as_array().unwrap();
+        if !BACKED_UP.contains(&env) {
+            // Development also runs on kind, whose API server is a node's address.
+            assert!(egress.iter().all(|r| r.get("to").is_none()), "{env}: {egress:?}");
+            continue;
+        }
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let call = caller.labelled("module")["cluster"];
+        let cidr = string_attr(call.body(), "control_plane_cidr").unwrap();
+        assert_eq!(egress.len(), 1, "{env}: {egress:?}");
+        assert_eq!(
+            egress[0]["to"],
+            serde_json::json!([{"ipBlock": {"cidr": cidr}}]),
+            "{env}: the API server rule must name control_plane_cidr"
+        );
+        assert_eq!(egress[0]["ports"], serde_json::json!([{"protocol": "TCP", "port": 443}]));
+
+        let backups = find(&objects, "NetworkPolicy", "postgres-backups");
+        let cidrs: Vec<&str> = backups["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["to"].as_array().unwrap())
+            .map(|p| p["ipBlock"]["cidr"].as_str().unwrap())
+            .collect();
+        assert_eq!(cidrs, ["199.36.153.8/30", "169.254.169.252/32"], "{env}");
+    }
+}
