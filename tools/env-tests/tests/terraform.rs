@@ -757,7 +757,10 @@ fn postgres_egress_matches_the_terraform_network() {
         let egress = api["spec"]["egress"].as_array().unwrap();
         if !BACKED_UP.contains(&env) {
             // Development also runs on kind, whose API server is a node's address.
-            assert!(egress.iter().all(|r| r.get("to").is_none()), "{env}: {egress:?}");
+            assert!(
+                egress.iter().all(|r| r.get("to").is_none()),
+                "{env}: {egress:?}"
+            );
             continue;
         }
         let caller = Module::load(&terraform_dir().join("environments").join(env));
@@ -769,7 +772,10 @@ fn postgres_egress_matches_the_terraform_network() {
             serde_json::json!([{"ipBlock": {"cidr": cidr}}]),
             "{env}: the API server rule must name control_plane_cidr"
         );
-        assert_eq!(egress[0]["ports"], serde_json::json!([{"protocol": "TCP", "port": 443}]));
+        assert_eq!(
+            egress[0]["ports"],
+            serde_json::json!([{"protocol": "TCP", "port": 443}])
+        );
 
         let backups = find(&objects, "NetworkPolicy", "postgres-backups");
         let cidrs: Vec<&str> = backups["spec"]["egress"]

@@ -15,9 +15,11 @@ declare_rule! {
     ///
     /// - a pool with a `NoSchedule` or `NoExecute` taint that no workload
     ///   tolerates is reported at the taint;
-    /// - a workload whose `nodeSelector` picks a pool (by its labels) but
-    ///   does not tolerate the pool's taints is reported at its
-    ///   `nodeSelector`.
+    /// - a workload whose `nodeSelector` picks a pool (by its labels), or
+    ///   whose required node affinity has a term that picks it (every
+    ///   expression of the term holds for the pool's labels, and one of them
+    ///   is an `In` on a pool label), but does not tolerate the pool's
+    ///   taints is reported at its `nodeSelector` or at that term.
     ///
     /// Tolerations match as Kubernetes matches them (`Equal` or `Exists`,
     /// an empty key or effect matching every one). Environments that were
@@ -108,6 +110,66 @@ fn selects_pool<'a>(r: &Resource<'a>, pool: &NodePool) -> Option<&'a Node> {
     .then_some(sel)
 }
 
+/// Does one `matchExpressions` item hold for a node with `labels`?
+/// (`Gt`/`Lt` compare numbers; an unknown operator holds for nothing.)
+fn expression_holds(e: &Node, labels: &[(String, String)]) -> bool {
+    let Some(key) = e.get("key").and_then(Node::as_str) else {
+        return false;
+    };
+    let value = labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str());
+    let values: Vec<&str> = e
+        .get("values")
+        .into_iter()
+        .flat_map(Node::items)
+        .filter_map(Node::as_str)
+        .collect();
+    let number = |v: &str| v.parse::<i64>().ok();
+    match e.get("operator").and_then(Node::as_str) {
+        Some("In") => value.is_some_and(|v| values.contains(&v)),
+        Some("NotIn") => value.is_none_or(|v| !values.contains(&v)),
+        Some("Exists") => value.is_some(),
+        Some("DoesNotExist") => value.is_none(),
+        Some("Gt") => {
+            matches!((value.and_then(number), values.first().and_then(|v| number(v))), (Some(a), Some(b)) if a > b)
+        }
+        Some("Lt") => {
+            matches!((value.and_then(number), values.first().and_then(|v| number(v))), (Some(a), Some(b)) if a < b)
+        }
+        _ => false,
+    }
+}
+
+/// The first term of the workload's required node affinity that picks this
+/// pool: all its expressions hold for the pool's labels and one is an `In`
+/// on a label the pool has (a term of only `NotIn`/`DoesNotExist` fits every
+/// pool and targets none).
+fn affinity_selects_pool<'a>(r: &Resource<'a>, pool: &NodePool) -> Option<&'a Node> {
+    let terms = r.pod_spec()?.path(&[
+        "affinity",
+        "nodeAffinity",
+        "requiredDuringSchedulingIgnoredDuringExecution",
+        "nodeSelectorTerms",
+    ])?;
+    terms.items().find(|term| {
+        let exprs: Vec<&Node> = term
+            .get("matchExpressions")
+            .into_iter()
+            .flat_map(Node::items)
+            .collect();
+        !exprs.is_empty()
+            && exprs.iter().all(|e| expression_holds(e, &pool.labels))
+            && exprs.iter().any(|e| {
+                e.get("operator").and_then(Node::as_str) == Some("In")
+                    && e.get("key")
+                        .and_then(Node::as_str)
+                        .is_some_and(|k| pool.labels.iter().any(|(pk, _)| pk == k))
+            })
+    })
+}
+
 impl Rule for NodePoolUntolerated {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -145,7 +207,8 @@ impl Rule for NodePoolUntolerated {
                     continue;
                 }
                 for r in &workloads {
-                    if let Some(sel) = selects_pool(r, &pool)
+                    if let Some(sel) =
+                        selects_pool(r, &pool).or_else(|| affinity_selects_pool(r, &pool))
                         && !tolerates_pool(r, &pool)
                     {
                         let taints: Vec<String> = pool
@@ -169,7 +232,7 @@ impl Rule for NodePoolUntolerated {
                             ),
                         )
                         .with(Label::new(pool.file, pool.span, "the pool"))
-                        .help("Add a toleration for each of the pool's taints to the pod template, next to its nodeSelector.");
+                        .help("Add a toleration for each of the pool's taints to the pod template, next to its nodeSelector or node affinity.");
                         collected.add(finding, Some(env));
                     }
                 }
@@ -211,6 +274,28 @@ mod tests {
     use super::*;
 
     const POOL: &str = "module \"mh_pool\" {\n  name = \"media-handler\"\n  node_labels = { \"pool\" = \"mh\" }\n  taints = [{\n    key    = \"dedicated\"\n    value  = \"mh\"\n    effect = \"NO_SCHEDULE\"\n  }]\n}\n";
+
+    #[test]
+    fn node_affinity_expressions_hold_as_the_scheduler_reads_them() {
+        let labels = vec![
+            ("pool".to_owned(), "mh".to_owned()),
+            ("cores".to_owned(), "16".to_owned()),
+        ];
+        let holds = |yaml: &str| {
+            let lines = dtlint_yaml::LineIndex::new(yaml);
+            let parsed = dtlint_yaml::parse(yaml, &lines, dtlint_yaml::Limits::default());
+            expression_holds(&parsed.documents[0].root, &labels)
+        };
+        assert!(holds("{key: pool, operator: In, values: [mh, mc]}"));
+        assert!(!holds("{key: pool, operator: In, values: [mc]}"));
+        assert!(holds("{key: gpu, operator: NotIn, values: [a100]}"));
+        assert!(!holds("{key: pool, operator: NotIn, values: [mh]}"));
+        assert!(holds("{key: pool, operator: Exists}"));
+        assert!(holds("{key: gpu, operator: DoesNotExist}"));
+        assert!(holds("{key: cores, operator: Gt, values: ['8']}"));
+        assert!(!holds("{key: cores, operator: Lt, values: ['8']}"));
+        assert!(!holds("{key: pool, operator: Near, values: [mh]}"));
+    }
 
     fn deployment(extra: &str) -> String {
         format!(
