@@ -15,6 +15,10 @@
 # commit instead.
 set -euo pipefail
 
+# Its own cluster by default, so it never shares one with tools/local/setup.sh
+# (whose applies kustomize-controller would revert here).
+DT_CLUSTER_NAME="${DT_CLUSTER_NAME:-dark-tower-flux}"
+
 # shellcheck source-path=SCRIPTDIR source=../local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../local/lib.sh"
 
@@ -39,8 +43,9 @@ Kustomizations of clusters/development) -> converge -> access -> env-tests.
 
 Options:
   -n, --dry-run   print every command that would change something, run none
-      --name NAME kind cluster name (default: \$DT_CLUSTER_NAME or dark-tower)
-      --diagnose  only print the state of the Flux objects and pods (after a failure)
+      --name NAME kind cluster name (default: \$DT_CLUSTER_NAME or dark-tower-flux)
+      --diagnose  only print the state of the Flux objects and pods (a failed run
+                  prints it by itself)
   -h, --help      show this help
 
 Environment (GitHub Actions sets the first three):
@@ -144,7 +149,7 @@ main() {
     dt_kubectl delete secret -n flux-system flux-system --ignore-not-found
     dt_run_with_stdin "${DT_GIT_TOKEN}" "DT_GIT_TOKEN" \
       kubectl --context "${ctx}" create secret generic -n flux-system flux-system \
-      --from-literal=username=git --from-file=password=/dev/stdin
+      --from-literal=username=x-access-token --from-file=password=/dev/stdin
   fi
   dt_run_with_stdin "$(git_repository "${url}" "${ref}" "${with_secret}")" \
     "GitRepository flux-system: ${url} ${ref}" \

@@ -58,7 +58,7 @@ impl MasterKey {
 pub struct Config {
     pub database_url: SecretString,
     /// Where migrations run: a direct session to the primary (see
-    /// `common::db::migrate`); `DATABASE_URL` when unset.
+    /// `common::db::migrate`), never the transaction pooler of DATABASE_URL.
     pub database_migration_url: SecretString,
     pub bind_address: SocketAddr,
     pub master_key: MasterKey,
@@ -77,7 +77,7 @@ impl Config {
 
     pub fn from_reader(env: &EnvReader) -> Result<Self, ConfigError> {
         let database_url = env.secret("DATABASE_URL")?;
-        let database_migration_url = env.secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")?;
+        let database_migration_url = env.secret("DATABASE_MIGRATION_URL")?;
         let bind_address = env.optional("BIND_ADDRESS", "0.0.0.0:8082")?;
         let master_key = MasterKey::parse(&env.secret("AC_MASTER_KEY")?)?;
         let cluster_name: String = env.required("CLUSTER_NAME")?;
@@ -128,6 +128,7 @@ mod tests {
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("DATABASE_MIGRATION_URL", "postgres://u:p@primary/db"),
             ("AC_MASTER_KEY", KEY),
             ("CLUSTER_NAME", "dev"),
         ]
@@ -162,7 +163,12 @@ mod tests {
 
     #[test]
     fn every_required_variable_is_named_when_missing() {
-        for missing in ["DATABASE_URL", "AC_MASTER_KEY", "CLUSTER_NAME"] {
+        for missing in [
+            "DATABASE_URL",
+            "DATABASE_MIGRATION_URL",
+            "AC_MASTER_KEY",
+            "CLUSTER_NAME",
+        ] {
             let pairs: Vec<_> = minimal()
                 .into_iter()
                 .filter(|(k, _)| *k != missing)
@@ -175,12 +181,13 @@ mod tests {
     #[test]
     fn bad_master_key_is_named_and_not_echoed() {
         let mut pairs = minimal();
-        pairs[1] = ("AC_MASTER_KEY", "c2hvcnQ="); // "short"
+        let key = pairs.iter().position(|(k, _)| *k == "AC_MASTER_KEY").unwrap();
+        pairs[key] = ("AC_MASTER_KEY", "c2hvcnQ="); // "short"
         let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
         assert_eq!(err.variable(), "AC_MASTER_KEY");
         assert!(err.to_string().contains("got 5"), "{err}");
         assert!(!err.to_string().contains("c2hvcnQ"));
-        pairs[1] = ("AC_MASTER_KEY", "not base64 !!");
+        pairs[key] = ("AC_MASTER_KEY", "not base64 !!");
         let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
         assert!(!err.to_string().contains("not base64 !!"));
     }

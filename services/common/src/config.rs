@@ -180,24 +180,6 @@ impl EnvReader {
         parse(name, &raw)
     }
 
-    /// An optional secret that falls back to another variable's value (a
-    /// required secret then). Wrapped at once and never printed.
-    pub fn secret_from(&self, name: &str, fallback: &str) -> Result<SecretString, ConfigError> {
-        self.declare(VarSpec {
-            name: name.to_owned(),
-            required: false,
-            secret: true,
-            default: None,
-            default_from: Some(fallback.to_owned()),
-        });
-        self.raw(name)
-            .or_else(|| self.raw(fallback))
-            .map(SecretString::from)
-            .ok_or_else(|| ConfigError::Missing {
-                name: format!("{name} (or {fallback})"),
-            })
-    }
-
     /// A required secret. The value is wrapped at once and never printed.
     pub fn secret(&self, name: &str) -> Result<SecretString, ConfigError> {
         self.declare(VarSpec {
@@ -436,36 +418,6 @@ mod tests {
         let r = EnvReader::from_pairs(&[("HOSTNAME", "mc-0"), ("MC_ID", "mc-7")]);
         let v: String = r.optional_from("MC_ID", "HOSTNAME").unwrap();
         assert_eq!(v, "mc-7");
-    }
-
-    #[test]
-    fn secret_falls_back_to_another_variable_and_is_declared_so() {
-        use secrecy::ExposeSecret as _;
-        let r = EnvReader::from_pairs(&[("DATABASE_URL", "postgres://u:p@pooler/x")]);
-        let s = r
-            .secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")
-            .unwrap();
-        assert_eq!(s.expose_secret(), "postgres://u:p@pooler/x");
-        let r = EnvReader::from_pairs(&[
-            ("DATABASE_URL", "postgres://u:p@pooler/x"),
-            ("DATABASE_MIGRATION_URL", "postgres://u:p@primary/x"),
-        ]);
-        let s = r
-            .secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")
-            .unwrap();
-        assert_eq!(s.expose_secret(), "postgres://u:p@primary/x");
-        let spec = &r.declared()[0];
-        assert!(spec.secret && !spec.required);
-        assert_eq!(spec.default_from.as_deref(), Some("DATABASE_URL"));
-        let err = EnvReader::from_pairs(&[])
-            .secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("DATABASE_MIGRATION_URL (or DATABASE_URL)"),
-            "{err}"
-        );
-        assert!(!format!("{s:?}").contains("primary"));
     }
 
     #[test]

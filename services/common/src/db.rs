@@ -47,8 +47,9 @@ pub async fn connect(
 /// (`DATABASE_MIGRATION_URL`), not the pooler that serves the queries:
 /// sqlx holds a session-level advisory lock for the whole run, which a
 /// transaction-mode pooler (PgBouncer) would hand to another client's
-/// transaction after the first statement. Retries the connection like
-/// [`connect`]; errors never contain the URL.
+/// transaction after the first statement, so the URL is its own required
+/// variable rather than a fallback to the pooler's. Retries the connection
+/// like [`connect`]; errors never contain the URL.
 pub async fn migrate(
     migrator: &sqlx::migrate::Migrator,
     url: &SecretString,

@@ -18,7 +18,7 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 pub struct Config {
     pub database_url: SecretString,
     /// Where migrations run: a direct session to the primary (see
-    /// `common::db::migrate`); `DATABASE_URL` when unset.
+    /// `common::db::migrate`), never the transaction pooler of DATABASE_URL.
     pub database_migration_url: SecretString,
     pub bind_address: SocketAddr,
     pub grpc_bind_address: SocketAddr,
@@ -38,7 +38,7 @@ impl Config {
 
     pub fn from_reader(env: &EnvReader) -> Result<Self, ConfigError> {
         let database_url = env.secret("DATABASE_URL")?;
-        let database_migration_url = env.secret_from("DATABASE_MIGRATION_URL", "DATABASE_URL")?;
+        let database_migration_url = env.secret("DATABASE_MIGRATION_URL")?;
         let bind_address = env.optional("BIND_ADDRESS", "0.0.0.0:8080")?;
         let grpc_bind_address = env.optional("GC_GRPC_BIND_ADDRESS", "0.0.0.0:50051")?;
         let region: String = env.required("GC_REGION")?;
@@ -75,6 +75,7 @@ mod tests {
     fn minimal() -> Vec<(&'static str, &'static str)> {
         vec![
             ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("DATABASE_MIGRATION_URL", "postgres://u:p@primary/db"),
             ("GC_REGION", "local"),
             (
                 "AC_JWKS_URL",

@@ -325,17 +325,31 @@ fn replica_addrs(
             .with_context(|| format!("pod {} has no TCP port named {port_name}", pod.name))?;
         out.push((pod.name.clone(), SocketAddr::from((pod.ip, port))));
     }
-    if out.is_empty() {
-        bail!("{workload} has no ready pod");
+    let declared = view
+        .objects
+        .iter()
+        .find(|v| {
+            Object::new(v).is_some_and(|o| {
+                o.kind() == "Deployment" && o.name() == name && o.namespace("default") == NAMESPACE
+            })
+        })
+        .map(|v| crate::plan::initial_replicas(v, &view.objects))
+        .with_context(|| format!("the environment declares no {workload}"))?;
+    if u64::try_from(out.len()).ok() != Some(declared) {
+        bail!(
+            "{workload}: {} ready pod(s), the environment runs {declared}: every replica must be reachable",
+            out.len()
+        );
     }
     Ok(out)
 }
 
-/// Round `round`'s datagram: its length and every byte say which round
-/// it is, so a receiver tells a late copy of an earlier round (a resend
-/// after a loss) from a datagram the media handler changed.
+/// Round `round`'s datagram: every byte says which round it is, so a
+/// receiver tells a late copy of an earlier round (a resend after a loss)
+/// from a datagram the media handler changed.
 fn datagram(round: u8) -> bytes::Bytes {
-    bytes::Bytes::from(vec![round; 200 + usize::from(round) * 7])
+    // 200 to 473 bytes: well inside one QUIC datagram whatever the round.
+    bytes::Bytes::from(vec![round; 200 + usize::from(round % 40) * 7])
 }
 
 /// What one participant's join answered.

@@ -1627,32 +1627,24 @@ fn start_postgres(
             }
         ),
     );
-    let mut pod = Pod {
-        name: pod_name.clone(),
-        workload: format!("CloudNativePG stand-in for Cluster {ns}/{name}"),
-        namespace: ns.clone(),
-        kustomization: kustomization.name.clone(),
-        ip,
-        netns,
-        labels,
-        ports: vec![(Some("postgresql".into()), 5432, "TCP".into())],
-        hostname: pod_name.clone(),
-        subdomain: None,
-        dir: pod_dir.clone(),
-        containers: vec![Container::new(
-            "postgres",
-            Launch::Host { argv },
-            (Some(Check::Host(ready_cmd, Duration::from_secs(1))), None),
-            pod_dir.join("postgres.log"),
-            Vec::new(),
-        )],
-        not_run: Vec::new(),
-        grace: Duration::from_secs(30),
-        ready: false,
-        created: Instant::now(),
-    };
-    start_container(&mut pod, 0, tx)?;
-    c.pods.push(pod);
+    start_standin_pod(
+        &mut c,
+        StandinPod {
+            name: pod_name,
+            workload: format!("CloudNativePG stand-in for Cluster {ns}/{name}"),
+            namespace: ns.clone(),
+            kustomization: kustomization.name.clone(),
+            ip,
+            netns,
+            labels,
+            port: ("postgresql", 5432),
+            container: "postgres",
+            argv,
+            ready: ready_cmd,
+            dir: pod_dir,
+        },
+        tx,
+    )?;
     // What the operator writes: the CA, server and replication certificates,
     // the Services.
     let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s);
@@ -1679,6 +1671,59 @@ fn start_postgres(
     cas.insert(format!("{ns}/{name}"), ca);
     drop(c);
     Ok(())
+}
+
+/// A pod of an operator stand-in: one host process, ready when `ready`
+/// succeeds.
+struct StandinPod {
+    name: String,
+    workload: String,
+    namespace: String,
+    kustomization: String,
+    ip: Ipv4Addr,
+    netns: String,
+    labels: BTreeMap<String, String>,
+    /// The container port: name, number (TCP).
+    port: (&'static str, u16),
+    container: &'static str,
+    argv: Vec<String>,
+    ready: Vec<String>,
+    dir: PathBuf,
+}
+
+/// Adds the pod, loads the NetworkPolicies that now select it, then starts
+/// its process (as `start_workload` does for a workload's pods).
+fn start_standin_pod(c: &mut Cluster, p: StandinPod, tx: &Probes) -> anyhow::Result<()> {
+    let log = p.dir.join(format!("{}.log", p.container));
+    c.pods.push(Pod {
+        name: p.name.clone(),
+        workload: p.workload,
+        namespace: p.namespace,
+        kustomization: p.kustomization,
+        ip: p.ip,
+        netns: p.netns,
+        labels: p.labels,
+        ports: vec![(Some(p.port.0.to_owned()), p.port.1, "TCP".into())],
+        hostname: p.name,
+        subdomain: None,
+        dir: p.dir,
+        containers: vec![Container::new(
+            p.container,
+            Launch::Host { argv: p.argv },
+            (Some(Check::Host(p.ready, Duration::from_secs(1))), None),
+            log,
+            Vec::new(),
+        )],
+        not_run: Vec::new(),
+        grace: Duration::from_secs(30),
+        ready: false,
+        created: Instant::now(),
+    });
+    refresh_policies(c)?;
+    let Some(pod) = c.pods.last_mut() else {
+        bail!("the stand-in pod just added is gone");
+    };
+    start_container(pod, 0, tx)
 }
 
 /// The CloudNativePG Pooler stand-in: `spec.instances` real PgBouncer
@@ -1916,32 +1961,24 @@ fn start_pooler(
                 }
             ),
         );
-        let mut pod = Pod {
-            name: pod_name.clone(),
-            workload: format!("CloudNativePG stand-in for Pooler {ns}/{name}"),
-            namespace: ns.clone(),
-            kustomization: kustomization.name.clone(),
-            ip,
-            netns,
-            labels: labels.clone(),
-            ports: vec![(Some("pgbouncer".into()), 5432, "TCP".into())],
-            hostname: pod_name.clone(),
-            subdomain: None,
-            dir: pod_dir.clone(),
-            containers: vec![Container::new(
-                "pgbouncer",
-                Launch::Host { argv },
-                (Some(Check::Host(ready_cmd, Duration::from_secs(1))), None),
-                pod_dir.join("pgbouncer.log"),
-                Vec::new(),
-            )],
-            not_run: Vec::new(),
-            grace: Duration::from_secs(30),
-            ready: false,
-            created: Instant::now(),
-        };
-        start_container(&mut pod, 0, tx)?;
-        c.pods.push(pod);
+        start_standin_pod(
+            &mut c,
+            StandinPod {
+                name: pod_name,
+                workload: format!("CloudNativePG stand-in for Pooler {ns}/{name}"),
+                namespace: ns.clone(),
+                kustomization: kustomization.name.clone(),
+                ip,
+                netns,
+                labels: labels.clone(),
+                port: ("pgbouncer", 5432),
+                container: "pgbouncer",
+                argv,
+                ready: ready_cmd,
+                dir: pod_dir,
+            },
+            tx,
+        )?;
     }
     lock(shared)
         .objects

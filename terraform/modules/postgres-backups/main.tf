@@ -4,8 +4,7 @@
 # the operator makes for the Cluster, named after it). The bucket is
 # encrypted with its own KMS key, versioned, never public, with uniform
 # access and access logs; barman-cloud's retention policy (the ObjectStore's
-# retentionPolicy in git) deletes expired backups, and the lifecycle rules
-# below are only a backstop well past that window.
+# retentionPolicy in git) deletes expired backups.
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -71,6 +70,13 @@ resource "google_storage_bucket" "access_logs" {
   depends_on = [google_kms_crypto_key_iam_member.storage_uses_backup_key]
 }
 
+# GCS writes usage logs as this group (Cloud Storage's documented requirement).
+resource "google_storage_bucket_iam_member" "access_logs_writer" {
+  bucket = google_storage_bucket.access_logs.name
+  role   = "roles/storage.objectCreator"
+  member = "group:cloud-storage-analytics@google.com"
+}
+
 resource "google_storage_bucket" "backups" {
   project                     = var.project_id
   name                        = "${var.project_id}-postgres-backups"
@@ -78,7 +84,8 @@ resource "google_storage_bucket" "backups" {
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = false
-  labels                      = local.labels
+  # The window barman-cloud keeps, for whoever looks at the bucket.
+  labels = merge(local.labels, { backup-retention-days = tostring(var.retention_days) })
 
   versioning {
     enabled = true
@@ -92,18 +99,11 @@ resource "google_storage_bucket" "backups" {
     log_bucket = google_storage_bucket.access_logs.name
   }
 
-  # A backstop behind barman-cloud's own retention: objects older than the
-  # retention window plus a week go, and so do overwritten or deleted
-  # versions after a week.
-  lifecycle_rule {
-    condition {
-      age = var.retention_days + 7
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
+  # barman-cloud's retention policy alone decides which backups go: it keeps
+  # the base backup the window still needs however old it is (an age rule
+  # here would delete the last good base backup if scheduled backups
+  # stopped for a while, and nothing could be restored). What barman-cloud
+  # deletes or overwrites stays a week as a noncurrent version, then goes.
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = 7

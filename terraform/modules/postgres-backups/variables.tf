@@ -50,7 +50,7 @@ variable "key_rotation_period" {
 }
 
 variable "retention_days" {
-  description = "Days of backups barman-cloud keeps (the ObjectStore's retentionPolicy); the bucket's lifecycle deletes a week after that."
+  description = "Days of backups barman-cloud keeps (the ObjectStore's retentionPolicy in the environment's overlay; a test keeps the two equal)."
   type        = number
   default     = 30
 

@@ -67,7 +67,6 @@ impl Rule for PdbBlocksEviction {
         let Some(spec) = pdb.spec() else { return };
         if let Some(finding) = covered_twice(ctx, pdb) {
             out.push(finding);
-            return;
         }
         if let Some(mu) = spec.get("maxUnavailable")
             && (mu.as_i64() == Some(0) || matches!(mu.as_str(), Some("0" | "0%")))
