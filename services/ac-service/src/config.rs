@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn bad_master_key_is_named_and_not_echoed() {
         let mut pairs = minimal();
-        let key = pairs.iter().position(|(k, _)| *k == "AC_MASTER_KEY").unwrap();
+        let key = pairs
+            .iter()
+            .position(|(k, _)| *k == "AC_MASTER_KEY")
+            .unwrap();
         pairs[key] = ("AC_MASTER_KEY", "c2hvcnQ="); // "short"
         let err = Config::from_reader(&EnvReader::from_pairs(&pairs)).unwrap_err();
         assert_eq!(err.variable(), "AC_MASTER_KEY");

@@ -283,17 +283,19 @@ pub async fn run(view: &View, joins: usize) -> anyhow::Result<Measured> {
     Ok(m)
 }
 
+/// The environment's object `kind` `name` in the application namespace.
+fn object<'v>(view: &'v View, kind: &str, name: &str) -> Option<&'v Value> {
+    view.objects.iter().find(|v| {
+        Object::new(v).is_some_and(|o| {
+            o.kind() == kind && o.name() == name && o.namespace("default") == NAMESPACE
+        })
+    })
+}
+
 /// The cluster address of Service `name`'s port `port_name`.
 fn service_addr(view: &View, name: &str, port_name: &str) -> anyhow::Result<SocketAddr> {
     let ip = service_ip(view, name)?;
-    let service = view
-        .objects
-        .iter()
-        .find(|v| {
-            Object::new(v).is_some_and(|o| {
-                o.kind() == "Service" && o.name() == name && o.namespace("default") == NAMESPACE
-            })
-        })
+    let service = object(view, "Service", name)
         .with_context(|| format!("the environment has no Service {NAMESPACE}/{name}"))?;
     let port = service
         .pointer("/spec/ports")
@@ -325,14 +327,7 @@ fn replica_addrs(
             .with_context(|| format!("pod {} has no TCP port named {port_name}", pod.name))?;
         out.push((pod.name.clone(), SocketAddr::from((pod.ip, port))));
     }
-    let declared = view
-        .objects
-        .iter()
-        .find(|v| {
-            Object::new(v).is_some_and(|o| {
-                o.kind() == "Deployment" && o.name() == name && o.namespace("default") == NAMESPACE
-            })
-        })
+    let declared = object(view, "Deployment", name)
         .map(|v| crate::plan::initial_replicas(v, &view.objects))
         .with_context(|| format!("the environment declares no {workload}"))?;
     if u64::try_from(out.len()).ok() != Some(declared) {

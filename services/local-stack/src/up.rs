@@ -1451,6 +1451,44 @@ fn refresh_endpoints(shared: &Shared) -> anyhow::Result<()> {
 
 const PG_USER: &str = "postgres";
 
+/// Makes `dir` the PostgreSQL user's alone (its files hold keys).
+fn give_to_pg_user(dir: &Path) -> anyhow::Result<()> {
+    let dir = dir.to_string_lossy();
+    run_checked(
+        "/usr/bin/chown",
+        &["-R", PG_USER, &dir],
+        Duration::from_secs(10),
+    )?;
+    run_checked(
+        "/usr/bin/chmod",
+        &["-R", "go-rwx", &dir],
+        Duration::from_secs(10),
+    )?;
+    Ok(())
+}
+
+/// The readiness check of a server listening on the Unix socket directory
+/// `sock` (port 5432), run as the PostgreSQL user.
+fn pg_isready(sock: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(as_pg_user([
+        pg_bin("pg_isready")?.to_string_lossy().into_owned(),
+        "-q".into(),
+        "-h".into(),
+        sock.to_string_lossy().into_owned(),
+        "-p".into(),
+        "5432".into(),
+    ]))
+}
+
+/// `argv` run as the PostgreSQL user.
+fn as_pg_user(argv: impl IntoIterator<Item = String>) -> Vec<String> {
+    ["/usr/sbin/runuser", "-u", PG_USER, "--"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(argv)
+        .collect()
+}
+
 fn pg_bin(name: &str) -> anyhow::Result<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .context("PostgreSQL is not installed (/usr/lib/postgresql): apt-get install postgresql")?
@@ -1505,16 +1543,7 @@ fn start_postgres(
     std::fs::write(dir.join("server.key"), &server.key)?;
     std::fs::write(dir.join("ca.crt"), &ca.cert_pem)?;
     let dir_s = dir.to_string_lossy().into_owned();
-    run_checked(
-        "/usr/bin/chown",
-        &["-R", PG_USER, &dir_s],
-        Duration::from_secs(10),
-    )?;
-    run_checked(
-        "/usr/bin/chmod",
-        &["-R", "go-rwx", &dir_s],
-        Duration::from_secs(10),
-    )?;
+    give_to_pg_user(&dir)?;
     // The workdir's parents must be traversable by the postgres user.
     for parent in dir.ancestors().skip(1) {
         if parent == Path::new("/") {
@@ -1547,15 +1576,11 @@ fn start_postgres(
     )?;
     let hba = "# local-stack CloudNativePG stand-in: TLS only from the network.\nlocal all all peer\nhostssl all all 0.0.0.0/0 scram-sha-256\nhost all all 0.0.0.0/0 reject\n";
     std::fs::write(data.join("pg_hba.conf"), hba)?;
-    let mut argv: Vec<String> = vec![
-        "/usr/sbin/runuser".into(),
-        "-u".into(),
-        PG_USER.into(),
-        "--".into(),
+    let mut argv = as_pg_user([
         pg_bin("postgres")?.to_string_lossy().into_owned(),
         "-D".into(),
         data.to_string_lossy().into_owned(),
-    ];
+    ]);
     let mut params: BTreeMap<String, String> = BTreeMap::from([
         ("listen_addresses".into(), "*".into()),
         ("port".into(), "5432".into()),
@@ -1598,16 +1623,7 @@ fn start_postgres(
     labels.insert("cnpg.io/instanceRole".into(), "primary".into());
     labels.insert("role".into(), "primary".into());
     labels.insert("cnpg.io/podRole".into(), "instance".into());
-    let ready_cmd = vec![
-        "/usr/sbin/runuser".into(),
-        "-u".into(),
-        PG_USER.into(),
-        "--".into(),
-        pg_bin("pg_isready")?.to_string_lossy().into_owned(),
-        "-q".into(),
-        "-h".into(),
-        sock.to_string_lossy().into_owned(),
-    ];
+    let ready_cmd = pg_isready(&sock)?;
     let mut c = lock(shared);
     let (ip, netns) = new_pod_network(&mut c)?;
     let pod_dir = c.workdir.join("pods").join(&pod_name);
@@ -1915,37 +1931,12 @@ fn start_pooler(
         }
         std::fs::write(dir.join("pgbouncer.ini"), ini)?;
         std::fs::write(dir.join("userlist.txt"), &users)?;
-        let dir_s = dir.to_string_lossy().into_owned();
-        run_checked(
-            "/usr/bin/chown",
-            &["-R", PG_USER, &dir_s],
-            Duration::from_secs(10),
-        )?;
-        run_checked(
-            "/usr/bin/chmod",
-            &["-R", "go-rwx", &dir_s],
-            Duration::from_secs(10),
-        )?;
-        let argv: Vec<String> = vec![
-            "/usr/sbin/runuser".into(),
-            "-u".into(),
-            PG_USER.into(),
-            "--".into(),
+        give_to_pg_user(&dir)?;
+        let argv = as_pg_user([
             bin.to_string_lossy().into_owned(),
             dir.join("pgbouncer.ini").to_string_lossy().into_owned(),
-        ];
-        let ready_cmd = vec![
-            "/usr/sbin/runuser".into(),
-            "-u".into(),
-            PG_USER.into(),
-            "--".into(),
-            pg_bin("pg_isready")?.to_string_lossy().into_owned(),
-            "-q".into(),
-            "-h".into(),
-            sock.to_string_lossy().into_owned(),
-            "-p".into(),
-            "5432".into(),
-        ];
+        ]);
+        let ready_cmd = pg_isready(&sock)?;
         let mut c = lock(shared);
         let (ip, netns) = new_pod_network(&mut c)?;
         let pod_dir = c.workdir.join("pods").join(&pod_name);
