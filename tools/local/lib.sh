@@ -224,7 +224,7 @@ dt_resolve_service() {
 
 dt_workload() {
   case "$1" in
-    ac-service) printf 'statefulset/ac-service' ;;
+    ac-service | meeting-controller | media-handler) printf 'statefulset/%s' "$1" ;;
     *) printf 'deployment/%s' "$1" ;;
   esac
 }

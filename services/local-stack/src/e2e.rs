@@ -7,15 +7,23 @@
 //! participant. With several GC, MC and MH replicas (staging runs two of
 //! each, production three) this proves that a meeting stays on one MC and
 //! one MH whichever GC replica a participant reaches, and that each replica
-//! advertises an address that reaches that replica. It reaches AC and GC
+//! advertises a name that reaches that replica. It reaches AC and GC
 //! through their Services' cluster IPs and ports, each GC replica at its
-//! pod's `http` port, MC and MH at the addresses GC hands out.
+//! pod's `http` port, MC and MH at the names GC hands out.
+//!
+//! Those names are public: each MC and MH replica is a StatefulSet ordinal
+//! with its own UDP LoadBalancer Service declaring the name
+//! (`dark-tower.io/public-name`, the DNS record Terraform makes for the
+//! address it reserves). This machine has no cloud load balancer nor that
+//! DNS zone, so the flow resolves a name to its Service's cluster IP, from
+//! which the Service's rules forward to the one pod it selects, as the
+//! balancer would; a name that no Service declares fails the run.
 //!
 //! MC's certificate is trusted the way a client of that environment would
 //! trust it: by its SHA-256 (`serverCertificateHashes`) when it is valid for
 //! at most 14 days, as development's is; otherwise through the issuer's CA
-//! for the name the Certificate declares. A failure says which step failed,
-//! with the service's answer.
+//! for the name the client dialled, as MH's always is. A failure says which
+//! step failed, with the service's answer.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -23,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
@@ -58,18 +66,6 @@ fn secret_value(view: &View, name: &str, key: &str) -> anyhow::Result<Vec<u8>> {
     Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
 }
 
-fn certificate_name(view: &View, secret: &str) -> anyhow::Result<String> {
-    view.objects
-        .iter()
-        .find(|v| {
-            Object::new(v).is_some_and(|o| o.kind() == "Certificate")
-                && v.pointer("/spec/secretName").and_then(Value::as_str) == Some(secret)
-        })
-        .and_then(|v| v.pointer("/spec/dnsNames/0").and_then(Value::as_str))
-        .map(str::to_owned)
-        .with_context(|| format!("no Certificate writes {secret} with a DNS name"))
-}
-
 fn pem_certificates(pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let text = String::from_utf8_lossy(pem);
     let mut out = Vec::new();
@@ -100,51 +96,79 @@ fn service_ip(view: &View, name: &str) -> anyhow::Result<Ipv4Addr> {
         })
 }
 
-/// Checks the chain against the issuer's CA for the name the Certificate
-/// declares, wherever the client connected (GC hands out addresses).
-#[derive(Debug)]
-struct DeclaredName {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: ServerName<'static>,
+/// The public names the environment declares: each Service's
+/// `dark-tower.io/public-name`, resolved to that Service's cluster IP (see
+/// the module's header).
+#[derive(Debug, Clone)]
+struct PublicNames(Arc<std::collections::BTreeMap<String, Ipv4Addr>>);
+
+const PUBLIC_NAME: &str = "dark-tower.io/public-name";
+
+impl PublicNames {
+    fn of(view: &View) -> anyhow::Result<Self> {
+        let mut names = std::collections::BTreeMap::new();
+        for v in &view.objects {
+            let Some(o) = Object::new(v) else { continue };
+            if o.kind() != "Service" {
+                continue;
+            }
+            let Some(name) = v
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(PUBLIC_NAME))
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            let ns = o.namespace("default");
+            let ip = view
+                .service_ips
+                .get(&format!("{ns}/{}", o.name()))
+                .copied()
+                .with_context(|| {
+                    format!(
+                        "Service {ns}/{} ({PUBLIC_NAME} {name}) has no address",
+                        o.name()
+                    )
+                })?;
+            if let Some(other) = names.insert(name.to_ascii_lowercase(), ip)
+                && other != ip
+            {
+                bail!("two Services declare the public name {name}");
+            }
+        }
+        Ok(Self(Arc::new(names)))
+    }
+
+    /// `host:port` as a client outside the cluster would reach it.
+    fn resolve(&self, host_port: &str) -> anyhow::Result<(String, SocketAddr)> {
+        let (host, port) = host_port
+            .rsplit_once(':')
+            .with_context(|| format!("{host_port:?} is not host:port"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("{host_port:?}: not a port"))?;
+        let ip = self.0.get(&host.to_ascii_lowercase()).with_context(|| {
+            format!(
+                "{host} is advertised, but no Service of the environment declares it ({PUBLIC_NAME}): a client outside the cluster could not reach it"
+            )
+        })?;
+        Ok((host.to_owned(), SocketAddr::from((*ip, port))))
+    }
 }
 
-impl rustls::client::danger::ServerCertVerifier for DeclaredName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+impl wtransport::config::DnsResolver for PublicNames {
+    fn resolve(&self, host: &str) -> std::pin::Pin<Box<dyn wtransport::config::DnsLookupFuture>> {
+        let found = PublicNames::resolve(self, host)
+            .map(|(_, addr)| Some(addr))
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{e:#}")));
+        Box::pin(async move { found })
     }
 }
 
-fn webtransport_config(view: &View) -> anyhow::Result<wtransport::ClientConfig> {
+fn webtransport_config(
+    view: &View,
+    names: &PublicNames,
+) -> anyhow::Result<wtransport::ClientConfig> {
     let leaf = pem_certificates(&secret_value(view, "meeting-controller-tls", "tls.crt")?)?;
     let leaf = leaf
         .first()
@@ -157,6 +181,7 @@ fn webtransport_config(view: &View) -> anyhow::Result<wtransport::ClientConfig> 
         let hash: [u8; 32] = sha2::Sha256::digest(leaf.as_ref()).into();
         return Ok(builder
             .with_server_certificate_hashes([wtransport::tls::Sha256Digest::new(hash)])
+            .dns_resolver(names.clone())
             .build());
     }
     let mut roots = rustls::RootCertStore::empty();
@@ -164,19 +189,15 @@ fn webtransport_config(view: &View) -> anyhow::Result<wtransport::ClientConfig> 
         roots.add(ca)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()?;
-    let name = ServerName::try_from(certificate_name(view, "meeting-controller-tls")?)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(DeclaredName { inner, name }))
+        .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![wtransport::tls::WEBTRANSPORT_ALPN.to_vec()];
-    Ok(builder.with_custom_tls(tls).build())
+    Ok(builder
+        .with_custom_tls(tls)
+        .dns_resolver(names.clone())
+        .build())
 }
 
 /// A signaling session: one bidirectional stream of JSON lines.
@@ -448,17 +469,18 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
         .as_str()
         .context("no webtransport_url")?
         .to_owned();
-    let mh: SocketAddr = joins[0].body["mh"][0]["endpoint"]
-        .as_str()
-        .context("no MH endpoint")?
-        .parse()
-        .context("the MH endpoint is not an address")?;
+    let names = PublicNames::of(view)?;
+    let (mh_name, mh) = names.resolve(
+        joins[0].body["mh"][0]["endpoint"]
+            .as_str()
+            .context("no MH endpoint")?,
+    )?;
 
     let started = Instant::now();
     let mut ids = Vec::new();
     let mut sessions = Vec::new();
     for (i, join) in joins.iter().enumerate() {
-        let mut s = Signaling::open(webtransport_config(view)?, &url).await?;
+        let mut s = Signaling::open(webtransport_config(view, &names)?, &url).await?;
         s.send(&json!({"type": "join", "meeting_id": meeting, "token": join.body["token"], "display_name": format!("prober-{i}")}))
             .await?;
         let answer = s.next().await?;
@@ -478,20 +500,19 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
     }
 
     let roots = pem_certificates(&secret_value(view, "media-handler-tls", "ca.crt")?)?;
-    let name = certificate_name(view, "media-handler-tls")?;
     let endpoint = media_handler::client::endpoint((Ipv4Addr::UNSPECIFIED, 0).into(), &roots)?;
     let mut attached = Vec::new();
     for (join, id) in joins.iter().zip(&ids) {
         let a = media_handler::client::attach(
             &endpoint,
             mh,
-            &name,
+            &mh_name,
             join.body["token"].as_str().unwrap_or_default(),
             id,
             TIMEOUT,
         )
         .await
-        .with_context(|| format!("media-handler at {mh}: attach"))?;
+        .with_context(|| format!("media-handler at {mh_name} ({mh}): attach"))?;
         attached.push(a);
     }
     let mut rounds = Vec::new();
@@ -560,4 +581,43 @@ async fn flow(view: &View) -> anyhow::Result<Timings> {
         datagram_rounds: rounds,
         participants,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_name_resolves_to_its_service_or_fails_the_run() {
+        let names = PublicNames(Arc::new(
+            [(
+                "media-handler-1.media.staging.dark-tower.example".to_owned(),
+                Ipv4Addr::new(10, 96, 0, 12),
+            )]
+            .into(),
+        ));
+        let (host, addr) = names
+            .resolve("Media-Handler-1.media.staging.dark-tower.example:4434")
+            .unwrap();
+        assert_eq!(host, "Media-Handler-1.media.staging.dark-tower.example");
+        assert_eq!(addr, "10.96.0.12:4434".parse().unwrap());
+        let err = names
+            .resolve("media-handler-2.media.staging.dark-tower.example:4434")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no Service of the environment declares it"),
+            "{err}"
+        );
+        assert!(
+            names
+                .resolve("media-handler-1.media.staging.dark-tower.example")
+                .is_err()
+        );
+        assert!(
+            names
+                .resolve("media-handler-1.media.staging.dark-tower.example:x")
+                .is_err()
+        );
+    }
 }

@@ -454,8 +454,8 @@ mod tests {
         for w in [
             "StatefulSet dark-tower/ac-service",
             "Deployment dark-tower/global-controller",
-            "Deployment dark-tower/meeting-controller",
-            "Deployment dark-tower/media-handler",
+            "StatefulSet dark-tower/meeting-controller",
+            "StatefulSet dark-tower/media-handler",
             "StatefulSet dark-tower/redis",
         ] {
             assert!(workloads.contains(w), "{w} missing from {workloads:?}");
@@ -491,16 +491,25 @@ mod tests {
         let mc = plan
             .pods
             .iter()
-            .find(|p| p.plan.workload == "Deployment dark-tower/meeting-controller")
+            .find(|p| p.plan.workload == "StatefulSet dark-tower/meeting-controller")
             .unwrap();
         let env: BTreeMap<&str, &str> = mc.plan.containers[0]
             .env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        // The replica's own public name (public.yaml's per-ordinal Service).
+        assert_eq!(mc.plan.pod_name, "meeting-controller-0");
         assert_eq!(
             env["MC_WEBTRANSPORT_ADVERTISE_ADDRESS"],
-            format!("{}:4433", mc.ip)
+            "meeting-controller-0.media.dev.dark-tower.example:4433"
+        );
+        assert!(
+            plan.services
+                .iter()
+                .any(|(name, ip, _)| name == "dark-tower/meeting-controller-0" && ip.is_some()),
+            "{:?}",
+            plan.services
         );
         let text = render_text(&plan, false);
         assert!(text.contains("readiness HTTP GET :8082/ready"), "{text}");

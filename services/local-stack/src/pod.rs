@@ -4260,8 +4260,8 @@ stringData: {x: z}
             crate::manifest::parse_stream(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
         let deployment = manifests
             .iter()
-            .find(|v| v["kind"] == "Deployment" && v["metadata"]["name"] == "meeting-controller")
-            .expect("a meeting-controller Deployment");
+            .find(|v| v["kind"] == "StatefulSet" && v["metadata"]["name"] == "meeting-controller")
+            .expect("a meeting-controller StatefulSet");
         let workload = Workload::from_value(deployment, "dark-tower").unwrap();
         let mut objects =
             Objects::from_manifests(&manifests, &workload.namespace, "dark-tower").unwrap();
@@ -4324,6 +4324,10 @@ stringData: {x: z}
             "required by the contract but not in the pod's env: {missing:?}"
         );
         assert_eq!(env["MC_GRPC_ADVERTISE_ADDRESS"], "10.244.0.17:50052");
+        assert_eq!(
+            env["MC_WEBTRANSPORT_ADVERTISE_ADDRESS"],
+            format!("{}.media.dev.dark-tower.example:4433", pod.name)
+        );
         let readiness = mc.readiness.as_ref().expect("a readiness probe");
         assert!(
             matches!(&readiness.action, ProbeAction::Http { port: 8081, path, .. } if path == "/ready"),

@@ -41,6 +41,22 @@ module "secrets" {
   region      = var.region
 }
 
+# The public names and addresses of every meeting-controller and media-handler
+# replica (overlays/development/<service>/public.yaml): one UDP LoadBalancer per
+# StatefulSet ordinal, as many as the overlays' replicas.
+module "public_endpoints" {
+  source = "../../modules/public-endpoints"
+
+  project_id  = var.project_id
+  environment = local.environment
+  region      = var.region
+  domain      = "dev.dark-tower.example"
+  replicas = {
+    meeting-controller = 1
+    media-handler      = 1
+  }
+}
+
 module "cluster" {
   source = "../../modules/kubernetes-cluster"
 

@@ -27,3 +27,13 @@ output "media_handler_pods_per_node" {
   description = "media-handler pods that fit on one node of its pool, at ADR-0012 requests."
   value       = module.media_handler_pool.pods_per_node
 }
+
+output "public_name_servers" {
+  description = "Name servers of the development public zone, to delegate dev.dark-tower.example to."
+  value       = module.public_endpoints.name_servers
+}
+
+output "media_addresses" {
+  description = "Public name and reserved address of every meeting-controller and media-handler replica."
+  value       = module.public_endpoints.media_addresses
+}

@@ -53,6 +53,22 @@ module "postgres_backups" {
   retention_days = 30
 }
 
+# The public names and addresses of every meeting-controller and media-handler
+# replica (overlays/production/<service>/public.yaml): one UDP LoadBalancer per
+# StatefulSet ordinal, as many as the overlays' replicas.
+module "public_endpoints" {
+  source = "../../modules/public-endpoints"
+
+  project_id  = var.project_id
+  environment = local.environment
+  region      = var.region
+  domain      = "dark-tower.example"
+  replicas = {
+    meeting-controller = 3
+    media-handler      = 3
+  }
+}
+
 module "cluster" {
   source = "../../modules/kubernetes-cluster"
 

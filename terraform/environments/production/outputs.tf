@@ -37,3 +37,13 @@ output "postgres_backup_service_account" {
   description = "Cloud service account of the production PostgreSQL instances (Workload Identity)."
   value       = module.postgres_backups.service_account
 }
+
+output "public_name_servers" {
+  description = "Name servers of the production public zone, to delegate dark-tower.example to."
+  value       = module.public_endpoints.name_servers
+}
+
+output "media_addresses" {
+  description = "Public name and reserved address of every meeting-controller and media-handler replica."
+  value       = module.public_endpoints.media_addresses
+}

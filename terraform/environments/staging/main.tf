@@ -53,6 +53,22 @@ module "postgres_backups" {
   retention_days = 14
 }
 
+# The public names and addresses of every meeting-controller and media-handler
+# replica (overlays/staging/<service>/public.yaml): one UDP LoadBalancer per
+# StatefulSet ordinal, as many as the overlays' replicas.
+module "public_endpoints" {
+  source = "../../modules/public-endpoints"
+
+  project_id  = var.project_id
+  environment = local.environment
+  region      = var.region
+  domain      = "staging.dark-tower.example"
+  replicas = {
+    meeting-controller = 2
+    media-handler      = 2
+  }
+}
+
 module "cluster" {
   source = "../../modules/kubernetes-cluster"
 

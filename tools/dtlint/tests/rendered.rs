@@ -86,7 +86,7 @@ fn latest_in_a_production_overlay_is_an_error_at_the_override() {
 #[test]
 fn one_replica_in_production_is_found_at_the_patch() {
     let dir = copy();
-    let file = "overlays/production/meeting-controller/patch-deployment.yaml";
+    let file = "overlays/production/meeting-controller/patch-statefulset.yaml";
     let line = plant(dir.path(), file, "replicas: 3", "replicas: 1", 0);
     let found = check(dir.path());
     let hit = found
@@ -99,7 +99,7 @@ fn one_replica_in_production_is_found_at_the_patch() {
 #[test]
 fn exemptions_judge_rendered_findings_by_source_path_and_object() {
     let dir = copy();
-    let file = "overlays/production/meeting-controller/patch-deployment.yaml";
+    let file = "overlays/production/meeting-controller/patch-statefulset.yaml";
     plant(dir.path(), file, "replicas: 3", "replicas: 1", 0);
     let exempt = |resource: &str| {
         let config = dir.path().join("dtlint.toml");
@@ -123,7 +123,7 @@ fn exemptions_judge_rendered_findings_by_source_path_and_object() {
     };
     // The path matches where the finding maps, but the object differs.
     assert_eq!(exempt("Deployment/global-controller"), 1);
-    assert_eq!(exempt("Deployment/meeting-controller"), 0);
+    assert_eq!(exempt("StatefulSet/meeting-controller"), 0);
 }
 
 #[test]

@@ -233,7 +233,7 @@ fn a_lone_manifest_gets_the_rules_that_can_judge_one_file() {
 fn what_the_base_lacks_is_reported_once_at_the_base_naming_every_environment() {
     let dir = copy();
     let root = dir.path();
-    let file = "base/meeting-controller/deployment.yaml";
+    let file = "base/meeting-controller/statefulset.yaml";
     let text = std::fs::read_to_string(root.join(file)).unwrap();
     let start = text.find("          readinessProbe:\n").unwrap();
     let rest = &text[start + "          readinessProbe:\n".len()..];

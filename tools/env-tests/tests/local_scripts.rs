@@ -335,7 +335,7 @@ fn setup_dry_run_shows_the_whole_sequence_in_order() {
                 "register-client",
                 "<GC_CLIENT_ID of deployment/global-controller>",
             ],
-            &["rollout status", "deployment/media-handler"],
+            &["rollout status", "statefulset/media-handler"],
             &["port-forward", "svc/ac-service 8082:8082"],
         ],
     );
@@ -362,11 +362,11 @@ fn setup_dry_run_shows_the_whole_sequence_in_order() {
             "'internal:meeting-token service.write.mc'",
         ),
         (
-            "<MC_CLIENT_ID of deployment/meeting-controller>",
+            "<MC_CLIENT_ID of statefulset/meeting-controller>",
             "'service.write.gc service.write.mh'",
         ),
         (
-            "<MH_CLIENT_ID of deployment/media-handler>",
+            "<MH_CLIENT_ID of statefulset/media-handler>",
             "'service.write.gc service.write.mc'",
         ),
         ("env-tests", "'meeting:create meeting:join'"),
@@ -623,8 +623,8 @@ fn restart_rolls_the_named_service_by_alias_or_full_name() {
     for (arg, workload) in [
         ("ac", "statefulset/ac-service"),
         ("gc", "deployment/global-controller"),
-        ("meeting-controller", "deployment/meeting-controller"),
-        ("mh", "deployment/media-handler"),
+        ("meeting-controller", "statefulset/meeting-controller"),
+        ("mh", "statefulset/media-handler"),
     ] {
         let run = restart(&["--dry-run", arg]);
         run.ok();
@@ -654,8 +654,8 @@ fn restart_without_a_service_rolls_all_four_in_dependency_order() {
         &[
             &["rollout restart", "statefulset/ac-service"],
             &["rollout restart", "deployment/global-controller"],
-            &["rollout restart", "deployment/meeting-controller"],
-            &["rollout restart", "deployment/media-handler"],
+            &["rollout restart", "statefulset/meeting-controller"],
+            &["rollout restart", "statefulset/media-handler"],
         ],
     );
     assert_eq!(run.count(&["rollout restart"]), 4);

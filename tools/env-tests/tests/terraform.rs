@@ -24,11 +24,17 @@ use std::path::{Path, PathBuf};
 use hcl::{Block, Body, Expression, ObjectKey};
 
 const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
-const MODULES: [&str; 4] = [
+const MODULES: [&str; 5] = [
     "kubernetes-cluster",
     "node-pool",
     "postgres-backups",
+    "public-endpoints",
     "secrets-backend",
+];
+/// The services clients reach from outside at one replica's own name.
+const PUBLIC: [(&str, &str); 2] = [
+    ("meeting-controller", "webtransport"),
+    ("media-handler", "media"),
 ];
 /// Development's database holds nothing worth keeping: it has no backups.
 const BACKED_UP: [&str; 2] = ["staging", "production"];
@@ -787,4 +793,173 @@ fn postgres_egress_matches_the_terraform_network() {
             .collect();
         assert_eq!(cidrs, ["199.36.153.8/30", "169.254.169.252/32"], "{env}");
     }
+}
+
+/// Every meeting-controller and media-handler replica is reachable from
+/// outside at a name of its own, and git and Terraform agree on each piece:
+/// the StatefulSet runs as many replicas as Terraform reserves addresses
+/// for; each ordinal has a UDP LoadBalancer Service selecting exactly that
+/// pod, on the address Terraform reserves by that name
+/// (`dark-tower-<env>-<service>-<n>`) and declaring the name Terraform's
+/// record gives it (`<service>-<n>.media.<domain>`); the replica advertises
+/// `$(<pod name>).$(MEDIA_DOMAIN)` with the ConfigMap's MEDIA_DOMAIN equal
+/// to `media.<domain>`; and the certificate it serves covers every name.
+#[test]
+fn media_replicas_are_reachable_at_the_names_terraform_makes() {
+    let module = Module::load(&terraform_dir().join("modules/public-endpoints"));
+    let resource = |kind: &str| {
+        module
+            .blocks("resource")
+            .find(|b| b.labels()[0].as_str() == kind)
+            .unwrap_or_else(|| panic!("public-endpoints has no {kind}"))
+    };
+    assert_eq!(
+        attr(resource("google_compute_address").body(), "name")
+            .unwrap()
+            .to_string(),
+        "\"dark-tower-${var.environment}-${each.key}\""
+    );
+    let record = resource("google_dns_record_set");
+    assert_eq!(
+        attr(record.body(), "name").unwrap().to_string(),
+        "\"${each.key}.media.${var.domain}.\""
+    );
+    assert_eq!(string_attr(record.body(), "type"), Some("A"));
+    assert_eq!(
+        string_attr(resource("google_compute_address").body(), "address_type"),
+        Some("EXTERNAL")
+    );
+
+    let overlays = terraform_dir().join("../overlays");
+    for env in ENVIRONMENTS {
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let call = caller.labelled("module")["public_endpoints"];
+        let domain = string_attr(call.body(), "domain").unwrap();
+        let replicas = attr(call.body(), "replicas").unwrap();
+        for (service, port_name) in PUBLIC {
+            let count = object_get(replicas, service)
+                .and_then(int)
+                .unwrap_or_else(|| panic!("{env}: public_endpoints.replicas has no {service}"));
+            let objects = render(&overlays.join(env).join(service));
+            let sts = find(&objects, "StatefulSet", service);
+            assert_eq!(
+                sts["spec"]["replicas"], count,
+                "{env}: {service} runs {} replicas, Terraform reserves {count} addresses",
+                sts["spec"]["replicas"]
+            );
+            let container = &sts["spec"]["template"]["spec"]["containers"][0];
+            let env_vars = container["env"].as_array().unwrap();
+            let var = |name: &str| {
+                env_vars
+                    .iter()
+                    .position(|e| e["name"] == name)
+                    .unwrap_or_else(|| panic!("{env}: {service} sets no {name}"))
+            };
+            let short = if service == "meeting-controller" {
+                "MC"
+            } else {
+                "MH"
+            };
+            let advertise = if short == "MC" {
+                "MC_WEBTRANSPORT_ADVERTISE_ADDRESS"
+            } else {
+                "MH_MEDIA_ADVERTISE_ADDRESS"
+            };
+            let port = container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == port_name)
+                .unwrap_or_else(|| panic!("{env}: {service} has no port {port_name}"));
+            assert_eq!(port["protocol"], "UDP");
+            let id = format!("{short}_ID");
+            assert_eq!(
+                env_vars[var(advertise)]["value"],
+                format!("$({id}).$(MEDIA_DOMAIN):{}", port["containerPort"]),
+                "{env}: {service} advertises its own name"
+            );
+            assert_eq!(
+                env_vars[var(&id)]["valueFrom"]["fieldRef"]["fieldPath"],
+                "metadata.name"
+            );
+            // Defined before use, or Kubernetes leaves `$(X)` as it is.
+            assert!(var(&id) < var(advertise) && var("MEDIA_DOMAIN") < var(advertise));
+            let config = env_vars[var("MEDIA_DOMAIN")]["valueFrom"]["configMapKeyRef"]["name"]
+                .as_str()
+                .unwrap();
+            let config = objects
+                .iter()
+                .find(|o| {
+                    o["kind"] == "ConfigMap"
+                        && o["metadata"]["name"].as_str().is_some_and(|n| n == config)
+                })
+                .unwrap_or_else(|| panic!("{env}: no ConfigMap {config}"));
+            assert_eq!(
+                config["data"]["MEDIA_DOMAIN"],
+                format!("media.{domain}"),
+                "{env}: {service}"
+            );
+
+            let mut names = Vec::new();
+            for n in 0..count {
+                let ordinal = format!("{service}-{n}");
+                let svc = find(&objects, "Service", &ordinal);
+                let name = format!("{ordinal}.media.{domain}");
+                assert_eq!(svc["spec"]["type"], "LoadBalancer", "{env}: {ordinal}");
+                assert_eq!(svc["spec"]["externalTrafficPolicy"], "Local");
+                assert_eq!(
+                    svc["spec"]["selector"]["statefulset.kubernetes.io/pod-name"],
+                    ordinal
+                );
+                let annotations = &svc["metadata"]["annotations"];
+                assert_eq!(annotations["dark-tower.io/public-name"], name);
+                assert_eq!(
+                    annotations["networking.gke.io/load-balancer-ip-addresses"],
+                    format!("dark-tower-{env}-{ordinal}")
+                );
+                let ports = svc["spec"]["ports"].as_array().unwrap();
+                assert_eq!(ports.len(), 1, "{env}: {ordinal} exposes only its UDP port");
+                assert_eq!(ports[0]["protocol"], "UDP");
+                assert_eq!(ports[0]["port"], port["containerPort"]);
+                assert_eq!(ports[0]["targetPort"], port_name);
+                names.push(serde_json::Value::from(name));
+            }
+            let extra: Vec<_> = objects
+                .iter()
+                .filter(|o| o["kind"] == "Service" && o["spec"]["type"] == "LoadBalancer")
+                .filter_map(|o| o["metadata"]["name"].as_str())
+                .filter(|n| {
+                    n.strip_prefix(&format!("{service}-"))
+                        .and_then(|i| i.parse::<i64>().ok())
+                        .is_none_or(|i| i >= count)
+                })
+                .collect();
+            assert!(
+                extra.is_empty(),
+                "{env}: load balancers for no replica: {extra:?}"
+            );
+            let secret = container_tls_secret(sts);
+            let certificate = objects
+                .iter()
+                .find(|o| o["kind"] == "Certificate" && o["spec"]["secretName"] == secret)
+                .unwrap_or_else(|| panic!("{env}: no Certificate writes {secret}"));
+            assert_eq!(
+                certificate["spec"]["dnsNames"],
+                serde_json::Value::from(names),
+                "{env}: the certificate {service} serves"
+            );
+        }
+    }
+}
+
+/// The Secret behind the pod's volume named `tls`.
+fn container_tls_secret(workload: &serde_json::Value) -> String {
+    workload["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .and_then(|v| v["secret"]["secretName"].as_str())
+        .unwrap()
+        .to_owned()
 }

@@ -20,7 +20,9 @@ mod stages;
 pub use crate::workspace::generators::{ConfigKind, ConfigObject};
 pub use namespaces::{NamespaceSetter, Namespaces};
 use resource::TEMPLATED;
-pub use resource::{Container, Resource, STABLE_SELECTOR_LABELS, STANDARD_LABELS};
+pub use resource::{
+    Container, Resource, STABLE_SELECTOR_LABELS, STANDARD_LABELS, STATEFULSET_POD_LABELS,
+};
 pub use selector::Selector;
 pub use stages::{Held, Stages};
 
@@ -76,9 +78,12 @@ impl LabelIndex {
 
     /// Items that may match `sel` (a superset of the real matches).
     fn candidates(&self, sel: &Selector<'_>) -> Vec<u32> {
+        // Not on a label a controller sets on the pod itself: the template
+        // does not hold it.
         let pair = sel
             .match_labels()
             .into_iter()
+            .filter(|(k, _)| !STATEFULSET_POD_LABELS.contains(k))
             .find_map(|(k, v)| v.as_str().map(|v| pair_hash(k, v)));
         match pair {
             None => self.all.clone(),
@@ -418,9 +423,57 @@ impl<'a> Index<'a> {
                         &self.added_labels(r.file).object,
                     ),
                 };
-                (self.same_namespace(near, r) && sel.matches_with(node, added)).then_some((r, node))
+                let implied = match labels {
+                    PodLabels::Template(_) => self.ordinal_labels(sel, r),
+                    PodLabels::Operator(_) => Vec::new(),
+                };
+                (self.same_namespace(near, r) && sel.matches_implied(node, added, &implied))
+                    .then_some((r, node))
             })
             .collect()
+    }
+
+    /// The labels the StatefulSet controller puts on the one pod of `r`
+    /// that `sel` asks for by name or index
+    /// ([`STATEFULSET_POD_LABELS`]), when `r` is a StatefulSet that runs
+    /// that ordinal: `spec.replicas` of them (1 when unset), or up to its
+    /// autoscaler's `maxReplicas`.
+    fn ordinal_labels(&self, sel: &Selector<'_>, r: &Resource<'_>) -> Vec<(&'static str, String)> {
+        if r.kind != "StatefulSet" {
+            return Vec::new();
+        }
+        let [by_name, by_index] = STATEFULSET_POD_LABELS;
+        let wanted = sel.match_labels();
+        let value = |key: &str| {
+            wanted
+                .iter()
+                .find(|(k, _)| *k == key)
+                .and_then(|(_, v)| v.as_str())
+        };
+        let ordinal = match (value(by_name), value(by_index)) {
+            (Some(name), _) => name
+                .strip_prefix(r.name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .filter(|n| !n.starts_with('+'))
+                .and_then(|n| n.parse::<i64>().ok()),
+            (None, Some(index)) => index.parse::<i64>().ok(),
+            (None, None) => None,
+        };
+        let runs = match self.autoscaler_of(r) {
+            Some(h) => h
+                .spec()
+                .and_then(|s| s.get("maxReplicas"))
+                .and_then(Node::as_i64)
+                .unwrap_or(1),
+            None => r.replicas().unwrap_or(1),
+        };
+        match ordinal {
+            Some(n) if (0..runs).contains(&n) => vec![
+                (by_name, format!("{}-{n}", r.name)),
+                (by_index, n.to_string()),
+            ],
+            _ => Vec::new(),
+        }
     }
 
     /// Every pod label set: its owner (a workload, or an operator-managed

@@ -19,6 +19,14 @@ pub const STANDARD_LABELS: [&str; 6] = [
 pub const STABLE_SELECTOR_LABELS: [&str; 2] =
     ["app.kubernetes.io/name", "app.kubernetes.io/instance"];
 
+/// Labels the StatefulSet controller gives each pod (its name and its
+/// ordinal), fixed for that ordinal across releases: a Service may select
+/// one replica by them.
+pub const STATEFULSET_POD_LABELS: [&str; 2] = [
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
+
 /// Kinds whose pods come from `spec.template`.
 pub(super) const TEMPLATED: [&str; 6] = [
     "Deployment",

@@ -42,7 +42,28 @@ impl<'a> Selector<'a> {
     /// Like [`Selector::matches`], where the keys in `added` are set by a
     /// kustomization (on the labels and the selector alike) and so match.
     pub fn matches_with(&self, labels: Option<&Node>, added: &[String]) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Node::as_str);
+        self.matches_implied(labels, added, &[])
+    }
+
+    /// Like [`Selector::matches_with`], where the pod also carries
+    /// `implied` labels that a controller sets on it (not in any template).
+    pub fn matches_implied(
+        &self,
+        labels: Option<&Node>,
+        added: &[String],
+        implied: &[(&str, String)],
+    ) -> bool {
+        let get = |k: &str| {
+            labels
+                .and_then(|l| l.get(k))
+                .and_then(Node::as_str)
+                .or_else(|| {
+                    implied
+                        .iter()
+                        .find(|(key, _)| *key == k)
+                        .map(|(_, v)| v.as_str())
+                })
+        };
         let exact = self.match_labels().iter().all(|(k, v)| {
             added.iter().any(|a| a == k) || v.as_str().is_some_and(|v| get(k) == Some(v))
         });

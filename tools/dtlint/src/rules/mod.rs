@@ -378,6 +378,7 @@ pub static ALL: &[&dyn Rule] = &[
     // network
     &network::udp_port_protocol::UdpPortProtocol,
     &network::selector_matches_nothing::SelectorMatchesNothing,
+    &network::replica_without_service::ReplicaWithoutService,
     &network::target_port_missing::TargetPortMissing,
     &network::servicemonitor_port_missing::ServiceMonitorPortMissing,
     &network::missing_default_deny::MissingDefaultDeny,

@@ -191,4 +191,47 @@ mod tests {
         );
         assert_eq!(out[0].primary.message, "no pod has this label");
     }
+
+    #[test]
+    fn a_service_may_select_one_statefulset_replica_that_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: mh}\nspec:\n  replicas: 2\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: mh}\n";
+        std::fs::write(dir.path().join("statefulset.yaml"), sts).unwrap();
+        let service = |name: &str, key: &str, value: &str| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector:\n    {key}: \"{value}\"\n    app.kubernetes.io/name: mh\n"
+            )
+        };
+        let by_name = "statefulset.kubernetes.io/pod-name";
+        let by_index = "apps.kubernetes.io/pod-index";
+        let cases = [
+            (service("mh-0", by_name, "mh-0"), true),
+            (service("mh-1", by_name, "mh-1"), true),
+            (service("idx-1", by_index, "1"), true),
+            // Near misses: an ordinal past the replicas, another set's pod,
+            // a name that only starts like one.
+            (service("mh-2", by_name, "mh-2"), false),
+            (service("idx-2", by_index, "2"), false),
+            (service("other", by_name, "gc-0"), false),
+            (service("plus", by_name, "mh-+1"), false),
+            (service("long", by_name, "mhx-1"), false),
+        ];
+        let config = Config::defaults();
+        for (svc, matches) in cases {
+            std::fs::write(dir.path().join("service.yaml"), &svc).unwrap();
+            let out =
+                crate::rules::testing::check_dir(&SelectorMatchesNothing, dir.path(), &config);
+            assert_eq!(out.is_empty(), matches, "{svc}: {out:?}");
+        }
+        // A Deployment's pods carry no such label.
+        let deployment = sts.replace("StatefulSet", "Deployment");
+        std::fs::write(dir.path().join("statefulset.yaml"), deployment).unwrap();
+        std::fs::write(
+            dir.path().join("service.yaml"),
+            service("mh-0", by_name, "mh-0"),
+        )
+        .unwrap();
+        let out = crate::rules::testing::check_dir(&SelectorMatchesNothing, dir.path(), &config);
+        assert_eq!(out.len(), 1, "{out:?}");
+    }
 }

@@ -1,7 +1,7 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::model::{Resource, STABLE_SELECTOR_LABELS};
+use crate::model::{Resource, STABLE_SELECTOR_LABELS, STATEFULSET_POD_LABELS};
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
@@ -9,7 +9,10 @@ declare_rule! {
     /// Checks that the selectors of workloads, Services and
     /// PodDisruptionBudgets (`matchLabels` and `matchExpressions` alike) use
     /// only the stable labels `app.kubernetes.io/name` and
-    /// `app.kubernetes.io/instance`.
+    /// `app.kubernetes.io/instance`. A Service may also select one
+    /// StatefulSet replica by the labels its controller gives that pod
+    /// (`statefulset.kubernetes.io/pod-name`, `apps.kubernetes.io/pod-index`),
+    /// which stay the same for that ordinal across releases.
     ///
     /// ## Why is this bad?
     /// A workload's selector is immutable: a selector on
@@ -78,7 +81,9 @@ impl Rule for UnstableSelector {
             );
         }
         for (key, span) in keys {
-            if STABLE_SELECTOR_LABELS.contains(&key) {
+            if STABLE_SELECTOR_LABELS.contains(&key)
+                || (r.kind == "Service" && STATEFULSET_POD_LABELS.contains(&key))
+            {
                 continue;
             }
             out.push(
@@ -122,5 +127,23 @@ mod tests {
         std::fs::write(dir.path().join("pdb.yaml"), only_expressions).unwrap();
         let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
         assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_service_may_select_one_statefulset_pod_a_workload_may_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: mh-0}\nspec:\n  selector:\n    app.kubernetes.io/name: mh\n    statefulset.kubernetes.io/pod-name: mh-0\n    apps.kubernetes.io/pod-index: \"0\"\n";
+        std::fs::write(dir.path().join("service.yaml"), svc).unwrap();
+        let config = Config::defaults();
+        let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
+        assert!(out.is_empty(), "{out:?}");
+        let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: mh}\nspec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: mh\n      statefulset.kubernetes.io/pod-name: mh-0\n";
+        std::fs::write(dir.path().join("service.yaml"), sts).unwrap();
+        let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            out[0].message,
+            "StatefulSet/mh selects on `statefulset.kubernetes.io/pod-name`"
+        );
     }
 }

@@ -1,0 +1,60 @@
+variable "project_id" {
+  description = "Cloud project of the environment (its zone, addresses and load balancers)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid project id."
+  }
+}
+
+variable "environment" {
+  description = "Dark Tower environment: development, staging or production."
+  type        = string
+
+  validation {
+    condition     = contains(["development", "staging", "production"], var.environment)
+    error_message = "environment must be development, staging or production."
+  }
+}
+
+variable "region" {
+  description = "Region of the cluster: the load balancers' addresses are regional."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a region such as europe-west1."
+  }
+}
+
+variable "domain" {
+  description = "The environment's public domain, without the trailing dot (staging.dark-tower.example); replicas are <service>-<n>.media.<domain>, the MEDIA_DOMAIN of the services' ConfigMaps."
+  type        = string
+
+  validation {
+    condition     = can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", var.domain))
+    error_message = "domain must be a lowercase DNS name without a trailing dot."
+  }
+}
+
+variable "replicas" {
+  description = "Replicas of each publicly reached StatefulSet (meeting-controller, media-handler): one address and name per ordinal. Equal to the overlay's replicas (a test keeps them so)."
+  type        = map(number)
+
+  validation {
+    condition     = alltrue([for service, count in var.replicas : contains(["meeting-controller", "media-handler"], service) && count >= 1 && count <= 50 && floor(count) == count])
+    error_message = "replicas maps meeting-controller and/or media-handler to a whole number between 1 and 50."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels for the zone and the addresses."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.labels : can(regex("^[a-z][a-z0-9_-]{0,62}$", k))])
+    error_message = "Label keys must be lowercase, start with a letter and be at most 63 characters."
+  }
+}
