@@ -20,8 +20,13 @@ pub const AC_URL_VAR: &str = "DT_AC_URL";
 pub const GC_URL_VAR: &str = "DT_GC_URL";
 pub const CLIENT_ID_VAR: &str = "DT_ENV_TESTS_CLIENT_ID";
 pub const CLIENT_SECRET_VAR: &str = "DT_ENV_TESTS_CLIENT_SECRET";
-/// The Secret `setup.sh` writes with the env-tests client's credentials.
-pub const CLIENT_SECRET_NAME: &str = "env-tests-client";
+/// The client the tests sign in as: the synthetic prober every environment
+/// declares (`overlays/<env>/ac-service/clients.toml`, scopes
+/// `meeting:create meeting:join`), whose secret is in this Secret under
+/// [`CLIENT_SECRET_KEY`]. Nothing is registered by hand.
+pub const CLIENT_SECRET_NAME: &str = "synthetic-prober-client";
+pub const CLIENT_SECRET_KEY: &str = "CLIENT_SECRET";
+pub const PROBER_CLIENT_ID: &str = "synthetic-prober";
 
 const DEFAULT_AC_URL: &str = "http://localhost:8082";
 const DEFAULT_GC_URL: &str = "http://localhost:8080";
@@ -45,7 +50,7 @@ pub enum ServiceError {
         body: String,
     },
     #[error(
-        "no env-tests credentials: set {CLIENT_ID_VAR}/{CLIENT_SECRET_VAR} or run tools/local/setup.sh (it writes Secret {DARK_TOWER_NAMESPACE}/{CLIENT_SECRET_NAME}): {0}"
+        "no env-tests credentials: set {CLIENT_ID_VAR}/{CLIENT_SECRET_VAR}, or deploy the environment (Secret {DARK_TOWER_NAMESPACE}/{CLIENT_SECRET_NAME}, key {CLIENT_SECRET_KEY}, comes with ac-service): {0}"
     )]
     Credentials(String),
     #[error("malformed JWT: {0}")]
@@ -90,8 +95,8 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
-/// The env-tests client: from the environment, else from the Secret
-/// `setup.sh` wrote.
+/// The env-tests client: from the environment, else the declared synthetic
+/// prober with the secret from its Secret in the cluster.
 pub async fn env_tests_credentials(
     client: &Client,
     get: impl Fn(&str) -> Option<String>,
@@ -104,16 +109,30 @@ pub async fn env_tests_credentials(
         .get(CLIENT_SECRET_NAME)
         .await
         .map_err(|e| ServiceError::Credentials(e.to_string()))?;
-    let data = secret.data.unwrap_or_default();
-    let field = |key: &str| {
-        data.get(key)
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ServiceError::Credentials(format!("key {key} missing or empty")))
-    };
+    prober_credentials(&secret)
+}
+
+/// The synthetic prober's credentials from its Secret.
+pub fn prober_credentials(secret: &Secret) -> Result<ClientCredentials, ServiceError> {
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(CLIENT_SECRET_KEY))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(CLIENT_SECRET_KEY))
+                .cloned()
+        })
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ServiceError::Credentials(format!("key {CLIENT_SECRET_KEY} missing or empty"))
+        })?;
     Ok(ClientCredentials {
-        id: field("client_id")?,
-        secret: field("client_secret")?,
+        id: PROBER_CLIENT_ID.to_owned(),
+        secret: value,
     })
 }
 
@@ -306,5 +325,57 @@ mod tests {
         assert_eq!(jwt_segment(&token, 1).unwrap()["sub"], "env-tests");
         assert!(jwt_segment("a.b", 0).is_err());
         assert!(jwt_segment("!!.b.c", 0).is_err());
+    }
+
+    /// The names the tests sign in with are the ones git declares: the
+    /// rendered development Secret holds the secret under that key, and the
+    /// overlay's clients.toml declares that client with the scopes the
+    /// join tests need.
+    #[test]
+    fn the_prober_credentials_are_the_declared_ones() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = std::process::Command::new("timeout")
+            .args(["120", "kubectl", "kustomize"])
+            .arg(repo.join("overlays/development/ac-service"))
+            .output()
+            .expect("timeout/kubectl must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let parsed = dtlint_yaml::parse(
+            &text,
+            &dtlint_yaml::LineIndex::new(&text),
+            dtlint_yaml::Limits::default(),
+        );
+        let secret = parsed
+            .documents
+            .iter()
+            .map(|d| d.root.to_json())
+            .find(|v| v["kind"] == "Secret" && v["metadata"]["name"] == CLIENT_SECRET_NAME)
+            .expect("development renders the prober's Secret");
+        let secret: Secret = serde_json::from_value(secret).unwrap();
+        let credentials = prober_credentials(&secret).unwrap();
+        assert_eq!(credentials.id, PROBER_CLIENT_ID);
+        assert!(credentials.secret.starts_with("dev-only-"));
+
+        let clients =
+            std::fs::read_to_string(repo.join("overlays/development/ac-service/clients.toml"))
+                .unwrap();
+        let clients: toml::Value = toml::from_str(&clients).unwrap();
+        let prober = clients["client"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"].as_str() == Some(PROBER_CLIENT_ID))
+            .expect("clients.toml declares the synthetic prober");
+        let scopes: Vec<&str> = prober["scopes"].as_str().unwrap().split(' ').collect();
+        for needed in ["meeting:create", "meeting:join"] {
+            assert!(scopes.contains(&needed), "{scopes:?}");
+        }
+        let empty = Secret::default();
+        assert!(prober_credentials(&empty).is_err());
     }
 }
