@@ -9,6 +9,7 @@ use crate::netpol::Namespaces;
 pub mod flux_decryption_missing;
 pub mod flux_dependency_cycle;
 pub mod flux_interval_format;
+pub mod flux_namespace_missing;
 pub mod flux_path_missing;
 pub mod flux_ref_unresolved;
 pub mod flux_required_fields;
@@ -79,5 +80,16 @@ pub(crate) fn resolve<'i, 'a>(
             && o.name == r.name
             && namespaces.of(o) == ns
             && crate::netpol::compatible(o, from)
+    })
+}
+
+/// The Flux Kustomization whose rendered build holds `r` (rendered mode:
+/// the build the Kustomization's `spec.path` asked for).
+pub(crate) fn applied_by<'i, 'a>(idx: &'i Index<'a>, r: &Resource<'_>) -> Option<&'i Resource<'a>> {
+    let (file, span) = idx.rendered_of(r.file)?.target.requested_by?;
+    objects(idx, "kustomize", "Kustomization").find(|k| {
+        k.file == file
+            && k.root.span.start.offset <= span.start.offset
+            && span.end.offset <= k.root.span.end.offset
     })
 }
