@@ -51,6 +51,8 @@ module "public_endpoints" {
   environment = local.environment
   region      = var.region
   domain      = "dev.dark-tower.example"
+  # Development's certificates come from its own CA, not ACME.
+  cert_manager_dns01 = false
   replicas = {
     meeting-controller = 1
     media-handler      = 1

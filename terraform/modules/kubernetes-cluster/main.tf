@@ -87,6 +87,31 @@ resource "google_compute_firewall" "allow_health_checks" {
   }
 }
 
+# The private control plane calls the platform's admission webhooks on the
+# nodes. GKE's own rule opens only 443 and 10250 from it: the webhooks on
+# other ports (Linkerd's proxy injector and validators 8443/9443,
+# CloudNativePG 9443, trust-manager 6443) would time out, and with
+# failurePolicy Fail nothing they guard could be created.
+resource "google_compute_firewall" "allow_control_plane_webhooks" {
+  project   = var.project_id
+  name      = "${var.name}-allow-control-plane-webhooks"
+  network   = google_compute_network.this.id
+  direction = "INGRESS"
+  priority  = 1000
+
+  allow {
+    protocol = "tcp"
+    ports    = var.control_plane_webhook_ports
+  }
+
+  source_ranges           = [var.control_plane_cidr]
+  target_service_accounts = [google_service_account.nodes.email]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 # Private nodes reach container registries and the platform's Helm
 # repositories through Cloud NAT.
 resource "google_compute_router" "nat" {

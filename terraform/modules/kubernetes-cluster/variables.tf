@@ -159,3 +159,14 @@ variable "secrets_encryption_key" {
     error_message = "secrets_encryption_key must be projects/P/locations/L/keyRings/R/cryptoKeys/K."
   }
 }
+
+variable "control_plane_webhook_ports" {
+  description = "TCP ports of the admission webhooks the control plane must reach on the nodes, besides the 443 and 10250 GKE opens itself (Linkerd 8443/9443, CloudNativePG 9443, trust-manager 6443)."
+  type        = list(string)
+  default     = ["6443", "8443", "9443"]
+
+  validation {
+    condition     = alltrue([for p in var.control_plane_webhook_ports : can(regex("^[0-9]{1,5}$", p)) && tonumber(p) > 0 && tonumber(p) < 65536])
+    error_message = "control_plane_webhook_ports must be TCP port numbers."
+  }
+}

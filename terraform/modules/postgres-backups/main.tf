@@ -134,6 +134,15 @@ resource "google_service_account_iam_member" "backups_workload_identity" {
   member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.kubernetes_service_account}]"
 }
 
+# barman-cloud checks the bucket before it writes (storage.buckets.get),
+# which objectAdmin does not grant: without this every WAL archive and
+# backup fails with 403 while the Cluster still reports Ready.
+resource "google_storage_bucket_iam_member" "backups_bucket_read" {
+  bucket = google_storage_bucket.backups.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_service_account.backups.email}"
+}
+
 # Read, write and delete objects (retention removes expired backups), in
 # this bucket only.
 resource "google_storage_bucket_iam_member" "backups_write" {

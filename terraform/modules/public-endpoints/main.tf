@@ -7,6 +7,11 @@
 # (dark-tower.io/public-name), so a client reaches the one replica that holds
 # its meeting. The names and the counts here are checked against the rendered
 # manifests by tools/env-tests (terraform.rs).
+#
+# cert-manager proves the environment's names to Let's Encrypt with DNS-01
+# records in this zone: it gets its own identity, allowed to edit this zone
+# only (overlays/<env>/issuer.yaml names the zone, and the cert-manager
+# HelmRelease of the environment annotates its service account).
 
 locals {
   labels = merge(
@@ -72,4 +77,50 @@ resource "google_dns_record_set" "media" {
   # but a region move does not) is seen within minutes.
   ttl     = 300
   rrdatas = [google_compute_address.media[each.key].address]
+}
+
+# The HTTPS API: the Gateway's load balancer takes this address
+# (base/gateway/envoyproxy.yaml names it), and api.<domain> points at it.
+resource "google_compute_address" "gateway" {
+  project      = var.project_id
+  name         = "dark-tower-${var.environment}-gateway"
+  region       = var.region
+  address_type = "EXTERNAL"
+  network_tier = "PREMIUM"
+  description  = "The Gateway dark-tower (Envoy Gateway's LoadBalancer Service) of ${var.environment}."
+  labels       = local.labels
+}
+
+resource "google_dns_record_set" "api" {
+  project      = var.project_id
+  managed_zone = google_dns_managed_zone.public.name
+  name         = "api.${var.domain}."
+  type         = "A"
+  ttl          = 300
+  rrdatas      = [google_compute_address.gateway.address]
+}
+
+resource "google_service_account" "cert_manager" {
+  count = var.cert_manager_dns01 ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "cert-manager-${var.environment}"
+  display_name = "cert-manager DNS-01 (${var.environment})"
+}
+
+resource "google_dns_managed_zone_iam_member" "cert_manager" {
+  count = var.cert_manager_dns01 ? 1 : 0
+
+  project      = var.project_id
+  managed_zone = google_dns_managed_zone.public.name
+  role         = "roles/dns.admin"
+  member       = "serviceAccount:${google_service_account.cert_manager[0].email}"
+}
+
+resource "google_service_account_iam_member" "cert_manager_workload_identity" {
+  count = var.cert_manager_dns01 ? 1 : 0
+
+  service_account_id = google_service_account.cert_manager[0].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.cert_manager_service_account}]"
 }

@@ -58,3 +58,20 @@ variable "labels" {
     error_message = "Label keys must be lowercase, start with a letter and be at most 63 characters."
   }
 }
+
+variable "cert_manager_dns01" {
+  description = "Whether cert-manager solves ACME DNS-01 challenges in this zone (staging and production; development's issuer is its own CA)."
+  type        = bool
+  default     = true
+}
+
+variable "cert_manager_service_account" {
+  description = "Kubernetes service account (namespace/name) of cert-manager's controller, which assumes the DNS-01 identity."
+  type        = string
+  default     = "cert-manager/cert-manager"
+
+  validation {
+    condition     = can(regex("^[a-z0-9-]+/[a-z0-9-]+$", var.cert_manager_service_account))
+    error_message = "cert_manager_service_account must be namespace/name."
+  }
+}

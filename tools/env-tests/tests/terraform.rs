@@ -963,3 +963,178 @@ fn container_tls_secret(workload: &serde_json::Value) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The ACME issuers of staging and production can prove their names: each
+/// solves DNS-01 in the zone Terraform makes for that environment, in that
+/// environment's project, as the identity Terraform allows to edit that zone
+/// (cert-manager's service account carries it, and the controller may use
+/// ambient credentials for a namespaced Issuer); development issues from its
+/// own CA and gets no such identity.
+#[test]
+fn acme_issuers_use_the_zone_and_identity_terraform_makes() {
+    let module = Module::load(&terraform_dir().join("modules/public-endpoints"));
+    let resource = |kind: &str, name: &str| {
+        module
+            .blocks("resource")
+            .find(|b| b.labels()[0].as_str() == kind && b.labels()[1].as_str() == name)
+            .unwrap_or_else(|| panic!("public-endpoints has no {kind}.{name}"))
+    };
+    assert_eq!(
+        attr(resource("google_dns_managed_zone", "public").body(), "name")
+            .unwrap()
+            .to_string(),
+        "\"dark-tower-${var.environment}-public\""
+    );
+    assert_eq!(
+        attr(resource("google_service_account", "cert_manager").body(), "account_id")
+            .unwrap()
+            .to_string(),
+        "\"cert-manager-${var.environment}\""
+    );
+    assert_eq!(
+        string_attr(resource("google_dns_managed_zone_iam_member", "cert_manager").body(), "role"),
+        Some("roles/dns.admin")
+    );
+    let ksa = module.labelled("variable")["cert_manager_service_account"];
+    let ksa = attr(ksa.body(), "default").unwrap().to_string();
+
+    let overlays = terraform_dir().join("../overlays");
+    for env in ENVIRONMENTS {
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let call = caller.labelled("module")["public_endpoints"];
+        let dns01 = !matches!(
+            attr(call.body(), "cert_manager_dns01"),
+            Some(Expression::Bool(false))
+        );
+        let namespace = render(&overlays.join(env));
+        let issuer = find(&namespace, "Issuer", "dark-tower-issuer");
+        let acme = &issuer["spec"]["acme"];
+        assert_eq!(
+            acme.is_object(),
+            dns01,
+            "{env}: an ACME issuer needs the DNS-01 identity, and only then"
+        );
+        if !dns01 {
+            continue;
+        }
+        let tfvars = std::fs::read_to_string(
+            terraform_dir()
+                .join("environments")
+                .join(env)
+                .join("terraform.tfvars"),
+        )
+        .unwrap();
+        let vars: Body = hcl::from_str(&tfvars).unwrap();
+        let project = string_attr(&vars, "project_id").unwrap();
+        let solver = &acme["solvers"][0]["dns01"]["cloudDNS"];
+        assert_eq!(solver["project"], project, "{env}");
+        assert_eq!(
+            solver["hostedZoneName"],
+            format!("dark-tower-{env}-public"),
+            "{env}"
+        );
+
+        let platform = render(&overlays.join(env).join("platform"));
+        let release = find(&platform, "HelmRelease", "cert-manager");
+        let values = &release["spec"]["values"];
+        assert_eq!(
+            values["serviceAccount"]["annotations"]["iam.gke.io/gcp-service-account"],
+            format!("cert-manager-{env}@{project}.iam.gserviceaccount.com"),
+            "{env}"
+        );
+        assert!(
+            values["extraArgs"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "--issuer-ambient-credentials")),
+            "{env}: a namespaced Issuer uses ambient credentials only with --issuer-ambient-credentials"
+        );
+        let release_ns = release["metadata"]["namespace"].as_str().unwrap();
+        let release_name = release["metadata"]["name"].as_str().unwrap();
+        assert_eq!(
+            ksa,
+            format!("\"{release_ns}/{release_name}\""),
+            "the controller's service account is the chart's, named after the release"
+        );
+    }
+}
+
+/// The API's name points at the Gateway: Terraform reserves
+/// `dark-tower-<env>-gateway` with the record `api.<domain>`, the Gateway
+/// class hands Envoy Gateway the EnvoyProxy that puts its load balancer on
+/// that address, and the Gateway's listener and certificate serve that name.
+#[test]
+fn the_api_name_points_at_the_gateway_address() {
+    let module = Module::load(&terraform_dir().join("modules/public-endpoints"));
+    let resource = |kind: &str, name: &str| {
+        module
+            .blocks("resource")
+            .find(|b| b.labels()[0].as_str() == kind && b.labels()[1].as_str() == name)
+            .unwrap_or_else(|| panic!("public-endpoints has no {kind}.{name}"))
+    };
+    assert_eq!(
+        attr(resource("google_compute_address", "gateway").body(), "name")
+            .unwrap()
+            .to_string(),
+        "\"dark-tower-${var.environment}-gateway\""
+    );
+    assert_eq!(
+        attr(resource("google_dns_record_set", "api").body(), "name")
+            .unwrap()
+            .to_string(),
+        "\"api.${var.domain}.\""
+    );
+    let overlays = terraform_dir().join("../overlays");
+    for env in ENVIRONMENTS {
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let call = caller.labelled("module")["public_endpoints"];
+        let domain = string_attr(call.body(), "domain").unwrap();
+        let objects = render(&overlays.join(env));
+        let class = find(&objects, "GatewayClass", "envoy");
+        let params = &class["spec"]["parametersRef"];
+        assert_eq!(params["kind"], "EnvoyProxy");
+        let proxy = find(&objects, "EnvoyProxy", params["name"].as_str().unwrap());
+        assert_eq!(proxy["metadata"]["namespace"], params["namespace"]);
+        let service = &proxy["spec"]["provider"]["kubernetes"]["envoyService"];
+        assert_eq!(service["type"], "LoadBalancer");
+        assert_eq!(
+            service["annotations"]["networking.gke.io/load-balancer-ip-addresses"],
+            format!("dark-tower-{env}-gateway"),
+            "{env}"
+        );
+        let gateway = find(&objects, "Gateway", "dark-tower");
+        assert_eq!(gateway["spec"]["gatewayClassName"], "envoy");
+        let api = format!("api.{domain}");
+        assert_eq!(gateway["spec"]["listeners"][0]["hostname"], api, "{env}");
+        assert_eq!(
+            find(&objects, "Certificate", "dark-tower-gateway")["spec"]["dnsNames"],
+            serde_json::json!([api]),
+            "{env}"
+        );
+        // Only the public API goes out: /health, /ready and /metrics share
+        // the port and stay inside. The route is the base's, or in
+        // production the one Flagger makes from the Canary's match.
+        let gc = render(&overlays.join(env).join("global-controller"));
+        let prefixes: Vec<String> = match gc
+            .iter()
+            .find(|o| o["kind"] == "Canary" && o["metadata"]["name"] == "global-controller")
+        {
+            Some(canary) => canary["spec"]["service"]["match"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{env}: the canary routes every path"))
+                .iter()
+                .map(|m| m["uri"]["prefix"].as_str().unwrap_or("").to_owned())
+                .collect(),
+            None => find(&gc, "HTTPRoute", "global-controller")["spec"]["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["matches"].as_array().unwrap().iter())
+                .map(|m| m["path"]["value"].as_str().unwrap_or("").to_owned())
+                .collect(),
+        };
+        assert!(!prefixes.is_empty(), "{env}");
+        for p in &prefixes {
+            assert!(p.starts_with("/api/"), "{env}: the Gateway routes {p:?} to GC");
+        }
+    }
+}
