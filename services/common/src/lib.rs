@@ -13,7 +13,9 @@
 //! - [`backoff`]: the one retry policy (capped exponential, with jitter);
 //! - [`token_client`]: client credentials for service-to-service calls;
 //! - [`grpc`] (feature `grpc`), [`db`] (feature `postgres`), [`testing`]
-//!   (feature `testing`, integration tests only).
+//!   (feature `testing`, integration tests only);
+//! - [`tls_reload`] (feature `tls-reload`): a server certificate that follows
+//!   its files, so a renewal reaches new handshakes without a restart.
 
 pub mod auth;
 pub mod backoff;
@@ -32,6 +34,8 @@ pub mod startup;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tls-reload")]
+pub mod tls_reload;
 pub mod token_client;
 
 pub use secrecy::{ExposeSecret, SecretString};

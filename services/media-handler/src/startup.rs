@@ -60,11 +60,9 @@ impl Application {
     }
 
     pub async fn build_with_limits(config: Config, limits: Limits) -> anyhow::Result<Self> {
-        let certs = tls::load_certs(&config.tls_cert_path)
-            .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH: {e}"))?;
-        let key = tls::load_key(&config.tls_key_path)
-            .map_err(|e| anyhow::anyhow!("MH_TLS_KEY_PATH: {e}"))?;
-        let crypto = tls::server_crypto(certs, key)
+        let certificate = tls::load_certificate(&config.tls_cert_path, &config.tls_key_path)
+            .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH/MH_TLS_KEY_PATH: {e}"))?;
+        let crypto = tls::server_crypto(certificate.clone())
             .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH/MH_TLS_KEY_PATH: {e}"))?;
 
         let jwks = Arc::new(JwksCache::new(&config.ac_jwks_url, JWKS_MIN_REFRESH)?);
@@ -136,8 +134,12 @@ impl Application {
         let health_listener =
             bind_tcp("MH_HEALTH_BIND_ADDRESS", config.health_bind_address).await?;
         let grpc_listener = bind_tcp("MH_GRPC_BIND_ADDRESS", config.grpc_bind_address).await?;
-        let background =
-            BackgroundTasks::from(vec![tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH))]);
+        // cert-manager renews the certificate days before it expires; a minute
+        // is plenty to pick it up.
+        let background = BackgroundTasks::from(vec![
+            tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH)),
+            certificate.watch(Duration::from_mins(1)),
+        ]);
         tracing::info!(
             mh_id = %config.mh_id,
             health = %health_listener.local_addr()?,

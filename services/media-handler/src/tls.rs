@@ -1,6 +1,7 @@
 //! TLS for the QUIC media endpoint: the server configuration from PEM files
-//! (`MH_TLS_CERT_PATH`, `MH_TLS_KEY_PATH`), a client configuration for tests,
-//! tools and the benchmark, and development certificates.
+//! (`MH_TLS_CERT_PATH`, `MH_TLS_KEY_PATH`, read again when cert-manager renews
+//! them: [`common::tls_reload::ReloadingCert`]), a client configuration for
+//! tests, tools and the benchmark, and development certificates.
 //!
 //! Only TLS 1.3 (QUIC requires it) with the `ring` provider; the ALPN is
 //! fixed to [`ALPN`], so a client speaking anything else fails the handshake.
@@ -10,8 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest as _, Sha256};
 
 /// The media protocol's ALPN id.
@@ -23,10 +23,8 @@ const DEV_CERT_DAYS: i64 = 13;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read the certificate chain {path}: {reason}")]
-    Cert { path: PathBuf, reason: String },
-    #[error("cannot read the private key {path}: {reason}")]
-    Key { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Load(#[from] common::tls_reload::TlsLoadError),
     #[error("the certificate and key are unusable: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("the TLS configuration has no QUIC cipher suite: {0}")]
@@ -40,44 +38,31 @@ pub enum TlsError {
     },
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Reads a PEM certificate chain (leaf first).
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-        .map_err(|e| TlsError::Cert {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::Cert {
-            path: path.to_owned(),
-            reason: "no CERTIFICATE block found".to_owned(),
-        });
-    }
-    Ok(certs)
+/// The certificate and key of the media endpoint, followed as they renew.
+pub fn load_certificate(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<common::tls_reload::ReloadingCert>, TlsError> {
+    Ok(common::tls_reload::ReloadingCert::load(
+        cert_path,
+        key_path,
+        provider(),
+    )?)
 }
 
-/// Reads a PEM private key (PKCS#8, SEC1 or PKCS#1).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-/// The QUIC server crypto for the media endpoint.
+/// The QUIC server crypto for the media endpoint: every handshake gets the
+/// certificate `cert` holds at that moment.
 pub fn server_crypto(
-    certs: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    cert: Arc<common::tls_reload::ReloadingCert>,
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(cert);
     config.alpn_protocols = vec![ALPN.to_vec()];
     config.max_early_data_size = 0;
     Ok(quinn::crypto::rustls::QuicServerConfig::try_from(config)?)
@@ -172,6 +157,8 @@ pub fn write_dev_cert(dir: &Path, cert: &DevCert) -> Result<(PathBuf, PathBuf), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject as _;
 
     #[test]
     fn dev_cert_is_short_lived_ecdsa_and_loads_back() {
@@ -179,11 +166,12 @@ mod tests {
         let cert = generate_dev_cert(&default_dev_names()).unwrap();
         assert_eq!(cert.sha256_hex().len(), 64);
         let (cert_path, key_path) = write_dev_cert(dir.path(), &cert).unwrap();
-        let certs = load_certs(&cert_path).unwrap();
+        let loaded = load_certificate(&cert_path, &key_path).unwrap();
+        let certs = loaded.current().cert.clone();
         assert_eq!(certs.len(), 1);
-        let key = load_key(&key_path).unwrap();
+        let key = PrivateKeyDer::from_pem_file(&key_path).unwrap();
         assert!(matches!(key, PrivateKeyDer::Pkcs8(_)));
-        server_crypto(certs.clone(), key).unwrap();
+        server_crypto(loaded).unwrap();
         client_crypto(&certs).unwrap();
         #[cfg(unix)]
         {
@@ -205,11 +193,15 @@ mod tests {
     fn unreadable_or_empty_files_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
-        let err = load_certs(&missing).unwrap_err();
+        let err = load_certificate(&missing, &missing).unwrap_err();
         assert!(err.to_string().contains("nope.pem"), "{err}");
+        let cert = generate_dev_cert(&default_dev_names()).unwrap();
+        let (cert_path, key_path) = write_dev_cert(dir.path(), &cert).unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not pem").unwrap();
-        assert!(load_certs(&empty).is_err());
-        assert!(load_key(&empty).is_err());
+        let err = load_certificate(&empty, &key_path).unwrap_err();
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+        let err = load_certificate(&cert_path, &empty).unwrap_err();
+        assert!(err.to_string().contains("empty.pem"), "{err}");
     }
 }

@@ -19,7 +19,7 @@ use proto::{GlobalControllerServiceClient, MeetingControllerServiceServer};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use wtransport::endpoint::endpoint_side::Server;
-use wtransport::{Endpoint, Identity, ServerConfig};
+use wtransport::{Endpoint, ServerConfig};
 
 use crate::config::{Config, SESSION_CLOSE_WAIT};
 use crate::grpc::McGrpc;
@@ -62,25 +62,34 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// Loads the WebTransport certificate and key, naming the variable at fault.
-async fn load_identity(config: &Config) -> anyhow::Result<Identity> {
-    let chain = wtransport::tls::CertificateChain::load_pemfile(&config.tls_cert_path)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot load MC_TLS_CERT_PATH {}: {e}",
-                config.tls_cert_path.display()
-            )
-        })?;
-    let key = wtransport::tls::PrivateKey::load_pemfile(&config.tls_key_path)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot load MC_TLS_KEY_PATH {}: {e}",
-                config.tls_key_path.display()
-            )
-        })?;
-    Ok(Identity::new(chain, key))
+/// How often the WebTransport certificate files are read again: cert-manager
+/// renews days before expiry, so a minute is plenty.
+const CERT_RELOAD_EVERY: Duration = Duration::from_mins(1);
+
+/// The WebTransport TLS configuration: TLS 1.3, the WebTransport ALPN, and
+/// the certificate and key of MC_TLS_CERT_PATH / MC_TLS_KEY_PATH, re-read
+/// when cert-manager renews them (each new session gets the newest pair).
+fn webtransport_tls(
+    config: &Config,
+) -> anyhow::Result<(
+    wtransport::tls::rustls::ServerConfig,
+    Arc<common::tls_reload::ReloadingCert>,
+)> {
+    use wtransport::tls::rustls;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = common::tls_reload::ReloadingCert::load(
+        &config.tls_cert_path,
+        &config.tls_key_path,
+        provider.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot load MC_TLS_CERT_PATH/MC_TLS_KEY_PATH: {e}"))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| anyhow::anyhow!("TLS 1.3: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(cert.clone());
+    tls.alpn_protocols = vec![wtransport::tls::WEBTRANSPORT_ALPN.to_vec()];
+    Ok((tls, cert))
 }
 
 impl Application {
@@ -90,7 +99,7 @@ impl Application {
 
     /// `build` with a custom RegisterMc backoff (tests shorten it).
     pub async fn build_with_backoff(config: Config, backoff: Backoff) -> anyhow::Result<Self> {
-        let identity = load_identity(&config).await?;
+        let (tls, certificate) = webtransport_tls(&config)?;
         let store = Store::connect(&config.redis_url, &config.mc_id, REDIS_WAIT)
             .await
             .map_err(|e| anyhow::anyhow!("cannot use REDIS_URL: {e}"))?;
@@ -146,7 +155,7 @@ impl Application {
         let grpc_listener = bind_tcp("MC_GRPC_BIND_ADDRESS", config.grpc_bind_address).await?;
         let server_config = ServerConfig::builder()
             .with_bind_address(config.webtransport_bind_address)
-            .with_identity(identity)
+            .with_custom_tls(tls)
             .keep_alive_interval(Some(KEEP_ALIVE))
             .max_idle_timeout(Some(IDLE_TIMEOUT))
             .map_err(|e| anyhow::anyhow!("QUIC idle timeout: {e}"))?
@@ -200,8 +209,10 @@ impl Application {
             metrics: gc_metrics,
         };
 
-        let background =
-            BackgroundTasks::from(vec![tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH))]);
+        let background = BackgroundTasks::from(vec![
+            tokio::spawn(jwks.clone().keep_fresh(JWKS_REFRESH)),
+            certificate.watch(CERT_RELOAD_EVERY),
+        ]);
         tracing::info!(
             mc_id = %config.mc_id,
             health = %health_listener.local_addr()?,

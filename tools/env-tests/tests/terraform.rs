@@ -986,13 +986,19 @@ fn acme_issuers_use_the_zone_and_identity_terraform_makes() {
         "\"dark-tower-${var.environment}-public\""
     );
     assert_eq!(
-        attr(resource("google_service_account", "cert_manager").body(), "account_id")
-            .unwrap()
-            .to_string(),
+        attr(
+            resource("google_service_account", "cert_manager").body(),
+            "account_id"
+        )
+        .unwrap()
+        .to_string(),
         "\"cert-manager-${var.environment}\""
     );
     assert_eq!(
-        string_attr(resource("google_dns_managed_zone_iam_member", "cert_manager").body(), "role"),
+        string_attr(
+            resource("google_dns_managed_zone_iam_member", "cert_manager").body(),
+            "role"
+        ),
         Some("roles/dns.admin")
     );
     let ksa = module.labelled("variable")["cert_manager_service_account"];
@@ -1134,7 +1140,10 @@ fn the_api_name_points_at_the_gateway_address() {
         };
         assert!(!prefixes.is_empty(), "{env}");
         for p in &prefixes {
-            assert!(p.starts_with("/api/"), "{env}: the Gateway routes {p:?} to GC");
+            assert!(
+                p.starts_with("/api/"),
+                "{env}: the Gateway routes {p:?} to GC"
+            );
         }
     }
 }

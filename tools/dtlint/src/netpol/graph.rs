@@ -26,6 +26,12 @@ pub struct Net<'i, 'a> {
     pub authz: Authz<'i, 'a>,
     /// The edges, computed once on first use (see [`Net::edges`]).
     edges: std::sync::OnceLock<Edges>,
+    /// Per pod (index into `pods`): the policies isolating it, for egress
+    /// and ingress; computed once on first use.
+    pub(super) isolating: std::sync::OnceLock<Vec<[Vec<usize>; 2]>>,
+    /// Pods by label pair, so a selector is matched against a few
+    /// candidates instead of every pod.
+    pub(super) by_label: std::sync::OnceLock<super::candidates::PodsByLabel>,
 }
 
 /// The traffic the policies allow, by (from, to) node.
@@ -214,15 +220,9 @@ impl<'i, 'a> Net<'i, 'a> {
             known,
             authz: Authz::build(index, namespaces, in_scope),
             edges: std::sync::OnceLock::new(),
+            isolating: std::sync::OnceLock::new(),
+            by_label: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Policies that select `pod` and isolate it for `dir`.
-    pub fn isolating(&self, pod: &Pod<'_, '_>, dir: Direction) -> Vec<&Policy<'i, 'a>> {
-        self.policies
-            .iter()
-            .filter(|p| p.isolates(dir) && p.selects(pod))
-            .collect()
     }
 
     fn namespace_matches(&self, sel: &Node, ns: &str) -> bool {
@@ -429,8 +429,30 @@ impl<'i, 'a> Net<'i, 'a> {
             }
         };
         let external = self.external_peers();
-        for a in &self.pods {
-            for b in &self.pods {
+        // Only pairs both sides may admit can have an edge: the others'
+        // pieces are empty. Each side's admitted pods come from the label
+        // index, so a repository of thousands of services is not judged
+        // pair by pair.
+        let egress: Vec<Option<Vec<usize>>> = self
+            .pods
+            .iter()
+            .map(|a| self.admitted_pods(a, Direction::Egress))
+            .collect();
+        let ingress: Vec<Option<Vec<usize>>> = self
+            .pods
+            .iter()
+            .map(|b| self.admitted_pods(b, Direction::Ingress))
+            .collect();
+        let all: Vec<usize> = (0..self.pods.len()).collect();
+        for (i, a) in self.pods.iter().enumerate() {
+            for &j in egress[i].as_deref().unwrap_or(&all) {
+                if ingress[j]
+                    .as_deref()
+                    .is_some_and(|from| from.binary_search(&i).is_err())
+                {
+                    continue;
+                }
+                let b = &self.pods[j];
                 let eg = self.allowed(a, Direction::Egress, Peer::Pod(b));
                 let ing = self.allowed(b, Direction::Ingress, Peer::Pod(a));
                 add(&a.node, &b.node, combine(eg, ing));
