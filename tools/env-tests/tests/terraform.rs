@@ -100,6 +100,13 @@ impl Module {
             .filter(move |b| b.identifier() == kind)
     }
 
+    /// The module's `resource "kind" "name"` block.
+    fn resource(&self, kind: &str, name: &str) -> &Block {
+        self.blocks("resource")
+            .find(|b| b.labels()[0].as_str() == kind && b.labels()[1].as_str() == name)
+            .unwrap_or_else(|| panic!("{}: no resource {kind}.{name}", self.dir.display()))
+    }
+
     fn labelled<'a>(&'a self, kind: &'a str) -> BTreeMap<String, &'a Block> {
         self.blocks(kind)
             .filter_map(|b| Some((b.labels().first()?.as_str().to_owned(), b)))
@@ -626,6 +633,19 @@ fn render(dir: &Path) -> Vec<serde_json::Value> {
     parsed.documents.iter().map(|d| d.root.to_json()).collect()
 }
 
+/// The environment's cloud project (`terraform.tfvars`).
+fn project_of(env: &str) -> String {
+    let tfvars = std::fs::read_to_string(
+        terraform_dir()
+            .join("environments")
+            .join(env)
+            .join("terraform.tfvars"),
+    )
+    .unwrap();
+    let vars: Body = hcl::from_str(&tfvars).unwrap();
+    string_attr(&vars, "project_id").unwrap().to_owned()
+}
+
 fn find<'a>(objects: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
     objects
         .iter()
@@ -674,15 +694,8 @@ fn postgres_backups_go_to_the_terraform_bucket() {
             );
             continue;
         }
-        let tfvars = std::fs::read_to_string(
-            terraform_dir()
-                .join("environments")
-                .join(env)
-                .join("terraform.tfvars"),
-        )
-        .unwrap();
-        let vars: Body = hcl::from_str(&tfvars).unwrap();
-        let project = string_attr(&vars, "project_id").unwrap();
+        let project = project_of(env);
+        let project = project.as_str();
         let caller = Module::load(&terraform_dir().join("environments").join(env));
         let call = caller.labelled("module")["postgres_backups"];
         let days = int(attr(call.body(), "retention_days").unwrap()).unwrap();
@@ -807,12 +820,7 @@ fn postgres_egress_matches_the_terraform_network() {
 #[test]
 fn media_replicas_are_reachable_at_the_names_terraform_makes() {
     let module = Module::load(&terraform_dir().join("modules/public-endpoints"));
-    let resource = |kind: &str| {
-        module
-            .blocks("resource")
-            .find(|b| b.labels()[0].as_str() == kind)
-            .unwrap_or_else(|| panic!("public-endpoints has no {kind}"))
-    };
+    let resource = |kind: &str| module.resource(kind, "media");
     assert_eq!(
         attr(resource("google_compute_address").body(), "name")
             .unwrap()
@@ -973,12 +981,7 @@ fn container_tls_secret(workload: &serde_json::Value) -> String {
 #[test]
 fn acme_issuers_use_the_zone_and_identity_terraform_makes() {
     let module = Module::load(&terraform_dir().join("modules/public-endpoints"));
-    let resource = |kind: &str, name: &str| {
-        module
-            .blocks("resource")
-            .find(|b| b.labels()[0].as_str() == kind && b.labels()[1].as_str() == name)
-            .unwrap_or_else(|| panic!("public-endpoints has no {kind}.{name}"))
-    };
+    let resource = |kind: &str, name: &str| module.resource(kind, name);
     assert_eq!(
         attr(resource("google_dns_managed_zone", "public").body(), "name")
             .unwrap()
@@ -1023,15 +1026,8 @@ fn acme_issuers_use_the_zone_and_identity_terraform_makes() {
         if !dns01 {
             continue;
         }
-        let tfvars = std::fs::read_to_string(
-            terraform_dir()
-                .join("environments")
-                .join(env)
-                .join("terraform.tfvars"),
-        )
-        .unwrap();
-        let vars: Body = hcl::from_str(&tfvars).unwrap();
-        let project = string_attr(&vars, "project_id").unwrap();
+        let project = project_of(env);
+        let project = project.as_str();
         let solver = &acme["solvers"][0]["dns01"]["cloudDNS"];
         assert_eq!(solver["project"], project, "{env}");
         assert_eq!(
@@ -1071,12 +1067,7 @@ fn acme_issuers_use_the_zone_and_identity_terraform_makes() {
 #[test]
 fn the_api_name_points_at_the_gateway_address() {
     let module = Module::load(&terraform_dir().join("modules/public-endpoints"));
-    let resource = |kind: &str, name: &str| {
-        module
-            .blocks("resource")
-            .find(|b| b.labels()[0].as_str() == kind && b.labels()[1].as_str() == name)
-            .unwrap_or_else(|| panic!("public-endpoints has no {kind}.{name}"))
-    };
+    let resource = |kind: &str, name: &str| module.resource(kind, name);
     assert_eq!(
         attr(resource("google_compute_address", "gateway").body(), "name")
             .unwrap()

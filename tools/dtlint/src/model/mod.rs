@@ -12,6 +12,7 @@ use crate::sops_index::SopsState;
 use crate::source::FileId;
 use crate::workspace::{Role, Workspace};
 
+mod budgets;
 pub mod namespaces;
 mod resource;
 mod selector;
@@ -125,6 +126,11 @@ pub struct Index<'a> {
     services: Vec<usize>,
     service_labels: LabelIndex,
     configs_by_name: std::collections::HashMap<(ConfigKind, String), Vec<usize>>,
+    /// Indices into `resources` of the complete objects, by kind.
+    by_kind: std::collections::HashMap<String, Vec<usize>>,
+    /// The PodDisruptionBudgets (indices into `resources`) selecting each
+    /// workload's pods, by the workload's index; computed on first use.
+    budgets: std::sync::OnceLock<std::collections::HashMap<usize, Vec<usize>>>,
     /// Every Secret in a source file, patches included, computed once for
     /// the SOPS rules that share it (see `rules::sops::source_secrets`).
     pub(crate) source_secrets: std::sync::OnceLock<Vec<Resource<'a>>>,
@@ -343,6 +349,8 @@ impl<'a> Index<'a> {
             services: Vec::new(),
             service_labels: LabelIndex::default(),
             configs_by_name: std::collections::HashMap::new(),
+            by_kind: std::collections::HashMap::new(),
+            budgets: std::sync::OnceLock::new(),
             source_secrets: std::sync::OnceLock::new(),
         };
         index.build_lookups();
@@ -394,6 +402,11 @@ impl<'a> Index<'a> {
                     added,
                 );
                 self.services.push(i);
+            }
+        }
+        for (i, r) in self.resources.iter().enumerate() {
+            if r.is_object() {
+                self.by_kind.entry(r.kind.to_string()).or_default().push(i);
             }
         }
         for (i, c) in self.configs.iter().enumerate() {
@@ -631,7 +644,11 @@ impl<'a> Index<'a> {
 
     /// Complete objects of one kind.
     pub fn of_kind<'s>(&'s self, kind: &'s str) -> impl Iterator<Item = &'s Resource<'a>> + 's {
-        self.objects().filter(move |r| r.kind == kind)
+        self.by_kind
+            .get(kind)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.resources[i])
     }
 }
 

@@ -120,11 +120,7 @@ impl<'i, 'a> Net<'i, 'a> {
         let mut out = Vec::new();
         for p in policies {
             for rule in p.rules(dir) {
-                let peers: Vec<&Node> = rule
-                    .get(dir.peers_key())
-                    .into_iter()
-                    .flat_map(Node::items)
-                    .collect();
+                let peers = super::graph::rule_peers(rule, dir);
                 if peers.is_empty() {
                     return None;
                 }

@@ -357,11 +357,7 @@ impl<'i, 'a> Net<'i, 'a> {
         let mut out = Vec::new();
         for p in policies {
             for rule in p.rules(dir) {
-                let peers: Vec<&Node> = rule
-                    .get(dir.peers_key())
-                    .into_iter()
-                    .flat_map(Node::items)
-                    .collect();
+                let peers = rule_peers(rule, dir);
                 let peer_span = if peers.is_empty() {
                     // A rule without peers admits everyone; unseen pods are
                     // then just part of `outside`, not a peer of their own.
@@ -629,4 +625,12 @@ pub fn types_text(p: &Policy<'_, '_>) -> String {
         .map(Direction::type_name)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `from` (ingress) or `to` (egress) items of a policy rule.
+pub(super) fn rule_peers(rule: &Node, dir: Direction) -> Vec<&Node> {
+    rule.get(dir.peers_key())
+        .into_iter()
+        .flat_map(Node::items)
+        .collect()
 }

@@ -178,20 +178,16 @@ fn covered_twice(ctx: &Context<'_>, pdb: &Resource<'_>) -> Option<Finding> {
             .help(help),
         );
     }
-    for other in ctx.index.of_kind("PodDisruptionBudget") {
-        if other.name >= pdb.name || !ctx.index.same_namespace(pdb, other) {
-            continue;
-        }
-        let Some(other_sel) = ctx.index.own_selector(other) else {
-            continue;
-        };
-        let theirs = ctx.index.pods_matching(&other_sel, other);
-        let Some((w, _)) = mine
-            .iter()
-            .find(|(w, _)| theirs.iter().any(|(t, _)| std::ptr::eq(*t, *w)))
-        else {
-            continue;
-        };
+    // Every other budget of a pod this one selects, reported at the later
+    // of the two (by name).
+    let found = mine.iter().find_map(|(w, _)| {
+        ctx.index
+            .budgets_of(w)
+            .into_iter()
+            .find(|other| other.name < pdb.name && ctx.index.same_namespace(pdb, other))
+            .map(|other| (other, *w))
+    });
+    if let Some((other, w)) = found {
         let other_span = other
             .spec()
             .and_then(|s| s.get("selector"))
