@@ -128,6 +128,9 @@ pub struct Index<'a> {
     configs_by_name: std::collections::HashMap<(ConfigKind, String), Vec<usize>>,
     /// Indices into `resources` of the complete objects, by kind.
     by_kind: std::collections::HashMap<String, Vec<usize>>,
+    /// Indices into `resources` of the complete objects (most rules walk
+    /// them; deciding what is an object parses the apiVersion).
+    object_ids: Vec<usize>,
     /// The PodDisruptionBudgets (indices into `resources`) selecting each
     /// workload's pods, by the workload's index; computed on first use.
     budgets: std::sync::OnceLock<std::collections::HashMap<usize, Vec<usize>>>,
@@ -350,6 +353,7 @@ impl<'a> Index<'a> {
             service_labels: LabelIndex::default(),
             configs_by_name: std::collections::HashMap::new(),
             by_kind: std::collections::HashMap::new(),
+            object_ids: Vec::new(),
             budgets: std::sync::OnceLock::new(),
             source_secrets: std::sync::OnceLock::new(),
         };
@@ -407,6 +411,7 @@ impl<'a> Index<'a> {
         for (i, r) in self.resources.iter().enumerate() {
             if r.is_object() {
                 self.by_kind.entry(r.kind.to_string()).or_default().push(i);
+                self.object_ids.push(i);
             }
         }
         for (i, c) in self.configs.iter().enumerate() {
@@ -634,7 +639,7 @@ impl<'a> Index<'a> {
     /// Complete Kubernetes objects (resources and standalone manifests; not
     /// patches, not tool configuration).
     pub fn objects(&self) -> impl Iterator<Item = &Resource<'a>> {
-        self.resources.iter().filter(|r| r.is_object())
+        self.object_ids.iter().map(|&i| &self.resources[i])
     }
 
     /// Complete workloads.
