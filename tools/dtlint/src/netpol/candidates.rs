@@ -16,6 +16,8 @@ use super::{Direction, Pod, Policy};
 pub(super) struct PodsByLabel {
     by_pair: HashMap<(String, String), Vec<usize>>,
     with_added: Vec<usize>,
+    /// Pod indices by namespace.
+    by_namespace: HashMap<String, Vec<usize>>,
 }
 
 impl<'i, 'a> Net<'i, 'a> {
@@ -26,6 +28,11 @@ impl<'i, 'a> Net<'i, 'a> {
                 if !pod.added.is_empty() {
                     index.with_added.push(i);
                 }
+                index
+                    .by_namespace
+                    .entry(pod.namespace.clone())
+                    .or_default()
+                    .push(i);
                 for e in pod.labels.into_iter().flat_map(Node::entries) {
                     if let (Some(k), Some(v)) = (e.key.as_str(), e.value.as_str()) {
                         index
@@ -40,26 +47,36 @@ impl<'i, 'a> Net<'i, 'a> {
         })
     }
 
-    /// Pods a `podSelector` may select (a superset: callers still match),
-    /// in index order.
-    fn selector_candidates(&self, selector: Option<&Node>) -> Vec<usize> {
-        let pair = selector
-            .and_then(|s| s.get("matchLabels"))
-            .into_iter()
-            .flat_map(Node::entries)
-            .find_map(|e| Some((e.key.as_str()?, e.value.as_str()?)));
-        match pair {
-            None => (0..self.pods.len()).collect(),
-            Some((k, v)) => {
-                let index = self.by_label();
-                let mut c = index
-                    .by_pair
-                    .get(&(k.to_string(), v.to_string()))
-                    .cloned()
-                    .unwrap_or_default();
-                c.extend(&index.with_added);
+    /// Pods a `podSelector` in namespace `ns` may select (a superset:
+    /// callers still match), in index order.
+    fn selector_candidates(&self, selector: Option<&Node>, ns: &str) -> Vec<usize> {
+        let index = self.by_label();
+        match label_pair(selector) {
+            None => index.by_namespace.get(ns).cloned().unwrap_or_default(),
+            Some(pair) => by_pair(index, pair),
+        }
+    }
+
+    /// Pods a `from`/`to` item of a policy in `policy_ns` may admit (a
+    /// superset: callers still match), in index order.
+    fn peer_candidates(&self, peer: &Node, policy_ns: &str) -> Vec<usize> {
+        let index = self.by_label();
+        let pods = peer.get("podSelector");
+        match (peer.get("namespaceSelector"), label_pair(pods)) {
+            (_, Some(pair)) => by_pair(index, pair),
+            (None, None) => index
+                .by_namespace
+                .get(policy_ns)
+                .cloned()
+                .unwrap_or_default(),
+            (Some(namespaces), None) => {
+                let mut c: Vec<usize> = index
+                    .by_namespace
+                    .iter()
+                    .filter(|(ns, _)| self.namespace_matches(namespaces, ns))
+                    .flat_map(|(_, pods)| pods.iter().copied())
+                    .collect();
                 c.sort_unstable();
-                c.dedup();
                 c
             }
         }
@@ -87,7 +104,7 @@ impl<'i, 'a> Net<'i, 'a> {
         let cache = self.isolating.get_or_init(|| {
             let mut per_pod = vec![[Vec::new(), Vec::new()]; self.pods.len()];
             for (k, policy) in self.policies.iter().enumerate() {
-                for j in self.selector_candidates(policy.pod_selector) {
+                for j in self.selector_candidates(policy.pod_selector, &policy.namespace) {
                     if policy.selects(&self.pods[j]) {
                         if policy.isolates(Direction::Egress) {
                             per_pod[j][0].push(k);
@@ -128,7 +145,7 @@ impl<'i, 'a> Net<'i, 'a> {
                     if peer.get("ipBlock").is_some() {
                         continue;
                     }
-                    for j in self.selector_candidates(peer.get("podSelector")) {
+                    for j in self.peer_candidates(peer, &p.namespace) {
                         if self.peer_admits_pod(peer, &p.namespace, &self.pods[j]) {
                             out.push(j);
                         }
@@ -140,4 +157,26 @@ impl<'i, 'a> Net<'i, 'a> {
         out.dedup();
         Some(out)
     }
+}
+
+/// The first `matchLabels` pair of a selector with a string value.
+fn label_pair(selector: Option<&Node>) -> Option<(&str, &str)> {
+    selector
+        .and_then(|s| s.get("matchLabels"))
+        .into_iter()
+        .flat_map(Node::entries)
+        .find_map(|e| Some((e.key.as_str()?, e.value.as_str()?)))
+}
+
+/// The pods carrying `pair`, or whose kustomization adds its key.
+fn by_pair(index: &PodsByLabel, (k, v): (&str, &str)) -> Vec<usize> {
+    let mut c = index
+        .by_pair
+        .get(&(k.to_string(), v.to_string()))
+        .cloned()
+        .unwrap_or_default();
+    c.extend(&index.with_added);
+    c.sort_unstable();
+    c.dedup();
+    c
 }

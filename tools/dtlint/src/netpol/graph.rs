@@ -225,7 +225,7 @@ impl<'i, 'a> Net<'i, 'a> {
         }
     }
 
-    fn namespace_matches(&self, sel: &Node, ns: &str) -> bool {
+    pub(super) fn namespace_matches(&self, sel: &Node, ns: &str) -> bool {
         let labels = self.namespace_labels.get(ns);
         Selector {
             node: sel,
