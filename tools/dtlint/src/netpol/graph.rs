@@ -32,6 +32,8 @@ pub struct Net<'i, 'a> {
     /// Pods by label pair, so a selector is matched against a few
     /// candidates instead of every pod.
     pub(super) by_label: std::sync::OnceLock<super::candidates::PodsByLabel>,
+    /// Pod indices by graph node; computed on first use.
+    pub(super) by_node: std::sync::OnceLock<HashMap<String, Vec<usize>>>,
 }
 
 /// The traffic the policies allow, by (from, to) node.
@@ -222,6 +224,7 @@ impl<'i, 'a> Net<'i, 'a> {
             edges: std::sync::OnceLock::new(),
             isolating: std::sync::OnceLock::new(),
             by_label: std::sync::OnceLock::new(),
+            by_node: std::sync::OnceLock::new(),
         }
     }
 
@@ -538,7 +541,18 @@ impl<'i, 'a> Net<'i, 'a> {
 
     /// The pods of a node.
     pub fn pods_of<'s>(&'s self, node: &'s str) -> impl Iterator<Item = &'s Pod<'i, 'a>> + 's {
-        self.pods.iter().filter(move |p| p.node == node)
+        let by_node = self.by_node.get_or_init(|| {
+            let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, p) in self.pods.iter().enumerate() {
+                map.entry(p.node.clone()).or_default().push(i);
+            }
+            map
+        });
+        by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.pods[i])
     }
 }
 
