@@ -1138,3 +1138,50 @@ fn the_api_name_points_at_the_gateway_address() {
         }
     }
 }
+
+/// The node agents run on every node Terraform makes, the tainted media
+/// pools included: the OpenTelemetry collector (a DaemonSet) tolerates every
+/// pool taint of every environment.
+#[test]
+fn the_node_collector_tolerates_every_pool_taint() {
+    let overlays = terraform_dir().join("../overlays");
+    for env in ENVIRONMENTS {
+        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let platform = render(&overlays.join(env).join("platform"));
+        let collector = find(&platform, "HelmRelease", "opentelemetry-collector");
+        let values = &collector["spec"]["values"];
+        assert_eq!(values["mode"], "daemonset", "{env}");
+        let tolerations = values["tolerations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut taints = 0;
+        for pool in caller.labelled("module").values() {
+            let Some(Expression::Array(list)) = attr(pool.body(), "taints") else {
+                continue;
+            };
+            for taint in list {
+                taints += 1;
+                let key =
+                    object_get(taint, "key").map(|k| k.to_string().trim_matches('"').to_owned());
+                let effect = object_get(taint, "effect")
+                    .map(|e| e.to_string().trim_matches('"').to_owned())
+                    .unwrap_or_default();
+                // Terraform spells NO_SCHEDULE, Kubernetes NoSchedule.
+                let effect = effect.replace('_', "").to_lowercase();
+                let tolerated = tolerations.iter().any(|t| {
+                    Some(t["key"].as_str().unwrap_or_default().to_owned()) == key
+                        && t["operator"] == "Exists"
+                        && t["effect"]
+                            .as_str()
+                            .is_none_or(|e| e.to_lowercase() == effect)
+                });
+                assert!(
+                    tolerated,
+                    "{env}: the collector does not tolerate taint {key:?}"
+                );
+            }
+        }
+        assert!(taints > 0, "{env}: no tainted pool found");
+    }
+}
