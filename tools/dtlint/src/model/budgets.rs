@@ -1,7 +1,7 @@
 //! Which PodDisruptionBudgets cover a workload, computed once for the whole
 //! index instead of pairing every budget with every other.
 
-use super::{Index, Resource};
+use super::{Index, Resource, position_in};
 
 impl<'a> Index<'a> {
     /// The PodDisruptionBudgets whose selectors match the pods of workload
@@ -21,7 +21,7 @@ impl<'a> Index<'a> {
                     continue;
                 };
                 for (owner, _) in self.pods_matching(&sel, pdb) {
-                    if let Some(i) = self.position(owner) {
+                    if let Some(i) = position_in(&self.resources, owner) {
                         let slot = map.entry(i).or_default();
                         if slot.last() != Some(&b) {
                             slot.push(b);
@@ -31,21 +31,11 @@ impl<'a> Index<'a> {
             }
             map
         });
-        self.position(w)
+        position_in(&self.resources, w)
             .and_then(|i| budgets.get(&i))
             .into_iter()
             .flatten()
             .map(|&b| &self.resources[b])
             .collect()
-    }
-
-    /// The position of `r` in `resources`, when it is one of them.
-    pub(crate) fn position(&self, r: &Resource<'_>) -> Option<usize> {
-        let size = std::mem::size_of::<Resource<'_>>();
-        let base = self.resources.as_ptr() as usize;
-        let at = std::ptr::from_ref(r) as usize;
-        (size > 0 && at >= base && (at - base).is_multiple_of(size))
-            .then(|| (at - base) / size)
-            .filter(|&i| i < self.resources.len())
     }
 }

@@ -14,12 +14,15 @@ use crate::workspace::{Role, Workspace};
 
 mod budgets;
 pub mod namespaces;
+mod ordinals;
 mod resource;
 mod selector;
 mod stages;
 
 pub use crate::workspace::generators::{ConfigKind, ConfigObject};
 pub use namespaces::{NamespaceSetter, Namespaces};
+pub(crate) use ordinals::position_in;
+pub use ordinals::statefulset_ordinal;
 use resource::TEMPLATED;
 pub use resource::{
     Container, Resource, STABLE_SELECTOR_LABELS, STANDARD_LABELS, STATEFULSET_POD_LABELS,
@@ -449,49 +452,6 @@ impl<'a> Index<'a> {
                     .then_some((r, node))
             })
             .collect()
-    }
-
-    /// The labels the StatefulSet controller puts on the one pod of `r`
-    /// that `sel` asks for by name or index
-    /// ([`STATEFULSET_POD_LABELS`]), when `r` is a StatefulSet that runs
-    /// that ordinal: `spec.replicas` of them (1 when unset), or up to its
-    /// autoscaler's `maxReplicas`.
-    fn ordinal_labels(&self, sel: &Selector<'_>, r: &Resource<'_>) -> Vec<(&'static str, String)> {
-        if r.kind != "StatefulSet" {
-            return Vec::new();
-        }
-        let [by_name, by_index] = STATEFULSET_POD_LABELS;
-        let wanted = sel.match_labels();
-        let value = |key: &str| {
-            wanted
-                .iter()
-                .find(|(k, _)| *k == key)
-                .and_then(|(_, v)| v.as_str())
-        };
-        let ordinal = match (value(by_name), value(by_index)) {
-            (Some(name), _) => name
-                .strip_prefix(r.name)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .filter(|n| !n.starts_with('+'))
-                .and_then(|n| n.parse::<i64>().ok()),
-            (None, Some(index)) => index.parse::<i64>().ok(),
-            (None, None) => None,
-        };
-        let runs = match self.autoscaler_of(r) {
-            Some(h) => h
-                .spec()
-                .and_then(|s| s.get("maxReplicas"))
-                .and_then(Node::as_i64)
-                .unwrap_or(1),
-            None => r.replicas().unwrap_or(1),
-        };
-        match ordinal {
-            Some(n) if (0..runs).contains(&n) => vec![
-                (by_name, format!("{}-{n}", r.name)),
-                (by_index, n.to_string()),
-            ],
-            _ => Vec::new(),
-        }
     }
 
     /// Every pod label set: its owner (a workload, or an operator-managed

@@ -82,19 +82,9 @@ impl<'i, 'a> Net<'i, 'a> {
         }
     }
 
-    /// The position of `pod` in `pods`, when it is one of them.
-    fn position(&self, pod: &Pod<'_, '_>) -> Option<usize> {
-        let size = std::mem::size_of::<Pod<'_, '_>>();
-        let base = self.pods.as_ptr() as usize;
-        let at = std::ptr::from_ref(pod) as usize;
-        (size > 0 && at >= base && (at - base).is_multiple_of(size))
-            .then(|| (at - base) / size)
-            .filter(|&i| i < self.pods.len())
-    }
-
     /// Policies that select `pod` and isolate it for `dir`.
     pub fn isolating(&self, pod: &Pod<'_, '_>, dir: Direction) -> Vec<&Policy<'i, 'a>> {
-        let Some(i) = self.position(pod) else {
+        let Some(i) = crate::model::position_in(&self.pods, pod) else {
             return self
                 .policies
                 .iter()

@@ -1,9 +1,7 @@
 use std::collections::BTreeMap;
 
-use dtlint_yaml::Node;
-
 use crate::diag::{Finding, Label};
-use crate::model::{Resource, STATEFULSET_POD_LABELS, Selector};
+use crate::model::{Resource, Selector, statefulset_ordinal};
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 
 declare_rule! {
@@ -82,7 +80,7 @@ impl Rule for ReplicaWithoutService {
                 node,
                 structured: false,
             };
-            let Some(ordinal) = ordinal(&sel, r.name) else {
+            let Some(ordinal) = statefulset_ordinal(&sel, r.name) else {
                 continue;
             };
             let selects_r = idx
@@ -99,17 +97,12 @@ impl Rule for ReplicaWithoutService {
         if exposed.is_empty() {
             return;
         }
-        let (runs, file, span, what) = if let Some(h) = idx.autoscaler_of(r) {
-            let max = h.spec().and_then(|s| s.get("maxReplicas"));
-            (
-                max.and_then(Node::as_i64).unwrap_or(1),
-                h.file,
-                max.map_or_else(|| h.anchor_span(), |n| n.span),
-                "the autoscaler may run",
-            )
+        let (ceiling, autoscaled) = idx.replicas_ceiling(r);
+        let (runs, file, span) = (ceiling.count, ceiling.file, ceiling.span);
+        let what = if autoscaled {
+            "the autoscaler may run"
         } else {
-            let floor = idx.replicas_floor(r);
-            (floor.count, floor.file, floor.span, "runs")
+            "runs"
         };
         let missing: Vec<String> = (0..runs)
             .filter(|n| !exposed.contains_key(n))
@@ -136,31 +129,6 @@ impl Rule for ReplicaWithoutService {
                 missing[0]
             )),
         );
-    }
-}
-
-/// The ordinal of `sts` a Service selector picks by a StatefulSet pod label.
-fn ordinal(sel: &Selector<'_>, sts: &str) -> Option<i64> {
-    let [by_name, by_index] = STATEFULSET_POD_LABELS;
-    let labels = sel.match_labels();
-    let value = |key: &str| {
-        labels
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.as_str())
-    };
-    match (value(by_name), value(by_index)) {
-        (Some(name), _) => name
-            .strip_prefix(sts)?
-            .strip_prefix('-')
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))?
-            .parse()
-            .ok(),
-        (None, Some(index)) => index
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| index.parse().ok())?,
-        (None, None) => None,
     }
 }
 
@@ -256,35 +224,5 @@ mod tests {
             )
             .is_empty()
         );
-    }
-
-    #[test]
-    fn ordinals_are_read_from_either_label() {
-        let ordinal_of = |yaml: &str| {
-            let parsed = dtlint_yaml::parse(
-                yaml,
-                &dtlint_yaml::LineIndex::new(yaml),
-                dtlint_yaml::Limits::default(),
-            );
-            let sel = Selector {
-                node: &parsed.documents[0].root,
-                structured: false,
-            };
-            ordinal(&sel, "mh")
-        };
-        assert_eq!(
-            ordinal_of("{statefulset.kubernetes.io/pod-name: mh-12}"),
-            Some(12)
-        );
-        assert_eq!(ordinal_of("{apps.kubernetes.io/pod-index: \"4\"}"), Some(4));
-        for bad in [
-            "{statefulset.kubernetes.io/pod-name: mh-+1}",
-            "{statefulset.kubernetes.io/pod-name: mhx-1}",
-            "{statefulset.kubernetes.io/pod-name: mh-}",
-            "{apps.kubernetes.io/pod-index: \"-1\"}",
-            "{app.kubernetes.io/name: mh}",
-        ] {
-            assert_eq!(ordinal_of(bad), None, "{bad}");
-        }
     }
 }
