@@ -136,33 +136,26 @@ impl Rule for FluxDependencyCycle {
             });
         }
         for i in 0..n {
-            let id = nodes[i].id.clone();
-            let (file, env) = (nodes[i].file, nodes[i].env.clone());
             // A Kustomization's dependsOn holds back its start; its
-            // readiness needs the start.
-            let waits: Vec<Edge> = std::mem::take(&mut nodes[i].deps);
-            let is_flux_kustomization = objs[i].kind == "Kustomization";
-            if is_flux_kustomization {
+            // readiness needs the start. Other objects' start nodes stay
+            // without edges.
+            let start_deps = if objs[i].kind == "Kustomization" {
+                let deps = std::mem::take(&mut nodes[i].deps);
                 nodes[i].deps.push(Edge {
                     to: n + i,
                     at: None,
                     kind: EdgeKind::Started,
                 });
-                nodes.push(Node_ {
-                    id,
-                    file,
-                    env,
-                    deps: waits,
-                });
+                deps
             } else {
-                nodes[i].deps = waits;
-                nodes.push(Node_ {
-                    id,
-                    file,
-                    env,
-                    deps: Vec::new(),
-                });
-            }
+                Vec::new()
+            };
+            nodes.push(Node_ {
+                id: nodes[i].id.clone(),
+                file: nodes[i].file,
+                env: nodes[i].env.clone(),
+                deps: start_deps,
+            });
         }
         // What each Flux Kustomization applies, from the rendered builds.
         let creators: Vec<Option<usize>> = objs
@@ -279,6 +272,13 @@ fn waits_for(k: &crate::model::Resource<'_>, r: &crate::model::Resource<'_>) -> 
         .map(|h| h.span)
 }
 
+/// The wait from the `i`th node of `cycle` to the next one.
+fn edge_at(nodes: &[Node_], cycle: &[usize], i: usize) -> Option<Edge> {
+    let from = cycle[i % cycle.len()];
+    let to = cycle[(i + 1) % cycle.len()];
+    nodes[from].deps.iter().find(|e| e.to == to).copied()
+}
+
 fn merged_add(
     merged: &mut Merged,
     nodes: &[Node_],
@@ -289,12 +289,7 @@ fn merged_add(
     // Start at a `dependsOn` entry: the line to edit. Prefer one between
     // objects that different Flux Kustomizations apply.
     let len = cycle.len();
-    let edge = |i: usize| -> Option<Edge> {
-        let from = cycle[i % len];
-        let to = cycle[(i + 1) % len];
-        nodes[from].deps.iter().find(|e| e.to == to).copied()
-    };
-    let is_dep = |i: usize| edge(i).is_some_and(|e| e.kind == EdgeKind::DependsOn);
+    let is_dep = |i: usize| edge_at(nodes, cycle, i).is_some_and(|e| e.kind == EdgeKind::DependsOn);
     let creator = |node: usize| creators.get(node).copied().flatten();
     let first = (0..len)
         .find(|&i| {
@@ -306,11 +301,7 @@ fn merged_add(
         .or_else(|| (0..len).find(|&i| is_dep(i)));
     let Some(first) = first else { return };
     let rotated: Vec<usize> = (0..len).map(|i| cycle[(first + i) % len]).collect();
-    let edge = |i: usize| -> Option<Edge> {
-        let from = rotated[i % len];
-        let to = rotated[(i + 1) % len];
-        nodes[from].deps.iter().find(|e| e.to == to).copied()
-    };
+    let edge = |i: usize| edge_at(nodes, &rotated, i);
     let mut names: Vec<&str> = Vec::new();
     for &i in rotated.iter().chain(rotated.first()) {
         if names.last() != Some(&nodes[i].id.as_str()) {
