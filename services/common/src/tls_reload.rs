@@ -184,6 +184,24 @@ impl ReloadingCert {
     }
 }
 
+impl ReloadingCert {
+    /// A TLS 1.3 server configuration (QUIC allows nothing else) that
+    /// speaks `alpn`, asks no client certificate, accepts no early data,
+    /// and answers every handshake with the pair `self` holds then.
+    pub fn server_config(
+        self: &Arc<Self>,
+        alpn: &[u8],
+    ) -> Result<rustls::ServerConfig, rustls::Error> {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(self) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![alpn.to_vec()];
+        config.max_early_data_size = 0;
+        Ok(config)
+    }
+}
+
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
@@ -240,6 +258,26 @@ mod tests {
             TlsLoadError::NoCertificate { .. }
         ));
         assert_eq!(leaf(&r.current()), second);
+    }
+
+    #[test]
+    fn the_server_config_speaks_tls13_and_the_alpn_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let (a_cert, a_key) = pair("a.example");
+        std::fs::write(&cert, a_cert).unwrap();
+        std::fs::write(&key, a_key).unwrap();
+        let r = ReloadingCert::load(&cert, &key, provider()).unwrap();
+        let config = r.server_config(b"dt-test/1").unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"dt-test/1".to_vec()]);
+        assert_eq!(config.max_early_data_size, 0);
+        assert!(
+            config
+                .crypto_provider()
+                .cipher_suites
+                .iter()
+                .any(|s| s.version() == &rustls::version::TLS13)
+        );
     }
 
     #[test]

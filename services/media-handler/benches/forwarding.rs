@@ -67,7 +67,7 @@ impl Bench {
         let dir = std::env::temp_dir().join(format!("mh-bench-{}", std::process::id()));
         let (cert_path, key_path) = tls::write_dev_cert(&dir, &cert).unwrap();
         let crypto =
-            tls::server_crypto(tls::load_certificate(&cert_path, &key_path).unwrap()).unwrap();
+            tls::server_crypto(&tls::load_certificate(&cert_path, &key_path).unwrap()).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
 
         let metrics = Metrics::new("mh").unwrap();

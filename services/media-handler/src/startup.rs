@@ -62,7 +62,7 @@ impl Application {
     pub async fn build_with_limits(config: Config, limits: Limits) -> anyhow::Result<Self> {
         let certificate = tls::load_certificate(&config.tls_cert_path, &config.tls_key_path)
             .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH/MH_TLS_KEY_PATH: {e}"))?;
-        let crypto = tls::server_crypto(certificate.clone())
+        let crypto = tls::server_crypto(&certificate)
             .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH/MH_TLS_KEY_PATH: {e}"))?;
 
         let jwks = Arc::new(JwksCache::new(&config.ac_jwks_url, JWKS_MIN_REFRESH)?);

@@ -57,14 +57,9 @@ pub fn load_certificate(
 /// The QUIC server crypto for the media endpoint: every handshake gets the
 /// certificate `cert` holds at that moment.
 pub fn server_crypto(
-    cert: Arc<common::tls_reload::ReloadingCert>,
+    cert: &Arc<common::tls_reload::ReloadingCert>,
 ) -> Result<quinn::crypto::rustls::QuicServerConfig, TlsError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_cert_resolver(cert);
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    config.max_early_data_size = 0;
+    let config = cert.server_config(ALPN)?;
     Ok(quinn::crypto::rustls::QuicServerConfig::try_from(config)?)
 }
 
@@ -171,7 +166,7 @@ mod tests {
         assert_eq!(certs.len(), 1);
         let key = PrivateKeyDer::from_pem_file(&key_path).unwrap();
         assert!(matches!(key, PrivateKeyDer::Pkcs8(_)));
-        server_crypto(loaded).unwrap();
+        server_crypto(&loaded).unwrap();
         client_crypto(&certs).unwrap();
         #[cfg(unix)]
         {

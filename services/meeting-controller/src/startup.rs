@@ -75,20 +75,16 @@ fn webtransport_tls(
     wtransport::tls::rustls::ServerConfig,
     Arc<common::tls_reload::ReloadingCert>,
 )> {
-    use wtransport::tls::rustls;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(wtransport::tls::rustls::crypto::ring::default_provider());
     let cert = common::tls_reload::ReloadingCert::load(
         &config.tls_cert_path,
         &config.tls_key_path,
-        provider.clone(),
+        provider,
     )
     .map_err(|e| anyhow::anyhow!("cannot load MC_TLS_CERT_PATH/MC_TLS_KEY_PATH: {e}"))?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| anyhow::anyhow!("TLS 1.3: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(cert.clone());
-    tls.alpn_protocols = vec![wtransport::tls::WEBTRANSPORT_ALPN.to_vec()];
+    let tls = cert
+        .server_config(wtransport::tls::WEBTRANSPORT_ALPN)
+        .map_err(|e| anyhow::anyhow!("TLS 1.3: {e}"))?;
     Ok((tls, cert))
 }
 
