@@ -300,7 +300,7 @@ fn providers_are_pinned() {
 #[test]
 fn remote_state_is_configured_without_credentials() {
     for env in ENVIRONMENTS {
-        let module = Module::load(&terraform_dir().join("environments").join(env));
+        let module = environment(env);
         let terraform = module.blocks("terraform").next().unwrap();
         let backend = terraform
             .body()
@@ -474,7 +474,7 @@ fn environments_use_the_modules_correctly() {
 #[test]
 fn heavy_services_get_dedicated_pools_sized_from_adr_0012() {
     for env in ENVIRONMENTS {
-        let module = Module::load(&terraform_dir().join("environments").join(env));
+        let module = environment(env);
         let locals: Vec<&Block> = module.blocks("locals").collect();
         let sizing = locals
             .iter()
@@ -589,7 +589,7 @@ fn every_environment_has_its_age_key_secret() {
         "\"sops-age-key-${var.environment}\""
     );
     for env in ENVIRONMENTS {
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let secrets = caller.labelled("module");
         let call = secrets
             .values()
@@ -631,6 +631,11 @@ fn render(dir: &Path) -> Vec<serde_json::Value> {
     );
     assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
     parsed.documents.iter().map(|d| d.root.to_json()).collect()
+}
+
+/// The root module of an environment (`terraform/environments/<env>`).
+fn environment(env: &str) -> Module {
+    Module::load(&terraform_dir().join("environments").join(env))
 }
 
 /// The environment's cloud project (`terraform.tfvars`).
@@ -696,7 +701,7 @@ fn postgres_backups_go_to_the_terraform_bucket() {
         }
         let project = project_of(env);
         let project = project.as_str();
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let call = caller.labelled("module")["postgres_backups"];
         let days = int(attr(call.body(), "retention_days").unwrap()).unwrap();
 
@@ -782,7 +787,7 @@ fn postgres_egress_matches_the_terraform_network() {
             );
             continue;
         }
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let call = caller.labelled("module")["cluster"];
         let cidr = string_attr(call.body(), "control_plane_cidr").unwrap();
         assert_eq!(egress.len(), 1, "{env}: {egress:?}");
@@ -840,7 +845,7 @@ fn media_replicas_are_reachable_at_the_names_terraform_makes() {
 
     let overlays = terraform_dir().join("../overlays");
     for env in ENVIRONMENTS {
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let call = caller.labelled("module")["public_endpoints"];
         let domain = string_attr(call.body(), "domain").unwrap();
         let replicas = attr(call.body(), "replicas").unwrap();
@@ -1009,7 +1014,7 @@ fn acme_issuers_use_the_zone_and_identity_terraform_makes() {
 
     let overlays = terraform_dir().join("../overlays");
     for env in ENVIRONMENTS {
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let call = caller.labelled("module")["public_endpoints"];
         let dns01 = !matches!(
             attr(call.body(), "cert_manager_dns01"),
@@ -1082,7 +1087,7 @@ fn the_api_name_points_at_the_gateway_address() {
     );
     let overlays = terraform_dir().join("../overlays");
     for env in ENVIRONMENTS {
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let call = caller.labelled("module")["public_endpoints"];
         let domain = string_attr(call.body(), "domain").unwrap();
         let objects = render(&overlays.join(env));
@@ -1146,7 +1151,7 @@ fn the_api_name_points_at_the_gateway_address() {
 fn the_node_collector_tolerates_every_pool_taint() {
     let overlays = terraform_dir().join("../overlays");
     for env in ENVIRONMENTS {
-        let caller = Module::load(&terraform_dir().join("environments").join(env));
+        let caller = environment(env);
         let platform = render(&overlays.join(env).join("platform"));
         let collector = find(&platform, "HelmRelease", "opentelemetry-collector");
         let values = &collector["spec"]["values"];
