@@ -50,7 +50,7 @@ enum PodLabels<'a> {
 /// Label value pairs to candidate items, so selectors are matched against a
 /// few candidates instead of every object.
 #[derive(Debug, Default)]
-struct LabelIndex {
+pub(crate) struct LabelIndex {
     /// By a hash of (key, value): no copies of the strings; a collision only
     /// adds a candidate that the real match then rejects.
     by_pair: rustc_hash::FxHashMap<u64, Vec<u32>>,
@@ -68,7 +68,7 @@ fn pair_hash(key: &str, value: &str) -> u64 {
 }
 
 impl LabelIndex {
-    fn add(&mut self, item: u32, labels: Option<&Node>, added: &[String]) {
+    pub(crate) fn add(&mut self, item: u32, labels: Option<&Node>, added: &[String]) {
         self.all.push(item);
         if !added.is_empty() {
             self.with_added.push(item);
@@ -82,23 +82,26 @@ impl LabelIndex {
 
     /// Items that may match `sel` (a superset of the real matches).
     fn candidates(&self, sel: &Selector<'_>) -> Vec<u32> {
+        self.pair_candidates(sel)
+            .unwrap_or_else(|| self.all.clone())
+    }
+
+    /// Items that carry one of `sel`'s `matchLabels` pairs (or may, by a
+    /// kustomize-added key), in order; `None` when `sel` names no pair
+    /// these items' labels could hold.
+    pub(crate) fn pair_candidates(&self, sel: &Selector<'_>) -> Option<Vec<u32>> {
         // Not on a label a controller sets on the pod itself: the template
         // does not hold it.
         let pair = sel
             .match_labels()
             .into_iter()
             .filter(|(k, _)| !STATEFULSET_POD_LABELS.contains(k))
-            .find_map(|(k, v)| v.as_str().map(|v| pair_hash(k, v)));
-        match pair {
-            None => self.all.clone(),
-            Some(p) => {
-                let mut c: Vec<u32> = self.by_pair.get(&p).cloned().unwrap_or_default();
-                c.extend(&self.with_added);
-                c.sort_unstable();
-                c.dedup();
-                c
-            }
-        }
+            .find_map(|(k, v)| v.as_str().map(|v| pair_hash(k, v)))?;
+        let mut c: Vec<u32> = self.by_pair.get(&pair).cloned().unwrap_or_default();
+        c.extend(&self.with_added);
+        c.sort_unstable();
+        c.dedup();
+        Some(c)
     }
 }
 

@@ -9,15 +9,27 @@ use dtlint_yaml::Node;
 
 use super::graph::Net;
 use super::{Direction, Pod, Policy};
+use crate::model::{LabelIndex, Selector};
 
-/// Pod indices by (key, value) label pair; pods whose kustomization adds
-/// label keys match any value of those keys, so they are always candidates.
+/// The graph's pods (indices into `pods`) by label pair, the same index
+/// the model keeps of every pod, and by namespace.
 #[derive(Debug, Default)]
 pub(super) struct PodsByLabel {
-    by_pair: HashMap<(String, String), Vec<usize>>,
-    with_added: Vec<usize>,
-    /// Pod indices by namespace.
+    labels: LabelIndex,
     by_namespace: HashMap<String, Vec<usize>>,
+}
+
+impl PodsByLabel {
+    /// The pods carrying one of `selector`'s `matchLabels` pairs, when it
+    /// names one.
+    fn by_pair(&self, selector: Option<&Node>) -> Option<Vec<usize>> {
+        let sel = Selector {
+            node: selector?,
+            structured: true,
+        };
+        let found = self.labels.pair_candidates(&sel)?;
+        Some(found.into_iter().map(|i| i as usize).collect())
+    }
 }
 
 impl<'i, 'a> Net<'i, 'a> {
@@ -25,23 +37,12 @@ impl<'i, 'a> Net<'i, 'a> {
         self.by_label.get_or_init(|| {
             let mut index = PodsByLabel::default();
             for (i, pod) in self.pods.iter().enumerate() {
-                if !pod.added.is_empty() {
-                    index.with_added.push(i);
-                }
+                index.labels.add(i as u32, pod.labels, pod.added);
                 index
                     .by_namespace
                     .entry(pod.namespace.clone())
                     .or_default()
                     .push(i);
-                for e in pod.labels.into_iter().flat_map(Node::entries) {
-                    if let (Some(k), Some(v)) = (e.key.as_str(), e.value.as_str()) {
-                        index
-                            .by_pair
-                            .entry((k.to_string(), v.to_string()))
-                            .or_default()
-                            .push(i);
-                    }
-                }
             }
             index
         })
@@ -51,25 +52,25 @@ impl<'i, 'a> Net<'i, 'a> {
     /// callers still match), in index order.
     fn selector_candidates(&self, selector: Option<&Node>, ns: &str) -> Vec<usize> {
         let index = self.by_label();
-        match label_pair(selector) {
-            None => index.by_namespace.get(ns).cloned().unwrap_or_default(),
-            Some(pair) => by_pair(index, pair),
-        }
+        index
+            .by_pair(selector)
+            .unwrap_or_else(|| index.by_namespace.get(ns).cloned().unwrap_or_default())
     }
 
     /// Pods a `from`/`to` item of a policy in `policy_ns` may admit (a
     /// superset: callers still match), in index order.
     fn peer_candidates(&self, peer: &Node, policy_ns: &str) -> Vec<usize> {
         let index = self.by_label();
-        let pods = peer.get("podSelector");
-        match (peer.get("namespaceSelector"), label_pair(pods)) {
-            (_, Some(pair)) => by_pair(index, pair),
-            (None, None) => index
+        if let Some(c) = index.by_pair(peer.get("podSelector")) {
+            return c;
+        }
+        match peer.get("namespaceSelector") {
+            None => index
                 .by_namespace
                 .get(policy_ns)
                 .cloned()
                 .unwrap_or_default(),
-            (Some(namespaces), None) => {
+            Some(namespaces) => {
                 let mut c: Vec<usize> = index
                     .by_namespace
                     .iter()
@@ -147,26 +148,4 @@ impl<'i, 'a> Net<'i, 'a> {
         out.dedup();
         Some(out)
     }
-}
-
-/// The first `matchLabels` pair of a selector with a string value.
-fn label_pair(selector: Option<&Node>) -> Option<(&str, &str)> {
-    selector
-        .and_then(|s| s.get("matchLabels"))
-        .into_iter()
-        .flat_map(Node::entries)
-        .find_map(|e| Some((e.key.as_str()?, e.value.as_str()?)))
-}
-
-/// The pods carrying `pair`, or whose kustomization adds its key.
-fn by_pair(index: &PodsByLabel, (k, v): (&str, &str)) -> Vec<usize> {
-    let mut c = index
-        .by_pair
-        .get(&(k.to_string(), v.to_string()))
-        .cloned()
-        .unwrap_or_default();
-    c.extend(&index.with_added);
-    c.sort_unstable();
-    c.dedup();
-    c
 }
