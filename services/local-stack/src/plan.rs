@@ -88,14 +88,26 @@ pub fn controller_secrets(
             (Some("postgresql.cnpg.io"), "Cluster") => {
                 let name = o.name();
                 let maker = format!("Cluster {name}");
-                out.insert(
-                    (ns.clone(), format!("{name}-ca")),
-                    (vec!["ca.crt", "ca.key"], maker.clone()),
-                );
-                out.insert(
-                    (ns.clone(), format!("{name}-server")),
-                    (vec!["tls.crt", "tls.key"], maker.clone()),
-                );
+                let given = |key: &str| {
+                    spec.and_then(|s| s.pointer(&format!("/certificates/{key}")))
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                };
+                // The operator's own CA signs client certificates unless
+                // the Cluster names a client CA; it makes a server
+                // certificate only when the Cluster names none.
+                if !given("clientCASecret") {
+                    out.insert(
+                        (ns.clone(), format!("{name}-ca")),
+                        (vec!["ca.crt", "ca.key"], maker.clone()),
+                    );
+                }
+                if !given("serverTLSSecret") {
+                    out.insert(
+                        (ns.clone(), format!("{name}-server")),
+                        (vec!["tls.crt", "tls.key"], maker.clone()),
+                    );
+                }
                 out.insert(
                     (ns.clone(), format!("{name}-replication")),
                     (vec!["tls.crt", "tls.key"], maker.clone()),
@@ -467,11 +479,15 @@ mod tests {
             .collect();
         for s in [
             "dark-tower/postgres-ca",
+            "dark-tower/postgres-server-ca",
+            "dark-tower/postgres-server-tls",
             "dark-tower/meeting-controller-tls",
             "dark-tower/media-handler-tls",
         ] {
             assert!(made.contains(s), "{s} missing from {made:?}");
         }
+        // The Cluster names its server certificate: the operator makes none.
+        assert!(!made.contains("dark-tower/postgres-server"), "{made:?}");
         let ac = plan
             .pods
             .iter()

@@ -539,7 +539,7 @@ mod tests {
         let kinds = count_kinds(&all);
         // MC's and MH's endpoints, PostgreSQL's server, Linkerd's trust anchor and issuer,
         // the Gateway's.
-        assert_eq!(kinds.get("Certificate"), Some(&6), "{kinds:?}");
+        assert_eq!(kinds.get("Certificate"), Some(&8), "{kinds:?}");
         assert!(kinds.contains_key("Database"), "{kinds:?}");
         let err = apply_all(&repo(), "staging", None).unwrap_err().to_string();
         assert!(err.contains("no age key was given"), "{err}");

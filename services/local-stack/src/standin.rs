@@ -10,8 +10,9 @@
 //!   a local "ACME" CA of this run signs instead (the fidelity limit). An
 //!   issuer the manifests do not declare is an error.
 //! - **CloudNativePG** (see `crate::up` for the instance process): the
-//!   cluster CA (`<cluster>-ca`), the server certificate (`<cluster>-server`)
-//!   for the `-rw`/`-ro`/`-r` Service names, the `<cluster>-app` credentials
+//!   cluster CA (`<cluster>-ca`), the server certificate (the Secret named
+//!   by `spec.certificates.serverTLSSecret`, or its own `<cluster>-server`
+//!   for the `-rw`/`-ro`/`-r` Service names), the `<cluster>-app` credentials
 //!   of the default `app` database, and the `-rw`/`-ro`/`-r` Services; each
 //!   `Pooler` becomes real PgBouncer processes (one per instance) in front
 //!   of the primary, with the Service the operator makes for it.

@@ -41,7 +41,7 @@ use crate::pod::{
 };
 use crate::proc::run_checked;
 use crate::render::{self, FluxKustomization};
-use crate::standin::{self, Authority, CertManager, Request};
+use crate::standin::{self, Authority, CertManager, Issued, Request};
 
 /// Set in the re-executed runner: the node namespace it runs in.
 const NODE_VAR: &str = "DT_LOCAL_STACK_NODE";
@@ -1516,15 +1516,49 @@ fn start_postgres(
     let ns = o.namespace(DEFAULT_NS).to_owned();
     let started = lock(shared).started;
     let ca = Authority::new(&format!("{name} CloudNativePG stand-in CA"))?;
-    let server = standin::issue(
-        &Request {
-            common_name: Some(format!("{name}-rw")),
-            dns_names: standin::cnpg_server_names(cluster, &name, &ns),
-            lifetime: time::Duration::days(90),
-            ..Request::default()
-        },
-        Some(&ca),
-    )?;
+    // The server certificate and the CA clients verify it with: the
+    // Secrets the Cluster names (cert-manager's, issued earlier in this
+    // run), or the operator's own.
+    let given = |key: &str| {
+        cluster
+            .pointer(&format!("/spec/certificates/{key}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (server, server_ca) = if let Some(tls) = given("serverTLSSecret") {
+        let ca_secret = given("serverCASecret").with_context(|| {
+            format!("Cluster {ns}/{name}: spec.certificates.serverTLSSecret needs serverCASecret, as the operator's webhook requires")
+        })?;
+        let secrets = objects_of(&lock(shared), &ns)?;
+        let key = |secret: &str, key: &str| -> anyhow::Result<String> {
+            let data = secrets.secret(secret).with_context(|| {
+                format!("Cluster {ns}/{name}: Secret {ns}/{secret} does not exist (no Certificate or Secret in this environment makes it)")
+            })?;
+            let v = data.get(key).with_context(|| {
+                format!("Cluster {ns}/{name}: Secret {ns}/{secret} has no key {key}")
+            })?;
+            Ok(String::from_utf8_lossy(v).into_owned())
+        };
+        (
+            Issued {
+                certificate: key(tls, "tls.crt")?,
+                key: key(tls, "tls.key")?,
+                ca: key(ca_secret, "ca.crt")?,
+            },
+            key(ca_secret, "ca.crt")?,
+        )
+    } else {
+        let server = standin::issue(
+            &Request {
+                common_name: Some(format!("{name}-rw")),
+                dns_names: standin::cnpg_server_names(cluster, &name, &ns),
+                lifetime: time::Duration::days(90),
+                ..Request::default()
+            },
+            Some(&ca),
+        )?;
+        (server, ca.cert_pem.clone())
+    };
     let replication = standin::issue(
         &Request {
             common_name: Some("streaming_replica".into()),
@@ -1541,7 +1575,8 @@ fn start_postgres(
     std::fs::create_dir_all(&sock)?;
     std::fs::write(dir.join("server.crt"), &server.certificate)?;
     std::fs::write(dir.join("server.key"), &server.key)?;
-    std::fs::write(dir.join("ca.crt"), &ca.cert_pem)?;
+    std::fs::write(dir.join("ca.crt"), &server_ca)?;
+    std::fs::write(dir.join("client-ca.crt"), &ca.cert_pem)?;
     let dir_s = dir.to_string_lossy().into_owned();
     give_to_pg_user(&dir)?;
     // The workdir's parents must be traversable by the postgres user.
@@ -1587,7 +1622,7 @@ fn start_postgres(
         ("ssl".into(), "on".into()),
         ("ssl_cert_file".into(), format!("{dir_s}/server.crt")),
         ("ssl_key_file".into(), format!("{dir_s}/server.key")),
-        ("ssl_ca_file".into(), format!("{dir_s}/ca.crt")),
+        ("ssl_ca_file".into(), format!("{dir_s}/client-ca.crt")),
         (
             "unix_socket_directories".into(),
             sock.to_string_lossy().into_owned(),
@@ -1669,13 +1704,15 @@ fn start_postgres(
         "metadata": {"name": format!("{name}-ca"), "namespace": ns},
         "data": {"ca.crt": b64(&ca.cert_pem), "ca.key": b64("(kept by the stand-in)")},
     }));
-    c.objects.push(standin::tls_secret(
-        &ns,
-        &format!("{name}-server"),
-        &serde_json::json!({}),
-        &server,
-        &[],
-    ));
+    if given("serverTLSSecret").is_none() {
+        c.objects.push(standin::tls_secret(
+            &ns,
+            &format!("{name}-server"),
+            &serde_json::json!({}),
+            &server,
+            &[],
+        ));
+    }
     c.objects.push(standin::tls_secret(
         &ns,
         &format!("{name}-replication"),
@@ -1757,9 +1794,9 @@ fn start_standin_pod(c: &mut Cluster, p: StandinPod, tx: &Probes) -> anyhow::Res
 /// processes, each in its own pod network with the template's labels and
 /// `cnpg.io/poolerName`, in front of the cluster's `-rw` Service, and the
 /// Service the operator makes. Like the operator's: TLS to clients with the
-/// cluster's server certificate (which names the pooler through
-/// `serverAltDNSNames`), TLS to the server checked against the cluster's
-/// CA, the pool mode and parameters of `spec.pgbouncer`. Where this differs,
+/// cluster's server certificate (cert-manager's, which names the pooler's
+/// Service, or the stand-in's own with `serverAltDNSNames`), TLS to the
+/// server checked against the server CA, the pool mode and parameters of `spec.pgbouncer`. Where this differs,
 /// it says so: the operator's auth_query user becomes an `auth_file` of the
 /// managed roles' passwords; the server is reached by address, so its name is
 /// not checked (`verify-ca`); and a PgBouncer older than 1.21 (Debian 12's

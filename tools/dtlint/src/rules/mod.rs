@@ -416,6 +416,7 @@ pub static ALL: &[&dyn Rule] = &[
     &certificates::certificate_expiring::CertificateExpiring,
     // database
     &database::postgres_tls_not_verified::PostgresTlsNotVerified,
+    &database::postgres_server_certificate::PostgresServerCertificate,
     &database::shared_migrated_database::SharedMigratedDatabase,
 ];
 

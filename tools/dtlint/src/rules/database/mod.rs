@@ -8,6 +8,7 @@
 //! variables expanded, or the ConfigMap or Secret key it reads, merged with
 //! the environment's patches and decrypted when the run has a key.
 
+pub mod postgres_server_certificate;
 pub mod postgres_tls_not_verified;
 pub mod shared_migrated_database;
 

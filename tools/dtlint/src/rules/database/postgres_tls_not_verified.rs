@@ -27,7 +27,7 @@ declare_rule! {
     /// spoofed Service, a compromised node, a DNS mistake) receives the
     /// service's password and every query. `verify-full` without
     /// `sslrootcert` checks against a default trust store that does not
-    /// hold the CloudNativePG cluster's own CA, so the connection either
+    /// hold the database's private CA, so the connection either
     /// fails or trusts the wrong authorities.
     ///
     /// ## Example
@@ -37,8 +37,9 @@ declare_rule! {
     /// ```
     ///
     /// ## Use instead
-    /// Mount `ca.crt` of the CloudNativePG `<cluster>-ca` Secret and point
-    /// `sslrootcert` at it:
+    /// Mount `ca.crt` of the CA that signs the server certificate (the
+    /// cert-manager CA Secret behind the Cluster's `serverTLSSecret`; see
+    /// `postgres-server-certificate`) and point `sslrootcert` at it:
     /// ```yaml
     /// env:
     ///   - name: DB_PASSWORD
@@ -99,7 +100,7 @@ fn problem(url: &PgUrl<'_>) -> Option<(String, String)> {
     })
 }
 
-const HELP: &str = "Use `sslmode=verify-full&sslrootcert=<path of the CloudNativePG <cluster>-ca Secret's ca.crt mounted in the pod>`, so the client checks that the server's certificate comes from the cluster's CA and names the host it dialled.";
+const HELP: &str = "Use `sslmode=verify-full&sslrootcert=<path of the server CA's ca.crt mounted in the pod>`, so the client checks that the server's certificate comes from the database's CA and names the host it dialled.";
 
 impl Rule for PostgresTlsNotVerified {
     fn meta(&self) -> &'static RuleMeta {
