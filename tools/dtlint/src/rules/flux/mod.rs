@@ -6,6 +6,7 @@ use dtlint_yaml::{Node, Span};
 use crate::model::{Index, Resource};
 use crate::netpol::Namespaces;
 
+pub mod flux_address_unchecked;
 pub mod flux_decryption_missing;
 pub mod flux_dependency_cycle;
 pub mod flux_interval_format;
