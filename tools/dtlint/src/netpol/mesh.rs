@@ -97,8 +97,9 @@ pub enum Admits {
     Accounts(Vec<String>),
     /// Every meshed caller (`identities: ["*"]`, a Namespace reference...).
     AnyMeshed,
-    /// Callers by address, meshed or not (`NetworkAuthentication`).
-    Network,
+    /// Callers by address, meshed or not (`NetworkAuthentication`), from
+    /// the ranges it lists.
+    Network(super::addresses::Networks),
 }
 
 /// One reference of an `AuthorizationPolicy`, resolved.
@@ -173,7 +174,10 @@ fn authentication<'a>(authn: &Resource<'a>, namespace: &str) -> Vec<(&'a Node, A
         return Vec::new();
     };
     if authn.kind == "NetworkAuthentication" {
-        return vec![(spec, Admits::Network)];
+        return vec![(
+            spec,
+            Admits::Network(super::addresses::Networks::read(spec)),
+        )];
     }
     let mut out = Vec::new();
     for item in spec.get("identities").into_iter().flat_map(Node::items) {
@@ -304,7 +308,10 @@ impl<'i, 'a> Authz<'i, 'a> {
                         })
                         .collect()
                 };
-                if grants.iter().all(|g| g.admits == Admits::Network) {
+                if grants
+                    .iter()
+                    .all(|g| matches!(g.admits, Admits::Network(_)))
+                {
                     network = network.or_else(|| grants.into_iter().next());
                     continue;
                 }

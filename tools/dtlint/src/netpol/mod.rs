@@ -31,6 +31,7 @@ pub use crate::model::namespaces::{NamespaceSetter, Namespaces, kustomize_namesp
 use crate::model::{Resource, Selector};
 pub use crate::ports::{Port, PortSpec, Proto};
 
+pub mod addresses;
 mod candidates;
 mod graph;
 mod matrix;

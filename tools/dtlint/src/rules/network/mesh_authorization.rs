@@ -24,11 +24,19 @@ declare_rule! {
     ///   or `identities`, or a `ServiceAccount` reference), else the finding
     ///   is at the Server.
     ///
+    /// Unmeshed callers (outside, another namespace's pods, an unmeshed pod)
+    /// have no identity: a `NetworkAuthentication` of the Server must list
+    /// their addresses. Its `networks` (`cidr` minus `except`) are read as
+    /// Linkerd does: callers from outside need a public range, callers
+    /// inside the cluster a private one (RFC 1918, RFC 6598, IPv6
+    /// unique-local), else the finding is at the Server's port.
+    ///
     /// And the other way round, each admission must stand for allowed
     /// traffic: an identity whose pods the NetworkPolicies do not let reach
-    /// that port, `identities: ["*"]`, or a `NetworkAuthentication` on a
-    /// port no unmeshed caller (outside, another namespace's pods, an
-    /// unmeshed pod) may reach is reported where it is granted.
+    /// that port, `identities: ["*"]`, a `NetworkAuthentication` on a port
+    /// no unmeshed caller may reach, or one admitting public addresses
+    /// where only callers inside the cluster may connect is reported where
+    /// it is granted.
     ///
     /// ## Why is this bad?
     /// Meshed calls arrive on the proxy port 4143, so once the policies
@@ -230,7 +238,9 @@ impl Rule for MeshAuthorization {
                             for account in &callers {
                                 let admitted = grants.iter().any(|g| match &g.admits {
                                     Admits::Accounts(a) => a.contains(account),
-                                    Admits::AnyMeshed | Admits::Network => true,
+                                    Admits::AnyMeshed => true,
+                                    // A meshed caller's address is a pod's: private.
+                                    Admits::Network(n) => n.admits_private(),
                                 });
                                 if admitted {
                                     continue;
@@ -299,7 +309,37 @@ impl Rule for MeshAuthorization {
                     continue;
                 };
                 let t = b.node.as_str();
-                for g in net.authz.grants(server) {
+                let grants = net.authz.grants(server);
+                // Required for unmeshed callers: an address range of theirs.
+                for (caller, public) in unmeshed_refused(net, edges, server, &grants, t, port) {
+                    let at = server
+                        .r
+                        .spec()
+                        .and_then(|s| s.get("port"))
+                        .map_or_else(|| server.r.anchor_span(), |p| p.span);
+                    let whose = if public {
+                        "public addresses"
+                    } else {
+                        "addresses inside the cluster"
+                    };
+                    collected.add(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(server.r.file, at, format!("no NetworkAuthentication admits {whose}")),
+                            format!(
+                                "{caller} → {t} on {port}/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: no NetworkAuthentication of {} admits {whose}, and {caller} has no mesh identity",
+                                server.r.id()
+                            ),
+                        )
+                        .help(if public {
+                            "Require a NetworkAuthentication whose networks hold the callers' public addresses (0.0.0.0/0 when the NetworkPolicies decide who), or take the edge from outside out of the NetworkPolicies."
+                        } else {
+                            "Require a NetworkAuthentication whose networks hold the cluster's private ranges (its pod CIDR), or mesh the caller."
+                        }),
+                        net.env,
+                    );
+                }
+                for g in grants {
                     if !judged.insert((g.file.0, g.at.span.start.offset, server.r.name)) {
                         continue;
                     }
@@ -350,20 +390,28 @@ impl Rule for MeshAuthorization {
                                 )
                             })
                         }
-                        Admits::Network => {
-                            let unmeshed = nodes.iter().any(|n| {
-                                (n == OUTSIDE || n.contains('/') || !net.meshed_node(n))
-                                    && reaches(edges, n, t, port)
-                            });
-                            (!unmeshed).then(|| {
-                                (
+                        Admits::Network(networks) => {
+                            let outside = reaches(edges, OUTSIDE, t, port);
+                            let inside = first_unmeshed_inside(net, edges, t, port).is_some();
+                            if !outside && !inside {
+                                Some((
                                     "admits callers by address".to_string(),
                                     format!(
                                         "{} admits callers by address on {t}'s {port}/TCP, where the NetworkPolicies let no unmeshed caller in: every meshed caller that may reach the proxy may use it",
                                         server.r.id()
                                     ),
-                                )
-                            })
+                                ))
+                            } else if !outside && networks.admits_public() {
+                                Some((
+                                    "admits public addresses".to_string(),
+                                    format!(
+                                        "{} admits callers from public addresses on {t}'s {port}/TCP, where the NetworkPolicies let in only callers inside the cluster",
+                                        server.r.id()
+                                    ),
+                                ))
+                            } else {
+                                None
+                            }
                         }
                     };
                     if let Some((label, message)) = problem {
@@ -378,167 +426,58 @@ impl Rule for MeshAuthorization {
     }
 }
 
+/// An unmeshed caller inside the cluster (another namespace's pods, an
+/// unmeshed pod here) that may reach `to` on `port`.
+fn first_unmeshed_inside(net: &Net<'_, '_>, edges: &Edges, to: &str, port: u32) -> Option<String> {
+    net.nodes().into_iter().find(|n| {
+        n != OUTSIDE && (n.contains('/') || !net.meshed_node(n)) && reaches(edges, n, to, port)
+    })
+}
+
+/// Unmeshed callers the NetworkPolicies let reach `to` on `port` that no
+/// grant of `server` admits by address: (caller, from public addresses).
+/// A Server whose `accessPolicy` admits unauthenticated traffic by default
+/// refuses nobody.
+fn unmeshed_refused(
+    net: &Net<'_, '_>,
+    edges: &Edges,
+    server: &Server<'_, '_>,
+    grants: &[crate::netpol::mesh::Grant<'_>],
+    to: &str,
+    port: u32,
+) -> Vec<(String, bool)> {
+    let policy = server
+        .r
+        .spec()
+        .and_then(|s| s.get("accessPolicy"))
+        .and_then(Node::as_str)
+        .unwrap_or("deny");
+    if policy != "deny" {
+        return Vec::new();
+    }
+    let networks: Vec<&crate::netpol::addresses::Networks> = grants
+        .iter()
+        .filter_map(|g| match &g.admits {
+            Admits::Network(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    if reaches(edges, OUTSIDE, to, port) && !networks.iter().any(|n| n.admits_public()) {
+        out.push((OUTSIDE.to_string(), true));
+    }
+    if let Some(n) = first_unmeshed_inside(net, edges, to, port)
+        && !networks.iter().any(|n| n.admits_private())
+    {
+        out.push((n, false));
+    }
+    out
+}
+
 /// May `from` reach `to`'s proxy port?
 fn reaches_proxy(edges: &Edges, from: &str, to: &str) -> bool {
     reaches(edges, from, to, PROXY_INBOUND_PORT)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::testing::run;
-
-    const NS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n  annotations: {linkerd.io/inject: enabled}\n";
-    const DENY: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n";
-
-    fn workload(name: &str, ports: &str) -> String {
-        format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  template:\n    metadata:\n      labels: {{app.kubernetes.io/name: {name}}}\n    spec:\n      serviceAccountName: {name}\n      containers: [{{name: c, ports: [{ports}]}}]\n"
-        )
-    }
-
-    fn policy(name: &str, dir: &str, peer: &str, ports: &str) -> String {
-        let key = if dir == "ingress" { "from" } else { "to" };
-        format!(
-            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}-{dir}}}\nspec:\n  podSelector: {{matchLabels: {{app.kubernetes.io/name: {name}}}}}\n  policyTypes: [Ingress, Egress]\n  {dir}:\n    - {key}: [{{podSelector: {{matchLabels: {{app.kubernetes.io/name: {peer}}}}}}}]\n      ports: [{ports}]\n"
-        )
-    }
-
-    const SERVER: &str = "apiVersion: policy.linkerd.io/v1beta3\nkind: Server\nmetadata: {name: redis}\nspec:\n  podSelector: {matchLabels: {app.kubernetes.io/name: redis}}\n  port: redis\n  proxyProtocol: opaque\n";
-
-    fn authz(authn: &str) -> String {
-        format!(
-            "{authn}---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {{name: redis}}\nspec:\n  targetRef: {{group: policy.linkerd.io, kind: Server, name: redis}}\n  requiredAuthenticationRefs:\n    - {{group: policy.linkerd.io, kind: MeshTLSAuthentication, name: redis}}\n"
-        )
-    }
-
-    fn mtls(identities: &str) -> String {
-        format!(
-            "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {{name: redis}}\nspec:\n{identities}"
-        )
-    }
-
-    fn check(extra: &[(&str, &str)]) -> Vec<Finding> {
-        let redis = workload("redis", "{name: redis, containerPort: 6379}");
-        let mc = workload("mc", "{name: http, containerPort: 8081}");
-        let gc = workload("gc", "{name: http, containerPort: 8080}");
-        let redis_in = policy("redis", "ingress", "mc", "{port: 6379}, {port: 4143}");
-        let mc_out = policy("mc", "egress", "redis", "{port: 6379}, {port: 4143}");
-        let gc_out = policy("gc", "egress", "redis", "{port: 4143}");
-        let mut files: Vec<(&str, &str)> = vec![
-            ("ns.yaml", NS),
-            ("deny.yaml", DENY),
-            ("redis.yaml", &redis),
-            ("mc.yaml", &mc),
-            ("gc.yaml", &gc),
-            ("redis-in.yaml", &redis_in),
-            ("mc-out.yaml", &mc_out),
-            ("gc-out.yaml", &gc_out),
-        ];
-        files.extend_from_slice(extra);
-        run(&MeshAuthorization, &files)
-    }
-
-    #[test]
-    fn a_server_admitting_exactly_the_callers_is_clean() {
-        let a = authz(&mtls(
-            "  identityRefs: [{kind: ServiceAccount, name: mc}]\n",
-        ));
-        let out = check(&[("server.yaml", SERVER), ("authz.yaml", &a)]);
-        assert!(out.is_empty(), "{out:?}");
-        // The identity string form names the same account.
-        let a = authz(&mtls(
-            "  identities: [mc.default.serviceaccount.identity.linkerd.cluster.local]\n",
-        ));
-        assert!(check(&[("server.yaml", SERVER), ("authz.yaml", &a)]).is_empty());
-    }
-
-    #[test]
-    fn a_port_without_a_server_is_reported_at_the_container_port() {
-        let out = check(&[]);
-        assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(
-            out[0].message,
-            "mc reaches redis through the Linkerd proxy, and no Server covers redis's 6379/TCP: whoever may reach the proxy (4143) may use that port"
-        );
-        assert_eq!(out[0].primary.span.start.line, 10, "the containerPort item");
-    }
-
-    #[test]
-    fn a_missing_caller_and_a_stray_one_are_both_reported() {
-        // gc may reach redis' proxy but not 6379; mc may, but is not admitted.
-        let a = authz(&mtls(
-            "  identityRefs: [{kind: ServiceAccount, name: gc}]\n",
-        ));
-        let out = check(&[("server.yaml", SERVER), ("authz.yaml", &a)]);
-        let messages: Vec<&str> = out.iter().map(|f| f.message.as_str()).collect();
-        assert_eq!(out.len(), 2, "{messages:?}");
-        assert!(messages.contains(
-            &"mc → redis on 6379/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: nothing admits ServiceAccount mc (namespace default) to Server/redis"
-        ));
-        assert!(messages.contains(
-            &"Server/redis admits gc to redis on 6379/TCP, which the NetworkPolicies do not allow"
-        ));
-    }
-
-    #[test]
-    fn wildcards_and_network_grants_must_stand_for_allowed_traffic() {
-        let a = authz(&mtls("  identities: [\"*\"]\n"));
-        // Only callers that may reach the proxy at all matter.
-        assert!(check(&[("server.yaml", SERVER), ("authz.yaml", &a)]).is_empty());
-        let gc_in = policy("redis", "ingress", "gc", "{port: 4143}");
-        let out = check(&[
-            ("server.yaml", SERVER),
-            ("authz.yaml", &a),
-            ("gc-in.yaml", &gc_in),
-        ]);
-        assert_eq!(out.len(), 1, "{out:?}");
-        assert!(
-            out[0]
-                .message
-                .contains("admits every meshed caller, gc among them")
-        );
-
-        // A NetworkAuthentication alone on a port no unmeshed caller may reach.
-        let network = "apiVersion: policy.linkerd.io/v1alpha1\nkind: NetworkAuthentication\nmetadata: {name: anywhere}\nspec:\n  networks: [{cidr: 0.0.0.0/0}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: redis}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: redis}\n  requiredAuthenticationRefs:\n    - {group: policy.linkerd.io, kind: NetworkAuthentication, name: anywhere}\n";
-        let out = check(&[("server.yaml", SERVER), ("authz.yaml", network)]);
-        assert_eq!(out.len(), 1, "{out:?}");
-        assert!(
-            out[0].message.contains("admits callers by address"),
-            "{out:?}"
-        );
-    }
-
-    #[test]
-    fn every_port_behind_a_reachable_proxy_needs_a_server() {
-        // redis also serves metrics on 9121: mc reaches the proxy, so it could reach 9121.
-        let a = authz(&mtls(
-            "  identityRefs: [{kind: ServiceAccount, name: mc}]\n",
-        ));
-        let redis = workload(
-            "redis",
-            "{name: redis, containerPort: 6379}, {name: metrics, containerPort: 9121}",
-        );
-        let out = check(&[
-            ("server.yaml", SERVER),
-            ("authz.yaml", &a),
-            ("redis.yaml", &redis),
-        ]);
-        assert_eq!(out.len(), 1, "{out:?}");
-        assert!(
-            out[0].message.contains("no Server covers redis's 9121/TCP"),
-            "{out:?}"
-        );
-    }
-
-    #[test]
-    fn required_references_narrow_each_other() {
-        // Two identity references: only an account both admit gets in.
-        let both = "apiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: redis}\nspec:\n  identityRefs: [{kind: ServiceAccount, name: mc}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: MeshTLSAuthentication\nmetadata: {name: other}\nspec:\n  identityRefs: [{kind: ServiceAccount, name: gc}]\n---\napiVersion: policy.linkerd.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: redis}\nspec:\n  targetRef: {group: policy.linkerd.io, kind: Server, name: redis}\n  requiredAuthenticationRefs:\n    - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: redis}\n    - {group: policy.linkerd.io, kind: MeshTLSAuthentication, name: other}\n";
-        let out = check(&[("server.yaml", SERVER), ("authz.yaml", both)]);
-        assert!(
-            out.iter().any(|f| f.message.contains("Linkerd refuses it")),
-            "mc is not admitted by both: {out:?}"
-        );
-    }
-}
+mod tests;
