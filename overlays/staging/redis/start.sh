@@ -1,12 +1,15 @@
 #!/bin/sh
-# Redis Cluster node. Each node announces its stable DNS name (redis-N.redis...). The node
+# Redis Cluster node. Each node announces its stable DNS name (redis-N.redis...) to clients and
+# its pod IP to the other nodes (behind the Linkerd proxy, the address a node would learn from a
+# connection is the proxy's, not the peer's). The node
 # with the last ordinal forms the cluster (one replica per primary) the first time every
 # node answers; afterwards nodes.conf on the volume carries the topology across restarts.
 set -eu
 umask 077
 printf 'requirepass %s\nmasterauth %s\n' "$REDIS_PASSWORD" "$REDIS_PASSWORD" > /tmp/redis-auth.conf
 domain="redis.${POD_NAMESPACE}.svc.cluster.local"
-redis-server /etc/redis/redis.conf --cluster-announce-hostname "${POD_NAME}.${domain}" &
+redis-server /etc/redis/redis.conf --cluster-announce-hostname "${POD_NAME}.${domain}" \
+  --cluster-announce-ip "$POD_IP" &
 server=$!
 trap 'kill -TERM "$server"' TERM INT
 ordinal="${POD_NAME##*-}"
