@@ -398,6 +398,7 @@ pub static ALL: &[&dyn Rule] = &[
     &flux::flux_dependency_cycle::FluxDependencyCycle,
     &flux::flux_namespace_missing::FluxNamespaceMissing,
     &flux::flux_address_unchecked::FluxAddressUnchecked,
+    &flux::flux_health_unchecked::FluxHealthUnchecked,
     &flux::flux_decryption_missing::FluxDecryptionMissing,
     &flux::flux_required_fields::FluxRequiredFields,
     &flux::flux_interval_format::FluxIntervalFormat,

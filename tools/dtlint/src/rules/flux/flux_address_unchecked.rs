@@ -56,22 +56,58 @@ declare_rule! {
     }
 }
 
-/// What a ready object of this kind must show, as a Flux CEL expression.
-fn expression(r: &Resource<'_>) -> Option<(&'static str, &'static str)> {
-    match (r.group(), r.kind) {
-        ("", "Service") => {
-            let lb =
-                r.spec().and_then(|s| s.get("type")).and_then(Node::as_str) == Some("LoadBalancer");
-            lb.then_some((
-                "v1",
-                "spec.type != 'LoadBalancer' || status.?loadBalancer.?ingress.orValue([]).size() > 0",
-            ))
-        }
-        ("gateway.networking.k8s.io", "Gateway") => Some((
-            "gateway.networking.k8s.io/v1",
-            "status.?conditions.orValue([]).exists(c, c.type == 'Programmed' && c.status == 'True')",
-        )),
-        _ => None,
+/// How Flux can judge one kind that kstatus cannot: the CEL expression of
+/// a `healthCheckExprs` entry, and what an object of the kind lacks until
+/// it holds.
+pub(crate) struct Judged {
+    pub group: &'static str,
+    pub kind: &'static str,
+    /// Only objects of the kind that need it (a Service of type LoadBalancer).
+    pub applies: fn(&Resource<'_>) -> bool,
+    pub api_version: &'static str,
+    pub current: &'static str,
+    pub failed: Option<&'static str>,
+    /// What has not happened yet when kstatus already says ready: "before
+    /// {until}".
+    pub until: &'static str,
+}
+
+fn load_balancer(r: &Resource<'_>) -> bool {
+    r.spec().and_then(|s| s.get("type")).and_then(Node::as_str) == Some("LoadBalancer")
+}
+
+fn always(_: &Resource<'_>) -> bool {
+    true
+}
+
+const ADDRESSES: &[Judged] = &[
+    Judged {
+        group: "",
+        kind: "Service",
+        applies: load_balancer,
+        api_version: "v1",
+        current: "spec.type != 'LoadBalancer' || status.?loadBalancer.?ingress.orValue([]).size() > 0",
+        failed: None,
+        until: "an address is assigned (status.loadBalancer.ingress)",
+    },
+    Judged {
+        group: "gateway.networking.k8s.io",
+        kind: "Gateway",
+        applies: always,
+        api_version: "gateway.networking.k8s.io/v1",
+        current: "status.?conditions.orValue([]).exists(c, c.type == 'Programmed' && c.status == 'True')",
+        failed: None,
+        until: "an address is programmed (condition Programmed)",
+    },
+];
+
+impl Rule for FluxAddressUnchecked {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        check_kinds(ctx, Self::META.id, ADDRESSES, out);
     }
 }
 
@@ -84,121 +120,125 @@ fn group_of(api_version: &str) -> &str {
 struct Unchecked<'i, 'a> {
     kustomization: &'i Resource<'a>,
     waiting_at: &'a Node,
-    api_version: &'static str,
-    current: &'static str,
+    judged: &'static Judged,
     objects: Vec<&'i Resource<'a>>,
     env: Option<&'a str>,
 }
 
-impl Rule for FluxAddressUnchecked {
-    fn meta(&self) -> &'static RuleMeta {
-        &Self::META
-    }
-
-    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let idx = ctx.index;
-        // By (Kustomization, kind, environment), in the order first seen.
-        let mut groups: Vec<Unchecked<'_, '_>> = Vec::new();
-        for r in idx.objects().filter(|r| r.env.is_some()) {
-            let Some((api_version, current)) = expression(r) else {
-                continue;
-            };
-            let Some(k) = applied_by(idx, r) else {
-                continue;
-            };
-            let spec = k.spec();
-            let wait = spec.and_then(|s| s.get("wait"));
-            let listed = spec
-                .and_then(|s| s.get("healthChecks"))
-                .into_iter()
-                .flat_map(Node::items)
-                .find(|h| {
-                    h.get("kind").and_then(Node::as_str) == Some(r.kind)
-                        && h.get("name").and_then(Node::as_str) == Some(r.name)
-                        && group_of(h.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
-                            == r.group()
-                });
-            let waits = wait.filter(|w| w.as_bool() == Some(true));
-            let Some(waiting_at) = waits.or(listed) else {
-                continue;
-            };
-            let checked = spec
-                .and_then(|s| s.get("healthCheckExprs"))
-                .into_iter()
-                .flat_map(Node::items)
-                .any(|e| {
-                    e.get("kind").and_then(Node::as_str) == Some(r.kind)
-                        && group_of(e.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
-                            == r.group()
-                        && e.get("current")
-                            .and_then(Node::as_str)
-                            .is_some_and(|c| !c.trim().is_empty())
-                });
-            if checked {
-                continue;
-            }
-            let same = |g: &&mut Unchecked<'_, '_>| {
-                g.kustomization.file == k.file
-                    && g.kustomization.doc == k.doc
-                    && g.objects.first().is_some_and(|o| o.kind == r.kind)
-                    && g.env == r.env
-            };
-            if let Some(g) = groups.iter_mut().find(same) {
-                g.objects.push(r);
-            } else {
-                groups.push(Unchecked {
-                    kustomization: k,
-                    waiting_at,
-                    api_version,
-                    current,
-                    objects: vec![r],
-                    env: r.env,
-                });
-            }
+/// Report each Flux Kustomization that waits for objects of a kind in
+/// `table` without a `healthCheckExprs` entry for it: once per
+/// Kustomization and kind, at its `wait` (or the `healthChecks` item).
+pub(crate) fn check_kinds(
+    ctx: &Context<'_>,
+    id: &'static str,
+    table: &'static [Judged],
+    out: &mut Vec<Finding>,
+) {
+    let idx = ctx.index;
+    // By (Kustomization, kind, environment), in the order first seen.
+    let mut groups: Vec<Unchecked<'_, '_>> = Vec::new();
+    for r in idx.objects().filter(|r| r.env.is_some()) {
+        let Some(judged) = table
+            .iter()
+            .find(|j| j.kind == r.kind && j.group == r.group() && (j.applies)(r))
+        else {
+            continue;
+        };
+        let Some(k) = applied_by(idx, r) else {
+            continue;
+        };
+        let spec = k.spec();
+        let wait = spec.and_then(|s| s.get("wait"));
+        let listed = spec
+            .and_then(|s| s.get("healthChecks"))
+            .into_iter()
+            .flat_map(Node::items)
+            .find(|h| {
+                h.get("kind").and_then(Node::as_str) == Some(r.kind)
+                    && h.get("name").and_then(Node::as_str) == Some(r.name)
+                    && group_of(h.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
+                        == r.group()
+            });
+        let waits = wait.filter(|w| w.as_bool() == Some(true));
+        let Some(waiting_at) = waits.or(listed) else {
+            continue;
+        };
+        let checked = spec
+            .and_then(|s| s.get("healthCheckExprs"))
+            .into_iter()
+            .flat_map(Node::items)
+            .any(|e| {
+                e.get("kind").and_then(Node::as_str) == Some(r.kind)
+                    && group_of(e.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
+                        == r.group()
+                    && e.get("current")
+                        .and_then(Node::as_str)
+                        .is_some_and(|c| !c.trim().is_empty())
+            });
+        if checked {
+            continue;
         }
-        let mut merged = Merged::default();
-        for g in groups {
-            let Some(first) = g.objects.first() else {
-                continue;
-            };
-            let kind = first.kind;
-            let what = if kind == "Service" {
-                "a load balancer address"
+        let same = |g: &&mut Unchecked<'_, '_>| {
+            g.kustomization.file == k.file
+                && g.kustomization.doc == k.doc
+                && std::ptr::eq(g.judged, judged)
+                && g.env == r.env
+        };
+        if let Some(g) = groups.iter_mut().find(same) {
+            g.objects.push(r);
+        } else {
+            groups.push(Unchecked {
+                kustomization: k,
+                waiting_at,
+                judged,
+                objects: vec![r],
+                env: r.env,
+            });
+        }
+    }
+    let mut merged = Merged::default();
+    for g in groups {
+        let j = g.judged;
+        let kind = j.kind;
+        let names: Vec<String> = g.objects.iter().map(|o| o.id()).collect();
+        let k = g.kustomization;
+        let failed = j
+            .failed
+            .map(|f| format!(", failed: \"{f}\""))
+            .unwrap_or_default();
+        let mut f = Finding::new(
+            id,
+            Label::new(
+                k.file,
+                g.waiting_at.span,
+                "waits without a healthCheckExprs entry",
+            ),
+            format!(
+                "Flux Kustomization {} waits for {}, but without a healthCheckExprs entry for {kind} it counts {} ready before {}",
+                k.name,
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "them" },
+                j.until,
+            ),
+        )
+        .help(format!(
+            "Add to Flux Kustomization {}: `healthCheckExprs: [{{apiVersion: {}, kind: {kind}, current: \"{}\"{failed}}}]`.",
+            k.name, j.api_version, j.current
+        ));
+        for o in &g.objects {
+            let at = if o.kind == "Service" {
+                o.spec().and_then(|s| s.get("type"))
             } else {
-                "an address (condition Programmed)"
-            };
-            let names: Vec<String> = g.objects.iter().map(|o| o.id()).collect();
-            let k = g.kustomization;
-            let mut f = Finding::new(
-                Self::META.id,
-                Label::new(k.file, g.waiting_at.span, "waits without a healthCheckExprs entry"),
-                format!(
-                    "Flux Kustomization {} waits for {}, but without a healthCheckExprs entry for {kind} it counts {} ready before {} {what}",
-                    k.name,
-                    names.join(", "),
-                    if names.len() == 1 { "it" } else { "them" },
-                    if names.len() == 1 { "it has" } else { "they have" },
-                ),
-            )
-            .help(format!(
-                "Add to Flux Kustomization {}: `healthCheckExprs: [{{apiVersion: {}, kind: {kind}, current: \"{}\"}}]`.",
-                k.name, g.api_version, g.current
+                o.metadata().and_then(|m| m.get("name"))
+            }
+            .map_or_else(|| o.anchor_span(), |n| n.span);
+            f = f.with(Label::new(
+                o.file,
+                at,
+                format!("{}: ready to Flux before {}", o.id(), j.until),
             ));
-            for o in &g.objects {
-                let at = if o.kind == "Service" {
-                    o.spec().and_then(|s| s.get("type"))
-                } else {
-                    o.metadata().and_then(|m| m.get("name"))
-                }
-                .map_or_else(|| o.anchor_span(), |n| n.span);
-                f = f.with(Label::new(
-                    o.file,
-                    at,
-                    format!("{}: ready to Flux without {what}", o.id()),
-                ));
-            }
-            merged.add(f, g.env);
         }
-        out.extend(merged.into_findings());
+        merged.add(f, g.env);
     }
+    out.extend(merged.into_findings());
 }
