@@ -356,6 +356,7 @@ pub static ALL: &[&dyn Rule] = &[
     &workloads::selector_mismatch::SelectorMismatch,
     &workloads::node_pool_untolerated::NodePoolUntolerated,
     &workloads::canary_udp_port::CanaryUdpPort,
+    &workloads::canary_copies_managed_secret::CanaryCopiesManagedSecret,
     &workloads::shared_advertise_address::SharedAdvertiseAddress,
     &workloads::latest_tag::LatestTag,
     &workloads::rolling_update_capacity::RollingUpdateCapacity,

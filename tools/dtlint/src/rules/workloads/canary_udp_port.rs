@@ -56,21 +56,7 @@ impl Rule for CanaryUdpPort {
     }
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        if r.kind != "Canary" || r.group() != "flagger.app" {
-            return;
-        }
-        let Some(target) = r.spec().and_then(|s| s.get("targetRef")) else {
-            return;
-        };
-        let field = |k: &str| target.get(k).and_then(Node::as_str);
-        let (Some(kind), Some(name)) = (field("kind"), field("name")) else {
-            return;
-        };
-        let Some(workload) = ctx
-            .index
-            .objects()
-            .find(|w| w.kind == kind && w.name == name && ctx.index.same_namespace(w, r))
-        else {
+        let Some((target, workload)) = crate::rules::workloads::canary_target(ctx, r) else {
             return;
         };
         let udp = workload.containers().find_map(|c| {

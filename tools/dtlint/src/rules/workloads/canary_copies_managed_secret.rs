@@ -1,0 +1,294 @@
+use dtlint_yaml::{Node, Span};
+
+use crate::diag::{Finding, Label};
+use crate::model::Resource;
+use crate::rules::workloads::canary_target;
+use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
+
+declare_rule! {
+    /// ## What it does
+    /// Reports a Secret that a Flagger `Canary`'s target workload reads
+    /// (env `secretKeyRef`, `envFrom`, a `secret` or projected volume) and
+    /// that another controller owns, when it does not carry the annotation
+    /// `flagger.app/config-tracking: disabled`:
+    ///
+    /// - the Secret of a cert-manager `Certificate` (the annotation belongs
+    ///   in its `secretTemplate.annotations`);
+    /// - a password Secret a CloudNativePG `Cluster` reads
+    ///   (`managed.roles[].passwordSecret`, `superuserSecret`,
+    ///   `bootstrap.initdb.secret`).
+    ///
+    /// Reported at the object to annotate, with the workload's reference
+    /// beside it.
+    ///
+    /// ## Why is this bad?
+    /// Flagger copies every ConfigMap and Secret its target references into
+    /// `<name>-primary` and points the primary pods at the copies, so a
+    /// configuration change goes through the canary analysis. For a Secret
+    /// another controller keeps current that is wrong twice over: the copy
+    /// is owned by nobody (a CA's private key duplicated outside
+    /// cert-manager), and it is refreshed only at the next canary run, so
+    /// the primary keeps an expired certificate or a password the database
+    /// no longer accepts.
+    ///
+    /// ## Example
+    /// ```yaml
+    /// kind: Certificate
+    /// spec:
+    ///   secretName: postgres-server-ca     # mounted by the canary's target
+    /// ```
+    ///
+    /// ## Use instead
+    /// ```yaml
+    /// kind: Certificate
+    /// spec:
+    ///   secretName: postgres-server-ca
+    ///   secretTemplate:
+    ///     annotations:
+    ///       flagger.app/config-tracking: disabled
+    /// ```
+    ///
+    /// ## References
+    /// - Flagger configuration tracking: <https://docs.flagger.app/usage/how-it-works#canary-target>
+    pub struct CanaryCopiesManagedSecret {
+        id: "canary-copies-managed-secret",
+        category: "workloads",
+        severity: Error,
+        summary: "a Canary's target reads a Secret another controller keeps current, which Flagger would copy for the primary",
+        needs: Repository,
+    }
+}
+
+const ANNOTATION: &str = "flagger.app/config-tracking";
+
+fn disabled(annotations: Option<&Node>) -> bool {
+    annotations
+        .and_then(|a| a.get(ANNOTATION))
+        .and_then(Node::as_str)
+        .is_some_and(|v| v == "disabled")
+}
+
+/// Every Secret name the pod template reads, with the node that names it.
+fn secret_refs<'a>(w: &Resource<'a>) -> Vec<(&'a str, Span)> {
+    let mut out = Vec::new();
+    let mut add = |n: Option<&'a Node>| {
+        if let Some(n) = n
+            && let Some(s) = n.as_str()
+        {
+            out.push((s, n.span));
+        }
+    };
+    for c in w.containers() {
+        for e in c.node.get("env").into_iter().flat_map(Node::items) {
+            add(e.path(&["valueFrom", "secretKeyRef", "name"]));
+        }
+        for e in c.node.get("envFrom").into_iter().flat_map(Node::items) {
+            add(e.path(&["secretRef", "name"]));
+        }
+    }
+    let volumes = w.pod_spec().and_then(|s| s.get("volumes"));
+    for v in volumes.into_iter().flat_map(Node::items) {
+        add(v.path(&["secret", "secretName"]));
+        for source in v
+            .path(&["projected", "sources"])
+            .into_iter()
+            .flat_map(Node::items)
+        {
+            add(source.path(&["secret", "name"]));
+        }
+    }
+    out
+}
+
+/// The Secrets a CloudNativePG Cluster reads passwords from.
+fn cluster_secrets<'a>(cluster: &Resource<'a>) -> Vec<&'a str> {
+    let Some(spec) = cluster.spec() else {
+        return Vec::new();
+    };
+    let mut out: Vec<&str> = spec
+        .path(&["managed", "roles"])
+        .into_iter()
+        .flat_map(Node::items)
+        .filter_map(|r| r.path(&["passwordSecret", "name"]).and_then(Node::as_str))
+        .collect();
+    for path in [
+        &["superuserSecret", "name"][..],
+        &["bootstrap", "initdb", "secret", "name"][..],
+    ] {
+        if let Some(s) = spec.path(path).and_then(Node::as_str) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+impl Rule for CanaryCopiesManagedSecret {
+    fn meta(&self) -> &'static RuleMeta {
+        &Self::META
+    }
+
+    fn scope(&self) -> Option<Scope> {
+        Some(Scope::Objects)
+    }
+
+    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
+        let Some((_, workload)) = canary_target(ctx, r) else {
+            return;
+        };
+        let idx = ctx.index;
+        let same_ns = |o: &&Resource<'_>| idx.same_namespace(o, workload);
+        let mut seen: Vec<&str> = Vec::new();
+        for (secret, at) in secret_refs(workload) {
+            if seen.contains(&secret) {
+                continue;
+            }
+            seen.push(secret);
+            let reference = Label::new(workload.file, at, format!("{} reads it", workload.id()));
+            // A Certificate's Secret: annotated through its secretTemplate.
+            if let Some(cert) = idx.of_kind("Certificate").filter(same_ns).find(|c| {
+                c.group() == "cert-manager.io"
+                    && c.spec()
+                        .and_then(|s| s.get("secretName"))
+                        .and_then(Node::as_str)
+                        == Some(secret)
+            }) {
+                let spec = cert.spec();
+                if disabled(spec.and_then(|s| s.path(&["secretTemplate", "annotations"]))) {
+                    continue;
+                }
+                let at = spec
+                    .and_then(|s| s.get("secretName"))
+                    .map_or_else(|| cert.anchor_span(), |n| n.span);
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(cert.file, at, "copied for the primary"),
+                        format!(
+                            "{} shifts traffic to {}, which reads Secret `{secret}` of {}: Flagger would copy it, key included, into `{secret}-primary`, which cert-manager never renews",
+                            r.id(),
+                            workload.id(),
+                            cert.id()
+                        ),
+                    )
+                    .with(reference)
+                    .help(format!("Add `secretTemplate: {{annotations: {{{ANNOTATION}: disabled}}}}` to {}.", cert.id())),
+                );
+                continue;
+            }
+            // A password a database cluster keeps its roles at.
+            let Some(cluster) = idx.of_kind("Cluster").filter(same_ns).find(|c| {
+                c.group() == "postgresql.cnpg.io" && cluster_secrets(c).contains(&secret)
+            }) else {
+                continue;
+            };
+            let declared = idx
+                .of_kind("Secret")
+                .filter(same_ns)
+                .find(|s| s.group().is_empty() && s.name == secret);
+            if declared.is_some_and(|s| disabled(s.metadata().and_then(|m| m.get("annotations")))) {
+                continue;
+            }
+            let (file, at) = declared.map_or((workload.file, at), |s| {
+                (
+                    s.file,
+                    s.metadata()
+                        .and_then(|m| m.get("name"))
+                        .map_or_else(|| s.anchor_span(), |n| n.span),
+                )
+            });
+            out.push(
+                Finding::new(
+                    Self::META.id,
+                    Label::new(file, at, "copied for the primary"),
+                    format!(
+                        "{} shifts traffic to {}, which reads Secret `{secret}`, the password {} sets its role to: Flagger would copy it into `{secret}-primary`, so a rotated password reaches the primary only at the next canary run",
+                        r.id(),
+                        workload.id(),
+                        cluster.id()
+                    ),
+                )
+                .with(reference)
+                .help(format!("Annotate Secret `{secret}` with `{ANNOTATION}: disabled`.")),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::run;
+
+    const CANARY: &str = "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: gc}\nspec:\n  targetRef: {apiVersion: apps/v1, kind: Deployment, name: gc}\n";
+    const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  template:\n    spec:\n      containers:\n        - name: gc\n          env:\n            - {name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: pg-gc, key: password}}}\n            - {name: OWN, valueFrom: {secretKeyRef: {name: gc-secrets, key: token}}}\n      volumes:\n        - name: ca\n          secret: {secretName: pg-ca}\n";
+    const CLUSTER: &str = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg}\nspec:\n  managed:\n    roles:\n      - {name: gc, passwordSecret: {name: pg-gc}}\n";
+
+    fn certificate(template: &str) -> String {
+        format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: pg-ca}}\nspec:\n  secretName: pg-ca\n{template}"
+        )
+    }
+
+    fn secret(annotations: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: pg-gc\n{annotations}type: kubernetes.io/basic-auth\n"
+        )
+    }
+
+    #[test]
+    fn managed_secrets_must_opt_out_of_config_tracking() {
+        let cert = certificate("");
+        let s = secret("");
+        let out = run(
+            &CanaryCopiesManagedSecret,
+            &[
+                ("canary.yaml", CANARY),
+                ("d.yaml", DEPLOYMENT),
+                ("cluster.yaml", CLUSTER),
+                ("cert.yaml", &cert),
+                ("secret.yaml", &s),
+            ],
+        );
+        let messages: Vec<&str> = out.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "Canary/gc shifts traffic to Deployment/gc, which reads Secret `pg-gc`, the password Cluster/pg sets its role to: Flagger would copy it into `pg-gc-primary`, so a rotated password reaches the primary only at the next canary run",
+                "Canary/gc shifts traffic to Deployment/gc, which reads Secret `pg-ca` of Certificate/pg-ca: Flagger would copy it, key included, into `pg-ca-primary`, which cert-manager never renews",
+            ]
+        );
+        // At the objects to annotate.
+        assert_eq!(out[0].primary.span.start.line, 4);
+        assert_eq!(out[1].primary.span.start.line, 5);
+    }
+
+    #[test]
+    fn annotated_secrets_and_the_workloads_own_pass() {
+        let cert = certificate(
+            "  secretTemplate:\n    annotations: {flagger.app/config-tracking: disabled}\n",
+        );
+        let s = secret("  annotations: {flagger.app/config-tracking: disabled}\n");
+        let out = run(
+            &CanaryCopiesManagedSecret,
+            &[
+                ("canary.yaml", CANARY),
+                ("d.yaml", DEPLOYMENT),
+                ("cluster.yaml", CLUSTER),
+                ("cert.yaml", &cert),
+                ("secret.yaml", &s),
+            ],
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // Without a Canary, Flagger copies nothing.
+        let cert = certificate("");
+        let out = run(
+            &CanaryCopiesManagedSecret,
+            &[
+                ("d.yaml", DEPLOYMENT),
+                ("cluster.yaml", CLUSTER),
+                ("cert.yaml", &cert),
+            ],
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+}
