@@ -39,6 +39,9 @@ module "secrets" {
   project_id  = var.project_id
   environment = local.environment
   region      = var.region
+
+  # Workload Identity bindings wait for the cluster that creates the pool.
+  workload_identity_pool = module.cluster.workload_identity_pool
 }
 
 # The public names and addresses of every meeting-controller and media-handler
@@ -57,6 +60,9 @@ module "public_endpoints" {
     meeting-controller = 1
     media-handler      = 1
   }
+
+  # Workload Identity bindings wait for the cluster that creates the pool.
+  workload_identity_pool = module.cluster.workload_identity_pool
 }
 
 module "cluster" {

@@ -39,6 +39,9 @@ module "secrets" {
   project_id  = var.project_id
   environment = local.environment
   region      = var.region
+
+  # Workload Identity bindings wait for the cluster that creates the pool.
+  workload_identity_pool = module.cluster.workload_identity_pool
 }
 
 # Base backups and the WAL archive of the environment's PostgreSQL
@@ -51,6 +54,9 @@ module "postgres_backups" {
   region         = var.region
   key_ring_id    = module.secrets.key_ring_id
   retention_days = 30
+
+  # Workload Identity bindings wait for the cluster that creates the pool.
+  workload_identity_pool = module.cluster.workload_identity_pool
 }
 
 # The public names and addresses of every meeting-controller and media-handler
@@ -67,6 +73,9 @@ module "public_endpoints" {
     meeting-controller = 3
     media-handler      = 3
   }
+
+  # Workload Identity bindings wait for the cluster that creates the pool.
+  workload_identity_pool = module.cluster.workload_identity_pool
 }
 
 module "cluster" {

@@ -26,8 +26,8 @@ output "ca_certificate" {
 }
 
 output "workload_identity_pool" {
-  description = "Workload Identity pool (<project>.svc.id.goog) for binding Kubernetes service accounts to cloud identities."
-  value       = "${var.project_id}.svc.id.goog"
+  description = "Workload Identity pool (<project>.svc.id.goog) for binding Kubernetes service accounts to cloud identities. Read from the cluster: the pool exists only once the cluster does, so bindings made from this output wait for it."
+  value       = google_container_cluster.this.workload_identity_config[0].workload_pool
 }
 
 output "node_service_account" {

@@ -6,8 +6,11 @@
 # access and access logs; barman-cloud's retention policy (the ObjectStore's
 # retentionPolicy in git) deletes expired backups.
 
-data "google_project" "this" {
-  project_id = var.project_id
+# Cloud Storage's service agent, which encrypts the buckets with the KMS key. Read through
+# this data source, which creates the agent on a new project (it does not exist until first
+# asked for), rather than spelled from the project number.
+data "google_storage_project_service_account" "gcs" {
+  project = var.project_id
 }
 
 locals {
@@ -19,7 +22,7 @@ locals {
     },
     var.labels,
   )
-  storage_agent = "serviceAccount:service-${data.google_project.this.number}@gs-project-accounts.iam.gserviceaccount.com"
+  storage_agent = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }
 
 resource "google_kms_crypto_key" "backups" {
@@ -131,7 +134,7 @@ resource "google_service_account" "backups" {
 resource "google_service_account_iam_member" "backups_workload_identity" {
   service_account_id = google_service_account.backups.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.kubernetes_service_account}]"
+  member             = "serviceAccount:${var.workload_identity_pool}[${var.kubernetes_service_account}]"
 }
 
 # barman-cloud checks the bucket before it writes (storage.buckets.get),

@@ -122,5 +122,5 @@ resource "google_service_account_iam_member" "cert_manager_workload_identity" {
 
   service_account_id = google_service_account.cert_manager[0].name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.cert_manager_service_account}]"
+  member             = "serviceAccount:${var.workload_identity_pool}[${var.cert_manager_service_account}]"
 }

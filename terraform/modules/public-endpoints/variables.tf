@@ -75,3 +75,13 @@ variable "cert_manager_service_account" {
     error_message = "cert_manager_service_account must be namespace/name."
   }
 }
+
+variable "workload_identity_pool" {
+  description = "The cluster's Workload Identity pool (module kubernetes-cluster's workload_identity_pool): the binding below waits for the cluster that creates it."
+  type        = string
+
+  validation {
+    condition     = endswith(var.workload_identity_pool, ".svc.id.goog")
+    error_message = "workload_identity_pool must be a <project>.svc.id.goog pool."
+  }
+}

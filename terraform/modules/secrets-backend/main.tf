@@ -100,7 +100,7 @@ resource "google_service_account" "flux" {
 resource "google_service_account_iam_member" "flux_workload_identity" {
   service_account_id = google_service_account.flux.name
   role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.flux_service_account}]"
+  member             = "serviceAccount:${var.workload_identity_pool}[${var.flux_service_account}]"
 }
 
 resource "google_secret_manager_secret_iam_member" "flux_reads_age_key" {

@@ -11,6 +11,8 @@ output "flux_service_account" {
 output "etcd_encryption_key" {
   description = "KMS key for the cluster's application-layer Secret encryption."
   value       = google_kms_crypto_key.etcd_secrets.id
+  # The cluster is created with this key: only once GKE's agent may use it.
+  depends_on = [google_kms_crypto_key_iam_member.gke_uses_etcd_key]
 }
 
 output "key_ring_id" {

@@ -779,17 +779,31 @@ fn postgres_egress_matches_the_terraform_network() {
         let objects = render(&overlays.join(env).join("postgres"));
         let api = find(&objects, "NetworkPolicy", "postgres-api");
         let egress = api["spec"]["egress"].as_array().unwrap();
-        if !BACKED_UP.contains(&env) {
-            // Development also runs on kind, whose API server is a node's address.
-            assert!(
-                egress.iter().all(|r| r.get("to").is_none()),
-                "{env}: {egress:?}"
-            );
-            continue;
-        }
         let caller = environment(env);
         let call = caller.labelled("module")["cluster"];
         let cidr = string_attr(call.body(), "control_plane_cidr").unwrap();
+        if !BACKED_UP.contains(&env) {
+            // Development also runs on kind, whose API server is a node's address: the
+            // private ranges, which must hold its GKE control plane too, and never more.
+            let private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+            for rule in egress {
+                let blocks: Vec<&str> = rule["to"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{env}: egress to any address: {rule}"))
+                    .iter()
+                    .map(|peer| peer["ipBlock"]["cidr"].as_str().unwrap())
+                    .collect();
+                assert!(
+                    blocks.iter().all(|b| private.contains(b)),
+                    "{env}: {blocks:?}"
+                );
+                assert!(
+                    blocks.iter().any(|b| cidr_contains(b, cidr)),
+                    "{env}: {cidr} (Terraform's control plane) is outside {blocks:?}"
+                );
+            }
+            continue;
+        }
         assert_eq!(egress.len(), 1, "{env}: {egress:?}");
         assert_eq!(
             egress[0]["to"],
@@ -1188,5 +1202,65 @@ fn the_node_collector_tolerates_every_pool_taint() {
             }
         }
         assert!(taints > 0, "{env}: no tainted pool found");
+    }
+}
+
+/// Does IPv4 block `outer` hold all of block `inner`?
+fn cidr_contains(outer: &str, inner: &str) -> bool {
+    let parse = |c: &str| -> (u32, u32) {
+        let (ip, len) = c.split_once('/').unwrap();
+        let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+        (u32::from(ip), len.parse().unwrap())
+    };
+    let ((o, ol), (i, il)) = (parse(outer), parse(inner));
+    let mask = |len: u32| if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    il >= ol && (o & mask(ol)) == (i & mask(ol))
+}
+
+/// Workload Identity bindings name the pool the cluster reports, so Terraform
+/// makes them after the cluster that creates the pool (a binding to
+/// `<project>.svc.id.goog` before it exists fails on a new project).
+#[test]
+fn workload_identity_bindings_wait_for_the_cluster() {
+    let root = terraform_dir();
+    for module in MODULES {
+        let dir = root.join("modules").join(module);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "tf") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    !text.contains(".svc.id.goog["),
+                    "{}: spells the Workload Identity pool instead of taking it from the cluster",
+                    path.display()
+                );
+            }
+        }
+    }
+    let outputs =
+        std::fs::read_to_string(root.join("modules/kubernetes-cluster/outputs.tf")).unwrap();
+    assert!(
+        outputs.contains("google_container_cluster.this.workload_identity_config[0].workload_pool"),
+        "the cluster module's workload_identity_pool output must come from the cluster"
+    );
+    for env in ENVIRONMENTS {
+        let caller = environment(env);
+        for (name, call) in caller.labelled("module") {
+            let source = string_attr(call.body(), "source").unwrap_or("");
+            let takes_pool = ["secrets-backend", "postgres-backups", "public-endpoints"]
+                .iter()
+                .any(|m| source.ends_with(m));
+            if !takes_pool {
+                continue;
+            }
+            let pool = attr(call.body(), "workload_identity_pool")
+                .unwrap_or_else(|| panic!("{env}: module {name} gets no workload_identity_pool"))
+                .to_string();
+            assert_eq!(
+                pool.trim(),
+                "module.cluster.workload_identity_pool",
+                "{env}: module {name}"
+            );
+        }
     }
 }
