@@ -39,9 +39,6 @@ module "secrets" {
   project_id  = var.project_id
   environment = local.environment
   region      = var.region
-
-  # Workload Identity bindings wait for the cluster that creates the pool.
-  workload_identity_pool = module.cluster.workload_identity_pool
 }
 
 # Base backups and the WAL archive of the environment's PostgreSQL
@@ -95,6 +92,21 @@ module "cluster" {
   secrets_encryption_key = module.secrets.etcd_encryption_key
   deletion_protection    = true
   system_pool            = var.system_pool
+}
+
+# Flux's kustomize-controller reads the age key as the secrets module's service account
+# (Workload Identity). The binding names the cluster's pool, so it is made once the cluster
+# exists; it lives here, not in the secrets module, because the cluster needs that module's
+# etcd key first.
+resource "google_service_account_iam_member" "flux_workload_identity" {
+  service_account_id = module.secrets.flux_service_account_name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${module.cluster.workload_identity_pool}[flux-system/kustomize-controller]"
+}
+
+moved {
+  from = module.secrets.google_service_account_iam_member.flux_workload_identity
+  to   = google_service_account_iam_member.flux_workload_identity
 }
 
 module "meeting_controller_pool" {

@@ -97,12 +97,6 @@ resource "google_service_account" "flux" {
   display_name = "Flux SOPS decryption (${var.environment})"
 }
 
-resource "google_service_account_iam_member" "flux_workload_identity" {
-  service_account_id = google_service_account.flux.name
-  role               = "roles/iam.workloadIdentityUser"
-  member             = "serviceAccount:${var.workload_identity_pool}[${var.flux_service_account}]"
-}
-
 resource "google_secret_manager_secret_iam_member" "flux_reads_age_key" {
   project   = var.project_id
   secret_id = google_secret_manager_secret.age_key.secret_id

@@ -8,6 +8,11 @@ output "flux_service_account" {
   value       = google_service_account.flux.email
 }
 
+output "flux_service_account_name" {
+  description = "Resource name of Flux's cloud service account, for the Workload Identity binding the environment makes once the cluster (and its pool) exists."
+  value       = google_service_account.flux.name
+}
+
 output "etcd_encryption_key" {
   description = "KMS key for the cluster's application-layer Secret encryption."
   value       = google_kms_crypto_key.etcd_secrets.id

@@ -39,29 +39,8 @@ variable "key_rotation_period" {
   }
 }
 
-variable "flux_service_account" {
-  description = "Kubernetes service account (namespace/name) that reads the age key through Workload Identity."
-  type        = string
-  default     = "flux-system/kustomize-controller"
-
-  validation {
-    condition     = can(regex("^[a-z0-9-]+/[a-z0-9-]+$", var.flux_service_account))
-    error_message = "flux_service_account must be namespace/name."
-  }
-}
-
 variable "labels" {
   description = "Extra labels on the secret and keys."
   type        = map(string)
   default     = {}
-}
-
-variable "workload_identity_pool" {
-  description = "The cluster's Workload Identity pool (module kubernetes-cluster's workload_identity_pool): the binding below waits for the cluster that creates it."
-  type        = string
-
-  validation {
-    condition     = endswith(var.workload_identity_pool, ".svc.id.goog")
-    error_message = "workload_identity_pool must be a <project>.svc.id.goog pool."
-  }
 }

@@ -235,20 +235,25 @@ mod tests {
         )
     }
 
-    #[test]
-    fn managed_secrets_must_opt_out_of_config_tracking() {
-        let cert = certificate("");
-        let s = secret("");
-        let out = run(
+    /// The canary, its target and the database, with this Certificate and Secret.
+    fn with_canary(cert: &str, secret: &str) -> Vec<Finding> {
+        run(
             &CanaryCopiesManagedSecret,
             &[
                 ("canary.yaml", CANARY),
                 ("d.yaml", DEPLOYMENT),
                 ("cluster.yaml", CLUSTER),
-                ("cert.yaml", &cert),
-                ("secret.yaml", &s),
+                ("cert.yaml", cert),
+                ("secret.yaml", secret),
             ],
-        );
+        )
+    }
+
+    #[test]
+    fn managed_secrets_must_opt_out_of_config_tracking() {
+        let cert = certificate("");
+        let s = secret("");
+        let out = with_canary(&cert, &s);
         let messages: Vec<&str> = out.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -268,16 +273,7 @@ mod tests {
             "  secretTemplate:\n    annotations: {flagger.app/config-tracking: disabled}\n",
         );
         let s = secret("  annotations: {flagger.app/config-tracking: disabled}\n");
-        let out = run(
-            &CanaryCopiesManagedSecret,
-            &[
-                ("canary.yaml", CANARY),
-                ("d.yaml", DEPLOYMENT),
-                ("cluster.yaml", CLUSTER),
-                ("cert.yaml", &cert),
-                ("secret.yaml", &s),
-            ],
-        );
+        let out = with_canary(&cert, &s);
         assert!(out.is_empty(), "{out:?}");
         // Without a Canary, Flagger copies nothing.
         let cert = certificate("");
