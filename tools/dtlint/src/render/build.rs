@@ -300,8 +300,21 @@ pub fn build_all(
     cache_dir: Option<&Path>,
 ) -> Vec<Build> {
     subprocess::install_signal_handler();
-    targets
-        .par_iter()
-        .map(|t| build_one(ws, builder, t, root, cache_dir))
-        .collect()
+    let build = || {
+        targets
+            .par_iter()
+            .map(|t| build_one(ws, builder, t, root, cache_dir))
+            .collect()
+    };
+    // A build is mostly a child process starting (a large binary mapped,
+    // its runtime set up) and reading files: twice as many builds as cores
+    // at a time keep both cores busy while the others wait.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * BUILDS_PER_CORE);
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(build),
+        Err(_) => build(),
+    }
 }
+
+/// Concurrent kustomize builds per core (see [`build_all`]).
+const BUILDS_PER_CORE: usize = 2;
