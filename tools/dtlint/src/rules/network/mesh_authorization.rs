@@ -403,7 +403,7 @@ impl Rule for MeshAuthorization {
                                 ))
                             } else if !outside && networks.admits_public() {
                                 Some((
-                                    "admits public addresses".to_string(),
+                                    PUBLIC_LABEL.to_string(),
                                     format!(
                                         "{} admits callers from public addresses on {t}'s {port}/TCP, where the NetworkPolicies let in only callers inside the cluster",
                                         server.r.id()
@@ -415,8 +415,14 @@ impl Rule for MeshAuthorization {
                         }
                     };
                     if let Some((label, message)) = problem {
-                        let finding = Finding::new(Self::META.id, Label::new(file, span, label), message)
-                            .help("Admit only the callers the NetworkPolicies (and the matrix in dtlint.toml) allow on this port, or open the edge there first.");
+                        let help = if label == PUBLIC_LABEL {
+                            "List only the cluster's private ranges in the NetworkAuthentication's `networks` (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, or the pod CIDR), or open the port to outside callers in the NetworkPolicies first."
+                        } else {
+                            "Admit only the callers the NetworkPolicies (and the matrix in dtlint.toml) allow on this port, or open the edge there first."
+                        };
+                        let finding =
+                            Finding::new(Self::META.id, Label::new(file, span, label), message)
+                                .help(help);
                         collected.add(finding, net.env);
                     }
                 }
@@ -473,6 +479,9 @@ fn unmeshed_refused(
     }
     out
 }
+
+/// The label of a grant of public addresses where only the cluster may connect.
+const PUBLIC_LABEL: &str = "admits public addresses";
 
 /// May `from` reach `to`'s proxy port?
 fn reaches_proxy(edges: &Edges, from: &str, to: &str) -> bool {
