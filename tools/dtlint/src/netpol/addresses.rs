@@ -104,7 +104,13 @@ impl Networks {
         let mut ranges = Vec::new();
         let mut unknown = false;
         for item in spec.get("networks").into_iter().flat_map(Node::items) {
-            let parse = |n: &Node| n.as_str().and_then(|s| s.trim().parse::<IpNet>().ok());
+            // Linkerd also takes a bare address, as a single-host block.
+            let parse = |n: &Node| {
+                let text = n.as_str()?.trim();
+                text.parse::<IpNet>()
+                    .ok()
+                    .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+            };
             let Some(cidr) = item.get("cidr").and_then(parse) else {
                 unknown = true;
                 continue;
@@ -119,6 +125,12 @@ impl Networks {
             ranges.extend(subtract_all(vec![Range::of(&cidr)], &excepts));
         }
         Self { ranges, unknown }
+    }
+
+    /// Could every block be read? (An unreadable one is judged as admitting
+    /// everything, so it must not cause a finding of its own.)
+    pub fn readable(&self) -> bool {
+        !self.unknown
     }
 
     /// Does it admit some public address, a caller from the internet?
@@ -171,8 +183,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_address_is_a_single_host() {
+        let n = networks("networks: [{cidr: 10.1.2.3}]");
+        assert!(n.readable() && n.admits_private() && !n.admits_public());
+        assert!(networks("networks: [{cidr: 203.0.113.7}]").admits_public());
+    }
+
+    #[test]
     fn an_unreadable_block_is_never_the_cause_of_a_finding() {
         let n = networks("networks: [{cidr: 10.0.0.0/8}, {cidr: not-an-address}]");
-        assert!(n.admits_public() && n.admits_private());
+        assert!(!n.readable() && n.admits_public() && n.admits_private());
     }
 }

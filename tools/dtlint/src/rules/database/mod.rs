@@ -136,19 +136,22 @@ fn split_port(h: &str) -> (&str, Option<&str>) {
 }
 
 /// A Kubernetes Service host name in one canonical form, so
-/// `postgres-rw`, `postgres-rw.dark-tower.svc` and
-/// `postgres-rw.dark-tower.svc.cluster.local` compare equal from a pod in
-/// `dark-tower`.
+/// `postgres-rw`, `postgres-rw.dark-tower`, `postgres-rw.dark-tower.svc`
+/// and `postgres-rw.dark-tower.svc.cluster.local` compare equal from a pod
+/// in `dark-tower` (the pod's DNS search path makes them the same name).
 pub(crate) fn canonical_host(host: &str, namespace: Option<&str>) -> String {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     let h = match h.strip_suffix(".cluster.local") {
         Some(short) if short.rsplit('.').next() == Some("svc") => short.to_string(),
         _ => h,
     };
-    match namespace {
-        Some(ns) if !h.contains('.') && !h.starts_with('/') && h != "localhost" => {
-            format!("{h}.{ns}.svc")
-        }
+    if h.starts_with('/') || h == "localhost" {
+        return h;
+    }
+    match h.matches('.').count() {
+        0 => namespace.map_or(h.clone(), |ns| format!("{h}.{ns}.svc")),
+        // `<service>.<namespace>`, through the `svc.cluster.local` search domain.
+        1 => format!("{h}.svc"),
         _ => h,
     }
 }
@@ -381,6 +384,7 @@ mod tests {
         let want = "postgres-rw.dark-tower.svc";
         for h in [
             "postgres-rw",
+            "postgres-rw.dark-tower",
             "postgres-rw.dark-tower.svc",
             "Postgres-RW.dark-tower.svc.cluster.local.",
         ] {

@@ -235,6 +235,17 @@ fn check_cluster(
         return;
     };
     let tls_name = tls.as_str().unwrap_or_default();
+    if let Some(alt) = str_at(certs, &["serverAltDNSNames"]) {
+        add(Finding::new(
+            id,
+            Label::new(cluster.file, alt.span, "serverAltDNSNames with serverTLSSecret"),
+            format!(
+                "{} names its own server certificate and also asks the operator for extra names in it: the operator's webhook rejects the Cluster",
+                cluster.id()
+            ),
+        )
+        .help(format!("Move these names to the `dnsNames` of the Certificate that makes `{tls_name}`, and drop `serverAltDNSNames`.")));
+    }
     let ca_given = given("serverCASecret");
     if ca_given.is_none() {
         add(Finding::new(
@@ -292,15 +303,18 @@ fn check_cluster(
         .flat_map(Node::items)
         .filter_map(Node::as_str)
         .collect();
-    for (client, host, _) in &dialling {
-        if listed.iter().any(|n| name_covers(n, host)) {
+    for (client, host, url) in &dialling {
+        // Only verify-full compares the dialled name with the certificate.
+        if url.param("sslmode") != Some("verify-full")
+            || listed.iter().any(|n| name_covers(n, host))
+        {
             continue;
         }
         let mut f = Finding::new(
             id,
             Label::new(client.at.file, client.at.span, format!("dials {host}")),
             format!(
-                "`{}` of container `{}` in {} dials `{host}`, which {}'s certificate does not name: sslmode=verify-full refuses the server",
+                "`{}` of container `{}` in {} dials `{host}`, which the `dnsNames` of {} do not list: sslmode=verify-full refuses the server",
                 client.var,
                 client.container.name(),
                 client.workload.id(),
@@ -313,13 +327,10 @@ fn check_cluster(
         }
         add(f);
     }
-    // Secrets that hold the CA which signed the server certificate.
+    // Secrets that hold the CA which signed the server certificate: the
+    // certificate's own Secret (cert-manager writes the signer's `ca.crt`
+    // into it) and a CA issuer's key pair.
     let mut roots: Vec<String> = vec![tls_name.to_string()];
-    if let Some(ca) = ca_given.and_then(Node::as_str)
-        && ca != tls_name
-    {
-        roots.push(ca.to_string());
-    }
     let issuer = (
         str_at(spec, &["issuerRef", "kind"])
             .and_then(Node::as_str)
@@ -343,6 +354,21 @@ fn check_cluster(
         return;
     }
     roots.dedup();
+    if let Some(ca) = ca_given
+        && let Some(name) = ca.as_str()
+        && !roots.iter().any(|r| r == name)
+    {
+        add(Finding::new(
+            id,
+            Label::new(cluster.file, ca.span, "not the server certificate's CA"),
+            format!(
+                "{}'s serverCASecret `{name}` does not hold the CA that signs its server certificate ({} issues it): replicas, the pooler and clients verifying with it refuse the server",
+                cluster.id(),
+                certificate.id()
+            ),
+        )
+        .help(format!("Set `serverCASecret: {tls_name}` (its `ca.crt` is the signer's).")));
+    }
     check_roots(cluster, &dialling, &roots, Some(certificate), add);
 }
 
@@ -357,6 +383,10 @@ fn check_roots(
     // One finding per mounted Secret, for the first URL that uses it.
     let mut reported: Vec<(crate::source::FileId, u32)> = Vec::new();
     for (client, host, url) in dialling {
+        // Only verify-ca and verify-full check the server against the root.
+        if !matches!(url.param("sslmode"), Some("verify-ca" | "verify-full")) {
+            continue;
+        }
         let Some(path) = url.param("sslrootcert").filter(|p| p.starts_with('/')) else {
             continue;
         };
@@ -493,7 +523,7 @@ mod tests {
         assert_eq!(
             out,
             [
-                "`DATABASE_URL` of container `app` in Deployment/app dials `pg-pooler`, which Certificate/pg-server's certificate does not name: sslmode=verify-full refuses the server",
+                "`DATABASE_URL` of container `app` in Deployment/app dials `pg-pooler`, which the `dnsNames` of Certificate/pg-server do not list: sslmode=verify-full refuses the server",
                 "`DATABASE_URL` of container `app` in Deployment/app verifies `pg-pooler` against Secret `pg-ca-operator`, but Cluster/pg's server certificate is signed by the CA of Certificate/pg-server (`pg-tls`, `pg-ca`)",
             ]
         );
@@ -547,6 +577,64 @@ mod tests {
         );
         let app = client("pg-rw", "pg-ca");
         assert_eq!(messages(&[("c.yaml", cluster), ("d.yaml", &app)]).len(), 1);
+    }
+
+    #[test]
+    fn the_namespace_spelling_counts_and_only_verify_full_checks_names() {
+        // Everything in namespace `ns`.
+        let ns = |y: &str| y.replace("metadata: {name: ", "metadata: {namespace: ns, name: ");
+        let (cluster, issuer) = (ns(CLUSTER), ns(ISSUER));
+        let cert = ns(&certificate("pg-rw", RELOAD));
+        let judge = |app: &str| {
+            messages(&[
+                ("c.yaml", &cluster),
+                ("i.yaml", &issuer),
+                ("cert.yaml", &cert),
+                ("d.yaml", app),
+            ])
+        };
+        // `<service>.<namespace>` is the same Service.
+        let app = ns(&client("pg-rw.ns", "pg-ca"));
+        let out = judge(&app);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].contains("dials `pg-rw.ns`"), "{out:?}");
+        // `require` does not compare names (postgres-tls-not-verified says so).
+        let out = judge(&app.replace("sslmode=verify-full", "sslmode=require"));
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn the_ca_secret_must_be_the_signers_and_alt_names_are_refused() {
+        let cert = certificate("pg-rw", RELOAD);
+        let cluster = CLUSTER.replace("serverCASecret: pg-tls", "serverCASecret: pg-operator-ca");
+        let out = messages(&[
+            ("c.yaml", &cluster),
+            ("i.yaml", ISSUER),
+            ("cert.yaml", &cert),
+        ]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].contains("serverCASecret `pg-operator-ca` does not hold the CA"),
+            "{out:?}"
+        );
+        // The CA issuer's own Secret is the signer too.
+        let cluster = CLUSTER.replace("serverCASecret: pg-tls", "serverCASecret: pg-ca");
+        assert!(
+            messages(&[
+                ("c.yaml", &cluster),
+                ("i.yaml", ISSUER),
+                ("cert.yaml", &cert)
+            ])
+            .is_empty()
+        );
+        let cluster = format!("{CLUSTER}    serverAltDNSNames: [pg-pooler]\n");
+        let out = messages(&[
+            ("c.yaml", &cluster),
+            ("i.yaml", ISSUER),
+            ("cert.yaml", &cert),
+        ]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].contains("webhook rejects"), "{out:?}");
     }
 
     #[test]

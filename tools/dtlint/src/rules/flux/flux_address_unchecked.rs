@@ -66,7 +66,6 @@ pub(crate) struct Judged {
     pub applies: fn(&Resource<'_>) -> bool,
     pub api_version: &'static str,
     pub current: &'static str,
-    pub failed: Option<&'static str>,
     /// What has not happened yet when kstatus already says ready: "before
     /// {until}".
     pub until: &'static str,
@@ -87,7 +86,6 @@ const ADDRESSES: &[Judged] = &[
         applies: load_balancer,
         api_version: "v1",
         current: "spec.type != 'LoadBalancer' || status.?loadBalancer.?ingress.orValue([]).size() > 0",
-        failed: None,
         until: "an address is assigned (status.loadBalancer.ingress)",
     },
     Judged {
@@ -95,8 +93,7 @@ const ADDRESSES: &[Judged] = &[
         kind: "Gateway",
         applies: always,
         api_version: "gateway.networking.k8s.io/v1",
-        current: "status.?conditions.orValue([]).exists(c, c.type == 'Programmed' && c.status == 'True')",
-        failed: None,
+        current: "status.?conditions.orValue([]).exists(c, c.type == 'Programmed' && c.status == 'True' && c.?observedGeneration.orValue(metadata.generation) == metadata.generation)",
         until: "an address is programmed (condition Programmed)",
     },
 ];
@@ -202,10 +199,6 @@ pub(crate) fn check_kinds(
         let kind = j.kind;
         let names: Vec<String> = g.objects.iter().map(|o| o.id()).collect();
         let k = g.kustomization;
-        let failed = j
-            .failed
-            .map(|f| format!(", failed: \"{f}\""))
-            .unwrap_or_default();
         let mut f = Finding::new(
             id,
             Label::new(
@@ -222,7 +215,7 @@ pub(crate) fn check_kinds(
             ),
         )
         .help(format!(
-            "Add to Flux Kustomization {}: `healthCheckExprs: [{{apiVersion: {}, kind: {kind}, current: \"{}\"{failed}}}]`.",
+            "Add to Flux Kustomization {}: `healthCheckExprs: [{{apiVersion: {}, kind: {kind}, current: \"{}\"}}]`.",
             k.name, j.api_version, j.current
         ));
         for o in &g.objects {

@@ -8,7 +8,7 @@ declare_rule! {
     /// With the overlays rendered as Flux applies them: reports a Flux
     /// Kustomization that waits (`wait: true`, or `healthChecks` naming the
     /// object) for a cert-manager `Certificate`, `Issuer` or
-    /// `ClusterIssuer`, a CloudNativePG `Cluster`, a Flagger `Canary`, a
+    /// `ClusterIssuer`, a CloudNativePG `Cluster` or `Database`, a Flagger `Canary`, a
     /// Gateway API `HTTPRoute` or a trust-manager `Bundle` without a
     /// `healthCheckExprs` entry for its kind. Reported once per
     /// Kustomization and kind, at its `wait`, naming the objects.
@@ -39,10 +39,10 @@ declare_rule! {
     ///   healthCheckExprs:
     ///     - apiVersion: postgresql.cnpg.io/v1
     ///       kind: Cluster
-    ///       current: "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')"
+    ///       current: "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True' && c.?observedGeneration.orValue(metadata.generation) == metadata.generation)"
     ///     - apiVersion: cert-manager.io/v1
     ///       kind: Certificate
-    ///       current: "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')"
+    ///       current: "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True' && c.?observedGeneration.orValue(metadata.generation) == metadata.generation)"
     /// ```
     ///
     /// ## References
@@ -62,8 +62,7 @@ fn always(_: &Resource<'_>) -> bool {
     true
 }
 
-const READY: &str =
-    "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True')";
+const READY: &str = "status.?conditions.orValue([]).exists(c, c.type == 'Ready' && c.status == 'True' && c.?observedGeneration.orValue(metadata.generation) == metadata.generation)";
 
 const KINDS: &[Judged] = &[
     Judged {
@@ -72,7 +71,6 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "cert-manager.io/v1",
         current: READY,
-        failed: None,
         until: "the certificate is issued (condition Ready)",
     },
     Judged {
@@ -81,7 +79,6 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "cert-manager.io/v1",
         current: READY,
-        failed: None,
         until: "the issuer can sign (condition Ready)",
     },
     Judged {
@@ -90,7 +87,6 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "cert-manager.io/v1",
         current: READY,
-        failed: None,
         until: "the issuer can sign (condition Ready)",
     },
     Judged {
@@ -99,8 +95,15 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "postgresql.cnpg.io/v1",
         current: READY,
-        failed: None,
         until: "the instances are up (condition Ready)",
+    },
+    Judged {
+        group: "postgresql.cnpg.io",
+        kind: "Database",
+        applies: always,
+        api_version: "postgresql.cnpg.io/v1",
+        current: "status.?applied.orValue(false)",
+        until: "the database exists (status.applied)",
     },
     Judged {
         group: "flagger.app",
@@ -108,8 +111,7 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "flagger.app/v1beta1",
         current: "status.?phase.orValue('') in ['Initialized', 'Succeeded']",
-        failed: Some("status.?phase.orValue('') == 'Failed'"),
-        until: "the primary is promoted (phase Initialized or Succeeded)",
+        until: "the canary is initialised or its last analysis succeeded (phase Initialized or Succeeded)",
     },
     Judged {
         group: "gateway.networking.k8s.io",
@@ -117,7 +119,6 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "gateway.networking.k8s.io/v1",
         current: "status.?parents.orValue([]).size() > 0 && status.parents.all(p, p.conditions.exists(c, c.type == 'Accepted' && c.status == 'True'))",
-        failed: None,
         until: "a Gateway accepts it (condition Accepted)",
     },
     Judged {
@@ -126,7 +127,6 @@ const KINDS: &[Judged] = &[
         applies: always,
         api_version: "trust.cert-manager.io/v1alpha1",
         current: "status.?conditions.orValue([]).exists(c, c.type == 'Synced' && c.status == 'True')",
-        failed: None,
         until: "the bundle is written (condition Synced)",
     },
 ];

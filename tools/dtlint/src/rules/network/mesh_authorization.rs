@@ -327,8 +327,9 @@ impl Rule for MeshAuthorization {
                             Self::META.id,
                             Label::new(server.r.file, at, format!("no NetworkAuthentication admits {whose}")),
                             format!(
-                                "{caller} → {t} on {port}/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: no NetworkAuthentication of {} admits {whose}, and {caller} has no mesh identity",
-                                server.r.id()
+                                "{caller} → {t} on {port}/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: no NetworkAuthentication of {} admits {whose}, and {} no mesh identity",
+                                server.r.id(),
+                                if public { "callers from outside have".to_string() } else { format!("{caller} has") }
                             ),
                         )
                         .help(if public {
@@ -401,7 +402,7 @@ impl Rule for MeshAuthorization {
                                         server.r.id()
                                     ),
                                 ))
-                            } else if !outside && networks.admits_public() {
+                            } else if !outside && networks.readable() && networks.admits_public() {
                                 Some((
                                     PUBLIC_LABEL.to_string(),
                                     format!(
@@ -469,7 +470,16 @@ fn unmeshed_refused(
         })
         .collect();
     let mut out = Vec::new();
-    if reaches(edges, OUTSIDE, to, port) && !networks.iter().any(|n| n.admits_public()) {
+    // From any address: a rule without peers. (An `ipBlock` peer may be a
+    // private range, the nodes' for instance: not judged here.)
+    let want = PortSpec::single(port, Proto::Tcp);
+    let from_anywhere = edges
+        .get(&(OUTSIDE.to_string(), to.to_string()))
+        .into_iter()
+        .flatten()
+        .filter(|p| p.port.intersect(&want).is_some())
+        .any(|p| p.ingress.as_ref().is_none_or(|via| via.peer.is_none()));
+    if from_anywhere && !networks.iter().any(|n| n.admits_public()) {
         out.push((OUTSIDE.to_string(), true));
     }
     if let Some(n) = first_unmeshed_inside(net, edges, to, port)

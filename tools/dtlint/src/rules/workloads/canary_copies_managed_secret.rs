@@ -16,7 +16,10 @@ declare_rule! {
     ///   in its `secretTemplate.annotations`);
     /// - a password Secret a CloudNativePG `Cluster` reads
     ///   (`managed.roles[].passwordSecret`, `superuserSecret`,
-    ///   `bootstrap.initdb.secret`).
+    ///   `bootstrap.initdb.secret`);
+    /// - a Secret the CloudNativePG operator makes for a Cluster
+    ///   (`<cluster>-ca`, `-app`, `-superuser`, `-replication`, `-server`):
+    ///   the annotation goes in the Cluster's `inheritedMetadata`.
     ///
     /// Reported at the object to annotate, with the workload's reference
     /// beside it.
@@ -100,6 +103,26 @@ fn secret_refs<'a>(w: &Resource<'a>) -> Vec<(&'a str, Span)> {
     out
 }
 
+/// The Secrets a CloudNativePG operator makes for a Cluster: its CA, the
+/// `app` and superuser credentials, the replication certificate, and the
+/// server certificate unless the Cluster names its own.
+fn operator_secrets(cluster: &Resource<'_>) -> Vec<String> {
+    let name = cluster.name;
+    let mut out: Vec<String> = ["ca", "app", "superuser", "replication"]
+        .iter()
+        .map(|s| format!("{name}-{s}"))
+        .collect();
+    let own_server = cluster
+        .spec()
+        .and_then(|s| s.path(&["certificates", "serverTLSSecret"]))
+        .and_then(Node::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if !own_server {
+        out.push(format!("{name}-server"));
+    }
+    out
+}
+
 /// The Secrets a CloudNativePG Cluster reads passwords from.
 fn cluster_secrets<'a>(cluster: &Resource<'a>) -> Vec<&'a str> {
     let Some(spec) = cluster.spec() else {
@@ -172,6 +195,39 @@ impl Rule for CanaryCopiesManagedSecret {
                     )
                     .with(reference)
                     .help(format!("Add `secretTemplate: {{annotations: {{{ANNOTATION}: disabled}}}}` to {}.", cert.id())),
+                );
+                continue;
+            }
+            // A Secret the database operator makes: annotated through the
+            // Cluster's inheritedMetadata, which it copies onto what it makes.
+            if let Some(cluster) = idx.of_kind("Cluster").filter(same_ns).find(|c| {
+                c.group() == "postgresql.cnpg.io"
+                    && operator_secrets(c).contains(&secret.to_string())
+            }) {
+                if disabled(
+                    cluster
+                        .spec()
+                        .and_then(|s| s.path(&["inheritedMetadata", "annotations"])),
+                ) {
+                    continue;
+                }
+                let at = cluster
+                    .metadata()
+                    .and_then(|m| m.get("name"))
+                    .map_or_else(|| cluster.anchor_span(), |n| n.span);
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(cluster.file, at, "makes the Secret copied for the primary"),
+                        format!(
+                            "{} shifts traffic to {}, which reads Secret `{secret}` that {} makes: Flagger would copy it into `{secret}-primary`, which the operator never updates",
+                            r.id(),
+                            workload.id(),
+                            cluster.id()
+                        ),
+                    )
+                    .with(reference)
+                    .help(format!("Add `inheritedMetadata: {{annotations: {{{ANNOTATION}: disabled}}}}` to {} (the operator copies it onto the Secrets it makes), or mount a Secret of your own.", cluster.id())),
                 );
                 continue;
             }
@@ -265,6 +321,37 @@ mod tests {
         // At the objects to annotate.
         assert_eq!(out[0].primary.span.start.line, 4);
         assert_eq!(out[1].primary.span.start.line, 5);
+    }
+
+    #[test]
+    fn the_operators_own_secrets_are_annotated_through_the_cluster() {
+        let deployment = DEPLOYMENT.replace("secretName: pg-ca", "secretName: pg-app");
+        let out = run(
+            &CanaryCopiesManagedSecret,
+            &[
+                ("canary.yaml", CANARY),
+                ("d.yaml", &deployment),
+                ("cluster.yaml", CLUSTER),
+            ],
+        );
+        assert!(
+            out.iter().any(|f| f
+                .message
+                .contains("reads Secret `pg-app` that Cluster/pg makes")),
+            "{out:?}"
+        );
+        let cluster = format!(
+            "{CLUSTER}  inheritedMetadata:\n    annotations: {{flagger.app/config-tracking: disabled}}\n"
+        );
+        let out = run(
+            &CanaryCopiesManagedSecret,
+            &[
+                ("canary.yaml", CANARY),
+                ("d.yaml", &deployment),
+                ("cluster.yaml", &cluster),
+            ],
+        );
+        assert!(out.iter().all(|f| !f.message.contains("pg-app")), "{out:?}");
     }
 
     #[test]

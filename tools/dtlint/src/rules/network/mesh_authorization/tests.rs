@@ -141,6 +141,17 @@ fn address_grants_are_judged_by_the_ranges_they_list() {
         messages.iter().any(|m| m.contains("Linkerd refuses it: no NetworkAuthentication of Server/redis admits addresses inside the cluster")),
         "{messages:?}"
     );
+    // Callers from a private block (the nodes'): not judged as the internet.
+    let nodes = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: redis-nodes}\nspec:\n  podSelector: {matchLabels: {app.kubernetes.io/name: redis}}\n  policyTypes: [Ingress]\n  ingress:\n    - from: [{ipBlock: {cidr: 10.30.0.0/20}}]\n      ports: [{port: 6379}]\n";
+    let out = check(&[
+        ("server.yaml", SERVER),
+        ("authz.yaml", &private),
+        ("nodes.yaml", nodes),
+    ]);
+    assert!(
+        out.iter().all(|f| !f.message.contains("Linkerd refuses")),
+        "{out:?}"
+    );
     // Callers from outside and only private ranges admitted.
     let open = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: redis-open}\nspec:\n  podSelector: {matchLabels: {app.kubernetes.io/name: redis}}\n  policyTypes: [Ingress]\n  ingress:\n    - ports: [{port: 6379}]\n";
     let out = check(&[
@@ -150,7 +161,7 @@ fn address_grants_are_judged_by_the_ranges_they_list() {
     ]);
     let messages: Vec<&str> = out.iter().map(|f| f.message.as_str()).collect();
     assert!(
-        messages.contains(&"outside → redis on 6379/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: no NetworkAuthentication of Server/redis admits public addresses, and outside has no mesh identity"),
+        messages.contains(&"outside → redis on 6379/TCP is allowed by the NetworkPolicies, but Linkerd refuses it: no NetworkAuthentication of Server/redis admits public addresses, and callers from outside have no mesh identity"),
         "{messages:?}"
     );
 }
