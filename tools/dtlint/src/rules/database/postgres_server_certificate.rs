@@ -235,28 +235,36 @@ fn check_cluster(
         return;
     };
     let tls_name = tls.as_str().unwrap_or_default();
-    if let Some(alt) = str_at(certs, &["serverAltDNSNames"]) {
+    // What the operator's admission webhook refuses: (at, label, why, help).
+    let mut rejected = |at: &Node, label: &str, why: &str, help: String| {
         add(Finding::new(
             id,
-            Label::new(cluster.file, alt.span, "serverAltDNSNames with serverTLSSecret"),
+            Label::new(cluster.file, at.span, label),
             format!(
-                "{} names its own server certificate and also asks the operator for extra names in it: the operator's webhook rejects the Cluster",
+                "{} {why}: the operator's webhook rejects the Cluster",
                 cluster.id()
             ),
         )
-        .help(format!("Move these names to the `dnsNames` of the Certificate that makes `{tls_name}`, and drop `serverAltDNSNames`.")));
+        .help(help));
+    };
+    if let Some(alt) = str_at(certs, &["serverAltDNSNames"]) {
+        rejected(
+            alt,
+            "serverAltDNSNames with serverTLSSecret",
+            "names its own server certificate and also asks the operator for extra names in it",
+            format!(
+                "Move these names to the `dnsNames` of the Certificate that makes `{tls_name}`, and drop `serverAltDNSNames`."
+            ),
+        );
     }
     let ca_given = given("serverCASecret");
     if ca_given.is_none() {
-        add(Finding::new(
-            id,
-            Label::new(cluster.file, tls.span, "serverTLSSecret without serverCASecret"),
-            format!(
-                "{} names its server certificate but not the CA that signs it: the operator's webhook rejects the Cluster",
-                cluster.id()
-            ),
-        )
-        .help(format!("Add `serverCASecret: {tls_name}` (a cert-manager Secret carries `ca.crt`).")));
+        rejected(
+            tls,
+            "serverTLSSecret without serverCASecret",
+            "names its server certificate but not the CA that signs it",
+            format!("Add `serverCASecret: {tls_name}` (a cert-manager Secret carries `ca.crt`)."),
+        );
     }
     let certificate = idx
         .of_kind("Certificate")

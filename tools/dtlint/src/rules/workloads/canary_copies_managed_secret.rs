@@ -145,6 +145,105 @@ fn cluster_secrets<'a>(cluster: &Resource<'a>) -> Vec<&'a str> {
     out
 }
 
+/// Where a Secret another controller keeps current is to be annotated,
+/// and what to say about it.
+struct Owned {
+    file: crate::source::FileId,
+    at: Span,
+    label: &'static str,
+    /// The message after "which reads Secret `x`".
+    tail: String,
+    help: String,
+}
+
+/// The controller that keeps `secret` current, when it is not opted out of
+/// Flagger's config tracking; `at` is the workload's reference to it.
+fn owned(ctx: &Context<'_>, workload: &Resource<'_>, secret: &str, at: Span) -> Option<Owned> {
+    let idx = ctx.index;
+    let same_ns = |o: &&Resource<'_>| idx.same_namespace(o, workload);
+    let name_of = |o: &Resource<'_>| {
+        o.metadata()
+            .and_then(|m| m.get("name"))
+            .map_or_else(|| o.anchor_span(), |n| n.span)
+    };
+    // A Certificate's Secret: annotated through its secretTemplate.
+    if let Some(cert) = idx.of_kind("Certificate").filter(same_ns).find(|c| {
+        c.group() == "cert-manager.io"
+            && c.spec()
+                .and_then(|s| s.get("secretName"))
+                .and_then(Node::as_str)
+                == Some(secret)
+    }) {
+        let spec = cert.spec();
+        if disabled(spec.and_then(|s| s.path(&["secretTemplate", "annotations"]))) {
+            return None;
+        }
+        return Some(Owned {
+            file: cert.file,
+            at: spec
+                .and_then(|s| s.get("secretName"))
+                .map_or_else(|| cert.anchor_span(), |n| n.span),
+            label: "copied for the primary",
+            tail: format!(
+                " of {}: Flagger would copy it, key included, into `{secret}-primary`, which cert-manager never renews",
+                cert.id()
+            ),
+            help: format!(
+                "Add `secretTemplate: {{annotations: {{{ANNOTATION}: disabled}}}}` to {}.",
+                cert.id()
+            ),
+        });
+    }
+    let clusters = || {
+        idx.of_kind("Cluster")
+            .filter(same_ns)
+            .filter(|c| c.group() == "postgresql.cnpg.io")
+    };
+    // A Secret the database operator makes: annotated through the Cluster's
+    // inheritedMetadata, which it copies onto what it makes.
+    if let Some(cluster) = clusters().find(|c| operator_secrets(c).iter().any(|s| s == secret)) {
+        let inherited = cluster
+            .spec()
+            .and_then(|s| s.path(&["inheritedMetadata", "annotations"]));
+        if disabled(inherited) {
+            return None;
+        }
+        return Some(Owned {
+            file: cluster.file,
+            at: name_of(cluster),
+            label: "makes the Secret copied for the primary",
+            tail: format!(
+                " that {} makes: Flagger would copy it into `{secret}-primary`, which the operator never updates",
+                cluster.id()
+            ),
+            help: format!(
+                "Add `inheritedMetadata: {{annotations: {{{ANNOTATION}: disabled}}}}` to {} (the operator copies it onto the Secrets it makes), or mount a Secret of your own.",
+                cluster.id()
+            ),
+        });
+    }
+    // A password a database cluster keeps its roles at.
+    let cluster = clusters().find(|c| cluster_secrets(c).contains(&secret))?;
+    let declared = idx
+        .of_kind("Secret")
+        .filter(same_ns)
+        .find(|s| s.group().is_empty() && s.name == secret);
+    if declared.is_some_and(|s| disabled(s.metadata().and_then(|m| m.get("annotations")))) {
+        return None;
+    }
+    let (file, at) = declared.map_or((workload.file, at), |s| (s.file, name_of(s)));
+    Some(Owned {
+        file,
+        at,
+        label: "copied for the primary",
+        tail: format!(
+            ", the password {} sets its role to: Flagger would copy it into `{secret}-primary`, so a rotated password reaches the primary only at the next canary run",
+            cluster.id()
+        ),
+        help: format!("Annotate Secret `{secret}` with `{ANNOTATION}: disabled`."),
+    })
+}
+
 impl Rule for CanaryCopiesManagedSecret {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -158,113 +257,32 @@ impl Rule for CanaryCopiesManagedSecret {
         let Some((_, workload)) = canary_target(ctx, r) else {
             return;
         };
-        let idx = ctx.index;
-        let same_ns = |o: &&Resource<'_>| idx.same_namespace(o, workload);
         let mut seen: Vec<&str> = Vec::new();
         for (secret, at) in secret_refs(workload) {
             if seen.contains(&secret) {
                 continue;
             }
             seen.push(secret);
-            let reference = Label::new(workload.file, at, format!("{} reads it", workload.id()));
-            // A Certificate's Secret: annotated through its secretTemplate.
-            if let Some(cert) = idx.of_kind("Certificate").filter(same_ns).find(|c| {
-                c.group() == "cert-manager.io"
-                    && c.spec()
-                        .and_then(|s| s.get("secretName"))
-                        .and_then(Node::as_str)
-                        == Some(secret)
-            }) {
-                let spec = cert.spec();
-                if disabled(spec.and_then(|s| s.path(&["secretTemplate", "annotations"]))) {
-                    continue;
-                }
-                let at = spec
-                    .and_then(|s| s.get("secretName"))
-                    .map_or_else(|| cert.anchor_span(), |n| n.span);
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(cert.file, at, "copied for the primary"),
-                        format!(
-                            "{} shifts traffic to {}, which reads Secret `{secret}` of {}: Flagger would copy it, key included, into `{secret}-primary`, which cert-manager never renews",
-                            r.id(),
-                            workload.id(),
-                            cert.id()
-                        ),
-                    )
-                    .with(reference)
-                    .help(format!("Add `secretTemplate: {{annotations: {{{ANNOTATION}: disabled}}}}` to {}.", cert.id())),
-                );
-                continue;
-            }
-            // A Secret the database operator makes: annotated through the
-            // Cluster's inheritedMetadata, which it copies onto what it makes.
-            if let Some(cluster) = idx.of_kind("Cluster").filter(same_ns).find(|c| {
-                c.group() == "postgresql.cnpg.io"
-                    && operator_secrets(c).contains(&secret.to_string())
-            }) {
-                if disabled(
-                    cluster
-                        .spec()
-                        .and_then(|s| s.path(&["inheritedMetadata", "annotations"])),
-                ) {
-                    continue;
-                }
-                let at = cluster
-                    .metadata()
-                    .and_then(|m| m.get("name"))
-                    .map_or_else(|| cluster.anchor_span(), |n| n.span);
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(cluster.file, at, "makes the Secret copied for the primary"),
-                        format!(
-                            "{} shifts traffic to {}, which reads Secret `{secret}` that {} makes: Flagger would copy it into `{secret}-primary`, which the operator never updates",
-                            r.id(),
-                            workload.id(),
-                            cluster.id()
-                        ),
-                    )
-                    .with(reference)
-                    .help(format!("Add `inheritedMetadata: {{annotations: {{{ANNOTATION}: disabled}}}}` to {} (the operator copies it onto the Secrets it makes), or mount a Secret of your own.", cluster.id())),
-                );
-                continue;
-            }
-            // A password a database cluster keeps its roles at.
-            let Some(cluster) = idx.of_kind("Cluster").filter(same_ns).find(|c| {
-                c.group() == "postgresql.cnpg.io" && cluster_secrets(c).contains(&secret)
-            }) else {
+            let Some(o) = owned(ctx, workload, secret, at) else {
                 continue;
             };
-            let declared = idx
-                .of_kind("Secret")
-                .filter(same_ns)
-                .find(|s| s.group().is_empty() && s.name == secret);
-            if declared.is_some_and(|s| disabled(s.metadata().and_then(|m| m.get("annotations")))) {
-                continue;
-            }
-            let (file, at) = declared.map_or((workload.file, at), |s| {
-                (
-                    s.file,
-                    s.metadata()
-                        .and_then(|m| m.get("name"))
-                        .map_or_else(|| s.anchor_span(), |n| n.span),
-                )
-            });
             out.push(
                 Finding::new(
                     Self::META.id,
-                    Label::new(file, at, "copied for the primary"),
+                    Label::new(o.file, o.at, o.label),
                     format!(
-                        "{} shifts traffic to {}, which reads Secret `{secret}`, the password {} sets its role to: Flagger would copy it into `{secret}-primary`, so a rotated password reaches the primary only at the next canary run",
+                        "{} shifts traffic to {}, which reads Secret `{secret}`{}",
                         r.id(),
                         workload.id(),
-                        cluster.id()
+                        o.tail
                     ),
                 )
-                .with(reference)
-                .help(format!("Annotate Secret `{secret}` with `{ANNOTATION}: disabled`.")),
+                .with(Label::new(
+                    workload.file,
+                    at,
+                    format!("{} reads it", workload.id()),
+                ))
+                .help(o.help),
             );
         }
     }
