@@ -25,7 +25,7 @@ pub(crate) use ordinals::position_in;
 pub use ordinals::statefulset_ordinal;
 use resource::TEMPLATED;
 pub use resource::{
-    Container, Resource, STABLE_SELECTOR_LABELS, STANDARD_LABELS, STATEFULSET_POD_LABELS,
+    Container, Resource, STABLE_SELECTOR_LABELS, STANDARD_LABELS, STATEFULSET_POD_LABELS, api_group,
 };
 pub use selector::Selector;
 pub use stages::{Held, Stages};

@@ -37,6 +37,12 @@ pub(super) const TEMPLATED: [&str; 6] = [
     "Job",
 ];
 
+/// The API group of an `apiVersion` (`apps` for `apps/v1`, empty for the
+/// core group's `v1`).
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
 /// A Kubernetes object: one YAML document with `apiVersion` and `kind`.
 #[derive(Debug, Clone, Copy)]
 pub struct Resource<'a> {
@@ -82,7 +88,7 @@ impl<'a> Resource<'a> {
 
     /// The API group (`apps` for `apps/v1`, empty for the core group).
     pub fn group(&self) -> &'a str {
-        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+        api_group(self.api_version)
     }
 
     /// True for a complete object (not a patch, not a kustomization).

@@ -142,11 +142,12 @@ impl Networks {
 
     /// Does it admit some private address, where a cluster's pods are?
     pub fn admits_private(&self) -> bool {
-        self.unknown
-            || self
-                .ranges
+        self.unknown || {
+            let cluster = ranges(&CLUSTER);
+            self.ranges
                 .iter()
-                .any(|r| ranges(&CLUSTER).iter().any(|p| r.intersect(*p).is_some()))
+                .any(|r| cluster.iter().any(|p| r.intersect(*p).is_some()))
+        }
     }
 }
 

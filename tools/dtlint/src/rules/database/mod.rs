@@ -212,8 +212,27 @@ pub(crate) fn resolve_env(
     c: &Container<'_>,
     name: &str,
 ) -> Option<Resolved> {
-    // Each variable in order, expanded with those defined before it.
+    match resolve_listed(ctx, scope, w, c)
+        .into_iter()
+        .find(|(var, _)| *var == name)
+    {
+        Some((_, v)) => v,
+        None => from_env_from(ctx, scope, w, c, name),
+    }
+}
+
+/// Every variable container `c` lists under `env`, in the order listed
+/// and resolved in that order: each expanded with those defined before it
+/// (a later definition of a name replaces an earlier one, as the kubelet
+/// does); `None` where it cannot be resolved.
+pub(crate) fn resolve_listed<'c>(
+    ctx: &Context<'_>,
+    scope: &EnvScope<'_>,
+    w: &Resource<'_>,
+    c: &Container<'c>,
+) -> Vec<(&'c str, Option<Resolved>)> {
     let mut defined: HashMap<&str, Option<Resolved>> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
     for e in c.node.get("env").into_iter().flat_map(Node::items) {
         let Some(var) = e.get("name").and_then(Node::as_str) else {
             continue;
@@ -235,12 +254,14 @@ pub(crate) fn resolve_env(
             key_ref(e.get("valueFrom"))
                 .and_then(|(kind, obj, key)| lookup(ctx, scope, w, kind, obj, key))
         };
-        defined.insert(var, value);
+        if defined.insert(var, value).is_none() {
+            order.push(var);
+        }
     }
-    match defined.remove(name) {
-        Some(v) => v,
-        None => from_env_from(ctx, scope, w, c, name),
-    }
+    order
+        .into_iter()
+        .filter_map(|var| Some((var, defined.remove(var)?)))
+        .collect()
 }
 
 /// `(kind, name, key)` of a `configMapKeyRef` or `secretKeyRef`.

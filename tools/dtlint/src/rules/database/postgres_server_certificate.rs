@@ -2,7 +2,7 @@ use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
-use crate::rules::database::{PgUrl, Resolved, canonical_host, resolve_env, scopes};
+use crate::rules::database::{PgUrl, Resolved, canonical_host, resolve_listed, scopes};
 use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
@@ -93,10 +93,6 @@ fn is_cert_manager(r: &Resource<'_>, kind: &str) -> bool {
     r.kind == kind && r.group() == "cert-manager.io"
 }
 
-fn str_at<'n>(node: Option<&'n Node>, path: &[&str]) -> Option<&'n Node> {
-    path.iter().try_fold(node?, |n, k| n.get(k))
-}
-
 /// A DNS name matches a certificate name exactly or through a leading
 /// `*.` wildcard covering one label, case-insensitively.
 fn name_covers(pattern: &str, host: &str) -> bool {
@@ -138,14 +134,8 @@ impl Rule for PostgresServerCertificate {
             let mut clients: Vec<Client<'_>> = Vec::new();
             for w in idx.workloads().filter(|w| scope.includes(w)) {
                 for c in w.containers() {
-                    for var in c
-                        .node
-                        .get("env")
-                        .into_iter()
-                        .flat_map(Node::items)
-                        .filter_map(|e| e.get("name").and_then(Node::as_str))
-                    {
-                        let Some(at) = resolve_env(ctx, &scope, w, &c, var) else {
+                    for (var, at) in resolve_listed(ctx, &scope, w, &c) {
+                        let Some(at) = at else {
                             continue;
                         };
                         if PgUrl::parse(&at.text).is_some() {
@@ -177,9 +167,12 @@ fn check_cluster(
 ) {
     let idx = ctx.index;
     let id = PostgresServerCertificate::META.id;
-    let certs = str_at(cluster.spec(), &["certificates"]);
-    let given =
-        |key: &str| str_at(certs, &[key]).filter(|n| n.as_str().is_some_and(|s| !s.is_empty()));
+    let certs = cluster.spec().and_then(|n| n.get("certificates"));
+    let given = |key: &str| {
+        certs
+            .and_then(|n| n.get(key))
+            .filter(|n| n.as_str().is_some_and(|s| !s.is_empty()))
+    };
     let tls = given("serverTLSSecret");
     let same_ns = |r: &&Resource<'_>| in_scope(r) && idx.same_namespace(r, cluster);
 
@@ -192,7 +185,10 @@ fn check_cluster(
         idx.of_kind("Pooler")
             .filter(|p| is_cnpg(p, "Pooler") && same_ns(p))
             .filter(|p| {
-                str_at(p.spec(), &["cluster", "name"]).and_then(Node::as_str) == Some(cluster.name)
+                p.spec()
+                    .and_then(|n| n.path(&["cluster", "name"]))
+                    .and_then(Node::as_str)
+                    == Some(cluster.name)
             })
             .map(|p| p.name.to_string()),
     );
@@ -247,7 +243,7 @@ fn check_cluster(
         )
         .help(help));
     };
-    if let Some(alt) = str_at(certs, &["serverAltDNSNames"]) {
+    if let Some(alt) = certs.and_then(|n| n.get("serverAltDNSNames")) {
         rejected(
             alt,
             "serverAltDNSNames with serverTLSSecret",
@@ -269,7 +265,12 @@ fn check_cluster(
     let certificate = idx
         .of_kind("Certificate")
         .filter(|r| is_cert_manager(r, "Certificate") && same_ns(r))
-        .find(|r| str_at(r.spec(), &["secretName"]).and_then(Node::as_str) == Some(tls_name));
+        .find(|r| {
+            r.spec()
+                .and_then(|n| n.get("secretName"))
+                .and_then(Node::as_str)
+                == Some(tls_name)
+        });
     let Some(certificate) = certificate else {
         let declared = idx
             .of_kind("Secret")
@@ -288,10 +289,10 @@ fn check_cluster(
         return;
     };
     let spec = certificate.spec();
-    let labels = str_at(spec, &["secretTemplate", "labels"]);
+    let labels = spec.and_then(|n| n.path(&["secretTemplate", "labels"]));
     if labels.and_then(|l| l.get(RELOAD_LABEL)).is_none() {
         let at = labels
-            .or_else(|| str_at(spec, &["secretName"]))
+            .or_else(|| spec.and_then(|n| n.get("secretName")))
             .map_or(certificate.anchor_span(), |n| n.span);
         add(Finding::new(
             id,
@@ -305,7 +306,7 @@ fn check_cluster(
         .with(Label::new(cluster.file, tls.span, "served by this Cluster"))
         .help(format!("Add `secretTemplate: {{labels: {{{RELOAD_LABEL}: \"\"}}}}` to the Certificate, so the operator reloads PostgreSQL and the poolers when the Secret changes.")));
     }
-    let names = str_at(spec, &["dnsNames"]);
+    let names = spec.and_then(|n| n.get("dnsNames"));
     let listed: Vec<&str> = names
         .into_iter()
         .flat_map(Node::items)
@@ -340,10 +341,10 @@ fn check_cluster(
     // into it) and a CA issuer's key pair.
     let mut roots: Vec<String> = vec![tls_name.to_string()];
     let issuer = (
-        str_at(spec, &["issuerRef", "kind"])
+        spec.and_then(|n| n.path(&["issuerRef", "kind"]))
             .and_then(Node::as_str)
             .unwrap_or("Issuer"),
-        str_at(spec, &["issuerRef", "name"])
+        spec.and_then(|n| n.path(&["issuerRef", "name"]))
             .and_then(Node::as_str)
             .unwrap_or(""),
     );
@@ -352,7 +353,7 @@ fn check_cluster(
         .filter(|r| is_cert_manager(r, issuer.0) && in_scope(r))
         .filter(|r| issuer.0 == "ClusterIssuer" || idx.same_namespace(r, certificate))
         .find(|r| r.name == issuer.1)
-        .and_then(|r| str_at(r.spec(), &["ca", "secretName"]))
+        .and_then(|r| r.spec().and_then(|n| n.path(&["ca", "secretName"])))
         .and_then(Node::as_str)
     {
         roots.push(secret.to_string());
@@ -458,7 +459,7 @@ fn mounted_secret<'a>(
         .into_iter()
         .flat_map(Node::items)
         .find(|v| v.get("name").and_then(Node::as_str) == Some(volume_name))?;
-    str_at(Some(volume), &["secret", "secretName"])
+    volume.path(&["secret", "secretName"])
 }
 
 #[cfg(test)]

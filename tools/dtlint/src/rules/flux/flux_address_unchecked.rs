@@ -1,7 +1,7 @@
 use dtlint_yaml::Node;
 
 use crate::diag::{Finding, Label};
-use crate::model::Resource;
+use crate::model::{Resource, api_group};
 use crate::rules::flux::applied_by;
 use crate::rules::{Context, Merged, Rule, RuleMeta, declare_rule};
 
@@ -108,10 +108,6 @@ impl Rule for FluxAddressUnchecked {
     }
 }
 
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map_or("", |(g, _)| g)
-}
-
 /// The objects one Flux Kustomization waits for without an expression for
 /// their kind.
 struct Unchecked<'i, 'a> {
@@ -153,7 +149,7 @@ pub(crate) fn check_kinds(
             .find(|h| {
                 h.get("kind").and_then(Node::as_str) == Some(r.kind)
                     && h.get("name").and_then(Node::as_str) == Some(r.name)
-                    && group_of(h.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
+                    && api_group(h.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
                         == r.group()
             });
         let waits = wait.filter(|w| w.as_bool() == Some(true));
@@ -166,7 +162,7 @@ pub(crate) fn check_kinds(
             .flat_map(Node::items)
             .any(|e| {
                 e.get("kind").and_then(Node::as_str) == Some(r.kind)
-                    && group_of(e.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
+                    && api_group(e.get("apiVersion").and_then(Node::as_str).unwrap_or(""))
                         == r.group()
                     && e.get("current")
                         .and_then(Node::as_str)
