@@ -21,7 +21,6 @@
 //! that safe. Clients that are not declared are left as they are.
 
 use std::collections::BTreeSet;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
@@ -102,14 +101,12 @@ pub fn read_file(path: &Path) -> Result<Vec<DeclaredClient>, DeclaredError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(DeclaredError::TooLarge { path: path.into() });
-    }
+    let bytes = common::files::read_bounded(path, MAX_FILE_BYTES).map_err(|e| match e {
+        common::files::BoundedReadError::Io(source) => io(source),
+        common::files::BoundedReadError::TooLarge => DeclaredError::TooLarge { path: path.into() },
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     parse(path, &text)
 }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: typed env config, secrets that never print, the env contract;
 //! - [`body`]: size-limited JSON/form bodies with clear 4xx answers;
+//! - [`files`]: size-bounded reads of files the service does not control;
 //! - [`ops`]: `/health`, `/ready` (naming the failing dependency), `/metrics`;
 //! - [`metrics`]: Prometheus registry with the service prefix and the HTTP
 //!   middleware labelling by route template;
@@ -23,6 +24,7 @@ pub mod body;
 pub mod config;
 #[cfg(feature = "postgres")]
 pub mod db;
+pub mod files;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod jwks;

@@ -38,22 +38,15 @@ pub enum TlsLoadError {
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsLoadError> {
-    use std::io::Read as _;
-    let read = |source| TlsLoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(TlsLoadError::TooLarge {
+    crate::files::read_bounded(path, MAX_PEM_BYTES).map_err(|e| match e {
+        crate::files::BoundedReadError::Io(source) => TlsLoadError::Read {
             path: path.to_path_buf(),
-        });
-    }
-    Ok(bytes)
+            source,
+        },
+        crate::files::BoundedReadError::TooLarge => TlsLoadError::TooLarge {
+            path: path.to_path_buf(),
+        },
+    })
 }
 
 /// The certificate chain and key of the files, checked against each other.
