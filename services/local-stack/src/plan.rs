@@ -88,11 +88,7 @@ pub fn controller_secrets(
             (Some("postgresql.cnpg.io"), "Cluster") => {
                 let name = o.name();
                 let maker = format!("Cluster {name}");
-                let given = |key: &str| {
-                    spec.and_then(|s| s.pointer(&format!("/certificates/{key}")))
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| !s.is_empty())
-                };
+                let given = |key: &str| crate::standin::cnpg_certificate_secret(v, key).is_some();
                 // The operator's own CA signs client certificates unless
                 // the Cluster names a client CA; it makes a server
                 // certificate only when the Cluster names none.

@@ -338,6 +338,16 @@ fn request(spec: &Value, id: &str) -> anyhow::Result<Request> {
     })
 }
 
+/// A Secret a CloudNativePG Cluster names in `spec.certificates` (`key`:
+/// `serverTLSSecret`, `serverCASecret`, `clientCASecret`...); `None` when it
+/// names none there, so the operator makes its own.
+pub fn cnpg_certificate_secret<'v>(cluster: &'v Value, key: &str) -> Option<&'v str> {
+    cluster
+        .pointer(&format!("/spec/certificates/{key}"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
 /// The Services CloudNativePG makes for a Cluster, selecting its instances.
 pub fn cnpg_services(cluster: &str, namespace: &str) -> Vec<Value> {
     [("rw", Some("primary")), ("ro", Some("replica")), ("r", None)]

@@ -1519,12 +1519,7 @@ fn start_postgres(
     // The server certificate and the CA clients verify it with: the
     // Secrets the Cluster names (cert-manager's, issued earlier in this
     // run), or the operator's own.
-    let given = |key: &str| {
-        cluster
-            .pointer(&format!("/spec/certificates/{key}"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+    let given = |key: &str| standin::cnpg_certificate_secret(cluster, key);
     let (server, server_ca) = if let Some(tls) = given("serverTLSSecret") {
         let ca_secret = given("serverCASecret").with_context(|| {
             format!("Cluster {ns}/{name}: spec.certificates.serverTLSSecret needs serverCASecret, as the operator's webhook requires")
