@@ -28,7 +28,7 @@ use bytes::Bytes;
 use common::auth::AuthError;
 use common::jwks::JwksCache;
 use common::shutdown::ShutdownSignal;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use quinn::VarInt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -94,7 +94,15 @@ pub struct MediaMetrics {
     pub connections: IntGauge,
     pub participants: IntGauge,
     pub meetings: IntGauge,
+    /// The budget load reports measure bandwidth against
+    /// ([`crate::registration::BANDWIDTH_BUDGET_BYTES_PER_SECOND`]): the bandwidth alerts
+    /// divide `rate(mh_bytes_forwarded_total)` by it (ADR-0012: 70% warns, 80% refuses).
+    pub bandwidth_budget: Gauge,
 }
+
+/// Every reason a datagram is dropped for: each starts at 0 in `/metrics`, so a first drop
+/// shows in `rate()` and the dashboards have a series before anything was dropped.
+pub const DROP_REASONS: [&str; 4] = ["slow_receiver", "too_large", "unsupported", "closed"];
 
 impl std::fmt::Debug for MediaMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,7 +139,16 @@ impl MediaMetrics {
             connections: IntGauge::new("connections", "Open media connections")?,
             participants: IntGauge::new("participants", "Attached participants")?,
             meetings: IntGauge::new("meetings", "Meetings with at least one participant")?,
+            bandwidth_budget: Gauge::new(
+                "bandwidth_budget_bytes_per_second",
+                "Forwarded payload bytes per second this MH is sized for (load reports' 100%)",
+            )?,
         };
+        m.bandwidth_budget
+            .set(crate::registration::BANDWIDTH_BUDGET_BYTES_PER_SECOND);
+        for reason in DROP_REASONS {
+            m.datagrams_dropped.with_label_values(&[reason]);
+        }
         registry.register(Box::new(m.datagrams_received.clone()))?;
         registry.register(Box::new(m.datagrams_forwarded.clone()))?;
         registry.register(Box::new(m.bytes_forwarded.clone()))?;
@@ -140,6 +157,7 @@ impl MediaMetrics {
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.participants.clone()))?;
         registry.register(Box::new(m.meetings.clone()))?;
+        registry.register(Box::new(m.bandwidth_budget.clone()))?;
         Ok(m)
     }
 }
@@ -773,6 +791,32 @@ impl MediaServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_show_the_bandwidth_budget_and_every_drop_reason_from_the_start() {
+        let registry = Registry::new_custom(Some("mh".into()), None).unwrap();
+        let _metrics = MediaMetrics::register(&registry).unwrap();
+        let mut text = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &registry.gather(),
+            &mut text,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("mh_bandwidth_budget_bytes_per_second 125000000\n"),
+            "{text}"
+        );
+        for reason in DROP_REASONS {
+            assert!(
+                text.contains(&format!(
+                    "mh_datagrams_dropped_total{{reason=\"{reason}\"}} 0\n"
+                )),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn server_lines_have_the_wire_shape() {
