@@ -54,6 +54,10 @@ command -v pg_ctl >/dev/null 2>&1 || [ -x /usr/lib/postgresql/15/bin/pg_ctl ] ||
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+# promtool and amtool: manifest-tests' monitoring checks (alert rules and their unit tests,
+# dashboard queries, Alertmanager routes) run the real tools.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 # nft and unshare: local-stack loads its kube-proxy program into a throwaway network namespace.
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
 # PgBouncer: local-stack runs each CloudNativePG Pooler as real PgBouncer processes, built
@@ -195,7 +199,7 @@ test_prerequisites() {
   [ -n "${SOPS_AGE_KEY_FILE:-}" ] && [ -r "$SOPS_AGE_KEY_FILE" ] ||
     missing+=("the CI age key (SOPS_AGE_KEY_FILE=${SOPS_AGE_KEY_FILE:-<unset>})")
   local tool
-  for tool in sops age kubernetes-validate shellcheck kubectl; do
+  for tool in sops age kubernetes-validate shellcheck kubectl promtool amtool; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   python3 -c 'import pyrage, cryptography' >/dev/null 2>&1 || missing+=("python3 pyrage/cryptography")
@@ -203,7 +207,7 @@ test_prerequisites() {
     printf 'missing: %s\n' "${missing[@]}"
     return 1
   fi
-  echo "age key, sops, age, kubernetes-validate, shellcheck, kubectl and pyrage are all here"
+  echo "age key, sops, age, kubernetes-validate, shellcheck, kubectl, promtool, amtool and pyrage are all here"
 }
 
 # The env-tests that need a live Kubernetes cluster. CI has none, so they are

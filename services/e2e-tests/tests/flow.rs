@@ -17,6 +17,7 @@
 // mc_* and mh_* bindings mirror the two services on purpose.
 #![allow(clippy::similar_names)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -332,6 +333,12 @@ fn forged_meeting_token(kid: &str, meeting_id: &str, mc_id: &str, mh_id: &str) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_meet_and_exchange_media() {
     let platform = start_platform().await;
+    meet_and_exchange_media(&platform).await;
+}
+
+/// A front end creates a meeting, two participants join it through GC and MC, attach at MH
+/// and exchange datagrams both ways; one leaves.
+async fn meet_and_exchange_media(platform: &Platform) {
     let http = reqwest::Client::new();
 
     // A front end creates a meeting and joins it twice.
@@ -453,6 +460,12 @@ async fn two_participants_meet_and_exchange_media() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_token_is_refused_everywhere() {
     let platform = start_platform().await;
+    refuse_forged_tokens(&platform).await;
+}
+
+/// Forged tokens and credentials at AC, GC, MC and MH, each refused; the genuine token still
+/// works at MC and MH.
+async fn refuse_forged_tokens(platform: &Platform) {
     let http = reqwest::Client::new();
 
     // AC: a forged service token cannot get meeting tokens.
@@ -572,4 +585,191 @@ async fn a_forged_token_is_refused_everywhere() {
     .await;
     assert_eq!(answer, json!({"type": "attached"}));
     assert!(media.is_some());
+}
+
+// ------------------------------------------------------------ metric names
+
+/// The repository root (two levels above this crate).
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Every PromQL expression of the alert rules (`expr:` of the PrometheusRule YAML files) and
+/// the dashboards (`expr` of the dashboard JSON files) in `base/platform/monitoring`, with the
+/// file each is in.
+fn monitoring_queries() -> Vec<(String, String)> {
+    let dir = repo_root().join("base/platform/monitoring");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("dashboards")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let shown = file
+            .strip_prefix(repo_root())
+            .unwrap()
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("json") => {
+                let mut exprs = Vec::new();
+                json_exprs(&serde_json::from_str(&text).unwrap(), &mut exprs);
+                out.extend(exprs.into_iter().map(|e| (shown.clone(), e)));
+            }
+            Some("yaml") if text.contains("kind: PrometheusRule") => {
+                out.extend(yaml_exprs(&text).into_iter().map(|e| (shown.clone(), e)));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn json_exprs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("expr", Value::String(expr)) => out.push(expr.clone()),
+                    _ => json_exprs(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| json_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The `expr:` values of a rule file: a block scalar (every more-indented line after it) or
+/// a plain one-line value.
+fn yaml_exprs(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(value) = trimmed.strip_prefix("expr:") else {
+            continue;
+        };
+        let indent = line.len() - trimmed.len();
+        let value = value.trim();
+        if value.starts_with('|') || value.starts_with('>') {
+            let block: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+                .copied()
+                .collect();
+            out.push(block.join("\n"));
+        } else {
+            out.push(value.trim_matches(|c| c == '"' || c == '\'').to_owned());
+        }
+    }
+    out
+}
+
+/// The metric names of our services (`ac_`, `gc_`, `mc_`, `mh_`) a PromQL expression reads:
+/// its identifiers outside string literals.
+fn service_metric_names(expr: &str) -> Vec<String> {
+    let mut bare = String::new();
+    let mut quote = None;
+    let mut escaped = false;
+    for c in expr.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, '"' | '\'' | '`') => {
+                quote = Some(c);
+                bare.push(' ');
+            }
+            None => bare.push(c),
+        }
+    }
+    bare.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| {
+            ["ac_", "gc_", "mc_", "mh_"]
+                .iter()
+                .any(|p| word.starts_with(p))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The sample names in a Prometheus text exposition.
+fn exported_names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every metric of a Dark Tower service that an alert or a dashboard reads is in that
+/// service's `/metrics`, scraped from the real services after a meeting and the refusals
+/// (labelled series appear once something was counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboards_read_only_metrics_the_services_export() {
+    let platform = start_platform().await;
+    meet_and_exchange_media(&platform).await;
+    refuse_forged_tokens(&platform).await;
+
+    let mut exported = BTreeMap::new();
+    for (prefix, base) in [
+        ("ac_", &platform.ac),
+        ("gc_", &platform.gc),
+        ("mc_", &platform.mc_health),
+        ("mh_", &platform.mh_health),
+    ] {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        exported.insert(prefix, exported_names(&text));
+    }
+
+    let queries = monitoring_queries();
+    assert!(
+        queries.len() > 30,
+        "expected the rules' and dashboards' queries, found {}",
+        queries.len()
+    );
+    let mut referenced: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, expr) in &queries {
+        for name in service_metric_names(expr) {
+            referenced.entry(name).or_default().insert(file.clone());
+        }
+    }
+    for prefix in ["ac_", "gc_", "mc_", "mh_"] {
+        assert!(
+            referenced.keys().any(|n| n.starts_with(prefix)),
+            "no alert or dashboard reads a {prefix} metric"
+        );
+    }
+    let missing: Vec<String> = referenced
+        .iter()
+        .filter(|(name, _)| !exported[&name[..3]].contains(name.as_str()))
+        .map(|(name, files)| {
+            format!(
+                "{name} (read in {}) is not in the service's /metrics",
+                files.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
 }

@@ -18,6 +18,7 @@ pub mod yaml;
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -139,6 +140,78 @@ pub fn run(command: &mut Command) -> Result<String, Error> {
             detail,
         })
     }
+}
+
+/// What a command run by [`run_with_timeout`] ended with.
+#[derive(Debug)]
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command to its end or until `timeout`, when it is killed and the run is an error
+/// naming the command. Its output is read while it runs (a full pipe never stalls it).
+pub fn run_with_timeout(
+    command: &mut Command,
+    timeout: std::time::Duration,
+) -> Result<Finished, Error> {
+    use std::process::Stdio;
+
+    let shown = format!("{command:?}");
+    let failed = |detail: String| Error::Command {
+        command: shown.clone(),
+        detail,
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let stdout = reader(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = reader(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("killed after {}s", timeout.as_secs())));
+            }
+            Err(e) => return Err(failed(e.to_string())),
+        }
+    };
+    Ok(Finished {
+        success: status.success(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
 }
 
 /// Builds a kustomization directory offline, the way CI and dtlint do: standalone
