@@ -10,6 +10,7 @@
 
 mod bench;
 mod corpus;
+mod measure;
 mod render_bench;
 mod stack_bench;
 
@@ -77,6 +78,10 @@ fn main() -> ExitCode {
         Some("docs") => docs(),
         Some("corpus") => corpus_cmd(&args[1..]),
         Some("bench") => bench_cmd(&args[1..]),
+        Some("bare-parse") => match args.get(1) {
+            Some(dir) => bench::bare_cmd(Path::new(dir)),
+            None => Err(anyhow::anyhow!("usage: cargo xtask bare-parse <dir>")),
+        },
         Some("render-bench") => args
             .get(1)
             .map_or(Ok(5), |n| n.parse().context("rounds is a number"))
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (use `cargo run --release -p xtask -- bench` for real figures)\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  stack-bench [--env E]... [--runs N] [--joins N] [--release] [--enforce-network-policies] [--age-key-file F]\n                       run each environment (default all three) with `local-stack e2e --json` and\n                       print time to every pod ready, resident memory and e2e latency side by side\n                       (needs root, PostgreSQL, redis-server, nftables; the age key for staging/production)\n  help                 this text"
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (each a fresh process: `cargo build --release -p xtask -p dtlint`, then
+                       `target/release/xtask bench`)\n  bare-parse <dir>     read and event-parse every YAML file under dir; print documents and bytes\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  stack-bench [--env E]... [--runs N] [--joins N] [--release] [--enforce-network-policies] [--age-key-file F]\n                       run each environment (default all three) with `local-stack e2e --json` and\n                       print time to every pod ready, resident memory and e2e latency side by side\n                       (needs root, PostgreSQL, redis-server, nftables; the age key for staging/production)\n  help                 this text"
     );
 }

@@ -10,10 +10,12 @@
 #![allow(clippy::cast_precision_loss)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+
+use crate::measure::{self, median};
 
 /// Every build gets this long before the bench gives up on it.
 const BUILD_TIMEOUT: Duration = Duration::from_mins(2);
@@ -21,33 +23,12 @@ const BUILD_TIMEOUT: Duration = Duration::from_mins(2);
 /// Run `cmd` to completion (output discarded), killing it after `timeout`;
 /// its wall time.
 fn timed_run(cmd: &mut Command, timeout: Duration) -> Result<Duration> {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {cmd:?}"))?;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            let took = started.elapsed();
-            // dtlint exits 1 when it has findings; only a crash is an error.
-            if status.code().is_none_or(|c| c > 1) {
-                bail!("{cmd:?} failed: {status}");
-            }
-            return Ok(took);
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{cmd:?} took longer than {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let m = measure::run(cmd, timeout, false)?;
+    // dtlint exits 1 when it has findings; only a crash is an error.
+    if m.status.code().is_none_or(|c| c > 1) {
+        bail!("{cmd:?} failed: {}: {}", m.status, m.stderr.trim());
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+    Ok(m.wall)
 }
 
 /// The overlay directories dtlint builds for this repository, from dtlint's
@@ -63,19 +44,8 @@ fn targets(root: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The release `dtlint` next to this xtask binary.
-fn dtlint_bin() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .map(|d| d.join("dtlint"))
-        .filter(|p| p.is_file())
-        .context("build dtlint first: cargo build --release -p dtlint")?;
-    Ok(bin)
-}
-
 pub fn run(root: &Path, rounds: usize) -> Result<()> {
-    let dtlint = dtlint_bin()?;
+    let dtlint = measure::dtlint_bin()?;
     let dirs = targets(root)?;
     if dirs.is_empty() {
         bail!("no overlays to build under {}", root.display());

@@ -14,6 +14,21 @@ use toml::Spanned;
 
 use crate::diag::Severity;
 
+/// The workload files of a service directory (`seven-file-pattern`): one
+/// of them is enough.
+pub const SERVICE_WORKLOAD_FILES: [&str; 3] =
+    ["deployment.yaml", "statefulset.yaml", "cluster.yaml"];
+
+/// The other standard files of a service directory: each one is required.
+pub const SERVICE_FILES: &[&str] = &[
+    "service.yaml",
+    "configmap.yaml",
+    "secret.yaml",
+    "network-policy.yaml",
+    "service-monitor.yaml",
+    "pdb.yaml",
+];
+
 pub mod network;
 pub mod render;
 mod validate;

@@ -2,17 +2,23 @@
 //! not read as files: found here, in the discover stage, once, so rules
 //! answer from memory and never touch the disk.
 //!
-//! Listed: the directories that hold a kustomization or a discovered file,
-//! the directories kustomizations reference, and each environment's overlay
-//! directory for every kustomization directory's name; stated: every path a
-//! kustomization references. A path nobody asked about here reads as absent.
+//! Only what a rule can ask about and the files read do not answer is
+//! stated (one `stat` each): every path a kustomization references that is
+//! neither a file read nor a kustomization directory, and the kustomization
+//! file names inside such a directory; each environment's overlay directory
+//! for every kustomization directory's name, with its kustomization file
+//! names; the kustomization file names beside files that no kustomization
+//! directory holds; and the standard service files missing from the files
+//! read in each service directory (see [`SERVICE_FILES`]).
+//! A path nobody asked about here reads as absent.
 
 use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Workspace;
-use crate::config::Config;
+use crate::config::{Config, SERVICE_FILES, SERVICE_WORKLOAD_FILES};
+use crate::kustomize::FILE_NAMES;
 
 /// What a path turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,29 +50,14 @@ impl PathFacts {
         self.kinds.get(path).copied()
     }
 
-    /// State `path`, and list it when it is a directory.
-    fn learn(&mut self, path: &Path, list: bool) {
-        if self.kinds.contains_key(path) && !list {
-            return;
+    /// State `path` (once).
+    fn learn(&mut self, path: &Path) -> PathKind {
+        if let Some(&kind) = self.kinds.get(path) {
+            return kind;
         }
         let kind = kind_of(path);
         self.kinds.insert(path.to_path_buf(), kind);
-        if list
-            && kind == PathKind::Dir
-            && let Ok(entries) = std::fs::read_dir(path)
-        {
-            for e in entries.flatten() {
-                let p = e.path();
-                let kind = match e.file_type() {
-                    Ok(t) if t.is_symlink() => kind_of(&p),
-                    Ok(t) if t.is_dir() => PathKind::Dir,
-                    Ok(t) if t.is_file() => PathKind::File,
-                    Ok(_) => PathKind::Other,
-                    Err(_) => PathKind::Missing,
-                };
-                self.kinds.insert(p, kind);
-            }
-        }
+        kind
     }
 }
 
@@ -74,30 +65,62 @@ impl Workspace {
     /// Find the path facts the rules will ask about (see the module docs).
     pub(super) fn find_path_facts(&self, config: &Config) -> PathFacts {
         let mut facts = PathFacts::default();
-        let mut listed: FxHashSet<PathBuf> = FxHashSet::default();
-        let mut list = |facts: &mut PathFacts, dir: &Path| {
-            if listed.insert(dir.to_path_buf()) {
-                facts.learn(dir, true);
+        let known = |p: &Path| {
+            self.sources.find_abs(p).is_some() || self.kustomization_dirs.contains_key(p)
+        };
+        // The kustomization file names in `dir`, when it is a directory
+        // whose kustomization was not read.
+        let kustomization_names = |facts: &mut PathFacts, dir: &Path| {
+            if self.kustomization_dirs.contains_key(dir) || facts.learn(dir) != PathKind::Dir {
+                return;
+            }
+            for name in FILE_NAMES {
+                let file = dir.join(name);
+                if !known(&file) {
+                    facts.learn(&file);
+                }
             }
         };
         for k in &self.kustomizations {
-            list(&mut facts, &k.dir);
+            for r in &k.refs {
+                if !known(&r.path) && facts.learn(&r.path) == PathKind::Dir {
+                    kustomization_names(&mut facts, &r.path);
+                }
+            }
             if let Some(service) = k.dir.file_name() {
                 for e in config.environments.values() {
-                    list(&mut facts, &self.root.join(&e.overlays).join(service));
+                    kustomization_names(&mut facts, &self.root.join(&e.overlays).join(service));
                 }
             }
         }
+        let mut dirs: FxHashSet<&Path> = FxHashSet::default();
         for (_, f) in self.sources.iter() {
-            if let Some(dir) = f.abs.parent() {
-                list(&mut facts, dir);
+            if let Some(dir) = f.abs.parent()
+                && dirs.insert(dir)
+            {
+                kustomization_names(&mut facts, dir);
             }
         }
+        let (include, skip) = config.service_dir_globs();
         for k in &self.kustomizations {
-            for r in &k.refs {
-                facts.learn(&r.path, false);
-                if facts.get(&r.path) == Some(PathKind::Dir) {
-                    list(&mut facts, &r.path);
+            let rel = crate::source::display_path(&self.root, &k.dir);
+            if !include.is_match(&rel) || skip.is_match(&rel) {
+                continue;
+            }
+            // Either workload file will do: the others matter only when
+            // none was read.
+            let workload_read = SERVICE_WORKLOAD_FILES
+                .iter()
+                .any(|name| known(&k.dir.join(name)));
+            let wanted = if workload_read {
+                &[][..]
+            } else {
+                &SERVICE_WORKLOAD_FILES[..]
+            };
+            for name in wanted.iter().chain(SERVICE_FILES) {
+                let file = k.dir.join(name);
+                if !known(&file) {
+                    facts.learn(&file);
                 }
             }
         }

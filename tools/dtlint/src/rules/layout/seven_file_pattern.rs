@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use crate::config::{SERVICE_FILES as REQUIRED, SERVICE_WORKLOAD_FILES as WORKLOADS};
 use crate::diag::{Finding, Label};
 use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 use crate::source::display_path;
@@ -44,16 +45,6 @@ declare_rule! {
         needs: Repository,
     }
 }
-
-const WORKLOADS: [&str; 3] = ["deployment.yaml", "statefulset.yaml", "cluster.yaml"];
-const REQUIRED: [&str; 6] = [
-    "service.yaml",
-    "configmap.yaml",
-    "secret.yaml",
-    "network-policy.yaml",
-    "service-monitor.yaml",
-    "pdb.yaml",
-];
 
 /// Is `dir` (relative to the root) a service directory per the config?
 /// The kustomizations of service directories, with their relative paths.
