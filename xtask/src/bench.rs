@@ -56,7 +56,7 @@ pub fn bare_cmd(dir: &Path) -> Result<()> {
 /// Rounds per measurement: bare parse and lint alternate, and the medians
 /// are reported, so a burst of disk writeback or another process on the
 /// machine does not decide the ratio.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 /// No corpus here takes a minute; a hang fails the bench instead of blocking it.
 const TIMEOUT: Duration = Duration::from_mins(5);
@@ -74,7 +74,10 @@ fn findings(stderr: &str) -> usize {
             .find_map(|part| {
                 let mut words = part.split_whitespace();
                 let n = words.next()?.parse::<usize>().ok()?;
-                words.next().is_some_and(|w| w.starts_with(word)).then_some(n)
+                words
+                    .next()
+                    .is_some_and(|w| w.starts_with(word))
+                    .then_some(n)
             })
             .unwrap_or(0)
     };

@@ -219,7 +219,7 @@ pub(crate) fn resolve(scalar: &Scalar, format: Format) -> Result<Option<Plain>, 
                 },
             })
         }
-        Format::Yaml => match scalar.tag.as_deref() {
+        Format::Yaml => match scalar.tag() {
             None if scalar.style == Style::Plain => resolve_yaml_plain(&scalar.text),
             Some("!!null") => Ok(None),
             Some("!!bool") => match resolve_yaml_plain(&scalar.text)? {

@@ -76,7 +76,7 @@ impl Node {
             return Json::Null;
         };
         let text = s.text.as_str();
-        let tag = s.tag.as_deref();
+        let tag = s.tag();
         if self.is_null() || (tag == Some("!!null") && is_null_text(text)) {
             return Json::Null;
         }

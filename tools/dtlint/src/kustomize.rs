@@ -63,6 +63,21 @@ pub fn is_remote(raw: &str) -> bool {
 
 /// Join `rel` onto `dir`, resolving `.` and `..` without touching the disk.
 pub fn normalize(dir: &Path, rel: &str) -> PathBuf {
+    // Most references name a file plainly (`deployment.yaml`,
+    // `patches/replicas.yaml`): joined as written when neither side has a
+    // `.`, `..` or empty component to resolve.
+    if !rel.is_empty()
+        && !rel.starts_with('/')
+        && rel.split('/').all(|c| !matches!(c, "" | "." | ".."))
+        && dir.components().all(|c| {
+            !matches!(
+                c,
+                std::path::Component::CurDir | std::path::Component::ParentDir
+            )
+        })
+    {
+        return dir.join(rel);
+    }
     let mut out = PathBuf::new();
     for comp in dir.join(rel).components() {
         match comp {
@@ -229,5 +244,48 @@ impl Kustomization {
             refs: refs.into_inner(),
             remote: remote.into_inner(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+    use std::path::Path;
+
+    #[test]
+    fn normalize_resolves_dots_on_either_side_and_joins_plain_names() {
+        let dir = Path::new("/repo/overlays/production/gc");
+        let cases = [
+            (
+                "deployment.yaml",
+                "/repo/overlays/production/gc/deployment.yaml",
+            ),
+            (
+                "patches/r.yaml",
+                "/repo/overlays/production/gc/patches/r.yaml",
+            ),
+            (
+                "./deployment.yaml",
+                "/repo/overlays/production/gc/deployment.yaml",
+            ),
+            ("../../../base/gc", "/repo/base/gc"),
+            ("a//b.yaml", "/repo/overlays/production/gc/a/b.yaml"),
+            ("a/./b.yaml", "/repo/overlays/production/gc/a/b.yaml"),
+            ("/elsewhere/x.yaml", "/elsewhere/x.yaml"),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(normalize(dir, rel), Path::new(want), "{rel}");
+        }
+        // A directory given with `..` (a relative argument made absolute)
+        // is resolved too, plain name or not.
+        let unclean = Path::new("/repo/tools/../base/gc");
+        assert_eq!(
+            normalize(unclean, "service.yaml"),
+            Path::new("/repo/base/gc/service.yaml")
+        );
+        assert_eq!(
+            normalize(unclean, "./service.yaml"),
+            Path::new("/repo/base/gc/service.yaml")
+        );
     }
 }

@@ -11,6 +11,10 @@ use dtlint::engine::{self, Selection};
 use dtlint::report::{self, Format};
 use dtlint::rules;
 
+/// The command line's allocator (why: the workspace manifest).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dtlint",

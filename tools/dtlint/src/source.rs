@@ -113,6 +113,11 @@ impl Sources {
 /// it is outside the root.
 pub fn display_path(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    let s = rel.to_string_lossy().replace('\\', "/");
+    let s = rel.to_string_lossy();
+    let s = if s.contains('\\') {
+        s.replace('\\', "/")
+    } else {
+        s.into_owned()
+    };
     if s.is_empty() { ".".into() } else { s }
 }

@@ -533,6 +533,12 @@ impl<'i, 'a> Net<'i, 'a> {
         })
     }
 
+    /// Does any pod run a Linkerd proxy? Without one the mesh rules have
+    /// nothing to judge, and need not compute the edges.
+    pub fn has_meshed_pods(&self) -> bool {
+        self.pods.iter().any(|p| p.meshed)
+    }
+
     /// Does every pod of a node (and at least one) run a Linkerd proxy?
     pub fn meshed_node(&self, name: &str) -> bool {
         let mut pods = self.pods_of(name).peekable();

@@ -78,7 +78,9 @@ pub struct Workspace {
     kustomization_dirs: rustc_hash::FxHashMap<PathBuf, usize>,
     /// Kustomizations (indices) that list a path under `resources:` or
     /// `components:`.
-    listed_by: rustc_hash::FxHashMap<PathBuf, Vec<usize>>,
+    /// Which kustomizations list a path under `resources:`/`components:`:
+    /// built on first use (few rules ask).
+    listed_by: std::sync::OnceLock<rustc_hash::FxHashMap<PathBuf, Vec<usize>>>,
     /// The services' config contracts (`contracts` in `dtlint.toml`).
     pub contracts: Vec<crate::contract::Contract>,
     /// What builds may read and how long they may run (see
@@ -152,7 +154,7 @@ impl Workspace {
             unreadable,
             generated: Vec::new(),
             kustomization_dirs: rustc_hash::FxHashMap::default(),
-            listed_by: rustc_hash::FxHashMap::default(),
+            listed_by: std::sync::OnceLock::new(),
             contracts: Vec::new(),
             guard: crate::render_guard::Guard::new(root, &config.render, limit),
             paths: PathFacts::default(),
@@ -176,50 +178,44 @@ impl Workspace {
     }
 
     fn assign_roles(&mut self) {
-        // Reading each kustomization's references is independent work.
+        // Each file's role by its name, and each kustomization's
+        // references: independent work per file.
         let files: Vec<(FileId, &SourceFile)> = self.sources.iter().collect();
-        let found: Vec<Kustomization> = files
+        let per_file: Vec<(Role, Option<Kustomization>)> = files
             .par_iter()
-            .filter_map(|&(id, f)| {
+            .map(|&(id, f)| {
                 let name = f.abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if !kustomize::FILE_NAMES.contains(&name) {
-                    return None;
+                if kustomize::FILE_NAMES.contains(&name)
+                    && let Some(doc) = self.parsed[id.0 as usize].documents.first()
+                {
+                    let dir = f.abs.parent().unwrap_or(Path::new(""));
+                    return (
+                        Role::Kustomization,
+                        Some(Kustomization::from_node(id, dir, &doc.root)),
+                    );
                 }
-                let doc = self.parsed[id.0 as usize].documents.first()?;
-                let dir = f.abs.parent().unwrap_or(Path::new(""));
-                Some(Kustomization::from_node(id, dir, &doc.root))
+                let role = if crate::terraform::is_terraform_name(name) {
+                    Role::Terraform
+                } else if discover::is_yaml_name(name) {
+                    Role::Standalone
+                } else {
+                    Role::SopsData
+                };
+                (role, None)
             })
             .collect();
-        for k in &found {
-            self.roles[k.file.0 as usize] = Role::Kustomization;
+        let mut found = Vec::new();
+        for (slot, (role, k)) in self.roles.iter_mut().zip(per_file) {
+            *slot = role;
+            found.extend(k);
         }
         self.kustomizations = found;
-        for (id, f) in self.sources.iter() {
-            if is_data_file(&f.abs) {
-                self.roles[id.0 as usize] = Role::SopsData;
-            } else if is_terraform(&f.abs) {
-                self.roles[id.0 as usize] = Role::Terraform;
-            }
-        }
         self.kustomization_dirs = self
             .kustomizations
             .iter()
             .enumerate()
             .map(|(i, k)| (k.dir.clone(), i))
             .collect();
-        let mut listed_by: rustc_hash::FxHashMap<PathBuf, Vec<usize>> =
-            rustc_hash::FxHashMap::default();
-        listed_by.reserve(self.kustomizations.len() * 2);
-        for (i, k) in self.kustomizations.iter().enumerate() {
-            for r in k
-                .refs
-                .iter()
-                .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
-            {
-                listed_by.entry(r.path.clone()).or_default().push(i);
-            }
-        }
-        self.listed_by = listed_by;
         for k in &self.kustomizations {
             for r in &k.refs {
                 let Some(target) = self.sources.find_abs(&r.path) else {
@@ -253,6 +249,20 @@ impl Workspace {
     /// `resources:` or `components:`.
     pub fn listing(&self, path: &Path) -> impl Iterator<Item = &Kustomization> {
         self.listed_by
+            .get_or_init(|| {
+                let mut listed_by: rustc_hash::FxHashMap<PathBuf, Vec<usize>> =
+                    rustc_hash::FxHashMap::default();
+                for (i, k) in self.kustomizations.iter().enumerate() {
+                    for r in k
+                        .refs
+                        .iter()
+                        .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
+                    {
+                        listed_by.entry(r.path.clone()).or_default().push(i);
+                    }
+                }
+                listed_by
+            })
             .get(path)
             .into_iter()
             .flatten()

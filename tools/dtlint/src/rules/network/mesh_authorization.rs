@@ -183,7 +183,7 @@ impl Rule for MeshAuthorization {
     #[allow(clippy::too_many_lines)]
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let mut collected = Merged::default();
-        for net in ctx.nets() {
+        for net in ctx.nets().iter().filter(|n| n.has_meshed_pods()) {
             let edges = net.edges();
             let nodes = net.nodes();
             // Ports a meshed caller reaches through the proxy that no Server

@@ -85,7 +85,7 @@ impl Rule for MeshProxyPort {
 
     fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let mut collected = Merged::default();
-        for net in ctx.nets() {
+        for net in ctx.nets().iter().filter(|n| n.has_meshed_pods()) {
             for ((f, t), pieces) in net.edges() {
                 if !net.meshed_node(f) || !net.meshed_node(t) {
                     continue;
