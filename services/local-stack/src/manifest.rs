@@ -108,7 +108,7 @@ fn scalar(node: &Node, s: &Scalar) -> Result<Value, ManifestError> {
         Some(Err(message)) => Err(ManifestError::at(node, message)),
         None => Err(ManifestError::at(node, format!("`{text}` is not {tag}"))),
     };
-    match s.tag.as_deref() {
+    match s.tag() {
         None if s.style == Style::Plain => {
             core_schema(text).map_err(|message| ManifestError::at(node, message))
         }
