@@ -234,7 +234,9 @@ async fn issue_service_token(
     let claims = ServiceClaims {
         iss: state.issuer.to_string(),
         sub: client.client_id.clone(),
+        aud: jwt::audiences_for_scopes(&scope),
         iat: now,
+        nbf: now,
         exp: now + SERVICE_TOKEN_TTL_SECONDS,
         jti: uuid::Uuid::new_v4().to_string(),
         scope: scope.clone(),
@@ -271,7 +273,7 @@ fn authorize(
         .verifying_key(&kid)
         .ok_or(AuthError::Invalid(jwt::JwtError::UnknownKey))?;
     let claims: ServiceClaims =
-        jwt::verify(token, &key, jwt::now_unix()).map_err(AuthError::from)?;
+        jwt::verify(token, &key, jwt::now_unix(), jwt::audience::AC).map_err(AuthError::from)?;
     common::jwks::check_service_claims(&claims, scope)?;
     Ok(claims)
 }
@@ -358,7 +360,9 @@ async fn issue_meeting_token(
     let claims = MeetingClaims {
         iss: state.issuer.to_string(),
         sub: participant_id.clone(),
+        aud: jwt::audience::MEETING.map(str::to_owned).to_vec(),
         iat: now,
+        nbf: now,
         exp: now + i64::try_from(ttl).unwrap_or(i64::MAX),
         jti: uuid::Uuid::new_v4().to_string(),
         meeting_id: request.meeting_id,

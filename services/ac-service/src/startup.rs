@@ -118,7 +118,7 @@ impl Application {
         let state = AppState {
             pool: pool.clone(),
             keys: keys.clone(),
-            issuer: Arc::from(format!("ac-service.{}", config.cluster_name)),
+            issuer: Arc::from(common::jwt::ISSUER),
             dummy_hash: Arc::from(dummy_hash),
             tokens_issued,
             token_errors,

@@ -234,6 +234,7 @@ async fn client_credentials_issue_a_verifiable_eddsa_token() {
     // Verified the way GC/MC/MH verify: through the published JWKS.
     let cache = JwksCache::new(
         format!("{}/.well-known/jwks.json", app.base),
+        jwt::audience::GC,
         Duration::from_secs(1),
     )
     .unwrap();
@@ -244,6 +245,22 @@ async fn client_credentials_issue_a_verifiable_eddsa_token() {
     assert_eq!(claims.sub, "meeting-controller");
     assert_eq!(claims.service_type, "meeting-controller");
     assert_eq!(claims.exp - claims.iat, 3600);
+    assert_eq!(claims.iss, jwt::ISSUER);
+    assert_eq!(claims.aud, [jwt::audience::GC, jwt::audience::MH]);
+    assert_eq!(claims.nbf, claims.iat);
+    // The same token is not for MC: MC's cache refuses it.
+    let mc_cache = JwksCache::new(
+        format!("{}/.well-known/jwks.json", app.base),
+        jwt::audience::MC,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    assert_eq!(
+        mc_cache.verify_service(token, "service.write.gc").await,
+        Err(common::auth::AuthError::Invalid(
+            jwt::JwtError::WrongAudience(jwt::audience::MC.into())
+        ))
+    );
 
     // HTTP Basic works too, and a narrower scope can be asked for.
     let r = app
@@ -395,9 +412,13 @@ async fn meeting_tokens_need_the_internal_scope() {
     assert_eq!(out["expires_in"], 600);
     let token = out["token"].as_str().unwrap();
     let key = app.keys.active().unwrap().signing.verifying_key();
-    let claims: MeetingClaims = jwt::verify(token, &key, jwt::now_unix()).unwrap();
+    let claims: MeetingClaims =
+        jwt::verify(token, &key, jwt::now_unix(), jwt::audience::MC).unwrap();
     assert_eq!(claims.meeting_id, body["meeting_id"]);
     assert_eq!(claims.sub, out["participant_id"]);
+    assert_eq!(claims.iss, jwt::ISSUER);
+    assert_eq!(claims.aud, jwt::audience::MEETING);
+    assert_eq!(claims.nbf, claims.iat);
     assert_eq!(claims.mc_id, "mc-0");
     assert_eq!(claims.mh_ids, vec!["mh-0"]);
     assert_eq!(claims.token_use, TokenUse::Meeting);
@@ -411,12 +432,18 @@ async fn meeting_tokens_need_the_internal_scope() {
         "insufficient_scope"
     );
 
-    // No token: 401. A meeting token is not a service token: 401.
+    // No token: 401. A meeting token is meant for MC and MH, not AC: 403.
     let r = app.meeting_token(None, &body).await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     let r = app.meeting_token(Some(token), &body).await;
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 403);
+    assert!(
+        r.json::<Value>().await.unwrap()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not meant for ac-service")
+    );
 
     // Malformed bodies.
     for bad in [
@@ -444,9 +471,11 @@ async fn meeting_tokens_need_the_internal_scope() {
 fn forge(key: &SigningKey, kid: &str, iat: i64, exp: i64) -> String {
     jwt::encode(
         &ServiceClaims {
-            iss: "ac-service.test".into(),
+            iss: jwt::ISSUER.into(),
             sub: "global-controller".into(),
+            aud: vec![jwt::audience::AC.into()],
             iat,
+            nbf: iat,
             exp,
             jti: "forged".into(),
             scope: MEETING_TOKEN_SCOPE.into(),
@@ -499,12 +528,71 @@ async fn forged_expired_and_oversized_tokens_are_refused() {
     // Unknown kid, alg none, oversized.
     let unknown = forge(&active.signing, "nope", now, now + 60);
     assert_eq!(app.meeting_token(Some(&unknown), &body).await.status(), 401);
+    // alg none with the real kid and otherwise valid claims: no signature.
+    let good_payload = forge(&active.signing, &active.kid, now, now + 60)
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let none = format!(
-        "{}.{}.",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"x"}"#),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":99999999999}"#)
+        "{}.{good_payload}.",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
+            active.kid
+        ))
     );
-    assert_eq!(app.meeting_token(Some(&none), &body).await.status(), 401);
+    let r = app.meeting_token(Some(&none), &body).await;
+    assert_eq!(r.status(), 401);
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["error_description"].as_str().unwrap().contains("none"),
+        "{err}"
+    );
+    // Signed with the real key, but for another service, by another
+    // issuer, or not valid for another hour.
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut claims = serde_json::to_value(
+            jwt::verify::<ServiceClaims>(
+                &forge(&active.signing, &active.kid, now, now + 60),
+                &active.signing.verifying_key(),
+                now,
+                jwt::audience::AC,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        edit(&mut claims);
+        jwt::encode(&claims, &active.kid, &active.signing).unwrap()
+    };
+    let for_gc = with(&|c| c["aud"] = json!([jwt::audience::GC]));
+    let r = app.meeting_token(Some(&for_gc), &body).await;
+    assert_eq!(r.status(), 403, "a genuine token for another service");
+    let err: Value = r.json().await.unwrap();
+    assert!(
+        err["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not meant for ac-service"),
+        "{err}"
+    );
+    for (token, expected) in [
+        (
+            with(&|c| c["iss"] = json!("ac-service.elsewhere")),
+            "not issued by",
+        ),
+        (with(&|c| c["nbf"] = json!(now + 3600)), "not valid yet"),
+    ] {
+        let r = app.meeting_token(Some(&token), &body).await;
+        assert_eq!(r.status(), 401, "{expected}");
+        let err: Value = r.json().await.unwrap();
+        assert!(
+            err["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{err}"
+        );
+    }
     let huge = "a".repeat(10_000);
     let r = app.meeting_token(Some(&huge), &body).await;
     assert_eq!(r.status(), 401);

@@ -19,10 +19,21 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// True when the caller is authenticated but not authorized here: the
+    /// token lacks the scope, or is genuine but meant for another service
+    /// (AC puts a service in `aud` only for the scopes spent there, so for
+    /// its tokens the two are the same refusal).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            Self::InsufficientScope { .. } | Self::Invalid(JwtError::WrongAudience(_))
+        )
+    }
+
     /// 401 vs 403 vs 503: which HTTP status the error maps to.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::InsufficientScope { .. } => 403,
+            e if e.is_forbidden() => 403,
             Self::KeysUnavailable => 503,
             _ => 401,
         }
@@ -31,7 +42,7 @@ impl AuthError {
     /// The RFC 6750 error code.
     pub fn oauth_code(&self) -> &'static str {
         match self {
-            Self::InsufficientScope { .. } => "insufficient_scope",
+            e if e.is_forbidden() => "insufficient_scope",
             Self::KeysUnavailable => "temporarily_unavailable",
             Self::Missing | Self::NotBearer => "invalid_request",
             _ => "invalid_token",
@@ -88,5 +99,11 @@ mod tests {
             AuthError::Invalid(JwtError::Expired).oauth_code(),
             "invalid_token"
         );
+        let elsewhere = AuthError::Invalid(JwtError::WrongAudience("ac-service".into()));
+        assert_eq!(elsewhere.http_status(), 403);
+        assert_eq!(elsewhere.oauth_code(), "insufficient_scope");
+        let other_issuer = AuthError::Invalid(JwtError::WrongIssuer);
+        assert_eq!(other_issuer.http_status(), 401);
+        assert_eq!(other_issuer.oauth_code(), "invalid_token");
     }
 }

@@ -14,7 +14,7 @@ use crate::ops::Readiness;
 impl From<AuthError> for Status {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InsufficientScope { .. } => Status::permission_denied(e.to_string()),
+            _ if e.is_forbidden() => Status::permission_denied(e.to_string()),
             AuthError::KeysUnavailable => Status::unavailable(e.to_string()),
             _ => Status::unauthenticated(e.to_string()),
         }

@@ -5,7 +5,9 @@
 //! key rotation at AC is picked up at once; refreshes are single-flight and
 //! rate-limited (`min_refresh_interval`), so a flood of forged tokens with
 //! random key ids cannot turn into a flood of requests to AC. The response
-//! size and the number of keys kept are bounded too.
+//! size and the number of keys kept are bounded too. Every token verified
+//! through the cache must name the cache's `audience` (the service holding
+//! it) in `aud`; see [`jwt::verify`] for the other claims required.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -40,6 +42,8 @@ pub enum JwksError {
 #[derive(Debug)]
 pub struct JwksCache {
     url: String,
+    /// The `aud` a token must carry to be accepted here.
+    audience: String,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, VerifyingKey>>,
     fetched: AtomicBool,
@@ -49,13 +53,20 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    pub fn new(url: impl Into<String>, min_refresh_interval: Duration) -> Result<Self, JwksError> {
+    /// A cache of the keys at `url` for the service `audience` (one of
+    /// [`jwt::audience`]).
+    pub fn new(
+        url: impl Into<String>,
+        audience: impl Into<String>,
+        min_refresh_interval: Duration,
+    ) -> Result<Self, JwksError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .build()?;
         Ok(Self {
             url: url.into(),
+            audience: audience.into(),
             http,
             keys: RwLock::new(HashMap::new()),
             fetched: AtomicBool::new(false),
@@ -167,7 +178,7 @@ impl JwksCache {
     ) -> Result<ServiceClaims, AuthError> {
         let kid = jwt::key_id(token)?;
         let key = self.verifying_key(&kid).await?;
-        let claims: ServiceClaims = jwt::verify(token, &key, jwt::now_unix())?;
+        let claims: ServiceClaims = jwt::verify(token, &key, jwt::now_unix(), &self.audience)?;
         check_service_claims(&claims, required_scope)?;
         Ok(claims)
     }
@@ -176,7 +187,7 @@ impl JwksCache {
     pub async fn verify_meeting(&self, token: &str) -> Result<MeetingClaims, AuthError> {
         let kid = jwt::key_id(token)?;
         let key = self.verifying_key(&kid).await?;
-        let claims: MeetingClaims = jwt::verify(token, &key, jwt::now_unix())?;
+        let claims: MeetingClaims = jwt::verify(token, &key, jwt::now_unix(), &self.audience)?;
         if claims.token_use != TokenUse::Meeting {
             return Err(AuthError::WrongUse("meeting"));
         }
@@ -226,6 +237,8 @@ mod tests {
     use crate::jwt::{Jwk, JwtError};
     use axum::Router;
     use axum::routing::get;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ed25519_dalek::SigningKey;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
@@ -263,9 +276,11 @@ mod tests {
         let now = jwt::now_unix();
         jwt::encode(
             &ServiceClaims {
-                iss: "ac".into(),
+                iss: jwt::ISSUER.into(),
                 sub: "mc".into(),
+                aud: jwt::audiences_for_scopes(scope),
                 iat: now,
+                nbf: now,
                 exp: now + 60,
                 jti: "j".into(),
                 scope: scope.into(),
@@ -285,7 +300,7 @@ mod tests {
         let doc = Arc::new(std::sync::Mutex::new(doc_for(&[("k1", &k1)])));
         let hits = Arc::new(AtomicUsize::new(0));
         let url = serve_jwks(doc.clone(), hits.clone()).await;
-        let cache = JwksCache::new(url, Duration::from_millis(300)).unwrap();
+        let cache = JwksCache::new(url, jwt::audience::GC, Duration::from_millis(300)).unwrap();
         assert!(!cache.is_fetched());
         cache.refresh().await.unwrap();
         assert!(cache.is_fetched());
@@ -314,11 +329,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn forged_signature_with_known_kid_and_wrong_scope_are_refused() {
+    async fn forged_alg_none_wrong_audience_and_wrong_scope_are_refused() {
         let k1 = SigningKey::from_bytes(&[1; 32]);
         let doc = Arc::new(std::sync::Mutex::new(doc_for(&[("k1", &k1)])));
         let url = serve_jwks(doc, Arc::new(AtomicUsize::new(0))).await;
-        let cache = JwksCache::new(url, Duration::from_secs(10)).unwrap();
+        let cache = JwksCache::new(url, jwt::audience::GC, Duration::from_secs(10)).unwrap();
         cache.refresh().await.unwrap();
         let attacker_key = SigningKey::from_bytes(&[9; 32]);
         let forged = service_token(&attacker_key, "k1", "service.write.gc");
@@ -326,12 +341,32 @@ mod tests {
             cache.verify_service(&forged, "service.write.gc").await,
             Err(AuthError::Invalid(JwtError::BadSignature))
         );
-        let good = service_token(&k1, "k1", "service.write.mh");
+        // Meant for GC (meeting:join is spent there) but without the scope.
+        let good = service_token(&k1, "k1", "meeting:join");
         assert_eq!(
             cache.verify_service(&good, "service.write.gc").await,
             Err(AuthError::InsufficientScope {
                 required: "service.write.gc".into()
             })
+        );
+        // Signed by AC and carrying the scope's name, but meant for MH.
+        let for_mh = service_token(&k1, "k1", "service.write.mh");
+        assert_eq!(
+            cache.verify_service(&for_mh, "service.write.mh").await,
+            Err(AuthError::Invalid(JwtError::WrongAudience(
+                jwt::audience::GC.into()
+            )))
+        );
+        let alg_none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
+            good.split('.').nth(1).unwrap()
+        );
+        assert_eq!(
+            cache.verify_service(&alg_none, "service.write.mh").await,
+            Err(AuthError::Invalid(JwtError::UnsupportedAlgorithm(
+                "none".into()
+            )))
         );
         let err = cache.verify_meeting(&good).await.unwrap_err();
         assert!(
@@ -346,7 +381,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let cache = JwksCache::new(format!("http://{addr}/jwks"), Duration::ZERO).unwrap();
+        let cache = JwksCache::new(
+            format!("http://{addr}/jwks"),
+            jwt::audience::GC,
+            Duration::ZERO,
+        )
+        .unwrap();
         assert!(cache.refresh().await.is_err());
         let k1 = SigningKey::from_bytes(&[1; 32]);
         let t = service_token(&k1, "k1", "x");
@@ -363,7 +403,7 @@ mod tests {
             "x".repeat(MAX_JWKS_BYTES)
         )));
         let url = serve_jwks(doc.clone(), Arc::new(AtomicUsize::new(0))).await;
-        let cache = JwksCache::new(url, Duration::ZERO).unwrap();
+        let cache = JwksCache::new(url, jwt::audience::GC, Duration::ZERO).unwrap();
         assert!(matches!(cache.refresh().await, Err(JwksError::TooLarge)));
         *doc.lock().unwrap() = "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r\"}]}".into();
         assert!(matches!(cache.refresh().await, Err(JwksError::NoKeys)));

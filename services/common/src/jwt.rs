@@ -6,7 +6,14 @@
 //! any other `alg` (including `none`) is refused before a key is looked up,
 //! signatures are checked with `verify_strict` (no malleable or small-order
 //! keys), and tokens over [`MAX_TOKEN_BYTES`] are refused before decoding.
-//! Claims are only parsed after the signature verifies.
+//! Claims are only parsed after the signature verifies, and then `iss` must
+//! be [`ISSUER`], `aud` must name the verifying service, and `exp` and `nbf`
+//! must both be present and hold within [`LEEWAY_SECONDS`].
+//!
+//! The issuer is one fixed name rather than something per cluster: each
+//! cluster's AC signs with its own keys and every verifier trusts only its
+//! own cluster's JWKS, so the keys already tell clusters apart, and the
+//! verifiers need no extra configuration to know what `iss` to expect.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,6 +27,42 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const ALG: &str = "EdDSA";
 /// Clock skew tolerated on `exp`, `iat` and `nbf`.
 pub const LEEWAY_SECONDS: i64 = 30;
+/// The `iss` of every token AC issues and the only one accepted.
+pub const ISSUER: &str = "ac-service";
+
+/// The `aud` values: the service a token is meant for.
+pub mod audience {
+    pub const AC: &str = "ac-service";
+    pub const GC: &str = "global-controller";
+    pub const MC: &str = "meeting-controller";
+    pub const MH: &str = "media-handler";
+    /// A meeting token is presented to the meeting controller (signaling)
+    /// and to the media handlers (media).
+    pub const MEETING: [&str; 2] = [MC, MH];
+}
+
+/// The service a scope is spent at, if it is one of Dark Tower's.
+pub fn audience_of_scope(scope: &str) -> Option<&'static str> {
+    match scope {
+        "service.write.gc" | "meeting:create" | "meeting:join" => Some(audience::GC),
+        "service.write.mc" => Some(audience::MC),
+        "service.write.mh" => Some(audience::MH),
+        "internal:meeting-token" => Some(audience::AC),
+        _ => None,
+    }
+}
+
+/// The `aud` of a service token granting `scopes` (space-separated): every
+/// service one of the scopes is spent at, each once, in scope order.
+pub fn audiences_for_scopes(scopes: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for aud in scopes.split(' ').filter_map(audience_of_scope) {
+        if !out.iter().any(|a| a == aud) {
+            out.push(aud.to_owned());
+        }
+    }
+    out
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwtError {
@@ -39,6 +82,10 @@ pub enum JwtError {
     Expired,
     #[error("token is not valid yet")]
     NotYetValid,
+    #[error("token was not issued by {ISSUER}")]
+    WrongIssuer,
+    #[error("token is not meant for {0}")]
+    WrongAudience(String),
     #[error("token claims are invalid: {0}")]
     InvalidClaims(String),
     #[error("token cannot be encoded: {0}")]
@@ -64,12 +111,16 @@ pub enum TokenUse {
 }
 
 /// Claims of a service (client-credentials) token, per the SPEC wire
-/// contract: `sub`, `iat`, `exp`, `scope` (space-separated), `service_type`.
+/// contract: `sub`, `iat`, `exp`, `scope` (space-separated), `service_type`;
+/// plus `iss`, `aud` and `nbf`, which every verifier requires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceClaims {
     pub iss: String,
     pub sub: String,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
     pub iat: i64,
+    pub nbf: i64,
     pub exp: i64,
     pub jti: String,
     pub scope: String,
@@ -90,7 +141,10 @@ impl ServiceClaims {
 pub struct MeetingClaims {
     pub iss: String,
     pub sub: String,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
     pub iat: i64,
+    pub nbf: i64,
     pub exp: i64,
     pub jti: String,
     pub meeting_id: String,
@@ -172,19 +226,40 @@ pub fn key_id(token: &str) -> Result<String, JwtError> {
     split(token)?.header.kid.ok_or(JwtError::MissingKid)
 }
 
+/// RFC 7519 §4.1.3: `aud` is one string or an array of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+/// The registered claims every token must carry, checked before the
+/// token's own claims are parsed.
 #[derive(Deserialize)]
-struct TimeClaims {
+struct RegisteredClaims {
+    iss: Option<String>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    aud: Vec<String>,
     exp: Option<i64>,
     iat: Option<i64>,
     nbf: Option<i64>,
 }
 
-/// Verifies the signature with `key`, then the time claims against `now`
-/// (`exp` is mandatory), then parses the claims.
+/// Verifies the signature with `key`, then the registered claims: `iss` is
+/// [`ISSUER`], `aud` names `audience`, and `exp` and `nbf` (both mandatory)
+/// hold at `now` within the leeway; then parses the claims.
 pub fn verify<C: DeserializeOwned>(
     token: &str,
     key: &VerifyingKey,
     now: i64,
+    audience: &str,
 ) -> Result<C, JwtError> {
     let parts = split(token)?;
     let signature = URL_SAFE_NO_PAD
@@ -197,21 +272,29 @@ pub fn verify<C: DeserializeOwned>(
     let payload = URL_SAFE_NO_PAD
         .decode(parts.payload)
         .map_err(|_| JwtError::Malformed("payload is not base64url"))?;
-    let times: TimeClaims = serde_json::from_slice(&payload)
-        .map_err(|e| JwtError::InvalidClaims(format!("time claims: {e}")))?;
-    let exp = times
-        .exp
-        .ok_or_else(|| JwtError::InvalidClaims("exp is missing".to_owned()))?;
+    let registered: RegisteredClaims = serde_json::from_slice(&payload)
+        .map_err(|e| JwtError::InvalidClaims(format!("registered claims: {e}")))?;
+    let missing = |name: &str| JwtError::InvalidClaims(format!("{name} is missing"));
+    let iss = registered.iss.ok_or_else(|| missing("iss"))?;
+    if registered.aud.is_empty() {
+        return Err(missing("aud"));
+    }
+    let exp = registered.exp.ok_or_else(|| missing("exp"))?;
+    let nbf = registered.nbf.ok_or_else(|| missing("nbf"))?;
+    if iss != ISSUER {
+        return Err(JwtError::WrongIssuer);
+    }
+    if !registered.aud.iter().any(|a| a == audience) {
+        return Err(JwtError::WrongAudience(audience.to_owned()));
+    }
     if now > exp.saturating_add(LEEWAY_SECONDS) {
         return Err(JwtError::Expired);
     }
-    if let Some(iat) = times.iat
-        && iat > now.saturating_add(LEEWAY_SECONDS)
-    {
+    if nbf > now.saturating_add(LEEWAY_SECONDS) {
         return Err(JwtError::NotYetValid);
     }
-    if let Some(nbf) = times.nbf
-        && nbf > now.saturating_add(LEEWAY_SECONDS)
+    if let Some(iat) = registered.iat
+        && iat > now.saturating_add(LEEWAY_SECONDS)
     {
         return Err(JwtError::NotYetValid);
     }
@@ -279,11 +362,15 @@ mod tests {
         SigningKey::from_bytes(&[seed; 32])
     }
 
+    const AUD: &str = audience::MC;
+
     fn claims(now: i64, exp_in: i64) -> ServiceClaims {
         ServiceClaims {
-            iss: "ac".into(),
+            iss: ISSUER.into(),
             sub: "global-controller".into(),
+            aud: vec![audience::AC.into(), audience::MC.into()],
             iat: now,
+            nbf: now,
             exp: now + exp_in,
             jti: "j".into(),
             scope: "internal:meeting-token service.write.mc".into(),
@@ -305,7 +392,7 @@ mod tests {
             serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"})
         );
         assert_eq!(key_id(&token).unwrap(), "k1");
-        let back: ServiceClaims = verify(&token, &k.verifying_key(), now).unwrap();
+        let back: ServiceClaims = verify(&token, &k.verifying_key(), now, AUD).unwrap();
         assert_eq!(back, claims(now, 60));
         assert!(back.has_scope("service.write.mc"));
         assert!(!back.has_scope("service.write"));
@@ -316,7 +403,7 @@ mod tests {
         let now = now_unix();
         let token = encode(&claims(now, 60), "k1", &key(1)).unwrap();
         assert_eq!(
-            verify::<ServiceClaims>(&token, &key(2).verifying_key(), now),
+            verify::<ServiceClaims>(&token, &key(2).verifying_key(), now, AUD),
             Err(JwtError::BadSignature)
         );
     }
@@ -332,7 +419,7 @@ mod tests {
         let parts: Vec<_> = token.split('.').collect();
         let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
         assert_eq!(
-            verify::<ServiceClaims>(&tampered, &k.verifying_key(), now),
+            verify::<ServiceClaims>(&tampered, &k.verifying_key(), now, AUD),
             Err(JwtError::BadSignature)
         );
     }
@@ -359,27 +446,119 @@ mod tests {
         let now = now_unix();
         let expired = encode(&claims(now - 3600, 60), "k1", &k).unwrap();
         assert_eq!(
-            verify::<ServiceClaims>(&expired, &k.verifying_key(), now),
+            verify::<ServiceClaims>(&expired, &k.verifying_key(), now, AUD),
             Err(JwtError::Expired)
         );
         let future = encode(&claims(now + 3600, 60), "k1", &k).unwrap();
         assert_eq!(
-            verify::<ServiceClaims>(&future, &k.verifying_key(), now),
+            verify::<ServiceClaims>(&future, &k.verifying_key(), now, AUD),
             Err(JwtError::NotYetValid)
         );
         // Within the leeway is fine.
         let edge = encode(&claims(now - 70, 60), "k1", &k).unwrap();
-        assert!(verify::<ServiceClaims>(&edge, &k.verifying_key(), now).is_ok());
+        assert!(verify::<ServiceClaims>(&edge, &k.verifying_key(), now, AUD).is_ok());
     }
 
     #[test]
-    fn missing_exp_is_refused() {
+    fn missing_registered_claims_are_refused() {
         let k = key(1);
-        let token = encode(&serde_json::json!({"sub": "x"}), "k1", &k).unwrap();
-        assert!(matches!(
-            verify::<serde_json::Value>(&token, &k.verifying_key(), now_unix()),
-            Err(JwtError::InvalidClaims(_))
-        ));
+        let now = now_unix();
+        let full = serde_json::to_value(claims(now, 60)).unwrap();
+        for name in ["iss", "aud", "exp", "nbf"] {
+            let mut partial = full.clone();
+            partial.as_object_mut().unwrap().remove(name);
+            let token = encode(&partial, "k1", &k).unwrap();
+            assert_eq!(
+                verify::<serde_json::Value>(&token, &k.verifying_key(), now, AUD),
+                Err(JwtError::InvalidClaims(format!("{name} is missing"))),
+                "{name}"
+            );
+        }
+        let mut empty_aud = full;
+        empty_aud["aud"] = serde_json::json!([]);
+        let token = encode(&empty_aud, "k1", &k).unwrap();
+        assert_eq!(
+            verify::<serde_json::Value>(&token, &k.verifying_key(), now, AUD),
+            Err(JwtError::InvalidClaims("aud is missing".into()))
+        );
+    }
+
+    #[test]
+    fn wrong_issuer_is_refused() {
+        let k = key(1);
+        let now = now_unix();
+        for iss in ["ac-service.other-cluster", "", "https://evil.example"] {
+            let mut c = claims(now, 60);
+            c.iss = iss.into();
+            let token = encode(&c, "k1", &k).unwrap();
+            assert_eq!(
+                verify::<ServiceClaims>(&token, &k.verifying_key(), now, AUD),
+                Err(JwtError::WrongIssuer),
+                "{iss:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_audience_is_refused_and_a_single_string_aud_is_read() {
+        let k = key(1);
+        let now = now_unix();
+        let token = encode(&claims(now, 60), "k1", &k).unwrap();
+        assert_eq!(
+            verify::<ServiceClaims>(&token, &k.verifying_key(), now, audience::MH),
+            Err(JwtError::WrongAudience(audience::MH.into()))
+        );
+        let mut single = serde_json::to_value(claims(now, 60)).unwrap();
+        single["aud"] = serde_json::json!(audience::MH);
+        let token = encode(&single, "k1", &k).unwrap();
+        let back: ServiceClaims = verify(&token, &k.verifying_key(), now, audience::MH).unwrap();
+        assert_eq!(back.aud, vec![audience::MH.to_owned()]);
+        assert_eq!(
+            verify::<ServiceClaims>(&token, &k.verifying_key(), now, AUD),
+            Err(JwtError::WrongAudience(AUD.into()))
+        );
+    }
+
+    #[test]
+    fn future_nbf_is_refused_beyond_the_leeway() {
+        let k = key(1);
+        let now = now_unix();
+        let mut c = claims(now, 600);
+        c.nbf = now + LEEWAY_SECONDS + 5;
+        let token = encode(&c, "k1", &k).unwrap();
+        assert_eq!(
+            verify::<ServiceClaims>(&token, &k.verifying_key(), now, AUD),
+            Err(JwtError::NotYetValid)
+        );
+        c.nbf = now + LEEWAY_SECONDS - 5;
+        let token = encode(&c, "k1", &k).unwrap();
+        assert!(verify::<ServiceClaims>(&token, &k.verifying_key(), now, AUD).is_ok());
+    }
+
+    #[test]
+    fn alg_none_with_valid_claims_is_refused_by_verify() {
+        let k = key(1);
+        let now = now_unix();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(now, 60)).unwrap());
+        let token = format!("{header}.{payload}.");
+        assert_eq!(
+            verify::<ServiceClaims>(&token, &k.verifying_key(), now, AUD),
+            Err(JwtError::UnsupportedAlgorithm("none".into()))
+        );
+    }
+
+    #[test]
+    fn audiences_follow_the_scopes() {
+        assert_eq!(
+            audiences_for_scopes("service.write.gc service.write.mh meeting:join"),
+            vec![audience::GC.to_owned(), audience::MH.to_owned()]
+        );
+        assert_eq!(
+            audiences_for_scopes("internal:meeting-token service.write.mc"),
+            vec![audience::AC.to_owned(), audience::MC.to_owned()]
+        );
+        assert!(audiences_for_scopes("something:else").is_empty());
     }
 
     #[test]
@@ -406,9 +585,11 @@ mod tests {
         let k = key(1);
         let now = now_unix();
         let meeting = MeetingClaims {
-            iss: "ac".into(),
+            iss: ISSUER.into(),
             sub: "p1".into(),
+            aud: audience::MEETING.map(str::to_owned).to_vec(),
             iat: now,
+            nbf: now,
             exp: now + 60,
             jti: "j".into(),
             meeting_id: "m".into(),
@@ -418,10 +599,10 @@ mod tests {
         };
         let token = encode(&meeting, "k1", &k).unwrap();
         assert!(matches!(
-            verify::<ServiceClaims>(&token, &k.verifying_key(), now),
+            verify::<ServiceClaims>(&token, &k.verifying_key(), now, AUD),
             Err(JwtError::InvalidClaims(_))
         ));
-        let back: MeetingClaims = verify(&token, &k.verifying_key(), now).unwrap();
+        let back: MeetingClaims = verify(&token, &k.verifying_key(), now, AUD).unwrap();
         assert_eq!(back, meeting);
     }
 

@@ -293,9 +293,11 @@ fn forged_service_token(kid: &str, scope: &str) -> String {
     let now = jwt::now_unix();
     jwt::encode(
         &ServiceClaims {
-            iss: "attacker".into(),
+            iss: jwt::ISSUER.into(),
             sub: "frontend".into(),
+            aud: jwt::audiences_for_scopes(scope),
             iat: now,
+            nbf: now,
             exp: now + 300,
             jti: "forged".into(),
             scope: scope.into(),
@@ -312,9 +314,11 @@ fn forged_meeting_token(kid: &str, meeting_id: &str, mc_id: &str, mh_id: &str) -
     let now = jwt::now_unix();
     jwt::encode(
         &MeetingClaims {
-            iss: "attacker".into(),
+            iss: jwt::ISSUER.into(),
             sub: "p-forged".into(),
+            aud: jwt::audience::MEETING.map(str::to_owned).to_vec(),
             iat: now,
+            nbf: now,
             exp: now + 300,
             jti: "forged".into(),
             meeting_id: meeting_id.into(),

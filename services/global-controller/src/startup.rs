@@ -65,7 +65,11 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
 
-        let jwks = Arc::new(JwksCache::new(&config.ac_jwks_url, JWKS_MIN_REFRESH)?);
+        let jwks = Arc::new(JwksCache::new(
+            &config.ac_jwks_url,
+            common::jwt::audience::GC,
+            JWKS_MIN_REFRESH,
+        )?);
         let credentials = ClientCredentials::new(
             &config.ac_internal_url,
             config.client_id.clone(),

@@ -264,6 +264,7 @@ async fn fake_mc(app: &TestApp, id: &str, full: bool) -> FakeMc {
     let jwks = Arc::new(
         JwksCache::new(
             format!("{}/.well-known/jwks.json", app.ac.base),
+            jwt::audience::MC,
             Duration::from_secs(1),
         )
         .unwrap(),
@@ -297,9 +298,11 @@ async fn fake_mc(app: &TestApp, id: &str, full: bool) -> FakeMc {
 
 fn service_claims(scope: &str, iat: i64, exp: i64) -> ServiceClaims {
     ServiceClaims {
-        iss: "ac-service.test".into(),
+        iss: jwt::ISSUER.into(),
         sub: "frontend".into(),
+        aud: jwt::audiences_for_scopes(scope),
         iat,
+        nbf: iat,
         exp,
         jti: "t".into(),
         scope: scope.into(),
@@ -548,8 +551,13 @@ async fn join_places_the_meeting_on_a_healthy_mc_and_returns_a_meeting_token() {
 
     // The token is a meeting token for this meeting, MC and MH.
     let key = app.ac.keys.active().unwrap().signing.verifying_key();
-    let claims: MeetingClaims =
-        jwt::verify(body["token"].as_str().unwrap(), &key, jwt::now_unix()).unwrap();
+    let claims: MeetingClaims = jwt::verify(
+        body["token"].as_str().unwrap(),
+        &key,
+        jwt::now_unix(),
+        jwt::audience::MC,
+    )
+    .unwrap();
     assert_eq!(claims.meeting_id, meeting_id);
     assert_eq!(claims.mc_id, "mc-0");
     assert_eq!(claims.mh_ids, vec!["mh-0"]);
@@ -562,8 +570,13 @@ async fn join_places_the_meeting_on_a_healthy_mc_and_returns_a_meeting_token() {
     assert_eq!(status, 200);
     assert_eq!(second["mc"]["mc_id"], "mc-0");
     assert_eq!(second["mh"][0]["mh_id"], "mh-0");
-    let claims2: MeetingClaims =
-        jwt::verify(second["token"].as_str().unwrap(), &key, jwt::now_unix()).unwrap();
+    let claims2: MeetingClaims = jwt::verify(
+        second["token"].as_str().unwrap(),
+        &key,
+        jwt::now_unix(),
+        jwt::audience::MC,
+    )
+    .unwrap();
     assert_ne!(claims.sub, claims2.sub, "participants are distinct");
 
     // Unknown and malformed meeting ids; join needs meeting:join.

@@ -60,7 +60,8 @@ impl Bench {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let jwks_url = format!("http://{}/jwks", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let jwks = Arc::new(JwksCache::new(jwks_url, Duration::from_secs(10)).unwrap());
+        let jwks =
+            Arc::new(JwksCache::new(jwks_url, jwt::audience::MH, Duration::from_secs(10)).unwrap());
         jwks.refresh().await.unwrap();
 
         let cert = tls::generate_dev_cert(&tls::default_dev_names()).unwrap();
@@ -96,9 +97,11 @@ impl Bench {
         let now = jwt::now_unix();
         let token = jwt::encode(
             &MeetingClaims {
-                iss: "bench".into(),
+                iss: jwt::ISSUER.into(),
                 sub: participant.into(),
+                aud: jwt::audience::MEETING.map(str::to_owned).to_vec(),
                 iat: now,
+                nbf: now,
                 exp: now + 600,
                 jti: participant.into(),
                 meeting_id: meeting.into(),

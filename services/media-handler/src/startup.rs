@@ -65,7 +65,11 @@ impl Application {
         let crypto = tls::server_crypto(&certificate)
             .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH/MH_TLS_KEY_PATH: {e}"))?;
 
-        let jwks = Arc::new(JwksCache::new(&config.ac_jwks_url, JWKS_MIN_REFRESH)?);
+        let jwks = Arc::new(JwksCache::new(
+            &config.ac_jwks_url,
+            common::jwt::audience::MH,
+            JWKS_MIN_REFRESH,
+        )?);
         let credentials = Arc::new(ClientCredentials::new(
             &config.ac_endpoint,
             config.client_id.clone(),

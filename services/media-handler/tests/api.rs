@@ -106,9 +106,11 @@ impl MeetingTokens for Ac {
         let now = jwt::now_unix();
         jwt::encode(
             &MeetingClaims {
-                iss: "test".into(),
+                iss: jwt::ISSUER.into(),
                 sub: participant_id.into(),
+                aud: jwt::audience::MEETING.map(str::to_owned).to_vec(),
                 iat: now - 7200,
+                nbf: now - 7200,
                 exp: now + exp_in,
                 jti: "j".into(),
                 meeting_id: "m-signed".into(),

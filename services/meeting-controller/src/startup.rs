@@ -105,7 +105,11 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "could not clear seats of a previous run"),
         }
 
-        let jwks = Arc::new(JwksCache::new(&config.ac_jwks_url, JWKS_MIN_REFRESH)?);
+        let jwks = Arc::new(JwksCache::new(
+            &config.ac_jwks_url,
+            common::jwt::audience::MC,
+            JWKS_MIN_REFRESH,
+        )?);
         let credentials = Arc::new(ClientCredentials::new(
             &config.ac_endpoint,
             config.client_id.clone(),

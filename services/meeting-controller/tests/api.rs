@@ -66,9 +66,11 @@ impl MeetingTokens for Ac {
         let now = jwt::now_unix();
         jwt::encode(
             &MeetingClaims {
-                iss: "test".into(),
+                iss: jwt::ISSUER.into(),
                 sub: participant.into(),
+                aud: jwt::audience::MEETING.map(str::to_owned).to_vec(),
                 iat: now.min(now + exp_in - 60),
+                nbf: now.min(now + exp_in - 60),
                 exp: now + exp_in,
                 jti: uuid::Uuid::new_v4().to_string(),
                 meeting_id: meeting_id.into(),
@@ -447,9 +449,11 @@ async fn host_meeting_needs_gc_scope_and_is_idempotent_and_bounded() {
     let now = jwt::now_unix();
     let forged = jwt::encode(
         &jwt::ServiceClaims {
-            iss: "ac".into(),
+            iss: jwt::ISSUER.into(),
             sub: "global-controller".into(),
+            aud: jwt::audiences_for_scopes("service.write.mc"),
             iat: now,
+            nbf: now,
             exp: now + 60,
             jti: "x".into(),
             scope: "service.write.mc".into(),
@@ -675,9 +679,11 @@ async fn bad_tokens_unknown_meetings_and_full_meetings_are_refused() {
     let now = jwt::now_unix();
     let forged = jwt::encode(
         &MeetingClaims {
-            iss: "x".into(),
+            iss: jwt::ISSUER.into(),
             sub: "p-forged".into(),
+            aud: jwt::audience::MEETING.map(str::to_owned).to_vec(),
             iat: now,
+            nbf: now,
             exp: now + 60,
             jti: "j".into(),
             meeting_id: meeting.clone(),
