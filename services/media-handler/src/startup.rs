@@ -60,6 +60,9 @@ impl Application {
     }
 
     pub async fn build_with_limits(config: Config, limits: Limits) -> anyhow::Result<Self> {
+        // A key file open to others is set to 0600 first, or refused.
+        common::files::tighten_key_file(&config.tls_key_path)
+            .map_err(|e| anyhow::anyhow!("MH_TLS_KEY_PATH: {e}"))?;
         let certificate = tls::load_certificate(&config.tls_cert_path, &config.tls_key_path)
             .map_err(|e| anyhow::anyhow!("MH_TLS_CERT_PATH/MH_TLS_KEY_PATH: {e}"))?;
         let crypto = tls::server_crypto(&certificate)

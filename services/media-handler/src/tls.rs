@@ -131,16 +131,11 @@ pub fn write_dev_cert(dir: &Path, cert: &DevCert) -> Result<(PathBuf, PathBuf), 
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
         if private {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
+            common::files::write_private(&path, text.as_bytes()).map_err(io)?;
+            return Ok(path);
         }
-        #[cfg(not(unix))]
-        let _ = private;
-        let mut file = options.open(&path).map_err(io)?;
+        let mut file = std::fs::File::create(&path).map_err(io)?;
         std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
         Ok(path)
     };
@@ -171,6 +166,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // Written again over a key someone opened up: private again.
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            write_dev_cert(dir.path(), &cert).unwrap();
             let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }

@@ -140,14 +140,27 @@ struct Mh {
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     http: reqwest::Client,
+    key_path: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 async fn spawn_mh(ac: &Ac, gc_grpc_url: &str, mh_id: &str, limits: Limits) -> Mh {
+    spawn_mh_with(ac, gc_grpc_url, mh_id, limits, |_| {}).await
+}
+
+/// `spawn_mh`, with `before_start` given the key file's path first.
+async fn spawn_mh_with(
+    ac: &Ac,
+    gc_grpc_url: &str,
+    mh_id: &str,
+    limits: Limits,
+    before_start: impl FnOnce(&std::path::Path),
+) -> Mh {
     let dir = tempfile::tempdir().unwrap();
     let cert =
         media_handler::tls::generate_dev_cert(&media_handler::tls::default_dev_names()).unwrap();
     let (cert_path, key_path) = media_handler::tls::write_dev_cert(dir.path(), &cert).unwrap();
+    before_start(&key_path);
     let config = Config {
         gc_grpc_url: gc_grpc_url.to_owned(),
         ac_endpoint: ac.base.clone(),
@@ -161,7 +174,7 @@ async fn spawn_mh(ac: &Ac, gc_grpc_url: &str, mh_id: &str, limits: Limits) -> Mh
         grpc_advertise_address: "127.0.0.1:50053".into(),
         media_advertise_address: "localhost:4434".into(),
         tls_cert_path: cert_path,
-        tls_key_path: key_path,
+        tls_key_path: key_path.clone(),
         mh_id: mh_id.into(),
         log_filter: "warn".into(),
     };
@@ -186,6 +199,7 @@ async fn spawn_mh(ac: &Ac, gc_grpc_url: &str, mh_id: &str, limits: Limits) -> Mh
         trigger,
         task,
         http: reqwest::Client::new(),
+        key_path,
         _dir: dir,
     }
 }
@@ -335,6 +349,30 @@ async fn registers_with_gc_and_is_ready_with_health_and_grpc_health() {
         answer.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_tls_key_open_to_others_is_set_to_0600_at_start_up() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ac = spawn_ac().await;
+    let gc = spawn_gc(&ac, Duration::from_secs(3)).await;
+    let mh = spawn_mh_with(
+        &ac,
+        &gc.grpc_url(),
+        "mh-test-key",
+        Limits::default(),
+        |key| {
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o604)).unwrap();
+        },
+    )
+    .await;
+    let mode = std::fs::metadata(&mh.key_path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    mh.wait_ready().await;
 }
 
 #[tokio::test]

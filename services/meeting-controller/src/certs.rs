@@ -85,15 +85,16 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<(), CertError> {
         path: path.to_owned(),
         source,
     };
+    if private {
+        return common::files::write_private(path, contents.as_bytes()).map_err(wrap);
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(if private { 0o600 } else { 0o644 });
+        options.mode(0o644);
     }
-    #[cfg(not(unix))]
-    let _ = private;
     let mut file = options.open(path).map_err(wrap)?;
     std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(wrap)
 }
@@ -143,6 +144,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&k).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            // Written again over a key someone opened up: private again.
+            std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o644)).unwrap();
+            write_to(&dir.path().join("tls"), &cert).unwrap();
             let mode = std::fs::metadata(&k).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }

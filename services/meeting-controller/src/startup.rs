@@ -69,12 +69,15 @@ const CERT_RELOAD_EVERY: Duration = Duration::from_mins(1);
 /// The WebTransport TLS configuration: TLS 1.3, the WebTransport ALPN, and
 /// the certificate and key of MC_TLS_CERT_PATH / MC_TLS_KEY_PATH, re-read
 /// when cert-manager renews them (each new session gets the newest pair).
+/// A key file open to others is set to 0600 first, or refused.
 fn webtransport_tls(
     config: &Config,
 ) -> anyhow::Result<(
     wtransport::tls::rustls::ServerConfig,
     Arc<common::tls_reload::ReloadingCert>,
 )> {
+    common::files::tighten_key_file(&config.tls_key_path)
+        .map_err(|e| anyhow::anyhow!("MC_TLS_KEY_PATH: {e}"))?;
     let provider = Arc::new(wtransport::tls::rustls::crypto::ring::default_provider());
     let cert = common::tls_reload::ReloadingCert::load(
         &config.tls_cert_path,

@@ -99,6 +99,7 @@ struct Mc {
     readiness: common::ops::Readiness,
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    key_path: std::path::PathBuf,
     _certs: tempfile::TempDir,
 }
 
@@ -109,10 +110,20 @@ struct McOptions {
 }
 
 async fn spawn_mc(ac: &Ac, options: McOptions) -> Mc {
+    spawn_mc_with(ac, options, |_| {}).await
+}
+
+/// `spawn_mc`, with `before_start` given the key file's path first.
+async fn spawn_mc_with(
+    ac: &Ac,
+    options: McOptions,
+    before_start: impl FnOnce(&std::path::Path),
+) -> Mc {
     let certs = tempfile::tempdir().unwrap();
     let cert =
         meeting_controller::certs::generate(&["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert_path, key_path) = meeting_controller::certs::write_to(certs.path(), &cert).unwrap();
+    before_start(&key_path);
     let id = format!("mc-test-{}", uuid::Uuid::new_v4().simple());
     let grpc_port = free_tcp_port();
     let wt_port = free_udp_port();
@@ -130,7 +141,7 @@ async fn spawn_mc(ac: &Ac, options: McOptions) -> Mc {
         grpc_advertise_address: format!("127.0.0.1:{grpc_port}"),
         webtransport_advertise_address: format!("127.0.0.1:{wt_port}"),
         tls_cert_path: cert_path,
-        tls_key_path: key_path,
+        tls_key_path: key_path.clone(),
         mc_id: id.clone(),
         log_filter: "warn".into(),
         max_meetings: options.max_meetings,
@@ -161,6 +172,7 @@ async fn spawn_mc(ac: &Ac, options: McOptions) -> Mc {
         readiness,
         trigger,
         task,
+        key_path,
         _certs: certs,
     }
 }
@@ -294,6 +306,33 @@ async fn registers_with_gc_and_serves_health_ready_metrics() {
         "every metric carries the mc_ prefix"
     );
     assert_eq!(stack.mc.store.mode(), Mode::Standalone);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_tls_key_open_to_others_is_set_to_0600_at_start_up() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let redis = require_redis().await;
+    let ac = spawn_ac().await;
+    let gc = spawn_gc(&ac, 0, Duration::from_secs(30)).await;
+    let mc = spawn_mc_with(
+        &ac,
+        McOptions {
+            gc_grpc_url: format!("http://{}", gc.grpc_addr),
+            redis_url: redis,
+            max_meetings: 100,
+        },
+        |key| {
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        },
+    )
+    .await;
+    let mode = std::fs::metadata(&mc.key_path)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    wait_ready(&mc).await;
 }
 
 #[tokio::test]
