@@ -22,8 +22,8 @@ Usage: $(basename "$0") [OPTIONS]
 Create (or bring up to date) the local Dark Tower cluster.
 
 Steps: cluster create -> Calico -> wait for nodes Ready -> build and load
-images -> platform (Flux source/helm controllers + overlays/development/platform)
--> mesh (overlays/development/platform/linkerd) -> overlays/development (namespace, postgres, redis, ac, gc, mc, mh) -> migrations
+images -> platform (Flux source/helm controllers + overlays/development/platform,
+then its monitoring rules and dashboards) -> mesh (overlays/development/platform/linkerd) -> overlays/development (namespace, postgres, redis, ac, gc, mc, mh) -> migrations
 (AC runs them at start, then applies the declared clients) -> rollouts ->
 port-forwards.
 
@@ -90,6 +90,10 @@ main() {
   dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
     -k "${DT_REPO_ROOT}/overlays/development/platform"
   dt_kubectl wait --for=condition=Ready helmreleases.helm.toolkit.fluxcd.io --all --all-namespaces --timeout=20m
+  # Alert rules and dashboards (Flux's `monitoring`, after `platform`, whose
+  # kube-prometheus-stack brings the PrometheusRule CRD).
+  dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
+    -k "${DT_REPO_ROOT}/overlays/development/platform/monitoring"
 
   dt_step mesh "Linkerd: its identity from cert-manager and trust-manager, then its control plane"
   dt_kubectl apply --server-side --force-conflicts --field-manager=dt-local \
