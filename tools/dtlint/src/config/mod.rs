@@ -286,6 +286,13 @@ impl Config {
     /// The compiled `service_dirs` and `service_dirs_skip` globs. `*` stops
     /// at `/`: `base/*` is `base/ac-service`, not a kustomization nested
     /// inside it such as `base/ac-service/migrations`.
+    /// Is `dir` (relative to the root, `/`-separated) a service directory
+    /// per `service_dirs`?
+    pub fn is_service_dir(&self, dir: &str) -> bool {
+        let (include, skip) = self.service_dir_globs();
+        include.is_match(dir) && !skip.is_match(dir)
+    }
+
     pub fn service_dir_globs(&self) -> &(globset::GlobSet, globset::GlobSet) {
         self.service_dir_globs.get_or_init(|| {
             let compile = |pats: Vec<String>| {

@@ -101,10 +101,8 @@ impl Workspace {
                 kustomization_names(&mut facts, dir);
             }
         }
-        let (include, skip) = config.service_dir_globs();
         for k in &self.kustomizations {
-            let rel = crate::source::display_path(&self.root, &k.dir);
-            if !include.is_match(&rel) || skip.is_match(&rel) {
+            if !config.is_service_dir(&crate::source::display_path(&self.root, &k.dir)) {
                 continue;
             }
             // Either workload file will do: the others matter only when

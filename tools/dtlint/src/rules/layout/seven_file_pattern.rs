@@ -59,8 +59,7 @@ pub fn service_dirs<'c>(
 }
 
 pub fn is_service_dir(ctx: &Context<'_>, rel: &str) -> bool {
-    let (include, skip) = ctx.config.service_dir_globs();
-    include.is_match(rel) && !skip.is_match(rel)
+    ctx.config.is_service_dir(rel)
 }
 
 /// `a`, `a and b`, `a, b and c`.
