@@ -71,7 +71,7 @@ pub fn inspect(ws: &Workspace) -> FluxPaths {
                 continue;
             }
             let abs = ws.root.join(&key);
-            out.insert(key, inspect_path_within(&abs, &ws.guard));
+            out.insert(key, inspect_in(&abs, &ws.guard, Some(ws)));
         }
     }
     out
@@ -91,6 +91,12 @@ pub fn inspect_path(abs: &Path) -> PathInfo {
 /// [`inspect_path`], following only the paths `guard` allows (never the
 /// whole disk through `resources: [/]`, never a FIFO or a device).
 pub fn inspect_path_within(abs: &Path, guard: &crate::render_guard::Guard) -> PathInfo {
+    inspect_in(abs, guard, None)
+}
+
+/// [`inspect_path_within`], answering from `ws` what it already read (its
+/// kustomizations, parsed; its files' text) and from the disk the rest.
+fn inspect_in(abs: &Path, guard: &crate::render_guard::Guard, ws: Option<&Workspace>) -> PathInfo {
     let mut info = PathInfo {
         exists: abs.exists(),
         is_dir: abs.is_dir(),
@@ -99,8 +105,8 @@ pub fn inspect_path_within(abs: &Path, guard: &crate::render_guard::Guard) -> Pa
     };
     if info.is_dir {
         let mut seen = HashSet::new();
-        if guard.check(abs, &|_| None) == Ok(Checked::Dir) {
-            collect_sops(abs, guard, &mut seen, &mut info.sops_files);
+        if guard.check(abs, &|p| ws.and_then(|w| w.known_path(p))) == Ok(Checked::Dir) {
+            collect_sops(abs, guard, ws, &mut seen, &mut info.sops_files);
         }
         info.sops_files.sort();
         info.sops_files.dedup();
@@ -119,54 +125,94 @@ fn find_kustomization(dir: &Path) -> Option<PathBuf> {
 fn collect_sops(
     dir: &Path,
     guard: &crate::render_guard::Guard,
+    ws: Option<&Workspace>,
     seen: &mut HashSet<PathBuf>,
     out: &mut Vec<PathBuf>,
 ) {
     if !seen.insert(dir.to_path_buf()) {
         return;
     }
-    let Some(kfile) = find_kustomization(dir) else {
-        // Flux generates a kustomization of every manifest below the directory.
-        let walker = ignore::WalkBuilder::new(dir)
-            .hidden(false)
-            .git_ignore(false)
-            .require_git(false)
-            .build();
-        for entry in walker.flatten() {
-            if entry.file_type().is_some_and(|t| t.is_file()) && is_sops_file(entry.path()) {
-                out.push(entry.into_path());
+    // Paths discovery reached and found safe need no system call.
+    let known = |p: &Path| ws.and_then(|w| w.known_path(p));
+    let read;
+    let k = if let Some(k) = ws.and_then(|w| w.kustomization_in(dir)) {
+        k
+    } else {
+        match read_kustomization(dir, guard) {
+            Ok(Some(k)) => {
+                read = k;
+                &read
+            }
+            Ok(None) => return,
+            Err(NoKustomization) => {
+                // Flux generates a kustomization of every manifest below the directory.
+                let walker = ignore::WalkBuilder::new(dir)
+                    .hidden(false)
+                    .git_ignore(false)
+                    .require_git(false)
+                    .build();
+                for entry in walker.flatten() {
+                    if entry.file_type().is_some_and(|t| t.is_file()) && is_sops_file(entry.path())
+                    {
+                        out.push(entry.into_path());
+                    }
+                }
+                return;
             }
         }
-        return;
     };
-    if guard.check(&kfile, &|_| None) != Ok(Checked::File) {
-        return;
-    }
-    let Some(text) = crate::render_guard::read_bounded_text(&kfile, guard.max_file_size) else {
-        return;
-    };
-    let parsed = dtlint_yaml::parse(&text, &LineIndex::new(&text), Limits::default());
-    let Some(doc) = parsed.documents.first() else {
-        return;
-    };
-    let k = Kustomization::from_node(FileId(u32::MAX), dir, &doc.root);
     for r in &k.refs {
         // Outside the repository, a device, a loop: `unsafe-kustomize-path`.
-        let Ok(checked) = guard.check(&r.path, &|_| None) else {
+        let Ok(checked) = guard.check(&r.path, &known) else {
             continue;
         };
         match r.kind {
             RefKind::Resource | RefKind::Component if checked == Checked::Dir => {
-                collect_sops(&r.path, guard, seen, out);
+                collect_sops(&r.path, guard, ws, seen, out);
             }
             RefKind::Resource | RefKind::Component | RefKind::Patch | RefKind::GeneratorInput => {
-                if is_sops_file(&r.path) {
+                if is_sops_in(&r.path, ws) {
                     out.push(r.path.clone());
                 }
             }
             RefKind::Other => {}
         }
     }
+}
+
+/// `dir` has no kustomization file: Flux would generate one.
+struct NoKustomization;
+
+/// The kustomization of `dir` read from the disk: `Ok(None)` when its file
+/// is unsafe or unreadable (reported elsewhere).
+fn read_kustomization(
+    dir: &Path,
+    guard: &crate::render_guard::Guard,
+) -> Result<Option<Kustomization>, NoKustomization> {
+    let kfile = find_kustomization(dir).ok_or(NoKustomization)?;
+    if guard.check(&kfile, &|_| None) != Ok(Checked::File) {
+        return Ok(None);
+    }
+    let Some(text) = crate::render_guard::read_bounded_text(&kfile, guard.max_file_size) else {
+        return Ok(None);
+    };
+    let parsed = dtlint_yaml::parse(&text, &LineIndex::new(&text), Limits::default());
+    Ok(parsed
+        .documents
+        .first()
+        .map(|doc| Kustomization::from_node(FileId(u32::MAX), dir, &doc.root)))
+}
+
+/// [`is_sops_file`], from the text `ws` read when it read the file whole.
+fn is_sops_in(path: &Path, ws: Option<&Workspace>) -> bool {
+    if let Some(ws) = ws
+        && let Some(id) = ws.sources.find_abs(path)
+        && !ws.unreadable.iter().any(|(u, _)| *u == id)
+    {
+        let text = &ws.sources.get(id).text;
+        return text.len() as u64 <= MAX_SOPS_FILE && is_sops_text(text);
+    }
+    is_sops_file(path)
 }
 
 /// A SOPS file: YAML (or JSON) with a top-level `sops:` mapping holding a
