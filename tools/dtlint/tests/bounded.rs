@@ -463,3 +463,32 @@ fn every_file_kustomize_reads_is_in_the_cache_key() {
         assert_eq!(builds(), i + 2, "changing {f} rebuilds");
     }
 }
+
+#[test]
+fn builds_run_with_collection_off_unless_the_user_says_otherwise() {
+    let (_tmp, root) = repo_with_overlay("", "resources:\n  - configmap.yaml\n");
+    let scratch = tempfile::tempdir().unwrap();
+    let out = fake_check(&root, scratch.path(), "env", false)
+        .env_remove("GOGC")
+        .env_remove("GOMEMLIMIT")
+        .env_remove("GOMAXPROCS")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "{out:?}");
+    assert_eq!(
+        log_lines(scratch.path()),
+        ["GOGC=off GOMEMLIMIT=1GiB GOMAXPROCS=1"]
+    );
+    std::fs::remove_file(scratch.path().join("log")).unwrap();
+    let out = fake_check(&root, scratch.path(), "env", false)
+        .env("GOGC", "200")
+        .env_remove("GOMEMLIMIT")
+        .env("GOMAXPROCS", "4")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "{out:?}");
+    assert_eq!(
+        log_lines(scratch.path()),
+        ["GOGC=200 GOMEMLIMIT=1GiB GOMAXPROCS=4"]
+    );
+}

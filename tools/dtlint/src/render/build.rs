@@ -218,15 +218,14 @@ fn build_one(
             max_stdout: guard.max_output,
             max_stderr: 1024 * 1024,
         };
-        let out = subprocess::run(
-            Command::new(&builder.program)
-                .args(&builder.args)
-                .arg("--load-restrictor")
-                .arg("LoadRestrictionsNone")
-                .arg(dir),
-            limits,
-        )
-        .map_err(|e| {
+        let mut command = Command::new(&builder.program);
+        command
+            .args(&builder.args)
+            .arg("--load-restrictor")
+            .arg("LoadRestrictionsNone")
+            .arg(dir);
+        go_runtime_for_short_runs(&mut command);
+        let out = subprocess::run(&mut command, limits).map_err(|e| {
             let hint = match e {
                 subprocess::Failure::TimedOut(_) => " (`[render] timeout-seconds` in dtlint.toml)",
                 subprocess::Failure::TooMuchOutput { .. } => {
@@ -262,6 +261,26 @@ fn build_one(
         refused,
     }
 }
+
+/// The Go runtime settings a build runs with, where the user's environment
+/// does not set them. kustomize (and kubectl) are Go programs; a build lives
+/// for a tenth of a second, in which the collector's background workers
+/// spend about as much CPU as the build (measured on this repository's
+/// overlays: 0.18 CPU seconds per build by default, 0.11 with collection
+/// off). So collection is off until the heap reaches `GOMEMLIMIT`, where it
+/// resumes and keeps a large build bounded, and each build uses one
+/// scheduler thread, as several run side by side (see [`build_all`]).
+fn go_runtime_for_short_runs(command: &mut Command) {
+    for (name, value) in GO_RUNTIME {
+        if std::env::var_os(name).is_none() {
+            command.env(name, value);
+        }
+    }
+}
+
+/// See [`go_runtime_for_short_runs`].
+const GO_RUNTIME: [(&str, &str); 3] =
+    [("GOGC", "off"), ("GOMEMLIMIT", "1GiB"), ("GOMAXPROCS", "1")];
 
 /// kustomize's error with the wrapper's relative paths made repository paths
 /// and the logging prefix removed.

@@ -15,6 +15,10 @@
 //! runs with a timeout and a cap on its output, and its wrapper directory is
 //! removed on every exit path, Ctrl-C included (`subprocess`).
 //!
+//! kustomize runs with Go's collector off up to a heap limit and one
+//! scheduler thread, unless the environment says otherwise: builds are
+//! short and several run at once (`build::go_runtime_for_short_runs`).
+//!
 //! `DTLINT_KUSTOMIZE` names the program to build with (a `kustomize`, or a
 //! `kubectl`), instead of looking for `kustomize` then `kubectl` on PATH.
 //!
