@@ -361,3 +361,70 @@ fn color_only_when_asked_or_on_a_terminal() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[1;31m"));
 }
+
+#[test]
+fn config_unknown_profile_names_the_closest() {
+    let (_dir, mut cmd) = check_config("profile = \"darktower\"\n");
+    assert_cmd_snapshot!(cmd);
+}
+
+/// Rule ids of the findings of `dtlint check --format json` in `dir`.
+fn rule_ids(dir: &Path) -> Vec<String> {
+    let (_, v) = run_json(check_in(dir, &["--format", "json"]));
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn house_conventions_apply_only_with_their_profile() {
+    // A Namespace without any app.kubernetes.io label, and a Deployment
+    // selecting on `app`: fine upstream, against Dark Tower's conventions.
+    let manifests: &[u8] = b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: podinfo\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: nginx:1.27.3\n";
+    let dir = scratch(&[("apps/web.yaml", manifests)]);
+    std::fs::remove_file(dir.path().join("dtlint.toml")).unwrap();
+    let generic = rule_ids(dir.path());
+    for house in dtlint::config::DARK_TOWER_RULES {
+        assert!(
+            !generic.iter().any(|r| r == house),
+            "{house} without a profile: {generic:?}"
+        );
+    }
+    // The generic profile still judges what holds everywhere.
+    assert!(
+        generic.iter().any(|r| r == "missing-readiness-probe"),
+        "{generic:?}"
+    );
+
+    std::fs::write(dir.path().join("dtlint.toml"), "profile = \"dark-tower\"\n").unwrap();
+    let house = rule_ids(dir.path());
+    assert!(
+        house.iter().any(|r| r == "missing-standard-labels"),
+        "{house:?}"
+    );
+    assert!(house.iter().any(|r| r == "unstable-selector"), "{house:?}");
+
+    // One convention alone, without the profile.
+    std::fs::write(
+        dir.path().join("dtlint.toml"),
+        "[rules]\nunstable-selector = \"warning\"\n",
+    )
+    .unwrap();
+    let one = rule_ids(dir.path());
+    assert!(one.iter().any(|r| r == "unstable-selector"), "{one:?}");
+    assert!(
+        !one.iter().any(|r| r == "missing-standard-labels"),
+        "{one:?}"
+    );
+
+    // Naming a rule on the command line runs it.
+    std::fs::remove_file(dir.path().join("dtlint.toml")).unwrap();
+    let (_, v) = run_json(check_in(
+        dir.path(),
+        &["--format", "json", "--only", "missing-standard-labels"],
+    ));
+    assert!(!v["findings"].as_array().unwrap().is_empty(), "{v}");
+}

@@ -32,7 +32,8 @@ fn run(dir: &Path, rule: &str) -> (usize, String) {
     let config = if config_path.is_file() {
         Config::load(&config_path).unwrap()
     } else {
-        Config::defaults()
+        // The rules' fixtures follow this repository's conventions.
+        Config::dark_tower()
     };
     // Fixtures that declare environments are checked in rendered mode, as
     // `dtlint check` does; builds are not cached between test runs.

@@ -133,7 +133,7 @@ proptest! {
         let config = Config::parse(&text, "dtlint.toml")
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         config.check_rule_ids(&known_ids()).unwrap();
-        prop_assert_eq!(&config.udp_ports, &udp_ports);
+        prop_assert_eq!(config.udp_ports(), &udp_ports[..]);
         let levels = |m: &BTreeMap<String, dtlint::config::Level>| -> BTreeMap<String, Option<dtlint::diag::Severity>> {
             m.iter().map(|(k, v)| (k.clone(), v.0)).collect()
         };

@@ -30,8 +30,11 @@ pub const SERVICE_FILES: &[&str] = &[
 ];
 
 pub mod network;
+mod profile;
 pub mod render;
 mod validate;
+
+pub use profile::{DARK_TOWER_RULES, Profile};
 
 use validate::{RuleRef, Spans, explain_toml_error, find_line, line_col};
 
@@ -189,9 +192,15 @@ pub struct Config {
     pub environments: BTreeMap<String, Environment>,
     #[serde(default, rename = "exemption")]
     pub exemptions: Vec<Exemption>,
-    /// Container ports that carry QUIC and must be UDP.
-    #[serde(default = "default_udp_ports")]
-    pub udp_ports: Vec<i64>,
+    /// Which conventions apply beyond upstream Kubernetes and Flux
+    /// semantics (see [`Profile`]): `generic` unless the file says
+    /// `profile = "dark-tower"`.
+    #[serde(default)]
+    pub profile: Profile,
+    /// Container ports that carry QUIC and must be UDP (see
+    /// [`Config::udp_ports`]).
+    #[serde(default)]
+    udp_ports: Option<Vec<i64>>,
     /// Globs of service directories that must follow the seven-file pattern.
     #[serde(default)]
     pub service_dirs: Option<Vec<String>>,
@@ -201,17 +210,18 @@ pub struct Config {
     /// Image prefixes of our own services: probe-path and similar house
     /// conventions are checked only for these; third-party sidecars only need
     /// the probes to exist.
-    #[serde(default = "default_own_images")]
-    pub own_images: Vec<String>,
+    #[serde(default)]
+    own_images: Option<Vec<String>>,
     /// Largest file read, in bytes; bigger files are reported, not parsed.
     #[serde(default = "default_max_file_size")]
     pub max_file_size: u64,
     /// The expected traffic matrix (`traffic-matrix`, `dtlint graph`).
     #[serde(default)]
     pub network: Option<network::NetworkConfig>,
-    /// Globs (relative to the root) of the services' config contracts.
-    #[serde(default = "default_contracts")]
-    pub contracts: Vec<String>,
+    /// Globs (relative to the root) of the services' config contracts
+    /// (see [`Config::contracts`]).
+    #[serde(default)]
+    contracts: Option<Vec<String>>,
     /// Certificates found in Secrets (`certificate-self-signed`,
     /// `certificate-expiring`).
     #[serde(default)]
@@ -243,44 +253,77 @@ pub struct Config {
     service_dir_globs: std::sync::OnceLock<(globset::GlobSet, globset::GlobSet)>,
 }
 
-fn default_udp_ports() -> Vec<i64> {
-    vec![4433, 4434]
-}
-
-fn default_own_images() -> Vec<String> {
-    vec!["ghcr.io/dark-tower/".into()]
-}
-
 fn default_max_file_size() -> u64 {
     16 * 1024 * 1024
 }
 
-fn default_contracts() -> Vec<String> {
-    vec!["services/*/config-contract.toml".into()]
-}
-
 impl Config {
-    /// The defaults used when there is no `dtlint.toml`.
+    /// The defaults used when there is no `dtlint.toml`: the generic
+    /// profile.
     pub fn defaults() -> Self {
         Self {
-            udp_ports: default_udp_ports(),
-            own_images: default_own_images(),
             max_file_size: default_max_file_size(),
-            contracts: default_contracts(),
             ..Self::default()
         }
     }
 
+    /// The defaults of the `dark-tower` profile, as a `dtlint.toml` with
+    /// only `profile = "dark-tower"` gives them.
+    pub fn dark_tower() -> Self {
+        Self {
+            profile: Profile::DarkTower,
+            ..Self::defaults()
+        }
+    }
+
+    /// Container ports that carry QUIC and must be UDP: `udp_ports`, else
+    /// the profile's (none in the generic profile).
+    pub fn udp_ports(&self) -> &[i64] {
+        self.udp_ports
+            .as_deref()
+            .unwrap_or(self.profile.defaults().udp_ports)
+    }
+
+    /// Globs of the services' config contracts: `contracts`, else the
+    /// profile's.
+    pub fn contracts(&self) -> Vec<String> {
+        self.contracts.clone().unwrap_or_else(|| {
+            self.profile
+                .defaults()
+                .contracts
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect()
+        })
+    }
+
     pub fn service_dirs(&self) -> Vec<String> {
-        self.service_dirs
-            .clone()
-            .unwrap_or_else(|| vec!["base/*".into()])
+        self.service_dirs.clone().unwrap_or_else(|| {
+            self.profile
+                .defaults()
+                .service_dirs
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect()
+        })
     }
 
     pub fn service_dirs_skip(&self) -> Vec<String> {
-        self.service_dirs_skip
-            .clone()
-            .unwrap_or_else(|| vec!["base/platform".into(), "base/platform/**".into()])
+        self.service_dirs_skip.clone().unwrap_or_else(|| {
+            self.profile
+                .defaults()
+                .service_dirs_skip
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect()
+        })
+    }
+
+    /// A rule's severity where `dtlint.toml` does not set it: the rule's
+    /// default, or off when it is a convention of a profile this
+    /// configuration does not use.
+    pub fn default_level(&self, rule: &str, default: Severity) -> Option<Severity> {
+        self.profile.enables(rule).then_some(default)
     }
 
     /// The compiled `service_dirs` and `service_dirs_skip` globs. `*` stops
@@ -317,9 +360,15 @@ impl Config {
 
     /// Is `image` one of our own service images?
     pub fn is_own_image(&self, image: &str) -> bool {
-        self.own_images
-            .iter()
-            .any(|p| image.starts_with(p.as_str()))
+        match &self.own_images {
+            Some(own) => own.iter().any(|p| image.starts_with(p.as_str())),
+            None => self
+                .profile
+                .defaults()
+                .own_images
+                .iter()
+                .any(|p| image.starts_with(p)),
+        }
     }
 
     /// Read `dtlint.toml` from `path`.

@@ -92,13 +92,24 @@ impl Outcome {
 }
 
 /// Resolve the configured severity of a rule for a finding.
+/// A rule that `--only` names runs even where the profile leaves it off.
 fn severity_for(
     config: &Config,
     rule: &str,
     default: Severity,
     envs: &[String],
+    named: bool,
 ) -> Option<Severity> {
-    let base = config.rules.get(rule).map_or(Some(default), |l| l.0);
+    let base = config.rules.get(rule).map_or_else(
+        || {
+            if named {
+                Some(default)
+            } else {
+                config.default_level(rule, default)
+            }
+        },
+        |l| l.0,
+    );
     // With several environments, the strictest setting wins.
     let mut per_env = envs
         .iter()
@@ -307,7 +318,8 @@ pub fn run<'a>(input: impl Into<Stages<'a>>, config: &'a Config, selection: &Sel
     let mut findings = Vec::with_capacity(raw.len());
     for mut f in raw {
         // The rule loop above stamped each finding with its rule's default.
-        let Some(sev) = severity_for(config, f.rule, f.severity, &f.envs) else {
+        let named = selection.only.iter().any(|o| o == f.rule);
+        let Some(sev) = severity_for(config, f.rule, f.severity, &f.envs, named) else {
             continue;
         };
         f.severity = sev;

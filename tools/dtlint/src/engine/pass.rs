@@ -105,7 +105,7 @@ mod tests {
     #[test]
     fn the_fused_pass_finds_what_each_rule_finds_alone() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let ws = Workspace::load(&dir, std::slice::from_ref(&dir), &config).unwrap();
         let index = Index::build_with(&ws, Some(&config));
         let ctx = Context::new(&index, &config);

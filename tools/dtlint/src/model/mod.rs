@@ -638,8 +638,12 @@ mod tests {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\n",
         )
         .unwrap();
-        let ws =
-            Workspace::load(dir.path(), &[dir.path().to_path_buf()], &Config::defaults()).unwrap();
+        let ws = Workspace::load(
+            dir.path(),
+            &[dir.path().to_path_buf()],
+            &Config::dark_tower(),
+        )
+        .unwrap();
         let index = Index::build(&ws);
         let deployment = index
             .resources

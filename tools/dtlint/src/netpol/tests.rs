@@ -12,7 +12,12 @@ fn ws(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
-    let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &Config::defaults()).unwrap();
+    let ws = Workspace::load(
+        dir.path(),
+        &[dir.path().to_path_buf()],
+        &Config::dark_tower(),
+    )
+    .unwrap();
     (dir, ws)
 }
 
@@ -25,7 +30,7 @@ fn deploy(name: &str, ports: &str) -> String {
 fn cells(files: &[(&str, &str)]) -> BTreeMap<(String, String), Vec<String>> {
     let (_d, ws) = ws(files);
     let index = Index::build(&ws);
-    let mut config = Config::defaults();
+    let mut config = Config::dark_tower();
     config.network = Some(NetworkConfig {
         namespace: Some("ns".into()),
         ..NetworkConfig::default()

@@ -474,6 +474,16 @@ pub(crate) mod testing {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        check_dir(rule, dir.path(), &Config::defaults())
+        check_dir(rule, dir.path(), &Config::dark_tower())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_profiles_name_rules_that_exist() {
+        for id in crate::config::DARK_TOWER_RULES {
+            assert!(super::find(id).is_some(), "{id} is not a rule");
+        }
     }
 }

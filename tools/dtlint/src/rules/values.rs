@@ -259,7 +259,7 @@ mod tests {
             "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ntype: kubernetes.io/tls\ndata:\n  tls.crt: aGVsbG8=\n  bad: '%%%'\nstringData:\n  empty: ''\n  sealed: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\n  url: postgres://h/db\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n",
         )
         .unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
         let index = Index::build(&ws);
         let values = collect(&index, &config);

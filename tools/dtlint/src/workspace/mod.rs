@@ -172,7 +172,7 @@ impl Workspace {
         stage("(generators)", || ws.read_generators());
         ws.paths = stage("(path facts)", || ws.find_path_facts(config));
         ws.contracts = stage("(contracts)", || {
-            crate::contract::load(root, &config.contracts)
+            crate::contract::load(root, &config.contracts())
         })?;
         Ok(ws)
     }

@@ -235,7 +235,7 @@ mod tests {
             "apiVersion: v1\nkind: Secret\nmetadata: {name: gc}\nstringData: {DB: ''}\n",
         )
         .unwrap();
-        crate::rules::testing::check_dir(&EnvContract, dir.path(), &Config::defaults())
+        crate::rules::testing::check_dir(&EnvContract, dir.path(), &Config::dark_tower())
     }
 
     const GOOD: &str = "            - {name: GC_REGION, valueFrom: {configMapKeyRef: {name: gc, key: GC_REGION}}}\n            - {name: DB, valueFrom: {secretKeyRef: {name: gc, key: DB}}}\n";

@@ -133,7 +133,7 @@ mod tests {
         std::fs::write(dir.path().join("services/mc/config-contract.toml"), "service = \"mc\"\n[[env]]\nname = \"ADDR\"\nrequired = true\n[[env]]\nname = \"REGION\"\n").unwrap();
         std::fs::write(dir.path().join("d.yaml"), d).unwrap();
         std::fs::write(dir.path().join("cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mc}\ndata: {REGION: eu, REGON: eu}\n").unwrap();
-        crate::rules::testing::check_dir(&EnvUnused, dir.path(), &Config::defaults())
+        crate::rules::testing::check_dir(&EnvUnused, dir.path(), &Config::dark_tower())
     }
 
     #[test]

@@ -179,7 +179,7 @@ mod tests {
                 std::fs::create_dir_all(d.join("migrations")).unwrap();
             }
         }
-        crate::rules::testing::check_dir(&SharedMigratedDatabase, dir.path(), &Config::defaults())
+        crate::rules::testing::check_dir(&SharedMigratedDatabase, dir.path(), &Config::dark_tower())
     }
 
     #[test]

@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_nested_kustomization_is_not_a_service_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
         let index = Index::build(&ws);
         let ctx = Context::new(&index, &config);

@@ -179,7 +179,7 @@ mod tests {
         let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: gc}\nspec:\n  selector:\n    app.kubernetes.io/name: gc\n    app.kubernetes.io/instance: gc-prod\n";
         std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
         std::fs::write(dir.path().join("service.yaml"), svc).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&SelectorMatchesNothing, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(
@@ -216,7 +216,7 @@ mod tests {
             (service("plus", by_name, "mh-+1"), false),
             (service("long", by_name, "mhx-1"), false),
         ];
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         for (svc, matches) in cases {
             std::fs::write(dir.path().join("service.yaml"), &svc).unwrap();
             let out =

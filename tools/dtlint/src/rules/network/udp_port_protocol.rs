@@ -66,7 +66,7 @@ impl Rule for UdpPortProtocol {
     }
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        let udp = &ctx.config.udp_ports;
+        let udp = ctx.config.udp_ports();
         let help = "Add `protocol: UDP` to the port; Kubernetes assumes TCP.";
         let report = |out: &mut Vec<Finding>, file, port: &Node, what: String| {
             let span = port_span(port);

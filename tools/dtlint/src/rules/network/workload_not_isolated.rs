@@ -156,7 +156,7 @@ mod tests {
         let pod = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: gc}\nspec:\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: gc}\n    spec: {containers: [{name: gc}]}\n";
         std::fs::write(dir.path().join("d.yaml"), pod).unwrap();
         std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
-        crate::rules::testing::check_dir(&WorkloadNotIsolated, dir.path(), &Config::defaults())
+        crate::rules::testing::check_dir(&WorkloadNotIsolated, dir.path(), &Config::dark_tower())
     }
 
     #[test]

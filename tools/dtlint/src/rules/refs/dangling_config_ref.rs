@@ -361,7 +361,7 @@ mod tests {
         let cert = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: mc}\nspec: {secretName: mc-tls}\n";
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
         std::fs::write(dir.path().join("certificate.yaml"), cert).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&DanglingConfigRef, dir.path(), &config);
         let messages: Vec<_> = out.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(
@@ -401,7 +401,7 @@ mod cnpg_tests {
         let cluster = "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata: {name: pg}\nspec: {instances: 1}\n";
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
         std::fs::write(dir.path().join("cluster.yaml"), cluster).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         // The Secret names reported missing, sorted.
         let missing = || {
             let out = crate::rules::testing::check_dir(&DanglingConfigRef, dir.path(), &config);

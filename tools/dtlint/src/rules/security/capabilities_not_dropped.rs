@@ -118,7 +118,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mc}\nspec:\n  containers:\n    - name: mc\n      securityContext:\n        capabilities:\n          add: [NET_BIND_SERVICE]\n";
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&CapabilitiesNotDropped, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(

@@ -115,7 +115,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: redis}\nspec:\n  securityContext: {runAsUser: 999}\n  containers:\n    - name: redis\n";
         std::fs::write(dir.path().join("pod.yaml"), pod).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&RunAsRoot, dir.path(), &config);
         let messages: Vec<_> = out.iter().map(|f| f.message.as_str()).collect();
         assert_eq!(

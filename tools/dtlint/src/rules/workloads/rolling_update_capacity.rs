@@ -140,7 +140,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mh}\nspec:\n  strategy:\n    rollingUpdate:\n      maxSurge: 1\n";
         std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&RollingUpdateCapacity, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(

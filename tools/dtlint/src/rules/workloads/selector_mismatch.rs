@@ -116,7 +116,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mh}\nspec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: mh\n      app.kubernetes.io/instance: mh-base\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: mh\n        app.kubernetes.io/instance: mh-dev\n";
         std::fs::write(dir.path().join("deployment.yaml"), d).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&SelectorMismatch, dir.path(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(

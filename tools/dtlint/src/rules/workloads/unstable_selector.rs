@@ -108,7 +108,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: mc}\nspec:\n  selector:\n    matchLabels: {app.kubernetes.io/name: mc}\n    matchExpressions:\n      - {key: app.kubernetes.io/version, operator: In, values: [\"1\"]}\n";
         std::fs::write(dir.path().join("pdb.yaml"), pdb).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
         let found: Vec<_> = out
             .iter()
@@ -134,7 +134,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: mh-0}\nspec:\n  selector:\n    app.kubernetes.io/name: mh\n    statefulset.kubernetes.io/pod-name: mh-0\n    apps.kubernetes.io/pod-index: \"0\"\n";
         std::fs::write(dir.path().join("service.yaml"), svc).unwrap();
-        let config = Config::defaults();
+        let config = Config::dark_tower();
         let out = crate::rules::testing::check_dir(&UnstableSelector, dir.path(), &config);
         assert!(out.is_empty(), "{out:?}");
         let sts = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: mh}\nspec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: mh\n      statefulset.kubernetes.io/pod-name: mh-0\n";
