@@ -13,6 +13,7 @@ use crate::source::FileId;
 use crate::workspace::{Role, Workspace};
 
 mod budgets;
+pub mod created;
 pub mod namespaces;
 mod ordinals;
 mod resource;
@@ -20,6 +21,7 @@ mod selector;
 mod stages;
 
 pub use crate::workspace::generators::{ConfigKind, ConfigObject};
+pub use created::Created;
 pub use namespaces::{NamespaceSetter, Namespaces};
 pub(crate) use ordinals::position_in;
 pub use ordinals::statefulset_ordinal;
@@ -143,6 +145,17 @@ pub struct Index<'a> {
     /// Every Secret in a source file, patches included, computed once for
     /// the SOPS rules that share it (see `rules::sops::source_secrets`).
     pub(crate) source_secrets: std::sync::OnceLock<Vec<Resource<'a>>>,
+    /// What controllers create from the objects (see [`created`]),
+    /// computed on first use.
+    created: std::sync::OnceLock<Vec<Created>>,
+}
+
+/// Can `a` and `b` meet: in the same environment, or either outside all?
+pub fn same_env(a: &Resource<'_>, b: &Resource<'_>) -> bool {
+    match (a.env, b.env) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
 }
 
 /// Pod labels of the pods a CloudNativePG object makes, as a YAML mapping
@@ -362,6 +375,7 @@ impl<'a> Index<'a> {
             object_ids: Vec::new(),
             budgets: std::sync::OnceLock::new(),
             source_secrets: std::sync::OnceLock::new(),
+            created: std::sync::OnceLock::new(),
         };
         index.build_lookups();
         index

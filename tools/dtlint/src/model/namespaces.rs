@@ -31,14 +31,19 @@ pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> 
         .map(|r| r.path.as_path())
         .collect();
     let mut out = HashMap::new();
-    let mut roots: Vec<&crate::kustomize::Kustomization> = ws
+    let mut roots: Vec<(&crate::kustomize::Kustomization, Option<NamespaceSetter>)> = ws
         .kustomizations
         .iter()
         .filter(|k| !listed.contains(k.dir.as_path()))
+        .map(|k| (k, None))
         .collect();
-    roots.sort_by_key(|k| ws.sources.get(k.file).path.clone());
-    for root in roots {
-        let mut stack = vec![(root, None::<NamespaceSetter>)];
+    roots.sort_by_key(|(k, _)| ws.sources.get(k.file).path.clone());
+    // A Flux Kustomization's `targetNamespace` is the outermost setter of
+    // the kustomization its `spec.path` builds: first, so it wins.
+    let mut flux = flux_target_namespaces(ws);
+    flux.sort_by_key(|(k, _)| ws.sources.get(k.file).path.clone());
+    for (root, outer) in flux.into_iter().chain(roots) {
+        let mut stack = vec![(root, outer)];
         let mut seen = rustc_hash::FxHashSet::default();
         while let Some((k, outer)) = stack.pop() {
             if !seen.insert(k.file) {
@@ -67,6 +72,50 @@ pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> 
                 } else if let (Some(id), Some(s)) = (ws.sources.find_abs(&r.path), &setter) {
                     out.entry(id).or_insert_with(|| s.clone());
                 }
+            }
+        }
+    }
+    out
+}
+
+/// The kustomizations that Flux Kustomizations of this repository build
+/// (`spec.path`, from the root) with a `targetNamespace`, and that setter.
+fn flux_target_namespaces(
+    ws: &Workspace,
+) -> Vec<(&crate::kustomize::Kustomization, Option<NamespaceSetter>)> {
+    let mut out = Vec::new();
+    for (id, _) in ws.sources.iter() {
+        for doc in &ws.parsed(id).documents {
+            let r = &doc.root;
+            let is_flux = r
+                .get("apiVersion")
+                .and_then(dtlint_yaml::Node::as_str)
+                .is_some_and(|a| a.starts_with("kustomize.toolkit.fluxcd.io/"));
+            if !is_flux
+                || r.get("kind").and_then(dtlint_yaml::Node::as_str) != Some("Kustomization")
+            {
+                continue;
+            }
+            let (Some(path), Some(target)) = (
+                r.path(&["spec", "path"])
+                    .and_then(dtlint_yaml::Node::as_str),
+                r.path(&["spec", "targetNamespace"]),
+            ) else {
+                continue;
+            };
+            let Some(namespace) = target.as_str() else {
+                continue;
+            };
+            let dir = crate::kustomize::normalize(&ws.root, path);
+            if let Some(k) = ws.kustomization_in(&dir) {
+                out.push((
+                    k,
+                    Some(NamespaceSetter {
+                        namespace: namespace.to_string(),
+                        file: id,
+                        span: target.span,
+                    }),
+                ));
             }
         }
     }

@@ -14,7 +14,11 @@ declare_rule! {
     /// or `chartRef`, and the `dependsOn` entries of both (which name
     /// objects of the same kind). A reference without `namespace` means the
     /// referring object's namespace; objects of different environments
-    /// never resolve each other.
+    /// never resolve each other. Objects that controllers create count as
+    /// declared: the source and Kustomization of `flux bootstrap` (a
+    /// `flux-system/gotk-sync.yaml`, even a placeholder) or of a
+    /// flux-operator `FluxInstance` sync, and an `ArtifactGenerator`'s
+    /// `ExternalArtifact`s.
     ///
     /// ## Why is this bad?
     /// Flux waits for the missing source or dependency forever
@@ -86,6 +90,11 @@ fn check_ref(
     let ns = re
         .namespace
         .map_or_else(|| namespaces.of(r), str::to_string);
+    // Made by a controller (bootstrap, a FluxInstance, an
+    // ArtifactGenerator): it will exist.
+    if ctx.index.made_by(r, (group, kind), re.name, &ns).is_some() {
+        return;
+    }
     merged.add(
         Finding::new(
             FluxRefUnresolved::META.id,

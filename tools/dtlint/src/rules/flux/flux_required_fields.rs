@@ -7,16 +7,18 @@ use crate::rules::{Context, Rule, RuleMeta, declare_rule};
 
 declare_rule! {
     /// ## What it does
-    /// Reports Flux objects that lack a field they need: a Kustomization's
-    /// `interval`, `path`, `prune` and `sourceRef` (`kind`, `name`); a
-    /// HelmRelease's `interval` and `chart.spec` `chart`, `version` and
-    /// `sourceRef` (or a `chartRef`); a source's `interval` and `url`.
+    /// Reports Flux objects that lack a field their CRD requires: a
+    /// Kustomization's `interval`, `prune` and `sourceRef` (`kind`,
+    /// `name`); a HelmRelease's `interval` and `chart.spec` `chart` and
+    /// `sourceRef` (or a `chartRef`); a GitRepository's or OCIRepository's
+    /// `interval` and `url`, a HelmRepository's `url`, a Bucket's
+    /// `interval`, `bucketName` and `endpoint`. Optional fields are not
+    /// required: a Kustomization without `path` builds the source's root,
+    /// and a chart without `version` is `helm-chart-unpinned`'s finding.
     ///
     /// ## Why is this bad?
-    /// The API server rejects an object without its required fields, and
-    /// the others have defaults that surprise: no `path` builds the whole
-    /// repository, no `prune` leaves deleted objects running, no chart
-    /// `version` installs whatever is newest.
+    /// The API server rejects an object without its required fields, so
+    /// Flux never reconciles it, and nothing that depends on it.
     ///
     /// ## Example
     /// ```yaml
@@ -43,7 +45,7 @@ declare_rule! {
         id: "flux-required-fields",
         category: "flux",
         severity: Error,
-        summary: "a Flux object lacks a required field (interval, path, prune, sourceRef, chart version, url)",
+        summary: "a Flux object lacks a field its CRD requires (interval, prune, sourceRef, chart, url)",
     }
 }
 
@@ -52,7 +54,6 @@ fn required(group: &str, kind: &str, spec: Option<&Node>) -> Vec<&'static [&'sta
     match (group, kind) {
         ("kustomize", "Kustomization") => vec![
             &["interval"],
-            &["path"],
             &["prune"],
             &["sourceRef", "kind"],
             &["sourceRef", "name"],
@@ -63,13 +64,11 @@ fn required(group: &str, kind: &str, spec: Option<&Node>) -> Vec<&'static [&'sta
         ("helm", "HelmRelease") => vec![
             &["interval"],
             &["chart", "spec", "chart"],
-            &["chart", "spec", "version"],
             &["chart", "spec", "sourceRef", "kind"],
             &["chart", "spec", "sourceRef", "name"],
         ],
-        ("source", "GitRepository" | "HelmRepository" | "OCIRepository") => {
-            vec![&["interval"], &["url"]]
-        }
+        ("source", "GitRepository" | "OCIRepository") => vec![&["interval"], &["url"]],
+        ("source", "HelmRepository") => vec![&["url"]],
         ("source", "Bucket") => vec![&["interval"], &["bucketName"], &["endpoint"]],
         _ => Vec::new(),
     }
@@ -129,10 +128,13 @@ mod tests {
     fn missing_fields_point_at_their_parent() {
         let hr = "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: loki, namespace: monitoring}\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: loki\n      sourceRef: {kind: HelmRepository, name: grafana}\n";
         let out = run(&FluxRequiredFields, &[("hr.yaml", hr)]);
+        assert!(out.is_empty(), "a version is optional: {out:?}");
+        let no_chart = hr.replace("      chart: loki\n", "");
+        let out = run(&FluxRequiredFields, &[("hr.yaml", &no_chart)]);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].message,
-            "HelmRelease/loki has no spec.chart.spec.version"
+            "HelmRelease/loki has no spec.chart.spec.chart"
         );
         assert_eq!(out[0].primary.span.start.line, 7, "at `spec:` under chart");
         let ks = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: a}\nspec:\n  interval: 10m\n  path: ./x\n  prune: false\n  sourceRef: {kind: GitRepository, name: flux-system}\n";

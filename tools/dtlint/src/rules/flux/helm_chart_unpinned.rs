@@ -8,9 +8,12 @@ declare_rule! {
     /// Reports a HelmRelease whose chart is not a pinned release of a Helm
     /// repository: `chart.spec.sourceRef` must be a `HelmRepository`, and
     /// `chart.spec.version` an exact version (`1.43.0`, `2026.6.3`), not a
-    /// range (`>=1.0.0`, `^1.2`, `~1.2.0`, `1.x`) or `*`. A missing version
-    /// is `flux-required-fields`' finding; a repository that is not
-    /// declared is `flux-ref-unresolved`'s.
+    /// range (`>=1.0.0`, `^1.2`, `~1.2.0`, `1.x`) or `*`, and not missing
+    /// (Flux then installs the newest). A missing version is judged where
+    /// an environment applies the HelmRelease (a rendered overlay, or a
+    /// file in an environment's directory), so a base whose overlays set
+    /// it is not reported. A repository that is not declared is
+    /// `flux-ref-unresolved`'s.
     ///
     /// ## Why is this bad?
     /// A range upgrades the platform whenever upstream publishes, without a
@@ -87,6 +90,25 @@ impl Rule for HelmChartUnpinned {
                 );
             }
             let Some(version) = chart.get("version") else {
+                // Flux installs the newest release. A base that overlays
+                // give a version is judged where an environment applies it
+                // (rendered, or in its directory), not alone.
+                if r.env.is_some() {
+                    let at = r
+                        .spec()
+                        .and_then(|s| s.get("chart"))
+                        .and_then(|c| c.entry("spec"))
+                        .map_or(chart.span, |e| e.key.span);
+                    merged.add(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, at, "no `version` here"),
+                            format!("chart of {} has no version: Flux installs the newest", r.id()),
+                        )
+                        .help("Pin the exact chart version (e.g. `1.43.0`) and upgrade it with a commit."),
+                        r.env,
+                    );
+                }
                 continue;
             };
             let text = version.as_scalar().map_or("", |s| s.text.as_str());

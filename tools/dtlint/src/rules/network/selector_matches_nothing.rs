@@ -10,7 +10,10 @@ declare_rule! {
     /// Service) among the objects checked: Service `spec.selector`,
     /// PodDisruptionBudget `spec.selector`, NetworkPolicy `spec.podSelector`
     /// and its `from`/`to` pod selectors (those without a
-    /// `namespaceSelector`), and ServiceMonitor `spec.selector`.
+    /// `namespaceSelector`), and ServiceMonitor `spec.selector`. In a
+    /// namespace a Flux `HelmRelease` installs a chart into, the chart makes
+    /// pods and Services dtlint cannot see, so selectors there are not
+    /// judged.
     ///
     /// ## Why is this bad?
     /// Nothing fails: the Service has no endpoints, the budget protects
@@ -100,6 +103,21 @@ impl Rule for SelectorMatchesNothing {
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let idx = ctx.index;
+        if !matches!(
+            r.kind,
+            "Service" | "PodDisruptionBudget" | "NetworkPolicy" | "ServiceMonitor"
+        ) {
+            return;
+        }
+        // A chart installed into this namespace makes pods and Services
+        // dtlint cannot see: whether the selector matches them is
+        // unverifiable, not false.
+        if idx
+            .chart_objects_in(r, &crate::model::Namespaces::new(idx).of(r))
+            .is_some()
+        {
+            return;
+        }
         let any_pod = |r: &Resource<'_>, sel: &Selector<'_>| !idx.pods_matching(sel, r).is_empty();
         match r.kind {
             "Service" | "PodDisruptionBudget" => {

@@ -17,8 +17,10 @@ declare_rule! {
     /// cert-manager `Certificate`s (`spec.secretName`) and CloudNativePG
     /// `Cluster`s (`<cluster>-ca`, `-server`, `-replication`, `-app` unless
     /// `bootstrap.initdb.secret` names its own, `-superuser` with
-    /// `enableSuperuserAccess`). References marked
-    /// `optional: true` are skipped.
+    /// `enableSuperuserAccess`), `ExternalSecret`s (their target) and
+    /// `ClusterExternalSecret`s. In a namespace a Flux `HelmRelease`
+    /// installs a chart into, a Secret may be the chart's: unverifiable, so
+    /// not reported. References marked `optional: true` are skipped.
     ///
     /// ## Why is this bad?
     /// The pod is created but its container never starts
@@ -56,48 +58,6 @@ fn is_optional(n: &Node) -> bool {
     n.get("optional").and_then(Node::as_bool) == Some(true)
 }
 
-/// True when a cert-manager Certificate visible from `from` writes its
-/// certificate into the Secret `name` (keys `tls.crt`, `tls.key`, `ca.crt`).
-fn certificate_makes(ctx: &Context<'_>, name: &str, from: &Resource<'_>) -> bool {
-    ctx.index.of_kind("Certificate").any(|c| {
-        c.group() == "cert-manager.io"
-            && ctx.index.same_namespace(c, from)
-            && c.spec()
-                .and_then(|s| s.get("secretName"))
-                .and_then(Node::as_str)
-                == Some(name)
-    })
-}
-
-/// True when a CloudNativePG Cluster visible from `from` makes the Secret
-/// `name` (the operator's naming, CloudNativePG 1.2x).
-fn cnpg_makes(ctx: &Context<'_>, name: &str, from: &Resource<'_>) -> bool {
-    ctx.index.of_kind("Cluster").any(|c| {
-        if c.group() != "postgresql.cnpg.io" || !ctx.index.same_namespace(c, from) {
-            return false;
-        }
-        let Some(suffix) = name
-            .strip_prefix(c.name)
-            .and_then(|rest| rest.strip_prefix('-'))
-        else {
-            return false;
-        };
-        let spec = c.spec();
-        match suffix {
-            "ca" | "server" | "replication" => true,
-            "app" => spec
-                .and_then(|s| s.path(&["bootstrap", "initdb", "secret", "name"]))
-                .is_none(),
-            "superuser" => {
-                spec.and_then(|s| s.get("enableSuperuserAccess"))
-                    .and_then(Node::as_bool)
-                    == Some(true)
-            }
-            _ => false,
-        }
-    })
-}
-
 /// One `name` (and `key`) reference to a ConfigMap or Secret.
 struct Ref<'n> {
     kind: ConfigKind,
@@ -128,10 +88,12 @@ fn check_ref(ctx: &Context<'_>, r: &Resource<'_>, reference: &Ref<'_>, out: &mut
         return;
     };
     let objects: Vec<_> = ctx.index.config_objects(kind, name, r).collect();
-    // Asked only when no object has the name: each question scans the
-    // repository's Certificates and Clusters.
+    // Asked only when no object has the name (see `model::created`).
     let made_by_controller = || {
-        kind == ConfigKind::Secret && (certificate_makes(ctx, name, r) || cnpg_makes(ctx, name, r))
+        let ns = crate::model::Namespaces::new(ctx.index).of(r);
+        kind == ConfigKind::Secret
+            && (ctx.index.made_by(r, ("", "Secret"), name, &ns).is_some()
+                || ctx.index.chart_objects_in(r, &ns).is_some())
     };
     if objects.is_empty() && !made_by_controller() {
         // The name meant is one defined next to the reference: in the same

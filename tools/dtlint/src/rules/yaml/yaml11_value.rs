@@ -61,11 +61,51 @@ impl Rule for Yaml11Value {
             out.push(
                 Finding::new(
                     Self::META.id,
-                    Label::new(r.file, v.span, format!("Kubernetes reads this as {reading}")),
+                    Label::new(
+                        r.file,
+                        v.span,
+                        format!("Kubernetes reads this as {reading}"),
+                    ),
                     format!("`{text}` means different things in YAML 1.1 and 1.2"),
                 )
-                .help(format!("Quote it (`\"{text}\"`) if a string is meant, or write the value in a form both versions agree on.")),
+                .help(help(text)),
             );
         }
+    }
+}
+/// How to write `text` so both YAML versions agree. A leading-zero number
+/// is most often a file mode (`defaultMode: 0644`), an integer field:
+/// quoting it would make it a string the API server rejects, so the
+/// decimal value comes first.
+fn help(text: &str) -> String {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let octal = digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b));
+    match i64::from_str_radix(digits, 8) {
+        Ok(value) if octal => {
+            let sign = if text.starts_with('-') { "-" } else { "" };
+            format!(
+                "If this is a number (a file mode such as `defaultMode`), write it in decimal, `{sign}{value}`, which both versions read alike; quote it (`\"{text}\"`) only if a string is meant."
+            )
+        }
+        _ => format!(
+            "Quote it (`\"{text}\"`) if a string is meant, or write the value in a form both versions agree on."
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::help;
+
+    #[test]
+    fn octal_numbers_are_given_in_decimal_first() {
+        assert!(help("0775").contains("`509`"), "{}", help("0775"));
+        assert!(help("0644").starts_with("If this is a number"));
+        assert!(help("-010").contains("`-8`"), "{}", help("-010"));
+        // Not octal (8, 9): YAML 1.1 reads it as a decimal or a string.
+        assert!(help("0789").starts_with("Quote it"));
+        assert!(help("yes").starts_with("Quote it"));
     }
 }
