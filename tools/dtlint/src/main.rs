@@ -145,10 +145,31 @@ struct CheckArgs {
     /// Check source files only; do not build the environments' overlays.
     #[arg(long)]
     no_render: bool,
-    /// Rebuild every overlay instead of reusing cached builds
-    /// (cache: `.dtlint-cache/` in the repository, or `DTLINT_CACHE_DIR`).
+    /// Rebuild every overlay instead of reusing cached builds.
     #[arg(long)]
     no_cache: bool,
+    /// Where overlay builds are cached (default: `DTLINT_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/dtlint`, else `~/.cache/dtlint`; never inside the
+    /// repository unless you say so).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+/// The build cache: `--cache-dir`, `DTLINT_CACHE_DIR`, the platform cache
+/// directory, else a directory under the system's temporary one. Entries
+/// are keyed by the content of every file a build reads, so repositories
+/// share it safely.
+fn cache_dir(flag: Option<&Path>) -> PathBuf {
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    flag.map(Path::to_path_buf)
+        .or_else(|| env("DTLINT_CACHE_DIR"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("dtlint")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/dtlint")))
+        .unwrap_or_else(|| std::env::temp_dir().join("dtlint-cache"))
 }
 
 fn main() -> ExitCode {
@@ -195,10 +216,7 @@ fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
     };
     let render = engine::RenderOptions {
         enabled: !args.no_render,
-        cache_dir: Some(
-            std::env::var_os("DTLINT_CACHE_DIR")
-                .map_or_else(|| root.join(".dtlint-cache"), PathBuf::from),
-        ),
+        cache_dir: Some(cache_dir(None)),
         only_env: args.env.clone(),
     };
     let (ws, notes) =
@@ -500,10 +518,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     let render = engine::RenderOptions {
         enabled: !args.no_render,
-        cache_dir: (!args.no_cache).then(|| {
-            std::env::var_os("DTLINT_CACHE_DIR")
-                .map_or_else(|| root.join(".dtlint-cache"), PathBuf::from)
-        }),
+        cache_dir: (!args.no_cache).then(|| cache_dir(args.cache_dir.as_deref())),
         only_env: args.env.clone(),
     };
     let (mut ws, notes) =

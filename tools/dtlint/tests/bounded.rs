@@ -492,3 +492,63 @@ fn builds_run_with_collection_off_unless_the_user_says_otherwise() {
         ["GOGC=200 GOMEMLIMIT=1GiB GOMAXPROCS=4"]
     );
 }
+
+#[test]
+fn the_cache_lives_outside_the_repository() {
+    let (_tmp, root) = repo_with_overlay("", "resources:\n  - configmap.yaml\n");
+    let scratch = tempfile::tempdir().unwrap();
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let before = list_tree(&root);
+    let run = |extra: &[&str]| {
+        let out = Command::new(DTLINT)
+            .args(["check", "--format", "json"])
+            .args(extra)
+            .current_dir(&root)
+            .env("DTLINT_KUSTOMIZE", fake_kustomize())
+            .env("FAKE_KUSTOMIZE_LOG", scratch.path().join("log"))
+            .env("HOME", &home)
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("DTLINT_CACHE_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some(), "{out:?}");
+    };
+    run(&[]);
+    assert_eq!(
+        list_tree(&root),
+        before,
+        "nothing written into the repository"
+    );
+    let cached = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(cached(&home.join(".cache/dtlint")), 1);
+    let chosen = scratch.path().join("chosen");
+    run(&["--cache-dir", chosen.to_str().unwrap()]);
+    assert_eq!(cached(&chosen), 1);
+    assert_eq!(list_tree(&root), before);
+}
+
+/// Every path under `dir`, sorted.
+fn list_tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
