@@ -522,13 +522,11 @@ fn the_cache_lives_outside_the_repository() {
         "nothing written into the repository"
     );
     let cached = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
-                    .count()
-            })
-            .unwrap_or(0)
+        std::fs::read_dir(dir).map_or(0, |rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+                .count()
+        })
     };
     assert_eq!(cached(&home.join(".cache/dtlint")), 1);
     let chosen = scratch.path().join("chosen");
