@@ -22,6 +22,7 @@ pub mod diag;
 pub mod docs;
 pub mod engine;
 pub mod flux;
+pub mod init;
 pub mod kustomize;
 pub mod model;
 pub mod netpol;

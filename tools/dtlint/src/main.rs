@@ -54,6 +54,15 @@ enum Command {
     Sops(SopsCommand),
     /// Print the traffic the NetworkPolicies allow: rows from, columns to, cells ports.
     Graph(GraphArgs),
+    /// Write a commented dtlint.toml with the environments found (clusters/*).
+    Init {
+        /// Replace an existing dtlint.toml.
+        #[arg(long)]
+        force: bool,
+        /// Print the configuration instead of writing it.
+        #[arg(long)]
+        stdout: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -188,6 +197,7 @@ fn main() -> ExitCode {
         }
         Command::Explain { rule } => explain(&rule),
         Command::Sops(cmd) => sops(&cmd),
+        Command::Init { force, stdout } => init(force, stdout),
         Command::Graph(args) => match graph(&args) {
             Ok(code) => code,
             Err(msg) => {
@@ -199,6 +209,38 @@ fn main() -> ExitCode {
 }
 
 /// `dtlint graph`: the allowed-traffic matrix of every environment.
+/// `dtlint init`: the repository's `dtlint.toml`, from what dtlint finds.
+fn init(force: bool, stdout: bool) -> ExitCode {
+    let Ok(cwd) = std::env::current_dir() else {
+        eprintln!("dtlint: cannot read the current directory");
+        return ExitCode::from(2);
+    };
+    let root = find_root(&cwd);
+    let text = dtlint::init::config_text(&root);
+    if stdout {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    let path = root.join(config::FILE_NAME);
+    if path.exists() && !force {
+        eprintln!(
+            "dtlint: {} exists; `dtlint init --stdout` prints what it would write, `--force` replaces it",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
+    match std::fs::write(&path, text) {
+        Ok(()) => {
+            eprintln!("dtlint: wrote {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dtlint: cannot write {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
@@ -210,10 +252,11 @@ fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
         None => cwd.clone(),
     };
     let root = find_root(&start);
-    let config = match config::find(&start).filter(|p| p.starts_with(&root)) {
+    let mut config = match config::find(&start).filter(|p| p.starts_with(&root)) {
         Some(p) => load_config(&p, &cwd)?,
         None => Config::defaults(),
     };
+    config.discover_environments(&root);
     let render = engine::RenderOptions {
         enabled: !args.no_render,
         cache_dir: Some(cache_dir(None)),
@@ -486,13 +529,14 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         }
     };
 
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(p) => load_config(p, &cwd)?,
         None => match config::find(&start).filter(|p| p.starts_with(&root)) {
             Some(p) => load_config(&p, &cwd)?,
             None => Config::defaults(),
         },
     };
+    let discovered = config.discover_environments(&root);
     for warning in config.warnings(&root) {
         eprintln!("dtlint: {warning}");
     }
@@ -529,6 +573,21 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     if let Some(why) = &notes.render_skipped {
         eprintln!("dtlint: note: {why}");
+    }
+    if !discovered.is_empty() && !args.no_render {
+        let clusters = match discovered.as_slice() {
+            [one] => format!("clusters/{one}"),
+            many => format!("clusters/{{{}}}", many.join(",")),
+        };
+        eprintln!(
+            "dtlint: note: no environments declared in dtlint.toml: rendering what the Flux Kustomizations of {clusters} apply (`dtlint init` writes them down to adjust)"
+        );
+    }
+    for n in &notes.not_built {
+        eprintln!(
+            "dtlint: note: {}: {} not rendered: {}",
+            n.env, n.what, n.why
+        );
     }
     // Decrypt SOPS files before the check stage; rules never see the key.
     match dtlint::sops_index::identities_from_env().map_err(|e| e.to_string())? {

@@ -163,12 +163,14 @@ fn a_missing_pdb_is_found_in_the_base_and_the_broken_builds_named() {
 #[test]
 fn the_cli_says_how_many_overlays_it_built_and_reuses_them_from_the_cache() {
     let dir = copy();
+    // A cache of its own: the default one (~/.cache/dtlint) is shared.
+    let cache = tempfile::tempdir().unwrap();
     let run = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_dtlint"))
             .arg("check")
             .current_dir(dir.path())
             .env_remove("SOPS_AGE_KEY_FILE")
-            .env_remove("DTLINT_CACHE_DIR")
+            .env("DTLINT_CACHE_DIR", cache.path())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0));

@@ -96,7 +96,10 @@ impl<'de> Deserialize<'de> for Level {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
-    /// Directory holding one overlay per service, e.g. `overlays/production`.
+    /// Directory holding one overlay per service, e.g. `overlays/production`;
+    /// empty (the default): wherever the cluster's Flux Kustomizations
+    /// point.
+    #[serde(default)]
     pub overlays: String,
     /// Flux cluster directory, e.g. `clusters/production`.
     #[serde(default)]
@@ -111,6 +114,9 @@ pub struct Environment {
     /// (`app.kubernetes.io/name`), with `"*"` for every other service.
     #[serde(default)]
     pub resources: BTreeMap<String, Sizing>,
+    /// Found by [`Config::discover_environments`], not declared.
+    #[serde(skip)]
+    pub discovered: bool,
 }
 
 /// Requests and limits, e.g. `requests = { cpu = "50m", memory = "128Mi" }`.
@@ -459,6 +465,37 @@ impl Config {
         Ok(config)
     }
 
+    /// Without declared environments, one per Flux cluster directory
+    /// (`clusters/<name>/`), the layout `flux bootstrap` writes: its Flux
+    /// Kustomizations say which overlays the cluster applies. Returns the
+    /// names found; none when `dtlint.toml` declares environments.
+    pub fn discover_environments(&mut self, root: &Path) -> Vec<String> {
+        if !self.environments.is_empty() {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(root.join("clusters"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in &names {
+            self.environments.insert(
+                name.clone(),
+                Environment {
+                    cluster: Some(format!("clusters/{name}")),
+                    discovered: true,
+                    ..Environment::default()
+                },
+            );
+            self.environment_order.push(name.clone());
+        }
+        names
+    }
+
     /// Environments in declaration order (see [`Config::environment_order`]).
     pub fn environments_in_order(&self) -> impl Iterator<Item = (&str, &Environment)> {
         let declared = self
@@ -486,7 +523,8 @@ impl Config {
         self.environments.iter().find_map(|(name, env)| {
             let dir = env.overlays.trim_end_matches('/');
             let cluster = env.cluster.as_deref().map(|c| c.trim_end_matches('/'));
-            let inside = |d: &str| path == d || path.starts_with(&format!("{d}/"));
+            let inside =
+                |d: &str| !d.is_empty() && (path == d || path.starts_with(&format!("{d}/")));
             (inside(dir) || cluster.is_some_and(inside)).then_some(name.as_str())
         })
     }

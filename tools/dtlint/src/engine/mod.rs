@@ -139,6 +139,9 @@ pub struct RenderOptions {
 pub struct PrepareNotes {
     /// Why rendered mode did not run, when it was wanted.
     pub render_skipped: Option<String>,
+    /// Flux Kustomizations of the environments' clusters whose overlays
+    /// were not built, and why.
+    pub not_built: Vec<crate::render::NotBuilt>,
     pub builds: usize,
     pub cached: usize,
     /// Sum of the build processes' wall times.
@@ -209,7 +212,8 @@ pub fn prepare(
                 );
             }
             Some(builder) => {
-                let mut targets = crate::render::targets(&ws, config);
+                let (mut targets, not_built) = crate::render::targets(&ws, config);
+                notes.not_built = not_built;
                 if let Some(env) = &render.only_env {
                     targets.retain(|t| &t.env == env);
                 }

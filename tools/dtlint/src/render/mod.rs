@@ -150,12 +150,26 @@ impl Builder {
     }
 }
 
-/// The overlays each environment applies: the `spec.path` of every Flux
-/// Kustomization under the environment's cluster directory that points into
-/// its overlay directory; without a cluster directory, every overlay under
-/// the environment's overlay directory.
-pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
+/// A Flux Kustomization dtlint did not build, and why.
+#[derive(Debug, Clone)]
+pub struct NotBuilt {
+    pub env: String,
+    /// "Kustomization flux-system/apps (clusters/production/apps.yaml)".
+    pub what: String,
+    pub why: String,
+}
+
+/// The overlays each environment applies, and the Flux Kustomizations of
+/// its cluster directory that name no overlay dtlint can build.
+///
+/// Each environment's overlays are the `spec.path` of every Flux
+/// Kustomization under its cluster directory that builds from this
+/// repository (see [`local_dir`]) and points into its overlay directory;
+/// without a cluster directory, every overlay under the overlay directory.
+pub fn targets(ws: &Workspace, config: &Config) -> (Vec<Target>, Vec<NotBuilt>) {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    let generators = artifact_generators(ws);
     for (env, e) in config.environments_in_order() {
         let overlay_root = ws.root.join(&e.overlays);
         let mut seen = BTreeSet::new();
@@ -174,14 +188,38 @@ pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
                     if !flux || r.get("kind").and_then(Node::as_str) != Some("Kustomization") {
                         continue;
                     }
-                    let Some(path_node) = r.path(&["spec", "path"]) else {
-                        continue;
+                    let what = || {
+                        let name = r
+                            .path(&["metadata", "name"])
+                            .and_then(Node::as_str)
+                            .unwrap_or("?");
+                        format!("Kustomization {name} ({})", f.path)
                     };
-                    let Some(path) = path_node.as_str() else {
-                        continue;
+                    let path_node = r.path(&["spec", "path"]);
+                    let path = path_node.and_then(Node::as_str).unwrap_or("./");
+                    let dir = match local_dir(ws, &generators, r, path) {
+                        Ok(dir) => dir,
+                        Err(why) => {
+                            skipped.push(NotBuilt {
+                                env: env.to_string(),
+                                what: what(),
+                                why,
+                            });
+                            continue;
+                        }
                     };
-                    let dir = kustomize::normalize(&ws.root, path);
-                    if !dir.starts_with(&overlay_root) || !has_kustomization(&dir) {
+                    if !dir.starts_with(&overlay_root) {
+                        continue;
+                    }
+                    if !has_kustomization(&dir) {
+                        skipped.push(NotBuilt {
+                            env: env.to_string(),
+                            what: what(),
+                            why: format!(
+                                "{} has no kustomization.yaml (kustomize-controller generates one); its files are checked as written",
+                                display_path(&ws.root, &dir)
+                            ),
+                        });
                         continue;
                     }
                     if seen.insert(dir.clone()) {
@@ -189,13 +227,13 @@ pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
                             env: env.to_string(),
                             display: display_path(&ws.root, &dir),
                             dir,
-                            requested_by: Some((id, path_node.span)),
+                            requested_by: Some((id, path_node.map_or(r.span, |n| n.span))),
                         });
                     }
                 }
             }
         }
-        if seen.is_empty() {
+        if seen.is_empty() && !e.discovered {
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(&overlay_root)
                 .into_iter()
                 .flatten()
@@ -217,7 +255,126 @@ pub fn targets(ws: &Workspace, config: &Config) -> Vec<Target> {
             }
         }
     }
+    (out, skipped)
+}
+
+/// One `copy` of an `ArtifactGenerator` artifact: files under `from` (a
+/// directory of this repository) land under `to` in the artifact.
+struct ArtifactCopy {
+    from: String,
+    to: String,
+}
+
+/// The artifacts of the ArtifactGenerators that copy from this repository
+/// (a source named `flux-system`), by artifact name.
+fn artifact_generators(ws: &Workspace) -> std::collections::HashMap<String, Vec<ArtifactCopy>> {
+    let mut out: std::collections::HashMap<String, Vec<ArtifactCopy>> =
+        std::collections::HashMap::new();
+    for (id, _) in ws.sources.iter() {
+        for doc in &ws.parsed(id).documents {
+            let r = &doc.root;
+            if r.get("kind").and_then(Node::as_str) != Some("ArtifactGenerator") {
+                continue;
+            }
+            let Some(spec) = r.get("spec") else { continue };
+            // The aliases of sources that are this repository.
+            let own: Vec<&str> = spec
+                .get("sources")
+                .into_iter()
+                .flat_map(Node::items)
+                .filter(|s| {
+                    s.get("name").and_then(Node::as_str) == Some("flux-system")
+                        && s.get("kind").and_then(Node::as_str) == Some("GitRepository")
+                })
+                .filter_map(|s| s.get("alias").and_then(Node::as_str))
+                .collect();
+            for a in spec.get("artifacts").into_iter().flat_map(Node::items) {
+                let Some(name) = a.get("name").and_then(Node::as_str) else {
+                    continue;
+                };
+                for c in a.get("copy").into_iter().flat_map(Node::items) {
+                    let (Some(from), Some(to)) = (
+                        c.get("from").and_then(Node::as_str),
+                        c.get("to").and_then(Node::as_str),
+                    ) else {
+                        continue;
+                    };
+                    // `@alias/dir/**` to `@artifact/dest/`: whole directories only.
+                    let Some((alias, rest)) =
+                        from.strip_prefix('@').and_then(|f| f.split_once('/'))
+                    else {
+                        continue;
+                    };
+                    let (Some(dir), Some(dest)) =
+                        (rest.strip_suffix("/**"), to.strip_prefix("@artifact/"))
+                    else {
+                        continue;
+                    };
+                    if own.contains(&alias) {
+                        out.entry(name.to_string()).or_default().push(ArtifactCopy {
+                            from: dir.trim_matches('/').to_string(),
+                            to: dest.trim_matches('/').to_string(),
+                        });
+                    }
+                }
+            }
+        }
+    }
     out
+}
+
+/// The directory of this repository a Flux Kustomization builds: its
+/// `spec.path` from the root when its source is this repository's
+/// `flux-system` GitRepository (what `flux bootstrap` and a FluxInstance
+/// sync), or mapped back through the `copy` of the ArtifactGenerator that
+/// makes its ExternalArtifact. Other sources (another repository, an OCI
+/// artifact, a bucket) are not in this repository: the reason.
+fn local_dir(
+    ws: &Workspace,
+    generators: &std::collections::HashMap<String, Vec<ArtifactCopy>>,
+    ks: &Node,
+    path: &str,
+) -> Result<PathBuf, String> {
+    let kind = ks
+        .path(&["spec", "sourceRef", "kind"])
+        .and_then(Node::as_str)
+        .unwrap_or("?");
+    let name = ks
+        .path(&["spec", "sourceRef", "name"])
+        .and_then(Node::as_str)
+        .unwrap_or("?");
+    match kind {
+        "GitRepository" if name == "flux-system" => Ok(kustomize::normalize(&ws.root, path)),
+        "ExternalArtifact" => {
+            let Some(copies) = generators.get(name) else {
+                return Err(format!(
+                    "its source, ExternalArtifact {name}, is made by no ArtifactGenerator copying from this repository"
+                ));
+            };
+            let want = path.trim_start_matches("./").trim_matches('/');
+            // The copy whose destination holds the path, the deepest first.
+            copies
+                .iter()
+                .filter_map(|c| {
+                    let rest = if c.to.is_empty() {
+                        want
+                    } else if want == c.to {
+                        ""
+                    } else {
+                        want.strip_prefix(&format!("{}/", c.to))?
+                    };
+                    Some((c.to.len(), format!("{}/{rest}", c.from)))
+                })
+                .max_by_key(|(depth, _)| *depth)
+                .map(|(_, repo_path)| kustomize::normalize(&ws.root, &repo_path))
+                .ok_or_else(|| {
+                    format!("`{path}` of ExternalArtifact {name} is copied from no directory of this repository")
+                })
+        }
+        _ => Err(format!(
+            "its source, {kind} {name}, is not this repository: its paths are not checked"
+        )),
+    }
 }
 
 pub(super) fn has_kustomization(dir: &Path) -> bool {

@@ -88,7 +88,11 @@ impl Workspace {
                 }
             }
             if let Some(service) = k.dir.file_name() {
-                for e in config.environments.values() {
+                for e in config
+                    .environments
+                    .values()
+                    .filter(|e| !e.overlays.is_empty())
+                {
                     kustomization_names(&mut facts, &self.root.join(&e.overlays).join(service));
                 }
             }
