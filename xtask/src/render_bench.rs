@@ -39,6 +39,7 @@ fn targets(root: &Path) -> Result<Vec<PathBuf>> {
     let ws = dtlint::workspace::Workspace::load(root, &[root.to_path_buf()], &config)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(dtlint::render::targets(&ws, &config)
+        .0
         .into_iter()
         .map(|t| t.dir)
         .collect())

@@ -428,3 +428,54 @@ fn house_conventions_apply_only_with_their_profile() {
     ));
     assert!(!v["findings"].as_array().unwrap().is_empty(), "{v}");
 }
+
+#[test]
+fn templates_are_not_judged_and_json_manifests_are() {
+    let dir = scratch(&[
+        // A Helm chart's templates: not manifests until Helm renders them.
+        ("chart/Chart.yaml", b"apiVersion: v2\nname: web\nversion: 1.0.0\n"),
+        (
+            "chart/templates/deployment.yaml",
+            b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n{{- if .Values.x }}\n",
+        ),
+        // A generator's template: the placeholder reads as a flow mapping.
+        (
+            "vitess/etcd-template.yaml",
+            b"apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: etcd-{{cell}}\nspec:\n  replicas: {{replicas}}\n",
+        ),
+        // A manifest in JSON.
+        (
+            "web.json",
+            br#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]}}"#,
+        ),
+        // Not a manifest.
+        ("package.json", br#"{"name": "x", "version": "1.0.0"}"#),
+    ]);
+    let (_, v) = run_json(check_in(dir.path(), &["--format", "json"]));
+    let files: std::collections::BTreeSet<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.into_iter().collect::<Vec<_>>(), ["web.json"], "{v}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "latest-tag"),
+        "{v}"
+    );
+    // `templates = "check"` judges them like any file.
+    std::fs::write(dir.path().join("dtlint.toml"), "templates = \"check\"\n").unwrap();
+    let (_, v) = run_json(check_in(dir.path(), &["--format", "json"]));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["location"]["file"] == "chart/templates/deployment.yaml"),
+        "{v}"
+    );
+}

@@ -92,6 +92,17 @@ impl<'de> Deserialize<'de> for Level {
     }
 }
 
+/// What to do with template files (see `workspace::templates`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Templates {
+    /// Not read: they are not manifests until a tool fills them in.
+    #[default]
+    Skip,
+    /// Read and checked like any YAML file.
+    Check,
+}
+
 /// One environment: where its overlays live and how strict it is.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -232,6 +243,10 @@ pub struct Config {
     /// `certificate-expiring`).
     #[serde(default)]
     pub certificates: Certificates,
+    /// Template files (`{{ }}` placeholders, a Helm chart's `templates/`):
+    /// `skip` (the default) or `check`.
+    #[serde(default)]
+    pub templates: Templates,
     /// Bounds on overlay builds (`[render]`: allow-paths, timeout-seconds,
     /// max-output-bytes); enforced by `render_guard`.
     #[serde(default)]

@@ -8,7 +8,9 @@
 //! `app.kubernetes.io` labels with `part-of: dark-tower`, selectors on the
 //! stable labels only, the seven-file service layout, an overlay per
 //! environment, config contracts, QUIC ports, `/health` probes of our own
-//! images). A rule a profile turns on can also be turned on alone in
+//! images, every workload selected by an allow NetworkPolicy, rollouts that
+//! keep full capacity, every probed or targeted port declared). A rule a
+//! profile turns on can also be turned on alone in
 //! `[rules]`.
 
 use serde::Deserialize;
@@ -22,6 +24,8 @@ pub const DARK_TOWER_RULES: &[&str] = &[
     "env-contract",
     "env-unused",
     "shared-migrated-database",
+    "workload-not-isolated",
+    "rolling-update-capacity",
 ];
 
 /// A set of conventions (`profile` in `dtlint.toml`).

@@ -321,6 +321,10 @@ pub fn run<'a>(input: impl Into<Stages<'a>>, config: &'a Config, selection: &Sel
     let mut suppressed = 0;
     let mut findings = Vec::with_capacity(raw.len());
     for mut f in raw {
+        // A template's placeholders are not defects (`workspace::templates`).
+        if ws.templates.contains(&f.primary.file) {
+            continue;
+        }
         // The rule loop above stamped each finding with its rule's default.
         let named = selection.only.iter().any(|o| o == f.rule);
         let Some(sev) = severity_for(config, f.rule, f.severity, &f.envs, named) else {

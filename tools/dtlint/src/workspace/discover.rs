@@ -17,6 +17,13 @@ pub fn is_yaml_name(name: &str) -> bool {
         || name == "Kustomization"
 }
 
+/// A JSON file: read as YAML (JSON is YAML) when it holds a manifest.
+pub fn is_json_name(name: &str) -> bool {
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
 fn first_invalid_utf8(bytes: &[u8]) -> Pos {
     let valid = match std::str::from_utf8(bytes) {
         Ok(_) => bytes.len(),
@@ -126,6 +133,7 @@ pub fn discover(
                     {
                         let name = entry.file_name().to_string_lossy();
                         if (is_yaml_name(&name)
+                            || is_json_name(&name)
                             || crate::terraform::is_terraform_name(&name)
                             || sops.wants(entry.path()))
                             && let Ok(mut v) = found.lock()
@@ -206,5 +214,5 @@ impl Discovery {
 /// returns that is not a YAML file.
 pub fn is_data_file(abs: &Path) -> bool {
     let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    !is_yaml_name(name) && !crate::terraform::is_terraform_name(name)
+    !is_yaml_name(name) && !is_json_name(name) && !crate::terraform::is_terraform_name(name)
 }

@@ -17,6 +17,7 @@ use crate::kustomize::{self, Kustomization, RefKind};
 pub mod discover;
 pub mod generators;
 pub mod paths;
+pub mod templates;
 
 use crate::source::{FileId, SourceFile, Sources, display_path};
 pub use discover::{discover, is_yaml_name};
@@ -68,6 +69,9 @@ pub struct Workspace {
     /// Parse results, indexed like `sources`.
     pub parsed: Vec<Parsed>,
     pub roles: Vec<Role>,
+    /// Template files (see [`templates`]): their objects count as declared,
+    /// but no finding points into them.
+    pub templates: rustc_hash::FxHashSet<FileId>,
     pub kustomizations: Vec<Kustomization>,
     /// Files that were found but not parsed (kept in `sources` with what
     /// text could be recovered, so findings can point at them).
@@ -111,36 +115,54 @@ impl Workspace {
         let limit = config.max_file_size;
         // Read, index lines and parse each file in one parallel pass.
         let parse_started = std::time::Instant::now();
-        let loaded: Vec<(SourceFile, Option<ReadProblem>, Parsed)> = files
+        let skip_templates = config.templates == crate::config::Templates::Skip;
+        let loaded: Vec<(SourceFile, Option<ReadProblem>, Parsed, bool)> = files
             .into_par_iter()
-            .map(|abs| {
+            .filter_map(|abs| {
                 let path = display_path(root, &abs);
-                match read_file(&abs, limit) {
+                Some(match read_file(&abs, limit) {
                     Ok(text) => {
+                        // JSON is read when it is a manifest, not for every
+                        // package.json or dashboard.
+                        let json = abs
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(discover::is_json_name);
+                        let manifest = text.contains("\"apiVersion\"") && text.contains("\"kind\"");
+                        if json && !manifest && !text.contains("\"sops\"") {
+                            return None;
+                        }
                         let f = SourceFile::new(path, abs, text);
                         let parsed = if is_data_file(&f.abs) || is_terraform(&f.abs) {
                             Parsed::default()
                         } else {
                             dtlint_yaml::parse(&f.text, &f.lines, Limits::default())
                         };
-                        (f, None, parsed)
+                        let template =
+                            skip_templates && templates::is_template(&f.abs, &f.text, &parsed);
+                        (f, None, parsed, template)
                     }
                     Err((problem, recovered)) => (
                         SourceFile::new(path, abs, recovered),
                         Some(problem),
                         Parsed::default(),
+                        false,
                     ),
-                }
+                })
             })
             .collect();
         let mut sources = Sources::default();
         sources.reserve(loaded.len());
         let mut unreadable = Vec::new();
         let mut parsed = Vec::with_capacity(loaded.len());
-        for (file, problem, p) in loaded {
+        let mut template_files = rustc_hash::FxHashSet::default();
+        for (file, problem, p, template) in loaded {
             let id = sources.add(file);
             if let Some(problem) = problem {
                 unreadable.push((id, problem));
+            }
+            if template {
+                template_files.insert(id);
             }
             parsed.push(p);
         }
@@ -159,6 +181,7 @@ impl Workspace {
             guard: crate::render_guard::Guard::new(root, &config.render, limit),
             paths: PathFacts::default(),
             unsafe_refs: Vec::new(),
+            templates: template_files,
         };
         stage("(roles)", || ws.assign_roles());
         ws.unsafe_refs = stage("(kustomize paths)", || {

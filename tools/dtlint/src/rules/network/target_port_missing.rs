@@ -1,5 +1,6 @@
 use dtlint_yaml::Node;
 
+use crate::config::Profile;
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
@@ -7,7 +8,10 @@ use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 declare_rule! {
     /// ## What it does
     /// Checks that a Service's `targetPort` (or `port`, when `targetPort` is
-    /// not set) is declared by a container of the pods the Service selects.
+    /// not set) is declared by a container of the pods the Service selects:
+    /// a name always, a number with `profile = "dark-tower"` (elsewhere
+    /// `ports:` is informational and an undeclared number may still be
+    /// listened on).
     ///
     /// ## Why is this bad?
     /// A named `targetPort` that no container declares gives the Service no
@@ -86,7 +90,10 @@ impl Rule for TargetPortMissing {
             let declared = pods
                 .iter()
                 .any(|w| w.main_containers().any(|c| c.declares_port(target)));
-            if declared {
+            // A number no container lists may still be listened on
+            // (`ports:` is informational); only the dark-tower profile asks
+            // every port to be declared. A name must be.
+            if declared || (is_number(target) && ctx.config.profile != Profile::DarkTower) {
                 continue;
             }
             let shown = target.as_scalar().map_or("?", |s| s.text.as_str());
@@ -116,6 +123,12 @@ impl Rule for TargetPortMissing {
             }
         }
     }
+}
+
+/// Is the port a number (not a name)?
+pub(crate) fn is_number(port: &Node) -> bool {
+    port.as_scalar()
+        .is_some_and(|s| !s.text.is_empty() && s.text.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
