@@ -575,9 +575,11 @@ impl<'a> Index<'a> {
                 node,
                 structured: true,
             }),
+            // A ReplicationController's and a DeploymentConfig's selector
+            // is a plain label map, the others' a LabelSelector.
             k if TEMPLATED.contains(&k) => Some(Selector {
                 node,
-                structured: k != "ReplicationController",
+                structured: !matches!(k, "ReplicationController" | "DeploymentConfig"),
             }),
             _ => None,
         }

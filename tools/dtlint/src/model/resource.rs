@@ -27,14 +27,17 @@ pub const STATEFULSET_POD_LABELS: [&str; 2] = [
     "apps.kubernetes.io/pod-index",
 ];
 
-/// Kinds whose pods come from `spec.template`.
-pub(super) const TEMPLATED: [&str; 6] = [
+/// Kinds whose pods come from `spec.template`: the built-in workloads,
+/// OpenShift's `DeploymentConfig` and Argo Rollouts' `Rollout`.
+pub(super) const TEMPLATED: [&str; 8] = [
     "Deployment",
     "StatefulSet",
     "DaemonSet",
     "ReplicaSet",
     "ReplicationController",
     "Job",
+    "DeploymentConfig",
+    "Rollout",
 ];
 
 /// The API group of an `apiVersion` (`apps` for `apps/v1`, empty for the

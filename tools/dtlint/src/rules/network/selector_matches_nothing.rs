@@ -10,7 +10,10 @@ declare_rule! {
     /// Service) among the objects checked: Service `spec.selector`,
     /// PodDisruptionBudget `spec.selector`, NetworkPolicy `spec.podSelector`
     /// and its `from`/`to` pod selectors (those without a
-    /// `namespaceSelector`), and ServiceMonitor `spec.selector`. In a
+    /// `namespaceSelector`), and ServiceMonitor `spec.selector` (in the
+    /// namespaces its `namespaceSelector.matchNames` lists, when it does:
+    /// a list that rules out the only Service the selector matches is
+    /// reported at the list). In a
     /// namespace a Flux `HelmRelease` installs a chart into, the chart makes
     /// pods and Services dtlint cannot see, so selectors there are not
     /// judged.
@@ -173,6 +176,42 @@ impl Rule for SelectorMatchesNothing {
                     .and_then(|s| s.path(&["namespaceSelector", "any"]))
                     .and_then(Node::as_bool)
                     == Some(true);
+                // `matchNames`: the Services must be in one of these.
+                let match_names = r
+                    .spec()
+                    .and_then(|s| s.path(&["namespaceSelector", "matchNames"]))
+                    .filter(|n| n.as_sequence().is_some());
+                if let Some(names_node) = match_names {
+                    let names: Vec<&str> = names_node.items().filter_map(Node::as_str).collect();
+                    let namespaces = crate::model::Namespaces::new(idx);
+                    let everywhere = idx.services_matching(&sel, r, true);
+                    let listed = everywhere
+                        .iter()
+                        .any(|s| names.contains(&namespaces.of(s).as_str()));
+                    if !sel.is_empty() && !listed {
+                        if let Some(s) = everywhere.first() {
+                            let ns = namespaces.of(s);
+                            out.push(
+                                Finding::new(
+                                    Self::META.id,
+                                    Label::new(r.file, names_node.span, format!("`{ns}` is not listed")),
+                                    format!(
+                                        "namespaceSelector of {} rules out {}, the Service its selector matches (namespace `{ns}`)",
+                                        r.id(),
+                                        s.id()
+                                    ),
+                                )
+                                .with(Label::new(s.file, s.anchor_span(), "matched here"))
+                                .help("Add the Service's namespace to `namespaceSelector.matchNames`, or remove the selector's namespace restriction."),
+                            );
+                        } else {
+                            report(out, r, &sel, "selector", &|s| {
+                                !idx.services_matching(s, r, true).is_empty()
+                            });
+                        }
+                    }
+                    return;
+                }
                 let found = !idx.services_matching(&sel, r, any_ns).is_empty();
                 if !sel.is_empty() && !found {
                     report(out, r, &sel, "selector", &|s| {
@@ -189,6 +228,39 @@ impl Rule for SelectorMatchesNothing {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn a_monitor_whose_namespaces_rule_out_its_service_is_reported_at_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: apps, labels: {app: web}}\nspec:\n  selector: {app: web}\n";
+        let sm = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: web, namespace: monitoring}\nspec:\n  namespaceSelector:\n    matchNames: [web]\n  selector:\n    matchLabels: {app: web}\n  endpoints: [{port: http}]\n";
+        std::fs::write(dir.path().join("service.yaml"), svc).unwrap();
+        std::fs::write(dir.path().join("monitor.yaml"), sm).unwrap();
+        let config = Config::defaults();
+        let out = crate::rules::testing::check_dir(&SelectorMatchesNothing, dir.path(), &config);
+        let monitor: Vec<_> = out
+            .iter()
+            .filter(|f| f.message.contains("ServiceMonitor"))
+            .collect();
+        assert_eq!(monitor.len(), 1, "{out:?}");
+        assert!(
+            monitor[0].message.contains("rules out Service/web"),
+            "{}",
+            monitor[0].message
+        );
+        assert_eq!(monitor[0].primary.span.start.line, 6);
+        // Listed: fine.
+        std::fs::write(
+            dir.path().join("monitor.yaml"),
+            sm.replace("[web]", "[apps]"),
+        )
+        .unwrap();
+        let out = crate::rules::testing::check_dir(&SelectorMatchesNothing, dir.path(), &config);
+        assert!(
+            out.iter().all(|f| !f.message.contains("ServiceMonitor")),
+            "{out:?}"
+        );
+    }
 
     #[test]
     fn points_at_the_label_that_matches_nothing() {

@@ -1,3 +1,5 @@
+use dtlint_yaml::Node;
+
 use crate::diag::{Finding, Label};
 use crate::model::Resource;
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
@@ -7,7 +9,8 @@ declare_rule! {
     /// Checks that the port of every probe (`httpGet`, `tcpSocket`, `grpc`)
     /// is declared in the container's `ports`: a name always, a number with
     /// `profile = "dark-tower"` (elsewhere `ports:` is informational and an
-    /// undeclared number may still be listened on).
+    /// undeclared number may still be listened on), and that it is not a
+    /// port the container declares `protocol: UDP`: every probe speaks TCP.
     ///
     /// ## Why is this bad?
     /// A probe on a port name the container does not declare is rejected by
@@ -57,6 +60,29 @@ impl Rule for ProbePortUndeclared {
                 let Some(port) = c.node.get(key).and_then(super::probe_port) else {
                     continue;
                 };
+                // Every probe speaks TCP (HTTP and gRPC over it): a port the
+                // container declares UDP never answers.
+                if let Some(udp) = c.ports().find(|p| {
+                    p.get("protocol").and_then(Node::as_str) == Some("UDP")
+                        && (port.as_i64().is_some_and(|n| {
+                            p.get("containerPort").and_then(Node::as_i64) == Some(n)
+                        }) || port
+                            .as_str()
+                            .is_some_and(|n| p.get("name").and_then(Node::as_str) == Some(n)))
+                }) {
+                    let shown = port.as_scalar().map_or("?", |s| s.text.as_str());
+                    let at = udp.get("protocol").map_or(udp.span, |n| n.span);
+                    out.push(
+                        Finding::new(
+                            Self::META.id,
+                            Label::new(r.file, port.span, "probed over TCP"),
+                            format!("{key} of container `{}` probes port `{shown}` over TCP, which the container declares UDP", c.name()),
+                        )
+                        .with(Label::new(r.file, at, "declared UDP here"))
+                        .help("Probe a TCP port of the container (a health or metrics port): a UDP port never accepts the probe's connection, so it always fails."),
+                    );
+                    continue;
+                }
                 // An undeclared number may still be listened on; only the
                 // dark-tower profile asks every probed port to be declared.
                 if c.declares_port(port)
@@ -88,6 +114,20 @@ impl Rule for ProbePortUndeclared {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_probe_on_a_udp_port_is_reported() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mh}\nspec:\n  containers:\n    - name: mh\n      image: x:1\n      ports:\n        - {name: media, containerPort: 4434, protocol: UDP}\n      livenessProbe: {tcpSocket: {port: media}}\n";
+        let out = crate::rules::testing::run(&ProbePortUndeclared, &[("p.yaml", pod)]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0]
+                .message
+                .contains("over TCP, which the container declares UDP"),
+            "{}",
+            out[0].message
+        );
+    }
     use super::*;
 
     #[test]

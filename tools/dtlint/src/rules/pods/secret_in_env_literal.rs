@@ -8,7 +8,11 @@ declare_rule! {
     /// ## What it does
     /// Reports an env var whose value is written in the manifest when its
     /// name says it is a secret (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`,
-    /// `*_KEY`, `*CREDENTIAL*`) or its value is a URL with a password in it.
+    /// `*_KEY`, `*CREDENTIAL*`), its value is a URL with a password in it,
+    /// or the value is a credential by its shape whatever the name: a PEM
+    /// private key, an AWS access key, a GitHub, GitLab, Slack, npm or
+    /// Google API token, a Stripe secret key, a JSON Web Token (each by the
+    /// prefix and length its issuer documents).
     ///
     /// ## Why is this bad?
     /// The value is in git history forever, in every `kubectl get -o yaml`,
@@ -73,6 +77,91 @@ fn secret_name(name: &str) -> bool {
 /// `scheme://user:password@host` with a non-empty password written out (a
 /// password that is only `$(VAR)` expansions comes from elsewhere, such as a
 /// `secretKeyRef` variable, and is not in the manifest).
+/// A token format: (prefix, minimum length after it, its characters, what
+/// it is).
+type TokenFormat = (&'static str, usize, fn(char) -> bool, &'static str);
+
+/// A value that is a credential by its shape, whatever the variable's
+/// name: a private key, or a token of a well-known format (the prefixes
+/// and lengths that issuers document, as gitleaks matches them). Each
+/// needs its exact prefix and length of token characters, so prose and
+/// placeholders do not match.
+fn secret_by_content(v: &str) -> Option<&'static str> {
+    if v.contains("-----BEGIN") && v.contains("PRIVATE KEY-----") {
+        return Some("a private key");
+    }
+    let token = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    // (prefix, minimum length after it, characters, what it is)
+    let formats: [TokenFormat; 12] = [
+        (
+            "AKIA",
+            16,
+            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+            "an AWS access key",
+        ),
+        (
+            "ASIA",
+            16,
+            |c| c.is_ascii_uppercase() || c.is_ascii_digit(),
+            "an AWS access key",
+        ),
+        ("ghp_", 36, |c| c.is_ascii_alphanumeric(), "a GitHub token"),
+        ("gho_", 36, |c| c.is_ascii_alphanumeric(), "a GitHub token"),
+        ("ghs_", 36, |c| c.is_ascii_alphanumeric(), "a GitHub token"),
+        ("ghu_", 36, |c| c.is_ascii_alphanumeric(), "a GitHub token"),
+        (
+            "github_pat_",
+            82,
+            |c| c.is_ascii_alphanumeric() || c == '_',
+            "a GitHub token",
+        ),
+        (
+            "glpat-",
+            20,
+            |c| c.is_ascii_alphanumeric() || c == '_' || c == '-',
+            "a GitLab token",
+        ),
+        (
+            "xoxb-",
+            24,
+            |c| c.is_ascii_alphanumeric() || c == '-',
+            "a Slack token",
+        ),
+        (
+            "sk_live_",
+            24,
+            |c| c.is_ascii_alphanumeric(),
+            "a Stripe secret key",
+        ),
+        (
+            "AIza",
+            35,
+            |c| c.is_ascii_alphanumeric() || c == '_' || c == '-',
+            "a Google API key",
+        ),
+        ("npm_", 36, |c| c.is_ascii_alphanumeric(), "an npm token"),
+    ];
+    let v = v.trim();
+    for (prefix, len, chars, what) in formats {
+        if let Some(rest) = v.strip_prefix(prefix) {
+            let run = rest.chars().take_while(|c| chars(*c)).count();
+            if run >= len && rest.chars().skip(run).all(|c| !token(c)) {
+                return Some(what);
+            }
+        }
+    }
+    // A JSON Web Token: three base64url parts, the first two JSON objects.
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() == 3
+        && parts[0].starts_with("eyJ")
+        && parts[1].starts_with("eyJ")
+        && parts.iter().all(|p| p.len() >= 8 && p.chars().all(token))
+    {
+        return Some("a JSON Web Token");
+    }
+    None
+}
+
 fn url_with_password(v: &str) -> bool {
     let Some((_, rest)) = v.split_once("://") else {
         return false;
@@ -113,7 +202,9 @@ impl Rule for SecretInEnvLiteral {
                 if text.is_empty() {
                     continue;
                 }
-                let why = if url_with_password(text) {
+                let why = if let Some(what) = secret_by_content(text) {
+                    what
+                } else if url_with_password(text) {
                     "a URL with a password"
                 } else if secret_name(name) {
                     "a secret by its name"
@@ -135,6 +226,31 @@ impl Rule for SecretInEnvLiteral {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn credentials_are_recognised_by_their_shape() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+        assert_eq!(secret_by_content(key), Some("a private key"));
+        assert_eq!(
+            secret_by_content("AKIAIOSFODNN7EXAMPLE"),
+            Some("an AWS access key")
+        );
+        let gh = format!("ghp_{}", "a1B2".repeat(9));
+        assert_eq!(secret_by_content(&gh), Some("a GitHub token"));
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert_eq!(secret_by_content(jwt), Some("a JSON Web Token"));
+        // Prose, placeholders and short prefixes are not credentials.
+        for v in [
+            "AKIA",
+            "ghp_short",
+            "use the AKIA key from vault",
+            "eyJ.eyJ.x",
+            "http://example.com",
+            "true",
+        ] {
+            assert_eq!(secret_by_content(v), None, "{v}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -58,7 +58,31 @@ impl Rule for CapabilitiesNotDropped {
             let drops_all = caps
                 .and_then(|c| c.get("drop"))
                 .is_some_and(|d| d.items().any(|i| i.as_str() == Some("ALL")));
-            if !drops_all {
+            // `all` or `All`: the runtime matches capability names exactly,
+            // so it drops nothing.
+            let misspelled = caps
+                .and_then(|c| c.get("drop"))
+                .into_iter()
+                .flat_map(Node::items)
+                .find(|i| {
+                    i.as_str()
+                        .is_some_and(|s| s != "ALL" && s.eq_ignore_ascii_case("all"))
+                });
+            if let (false, Some(item)) = (drops_all, misspelled) {
+                let written = item.as_str().unwrap_or("all");
+                out.push(
+                    Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, item.span, "must be spelled `ALL`"),
+                        format!(
+                            "container `{}` of {} drops `{written}`, which is not `ALL`: no capability is dropped",
+                            c.name(),
+                            r.id()
+                        ),
+                    )
+                    .help("Write `drop: [ALL]` in capitals: capability names are matched exactly."),
+                );
+            } else if !drops_all {
                 // `drop:`'s value, else `capabilities:`, else `securityContext:`.
                 let span = caps
                     .and_then(|cp| cp.get("drop"))
@@ -110,6 +134,18 @@ impl Rule for CapabilitiesNotDropped {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_lowercase_all_is_named_as_the_reason() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - name: c\n      image: x:1\n      securityContext:\n        capabilities:\n          drop: [all]\n";
+        let out = crate::rules::testing::run(&CapabilitiesNotDropped, &[("p.yaml", pod)]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].message.contains("drops `all`, which is not `ALL`"),
+            "{}",
+            out[0].message
+        );
+    }
     use super::*;
     use crate::config::Config;
 

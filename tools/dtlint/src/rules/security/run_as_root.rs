@@ -107,6 +107,26 @@ impl Rule for RunAsRoot {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_pod_template_kind_is_a_workload() {
+        for (api, kind) in [
+            ("apps.openshift.io/v1", "DeploymentConfig"),
+            ("argoproj.io/v1alpha1", "Rollout"),
+            ("v1", "ReplicationController"),
+            ("apps/v1", "ReplicaSet"),
+        ] {
+            let doc = format!(
+                "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: w}}\nspec:\n  template:\n    spec:\n      containers:\n        - name: c\n          image: x:1\n"
+            );
+            let out = crate::rules::testing::run(&RunAsRoot, &[("w.yaml", &doc)]);
+            assert_eq!(out.len(), 1, "{kind}: {out:?}");
+            assert_eq!(
+                out[0].primary.span.start.line, 8,
+                "{kind}: at the container"
+            );
+        }
+    }
     use super::*;
     use crate::config::Config;
 

@@ -144,6 +144,9 @@ impl Rule for WrongType {
     fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         let meta = r.root.get("metadata");
         expect(r, meta, Want::Mapping, || "metadata".into(), out);
+        // Every kind's `spec` is an object (a Pod written with `spec:` as
+        // a list is rejected, or its containers silently lost).
+        expect(r, r.root.get("spec"), Want::Mapping, || "spec".into(), out);
         // The pod template's metadata is named by its path, so a label
         // on the pods is not mistaken for one on the object.
         let template_path = match r.kind {
@@ -226,6 +229,17 @@ impl Rule for WrongType {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_spec_written_as_a_list_is_reported() {
+        let pod =
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  - name: c\n    image: x:1\n";
+        let out = crate::rules::testing::run(&WrongType, &[("p.yaml", pod)]);
+        assert!(
+            out.iter().any(|f| f.message == "`spec` must be a mapping"),
+            "{out:?}"
+        );
+    }
     use dtlint_yaml::{Limits, LineIndex, parse};
 
     use super::*;
