@@ -529,16 +529,26 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         }
     };
 
+    // Standard input is judged by the configuration of the repository
+    // around the current directory (its profile, its severities).
+    let found = if from_stdin {
+        config::find(&cwd)
+    } else {
+        config::find(&start).filter(|p| p.starts_with(&root))
+    };
     let mut config = match &args.config {
         Some(p) => load_config(p, &cwd)?,
-        None => match config::find(&start).filter(|p| p.starts_with(&root)) {
+        None => match found {
             Some(p) => load_config(&p, &cwd)?,
             None => Config::defaults(),
         },
     };
     let discovered = config.discover_environments(&root);
-    for warning in config.warnings(&root) {
-        eprintln!("dtlint: {warning}");
+    // Its globs are about the repository, which standard input is not in.
+    if !from_stdin {
+        for warning in config.warnings(&root) {
+            eprintln!("dtlint: {warning}");
+        }
     }
     for id in args.only.iter().chain(&args.skip) {
         if rules::find_meta(id).is_none() {

@@ -479,3 +479,47 @@ fn templates_are_not_judged_and_json_manifests_are() {
         "{v}"
     );
 }
+
+#[test]
+fn standard_input_is_judged_by_the_configuration_around_it() {
+    use std::io::Write as _;
+    let manifest = b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n";
+    let rules_for = |dir: &Path| -> Vec<String> {
+        let mut child = check_in(dir, &["--format", "json", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(manifest).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.stderr.is_empty() || !String::from_utf8_lossy(&out.stderr).contains("warning"),
+            "{out:?}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let house = scratch(&[]);
+    std::fs::write(
+        house.path().join("dtlint.toml"),
+        "profile = \"dark-tower\"\n[[exemption]]\nrule = \"latest-tag\"\npath = \"nowhere/**\"\nreason = \"a glob about the repository\"\n",
+    )
+    .unwrap();
+    assert!(
+        rules_for(house.path())
+            .iter()
+            .any(|r| r == "missing-standard-labels")
+    );
+    let plain = scratch(&[]);
+    assert!(
+        !rules_for(plain.path())
+            .iter()
+            .any(|r| r == "missing-standard-labels")
+    );
+}
