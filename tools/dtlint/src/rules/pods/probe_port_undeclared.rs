@@ -7,10 +7,10 @@ use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 declare_rule! {
     /// ## What it does
     /// Checks that the port of every probe (`httpGet`, `tcpSocket`, `grpc`)
-    /// is declared in the container's `ports`: a name always, a number with
-    /// `profile = "dark-tower"` (elsewhere `ports:` is informational and an
-    /// undeclared number may still be listened on), and that it is not a
-    /// port the container declares `protocol: UDP`: every probe speaks TCP.
+    /// is declared in the container's `ports`, by name or number (as
+    /// kube-linter's `liveness-port`, `readiness-port` and `startup-port`
+    /// do), and that it is not a port the container declares `protocol:
+    /// UDP`: every probe speaks TCP.
     ///
     /// ## Why is this bad?
     /// A probe on a port name the container does not declare is rejected by
@@ -53,8 +53,7 @@ impl Rule for ProbePortUndeclared {
         Some(Scope::Workloads)
     }
 
-    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        let numbers_too = ctx.config.profile == crate::config::Profile::DarkTower;
+    fn check_object(&self, _ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
         for c in r.containers() {
             for key in ["livenessProbe", "readinessProbe", "startupProbe"] {
                 let Some(port) = c.node.get(key).and_then(super::probe_port) else {
@@ -83,11 +82,7 @@ impl Rule for ProbePortUndeclared {
                     );
                     continue;
                 }
-                // An undeclared number may still be listened on; only the
-                // dark-tower profile asks every probed port to be declared.
-                if c.declares_port(port)
-                    || (!numbers_too && crate::rules::network::target_port_missing::is_number(port))
-                {
+                if c.declares_port(port) {
                     continue;
                 }
                 let shown = port.as_scalar().map_or("?", |s| s.text.as_str());
