@@ -92,6 +92,42 @@ impl<'de> Deserialize<'de> for Level {
     }
 }
 
+/// Objects a controller creates from each object of a kind:
+///
+/// ```toml
+/// [[controller]]
+/// kind = "Database"
+/// group = "db.example.com"
+/// creates = [
+///   { kind = "Secret", name = "{name}-credentials" },
+///   { kind = "Service", name = "{name}" },
+/// ]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    /// The kind of the object that makes them.
+    pub kind: String,
+    /// Its API group; any group when unset.
+    #[serde(default)]
+    pub group: Option<String>,
+    pub creates: Vec<CreatedKind>,
+}
+
+/// One object a [`Controller`] creates, in the creating object's namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatedKind {
+    pub kind: String,
+    /// Its API group (empty for the core group: Secret, Service).
+    #[serde(default)]
+    pub group: String,
+    /// Its name, with `{name}` for the creating object's name; any name
+    /// when unset.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// What to do with template files (see `workspace::templates`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -243,6 +279,10 @@ pub struct Config {
     /// `certificate-expiring`).
     #[serde(default)]
     pub certificates: Certificates,
+    /// What the repository's own controllers create (`[[controller]]`),
+    /// beside the ones dtlint knows (see `model::created`).
+    #[serde(default, rename = "controller")]
+    pub controllers: Vec<Controller>,
     /// Template files (`{{ }}` placeholders, a Helm chart's `templates/`):
     /// `skip` (the default) or `check`.
     #[serde(default)]

@@ -24,7 +24,7 @@ use super::{Index, Namespaces, Resource};
 #[derive(Debug, Clone)]
 pub struct Created {
     /// API group and kind; `None` for a chart's objects, of any kind.
-    pub kind: Option<(&'static str, &'static str)>,
+    pub kind: Option<(String, String)>,
     /// `None`: any name.
     pub name: Option<String>,
     /// `None`: namespaces dtlint cannot know.
@@ -40,11 +40,15 @@ const SOURCE: &str = "source.toolkit.fluxcd.io";
 const KUSTOMIZE: &str = "kustomize.toolkit.fluxcd.io";
 
 /// The Flux source kinds a sync may create.
-fn source_kind(kind: &str) -> Option<(&'static str, &'static str)> {
+fn source_kind(kind: &str) -> Option<(String, String)> {
     ["GitRepository", "OCIRepository", "Bucket"]
         .into_iter()
         .find(|k| *k == kind)
-        .map(|k| (SOURCE, k))
+        .map(|k| kind_of(SOURCE, k))
+}
+
+fn kind_of(group: &str, kind: &str) -> (String, String) {
+    (group.to_string(), kind.to_string())
 }
 
 fn str_at<'n>(node: Option<&'n Node>, path: &[&str]) -> Option<&'n str> {
@@ -58,9 +62,9 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
     if let Some((_, f)) = idx.ws.sources.iter().find(|(_, f)| {
         f.path == "flux-system/gotk-sync.yaml" || f.path.ends_with("/flux-system/gotk-sync.yaml")
     }) {
-        for kind in [(SOURCE, "GitRepository"), (KUSTOMIZE, "Kustomization")] {
+        for (group, kind) in [(SOURCE, "GitRepository"), (KUSTOMIZE, "Kustomization")] {
             out.push(Created {
-                kind: Some(kind),
+                kind: Some(kind_of(group, kind)),
                 name: Some("flux-system".into()),
                 namespace: Some("flux-system".into()),
                 creator: None,
@@ -74,15 +78,16 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
         }
         let ns = || namespaces.of(r);
         let spec = r.spec();
-        let mut add = |kind, name: Option<String>, namespace: Option<String>| {
-            out.push(Created {
-                kind,
-                name,
-                namespace,
-                creator: Some(i),
-                by: format!("{} {}/{}", r.kind, namespaces.of(r), r.name),
-            });
-        };
+        let mut add =
+            |kind: Option<(String, String)>, name: Option<String>, namespace: Option<String>| {
+                out.push(Created {
+                    kind,
+                    name,
+                    namespace,
+                    creator: Some(i),
+                    by: format!("{} {}/{}", r.kind, namespaces.of(r), r.name),
+                });
+            };
         match (r.group(), r.kind) {
             ("fluxcd.controlplane.io", "FluxInstance") => {
                 sync(spec.and_then(|s| s.get("sync")), &ns(), &mut add);
@@ -108,7 +113,7 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
                 {
                     if let Some(name) = str_at(Some(a), &["name"]) {
                         add(
-                            Some((SOURCE, "ExternalArtifact")),
+                            Some(kind_of(SOURCE, "ExternalArtifact")),
                             Some(name.into()),
                             Some(ns()),
                         );
@@ -117,17 +122,17 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
             }
             ("external-secrets.io", "ExternalSecret") => {
                 let name = str_at(spec, &["target", "name"]).unwrap_or(r.name);
-                add(Some(("", "Secret")), Some(name.into()), Some(ns()));
+                add(Some(kind_of("", "Secret")), Some(name.into()), Some(ns()));
             }
             ("external-secrets.io", "ClusterExternalSecret") => {
                 let name = str_at(spec, &["externalSecretSpec", "target", "name"])
                     .or_else(|| str_at(spec, &["externalSecretName"]))
                     .unwrap_or(r.name);
-                add(Some(("", "Secret")), Some(name.into()), None);
+                add(Some(kind_of("", "Secret")), Some(name.into()), None);
             }
             ("cert-manager.io", "Certificate") => {
                 if let Some(name) = str_at(spec, &["secretName"]) {
-                    add(Some(("", "Secret")), Some(name.into()), Some(ns()));
+                    add(Some(kind_of("", "Secret")), Some(name.into()), Some(ns()));
                 }
             }
             ("postgresql.cnpg.io", "Cluster") => {
@@ -147,20 +152,29 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
                 }
                 for s in secrets {
                     add(
-                        Some(("", "Secret")),
+                        Some(kind_of("", "Secret")),
                         Some(format!("{}-{s}", r.name)),
                         Some(ns()),
                     );
                 }
                 for s in ["rw", "ro", "r"] {
                     add(
-                        Some(("", "Service")),
+                        Some(kind_of("", "Service")),
                         Some(format!("{}-{s}", r.name)),
                         Some(ns()),
                     );
                 }
             }
             _ => {}
+        }
+        // The repository's own controllers (`[[controller]]`).
+        for c in idx.config.map_or(&[][..], |c| c.controllers.as_slice()) {
+            if c.kind == r.kind && c.group.as_deref().is_none_or(|g| g == r.group()) {
+                for made in &c.creates {
+                    let name = made.name.as_ref().map(|n| n.replace("{name}", r.name));
+                    add(Some(kind_of(&made.group, &made.kind)), name, Some(ns()));
+                }
+            }
         }
     }
     out
@@ -170,7 +184,7 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
 fn sync(
     sync: Option<&Node>,
     ns: &str,
-    add: &mut impl FnMut(Option<(&'static str, &'static str)>, Option<String>, Option<String>),
+    add: &mut impl FnMut(Option<(String, String)>, Option<String>, Option<String>),
 ) {
     let Some(sync) = sync else { return };
     let name = str_at(Some(sync), &["name"]).unwrap_or(ns).to_string();
@@ -179,7 +193,7 @@ fn sync(
         add(Some(kind), Some(name.clone()), Some(ns.to_string()));
     }
     add(
-        Some((KUSTOMIZE, "Kustomization")),
+        Some(kind_of(KUSTOMIZE, "Kustomization")),
         Some(name),
         Some(ns.to_string()),
     );
@@ -198,7 +212,9 @@ impl Index<'_> {
         ns: &str,
     ) -> Option<&Created> {
         self.created.get_or_init(|| created(self)).iter().find(|c| {
-            c.kind == Some((group, kind))
+            c.kind
+                .as_ref()
+                .is_some_and(|(g, k)| g == group && k == kind)
                 && c.name.as_deref().is_none_or(|n| n == name)
                 && c.namespace.as_deref().is_none_or(|n| n == ns)
                 && c.creator
@@ -241,6 +257,34 @@ mod tests {
     }
 
     const KS: &str = "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {name: apps, namespace: flux-system}\nspec: {interval: 1h, prune: true, sourceRef: {kind: GitRepository, name: flux-system}}\n";
+
+    #[test]
+    fn the_repositorys_own_controllers_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("db.yaml"),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: apps}\n---\napiVersion: db.example.com/v1\nkind: Database\nmetadata: {name: orders, namespace: apps}\n",
+        )
+        .unwrap();
+        let config = Config::parse(
+            "[[controller]]\nkind = \"Database\"\ngroup = \"db.example.com\"\ncreates = [{ kind = \"Secret\", name = \"{name}-credentials\" }]\n",
+            "dtlint.toml",
+        )
+        .unwrap();
+        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let idx = Index::build_with(&ws, Some(&config));
+        let pod = &idx.resources[0];
+        let secret = ("", "Secret");
+        let made = idx
+            .made_by(pod, secret, "orders-credentials", "apps")
+            .unwrap();
+        assert_eq!(made.by, "Database apps/orders");
+        assert!(idx.made_by(pod, secret, "orders", "apps").is_none());
+        assert!(
+            idx.made_by(pod, secret, "orders-credentials", "other")
+                .is_none()
+        );
+    }
 
     #[test]
     fn a_bootstrap_placeholder_makes_the_sync_objects() {

@@ -148,6 +148,8 @@ pub struct Index<'a> {
     /// What controllers create from the objects (see [`created`]),
     /// computed on first use.
     created: std::sync::OnceLock<Vec<Created>>,
+    /// The configuration the index was built with (`[[controller]]`).
+    config: Option<&'a Config>,
 }
 
 /// Can `a` and `b` meet: in the same environment, or either outside all?
@@ -376,6 +378,7 @@ impl<'a> Index<'a> {
             budgets: std::sync::OnceLock::new(),
             source_secrets: std::sync::OnceLock::new(),
             created: std::sync::OnceLock::new(),
+            config,
         };
         index.build_lookups();
         index
