@@ -550,3 +550,23 @@ fn list_tree(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn two_clones_sharing_the_cache_do_not_share_builds() {
+    // The output names files by paths from the cache directory: an entry
+    // of one clone would point the other's findings into the first.
+    let (_a, first) = repo_with_overlay("", "resources:\n  - configmap.yaml\n");
+    let (_b, second) = repo_with_overlay("", "resources:\n  - configmap.yaml\n");
+    let scratch = tempfile::tempdir().unwrap();
+    for root in [&first, &second, &first] {
+        let out = fake_check(root, scratch.path(), "ok", true)
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some(), "{out:?}");
+    }
+    assert_eq!(
+        log_lines(scratch.path()).len(),
+        2,
+        "each clone built once, the first one's build then reused"
+    );
+}

@@ -119,8 +119,10 @@ pub fn closure(ws: &Workspace, dir: &Path) -> Closure {
 const BUILD_RECIPE: &str = "dtlint-wrapper-v2 --load-restrictor LoadRestrictionsNone buildMetadata: [originAnnotations, transformerAnnotations]";
 
 /// The cache key of a build: the builder (program, arguments, version), the
-/// wrapper recipe, the overlay, and the path and content of every file the
-/// build reads. Inputs were checked before (regular files within the size
+/// wrapper recipe, the repository's absolute root (the output names files
+/// by paths from the cache directory, so two clones of one repository,
+/// which share the cache, must not share entries), the overlay, and the
+/// path and content of every file the build reads. Inputs were checked before (regular files within the size
 /// limit); a read is bounded all the same.
 fn cache_key(
     builder: &Builder,
@@ -139,6 +141,8 @@ fn cache_key(
         h.update(part.as_bytes());
         h.update(b"\0");
     }
+    h.update(root.as_os_str().as_encoded_bytes());
+    h.update(b"\0");
     h.update(display_path(root, &target.dir).as_bytes());
     for f in inputs {
         h.update(b"\0");
