@@ -53,6 +53,26 @@ pub fn config_text(root: &Path) -> String {
     out
 }
 
+/// `dtlint init`: write the text to `dtlint.toml` at `root` (or print it),
+/// never over an existing one unless `force`. Returns what to tell the
+/// user on standard error.
+pub fn run(root: &Path, force: bool, stdout: bool) -> Result<String, String> {
+    let text = config_text(root);
+    if stdout {
+        print!("{text}");
+        return Ok(String::new());
+    }
+    let path = root.join(crate::config::FILE_NAME);
+    if path.exists() && !force {
+        return Err(format!(
+            "{} exists; `dtlint init --stdout` prints what it would write, `--force` replaces it",
+            path.display()
+        ));
+    }
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(format!("dtlint: wrote {}\n", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,23 +164,6 @@ struct CheckArgs {
     cache_dir: Option<PathBuf>,
 }
 
-/// The build cache: `--cache-dir`, `DTLINT_CACHE_DIR`, the platform cache
-/// directory, else a directory under the system's temporary one. Entries
-/// are keyed by the content of every file a build reads, so repositories
-/// share it safely.
-fn cache_dir(flag: Option<&Path>) -> PathBuf {
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    flag.map(Path::to_path_buf)
-        .or_else(|| env("DTLINT_CACHE_DIR"))
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("dtlint")))
-        .or_else(|| env("HOME").map(|h| h.join(".cache/dtlint")))
-        .unwrap_or_else(|| std::env::temp_dir().join("dtlint-cache"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -197,7 +180,22 @@ fn main() -> ExitCode {
         }
         Command::Explain { rule } => explain(&rule),
         Command::Sops(cmd) => sops(&cmd),
-        Command::Init { force, stdout } => init(force, stdout),
+        Command::Init { force, stdout } => {
+            let root = std::env::current_dir().map(|cwd| find_root(&cwd));
+            match root
+                .map_err(|e| format!("cannot read the current directory: {e}"))
+                .and_then(|root| dtlint::init::run(&root, force, stdout))
+            {
+                Ok(said) => {
+                    eprint!("{said}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("dtlint: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Graph(args) => match graph(&args) {
             Ok(code) => code,
             Err(msg) => {
@@ -209,38 +207,6 @@ fn main() -> ExitCode {
 }
 
 /// `dtlint graph`: the allowed-traffic matrix of every environment.
-/// `dtlint init`: the repository's `dtlint.toml`, from what dtlint finds.
-fn init(force: bool, stdout: bool) -> ExitCode {
-    let Ok(cwd) = std::env::current_dir() else {
-        eprintln!("dtlint: cannot read the current directory");
-        return ExitCode::from(2);
-    };
-    let root = find_root(&cwd);
-    let text = dtlint::init::config_text(&root);
-    if stdout {
-        print!("{text}");
-        return ExitCode::SUCCESS;
-    }
-    let path = root.join(config::FILE_NAME);
-    if path.exists() && !force {
-        eprintln!(
-            "dtlint: {} exists; `dtlint init --stdout` prints what it would write, `--force` replaces it",
-            path.display()
-        );
-        return ExitCode::from(2);
-    }
-    match std::fs::write(&path, text) {
-        Ok(()) => {
-            eprintln!("dtlint: wrote {}", path.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("dtlint: cannot write {}: {e}", path.display());
-            ExitCode::from(2)
-        }
-    }
-}
-
 fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
@@ -259,7 +225,7 @@ fn graph(args: &GraphArgs) -> Result<ExitCode, String> {
     config.discover_environments(&root);
     let render = engine::RenderOptions {
         enabled: !args.no_render,
-        cache_dir: Some(cache_dir(None)),
+        cache_dir: Some(dtlint::render::cache_dir(None)),
         only_env: args.env.clone(),
     };
     let (ws, notes) =
@@ -572,7 +538,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     let render = engine::RenderOptions {
         enabled: !args.no_render,
-        cache_dir: (!args.no_cache).then(|| cache_dir(args.cache_dir.as_deref())),
+        cache_dir: (!args.no_cache).then(|| dtlint::render::cache_dir(args.cache_dir.as_deref())),
         only_env: args.env.clone(),
     };
     let (mut ws, notes) =

@@ -149,3 +149,72 @@ impl<'w> Namespaces<'w> {
         self.setters.values()
     }
 }
+
+/// A `Namespace` object in a file whose kustomization sets `namespace:`
+/// (or a Flux Kustomization's `targetNamespace`) is renamed by kustomize to
+/// that namespace, whatever its own name (`name: _` is a common
+/// placeholder): its name is the setter's. Source files only; rendered ones
+/// are already renamed.
+pub(super) fn rename_namespaces<'a>(
+    ws: &'a Workspace,
+    resources: &mut [Resource<'a>],
+    setters: &std::sync::OnceLock<std::collections::HashMap<FileId, NamespaceSetter>>,
+) {
+    if !resources
+        .iter()
+        .any(|r| r.kind == "Namespace" && r.group().is_empty())
+    {
+        return;
+    }
+    let setters = setters.get_or_init(|| kustomize_namespaces(ws));
+    for r in resources
+        .iter_mut()
+        .filter(|r| r.kind == "Namespace" && r.group().is_empty())
+    {
+        let Some(setter) = setters.get(&r.file) else {
+            continue;
+        };
+        // The setter's text, borrowed from its file like every name.
+        let text = ws.parsed(setter.file).documents.iter().find_map(|d| {
+            [
+                d.root.get("namespace"),
+                d.root.path(&["spec", "targetNamespace"]),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|n| n.span == setter.span)?
+            .as_str()
+        });
+        if let Some(name) = text {
+            r.name = name;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Index;
+    use crate::config::Config;
+    use crate::workspace::Workspace;
+
+    #[test]
+    fn a_namespace_object_takes_the_name_its_kustomization_sets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("kustomization.yaml"),
+            "namespace: media\nresources: [namespace.yaml]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("namespace.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: _\n",
+        )
+        .unwrap();
+        let ws =
+            Workspace::load(dir.path(), &[dir.path().to_path_buf()], &Config::defaults()).unwrap();
+        let index = Index::build(&ws);
+        let ns = index.of_kind("Namespace").next().unwrap();
+        assert_eq!(ns.id(), "Namespace/media");
+        assert!(index.namespace_object("media", None).is_some());
+    }
+}

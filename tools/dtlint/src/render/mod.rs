@@ -54,6 +54,23 @@ pub use provenance::{Provenance, RenderOutput, Rendered, apply, take_provenance}
 pub const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
 pub const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
 
+/// The build cache: `--cache-dir`, `DTLINT_CACHE_DIR`, the platform cache
+/// directory, else a directory under the system's temporary one. Entries
+/// are keyed by the content of every file a build reads, so repositories
+/// share it safely.
+pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    flag.map(Path::to_path_buf)
+        .or_else(|| env("DTLINT_CACHE_DIR"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("dtlint")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache/dtlint")))
+        .unwrap_or_else(|| std::env::temp_dir().join("dtlint-cache"))
+}
+
 /// One overlay to build for one environment.
 #[derive(Debug, Clone)]
 pub struct Target {
