@@ -59,7 +59,11 @@ pub fn generate(out: &Path, n: usize) -> Result<u64> {
         std::fs::remove_dir_all(out).with_context(|| format!("clearing {}", out.display()))?;
     }
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("dtlint.toml"), "# generated benchmark corpus\n")?;
+    // Services shaped like this platform's: its conventions are checked too.
+    std::fs::write(
+        out.join("dtlint.toml"),
+        "# generated benchmark corpus\nprofile = \"dark-tower\"\n",
+    )?;
     for i in 0..n {
         // Defects 0..=6 on about one service in ten, spread over the kinds.
         let defect = (i % 10 == 3).then_some((i / 10) % 7);

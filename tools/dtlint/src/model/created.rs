@@ -222,6 +222,14 @@ impl Index<'_> {
         })
     }
 
+    /// Does any HelmRelease install a chart (see [`Index::chart_objects_in`])?
+    pub fn any_chart(&self) -> bool {
+        self.created
+            .get_or_init(|| created(self))
+            .iter()
+            .any(|c| c.kind.is_none())
+    }
+
     /// Is `ns` the namespace of a chart's objects (a HelmRelease's target)
     /// in `from`'s environment? Selectors there may match what the chart
     /// creates.

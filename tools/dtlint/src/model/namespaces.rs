@@ -84,7 +84,10 @@ fn flux_target_namespaces(
     ws: &Workspace,
 ) -> Vec<(&crate::kustomize::Kustomization, Option<NamespaceSetter>)> {
     let mut out = Vec::new();
-    for (id, _) in ws.sources.iter() {
+    for (id, f) in ws.sources.iter() {
+        if memchr::memmem::find(f.text.as_bytes(), b"targetNamespace").is_none() {
+            continue;
+        }
         for doc in &ws.parsed(id).documents {
             let r = &doc.root;
             let is_flux = r

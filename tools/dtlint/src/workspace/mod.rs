@@ -124,10 +124,9 @@ impl Workspace {
                     Ok(text) => {
                         // JSON is read when it is a manifest, not for every
                         // package.json or dashboard.
-                        let json = abs
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .is_some_and(discover::is_json_name);
+                        let bytes = abs.as_os_str().as_encoded_bytes();
+                        let json = bytes.len() > 5
+                            && bytes[bytes.len() - 5..].eq_ignore_ascii_case(b".json");
                         let manifest = text.contains("\"apiVersion\"") && text.contains("\"kind\"");
                         if json && !manifest && !text.contains("\"sops\"") {
                             return None;

@@ -115,9 +115,10 @@ impl Rule for SelectorMatchesNothing {
         // A chart installed into this namespace makes pods and Services
         // dtlint cannot see: whether the selector matches them is
         // unverifiable, not false.
-        if idx
-            .chart_objects_in(r, &crate::model::Namespaces::new(idx).of(r))
-            .is_some()
+        if idx.any_chart()
+            && idx
+                .chart_objects_in(r, &crate::model::Namespaces::new(idx).of(r))
+                .is_some()
         {
             return;
         }
