@@ -370,8 +370,12 @@ fn config_unknown_profile_names_the_closest() {
 
 /// Rule ids of the findings of `dtlint check --format json` in `dir`.
 fn rule_ids(dir: &Path) -> Vec<String> {
-    let (_, v) = run_json(check_in(dir, &["--format", "json"]));
-    v["findings"]
+    rules_of(&run_json(check_in(dir, &["--format", "json"])).1)
+}
+
+/// Rule ids of the findings in a JSON report.
+fn rules_of(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -497,13 +501,7 @@ fn standard_input_is_judged_by_the_configuration_around_it() {
             out.stderr.is_empty() || !String::from_utf8_lossy(&out.stderr).contains("warning"),
             "{out:?}"
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["rule"].as_str().unwrap().to_string())
-            .collect()
+        rules_of(&serde_json::from_slice(&out.stdout).unwrap())
     };
     let house = scratch(&[]);
     std::fs::write(

@@ -314,6 +314,14 @@ pub struct Config {
     service_dir_globs: std::sync::OnceLock<(globset::GlobSet, globset::GlobSet)>,
 }
 
+/// A list setting as written, else the profile's default.
+fn or_profile(written: Option<&[String]>, default: &[&str]) -> Vec<String> {
+    written.map_or_else(
+        || default.iter().map(|s| (*s).to_string()).collect(),
+        <[String]>::to_vec,
+    )
+}
+
 fn default_max_file_size() -> u64 {
     16 * 1024 * 1024
 }
@@ -348,36 +356,21 @@ impl Config {
     /// Globs of the services' config contracts: `contracts`, else the
     /// profile's.
     pub fn contracts(&self) -> Vec<String> {
-        self.contracts.clone().unwrap_or_else(|| {
-            self.profile
-                .defaults()
-                .contracts
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect()
-        })
+        or_profile(self.contracts.as_deref(), self.profile.defaults().contracts)
     }
 
     pub fn service_dirs(&self) -> Vec<String> {
-        self.service_dirs.clone().unwrap_or_else(|| {
-            self.profile
-                .defaults()
-                .service_dirs
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect()
-        })
+        or_profile(
+            self.service_dirs.as_deref(),
+            self.profile.defaults().service_dirs,
+        )
     }
 
     pub fn service_dirs_skip(&self) -> Vec<String> {
-        self.service_dirs_skip.clone().unwrap_or_else(|| {
-            self.profile
-                .defaults()
-                .service_dirs_skip
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect()
-        })
+        or_profile(
+            self.service_dirs_skip.as_deref(),
+            self.profile.defaults().service_dirs_skip,
+        )
     }
 
     /// A rule's severity where `dtlint.toml` does not set it: the rule's

@@ -247,19 +247,11 @@ impl Index<'_> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::workspace::Workspace;
 
     /// (group, kind, namespace, name) of what the files make, and whether
     /// a reference from the first object resolves to each.
     fn index_of(files: &[(&str, &str)], check: impl FnOnce(&Index<'_>)) {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            let p = dir.path().join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let ws =
-            Workspace::load(dir.path(), &[dir.path().to_path_buf()], &Config::defaults()).unwrap();
+        let (_dir, ws) = super::super::test_workspace(files, &Config::defaults());
         let index = Index::build(&ws);
         check(&index);
     }
@@ -268,18 +260,18 @@ mod tests {
 
     #[test]
     fn the_repositorys_own_controllers_are_configured() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("db.yaml"),
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: apps}\n---\napiVersion: db.example.com/v1\nkind: Database\nmetadata: {name: orders, namespace: apps}\n",
-        )
-        .unwrap();
         let config = Config::parse(
             "[[controller]]\nkind = \"Database\"\ngroup = \"db.example.com\"\ncreates = [{ kind = \"Secret\", name = \"{name}-credentials\" }]\n",
             "dtlint.toml",
         )
         .unwrap();
-        let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], &config).unwrap();
+        let (_dir, ws) = super::super::test_workspace(
+            &[(
+                "db.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: apps}\n---\napiVersion: db.example.com/v1\nkind: Database\nmetadata: {name: orders, namespace: apps}\n",
+            )],
+            &config,
+        );
         let idx = Index::build_with(&ws, Some(&config));
         let pod = &idx.resources[0];
         let secret = ("", "Secret");

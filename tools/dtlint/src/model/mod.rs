@@ -641,6 +641,23 @@ impl<'a> Index<'a> {
     }
 }
 
+/// The workspace of a temporary repository holding `files`, for the
+/// model's tests (the directory lives as long as the first value).
+#[cfg(test)]
+pub(crate) fn test_workspace(
+    files: &[(&str, &str)],
+    config: &Config,
+) -> (tempfile::TempDir, Workspace) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let ws = Workspace::load(dir.path(), &[dir.path().to_path_buf()], config).unwrap();
+    (dir, ws)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,23 +665,19 @@ mod tests {
 
     #[test]
     fn include_selectors_adds_labels_to_templates() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("kustomization.yaml"),
-            "labels:\n  - pairs: {app.kubernetes.io/instance: mc-dev}\n    includeSelectors: true\n  - pairs: {team: media}\nresources: [deployment.yaml]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("deployment.yaml"),
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\n",
-        )
-        .unwrap();
-        let ws = Workspace::load(
-            dir.path(),
-            &[dir.path().to_path_buf()],
+        let (_dir, ws) = test_workspace(
+            &[
+                (
+                    "kustomization.yaml",
+                    "labels:\n  - pairs: {app.kubernetes.io/instance: mc-dev}\n    includeSelectors: true\n  - pairs: {team: media}\nresources: [deployment.yaml]\n",
+                ),
+                (
+                    "deployment.yaml",
+                    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: mc}\n",
+                ),
+            ],
             &Config::dark_tower(),
-        )
-        .unwrap();
+        );
         let index = Index::build(&ws);
         let deployment = index
             .resources

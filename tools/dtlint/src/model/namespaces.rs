@@ -196,25 +196,24 @@ pub(super) fn rename_namespaces<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::Index;
+    use super::super::{Index, test_workspace};
     use crate::config::Config;
-    use crate::workspace::Workspace;
 
     #[test]
     fn a_namespace_object_takes_the_name_its_kustomization_sets() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("kustomization.yaml"),
-            "namespace: media\nresources: [namespace.yaml]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("namespace.yaml"),
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: _\n",
-        )
-        .unwrap();
-        let ws =
-            Workspace::load(dir.path(), &[dir.path().to_path_buf()], &Config::defaults()).unwrap();
+        let (_dir, ws) = test_workspace(
+            &[
+                (
+                    "kustomization.yaml",
+                    "namespace: media\nresources: [namespace.yaml]\n",
+                ),
+                (
+                    "namespace.yaml",
+                    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: _\n",
+                ),
+            ],
+            &Config::defaults(),
+        );
         let index = Index::build(&ws);
         let ns = index.of_kind("Namespace").next().unwrap();
         assert_eq!(ns.id(), "Namespace/media");
