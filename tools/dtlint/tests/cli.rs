@@ -521,3 +521,38 @@ fn standard_input_is_judged_by_the_configuration_around_it() {
             .any(|r| r == "missing-standard-labels")
     );
 }
+
+#[test]
+fn a_configured_kind_with_a_pod_template_is_a_workload() {
+    let worker: &[u8] = b"apiVersion: batch.example.com/v1\nkind: Worker\nmetadata:\n  name: crawl\nspec:\n  podTemplate:\n    spec:\n      containers:\n        - name: crawl\n          image: example/crawl:1.0\n          securityContext:\n            privileged: true\n";
+    let dir = scratch(&[("worker.yaml", worker)]);
+    assert!(
+        !rule_ids(dir.path())
+            .iter()
+            .any(|r| r == "privileged-container")
+    );
+    std::fs::write(
+        dir.path().join("dtlint.toml"),
+        "[[workload]]\nkind = \"Worker\"\ngroup = \"batch.example.com\"\ntemplate = \"spec.podTemplate\"\n",
+    )
+    .unwrap();
+    let (_, v) = run_json(check_in(dir.path(), &["--format", "json"]));
+    let privileged = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "privileged-container")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(privileged["location"]["line"], 12, "{v}");
+    std::fs::write(
+        dir.path().join("dtlint.toml"),
+        "[[workload]]\nkind = \"Worker\"\ntemplate = \"spec..podTemplate\"\n",
+    )
+    .unwrap();
+    let out = check_in(dir.path(), &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("dtlint.toml:3:1: workload template"),
+        "{out:?}"
+    );
+}

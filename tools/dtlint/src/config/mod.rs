@@ -92,6 +92,29 @@ impl<'de> Deserialize<'de> for Level {
     }
 }
 
+/// A kind that embeds a pod template (`metadata` and `spec` with
+/// `containers`), such as a custom resource of the repository's own:
+///
+/// ```toml
+/// [[workload]]
+/// kind = "Worker"
+/// group = "batch.example.com"
+/// template = "spec.podTemplate"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadKind {
+    pub kind: String,
+    /// Its API group; any group when unset.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The pod template's path from the object's root, keys joined by `.`.
+    pub template: String,
+    /// `template` split at `.`, once.
+    #[serde(skip)]
+    path: Vec<String>,
+}
+
 /// Objects a controller creates from each object of a kind:
 ///
 /// ```toml
@@ -279,6 +302,10 @@ pub struct Config {
     /// `certificate-expiring`).
     #[serde(default)]
     pub certificates: Certificates,
+    /// Kinds of the repository's own that embed a pod template
+    /// (`[[workload]]`): every pod rule applies to them.
+    #[serde(default, rename = "workload")]
+    pub workloads: Vec<WorkloadKind>,
     /// What the repository's own controllers create (`[[controller]]`),
     /// beside the ones dtlint knows (see `model::created`).
     #[serde(default, rename = "controller")]
@@ -371,6 +398,15 @@ impl Config {
             self.service_dirs_skip.as_deref(),
             self.profile.defaults().service_dirs_skip,
         )
+    }
+
+    /// The pod template path of `kind` (in `group`) when `[[workload]]`
+    /// declares it.
+    pub fn workload_template(&self, kind: &str, group: &str) -> Option<&[String]> {
+        self.workloads
+            .iter()
+            .find(|w| w.kind == kind && w.group.as_deref().is_none_or(|g| g == group))
+            .map(|w| w.path.as_slice())
     }
 
     /// A rule's severity where `dtlint.toml` does not set it: the rule's
@@ -505,6 +541,20 @@ impl Config {
         refs.sort_by_key(|r| r.at);
         config.rule_refs = refs;
         config.shown = display.to_string();
+        for w in &mut config.workloads {
+            w.path = w.template.split('.').map(str::to_string).collect();
+            if w.path.iter().any(String::is_empty) {
+                return Err(ConfigError::Invalid {
+                    path: display.to_string(),
+                    line: find_line(text, &format!("\"{}\"", w.template)),
+                    col: 1,
+                    message: format!(
+                        "workload template `{}` must be keys joined by `.`, such as `spec.template`",
+                        w.template
+                    ),
+                });
+            }
+        }
         config.exemption_path_at = spans
             .exemptions
             .iter()

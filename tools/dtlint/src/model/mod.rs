@@ -276,6 +276,8 @@ impl<'a> Index<'a> {
                     .filter_map(|doc| {
                         let mut r = Resource::from_node(id, doc.index, &doc.root, role)?;
                         r.env = env;
+                        r.custom_template =
+                            config.and_then(|c| c.workload_template(r.kind, r.group()));
                         Some(r)
                     })
                     .collect()

@@ -61,6 +61,9 @@ pub struct Resource<'a> {
     /// The environment the object belongs to: the build it was rendered in,
     /// or the environment directory its file lives in.
     pub env: Option<&'a str>,
+    /// Where the pod template is, for a kind `dtlint.toml` declares a
+    /// workload (`[[workload]]`): its keys from the root.
+    pub custom_template: Option<&'a [String]>,
 }
 
 impl<'a> Resource<'a> {
@@ -81,6 +84,7 @@ impl<'a> Resource<'a> {
             namespace: meta.and_then(|m| m.get("namespace")).and_then(Node::as_str),
             role,
             env: None,
+            custom_template: None,
         })
     }
 
@@ -151,7 +155,10 @@ impl<'a> Resource<'a> {
 
     /// True for workload kinds that run pods.
     pub fn is_workload(&self) -> bool {
-        TEMPLATED.contains(&self.kind) || self.kind == "CronJob" || self.kind == "Pod"
+        TEMPLATED.contains(&self.kind)
+            || self.kind == "CronJob"
+            || self.kind == "Pod"
+            || self.custom_template.is_some()
     }
 
     /// The pod template (`metadata` + `spec`) of a workload. For a bare Pod
@@ -163,6 +170,8 @@ impl<'a> Resource<'a> {
             self.spec()?.path(&["jobTemplate", "spec", "template"])
         } else if self.kind == "Pod" {
             Some(self.root)
+        } else if let Some(path) = self.custom_template {
+            path.iter().try_fold(self.root, |n, k| n.get(k))
         } else {
             None
         }
