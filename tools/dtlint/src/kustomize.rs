@@ -247,9 +247,45 @@ impl Kustomization {
     }
 }
 
+/// Entries kustomize-controller's generated kustomization lists for a path
+/// without one: `.yaml`/`.yml` files, recursively, and subdirectories with
+/// their own kustomization as a whole, in the order of Go's lexical walk.
+/// Bounded in depth and count, like every walk dtlint makes.
+pub fn generated_resources(dir: &Path) -> Vec<PathBuf> {
+    fn visit(d: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            if out.len() >= MAX_ENTRIES {
+                return;
+            }
+            let path = e.path();
+            let Ok(t) = e.file_type() else { continue };
+            if t.is_dir() {
+                if FILE_NAMES.iter().any(|n| path.join(n).is_file()) {
+                    out.push(path);
+                } else if depth < MAX_DEPTH {
+                    visit(&path, depth + 1, out);
+                }
+            } else if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    const MAX_ENTRIES: usize = 10_000;
+    const MAX_DEPTH: usize = 32;
+    let mut out = Vec::new();
+    visit(dir, 0, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{generated_resources, normalize};
     use std::path::Path;
 
     #[test]
@@ -287,5 +323,24 @@ mod tests {
             normalize(unclean, "./service.yaml"),
             Path::new("/repo/base/gc/service.yaml")
         );
+    }
+
+    #[test]
+    fn generated_kustomizations_list_files_and_kustomized_subdirectories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("a/kust")).unwrap();
+        std::fs::create_dir_all(d.join("b")).unwrap();
+        std::fs::write(d.join("a/kust/kustomization.yaml"), "resources: []\n").unwrap();
+        std::fs::write(d.join("a/kust/x.yaml"), "").unwrap();
+        std::fs::write(d.join("a/one.yml"), "").unwrap();
+        std::fs::write(d.join("b/two.yaml"), "").unwrap();
+        std::fs::write(d.join("b/readme.md"), "").unwrap();
+        std::fs::write(d.join("top.yaml"), "").unwrap();
+        let got: Vec<String> = generated_resources(d)
+            .iter()
+            .map(|p| crate::source::display_path(d, p))
+            .collect();
+        assert_eq!(got, ["a/kust", "a/one.yml", "b/two.yaml", "top.yaml"]);
     }
 }

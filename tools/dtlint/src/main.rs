@@ -559,6 +559,11 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
             "dtlint: note: no environments declared in dtlint.toml: rendering what the Flux Kustomizations of {clusters} apply (`dtlint init` writes them down to adjust)"
         );
     }
+    for root in &notes.sync_roots {
+        eprintln!(
+            "dtlint: note: no environments declared in dtlint.toml and no clusters/ directory: rendering what the Flux sync applies from {root}"
+        );
+    }
     for n in &notes.not_built {
         eprintln!(
             "dtlint: note: {}: {} not rendered: {}",

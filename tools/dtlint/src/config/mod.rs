@@ -581,17 +581,23 @@ impl Config {
             .collect();
         names.sort();
         for name in &names {
-            self.environments.insert(
-                name.clone(),
-                Environment {
-                    cluster: Some(format!("clusters/{name}")),
-                    discovered: true,
-                    ..Environment::default()
-                },
-            );
-            self.environment_order.push(name.clone());
+            self.add_discovered(name, &format!("clusters/{name}"));
         }
         names
+    }
+
+    /// An environment dtlint found rather than read: what the Flux
+    /// Kustomizations of `cluster` apply.
+    pub fn add_discovered(&mut self, name: &str, cluster: &str) {
+        self.environments.insert(
+            name.to_string(),
+            Environment {
+                cluster: Some(cluster.to_string()),
+                discovered: true,
+                ..Environment::default()
+            },
+        );
+        self.environment_order.push(name.to_string());
     }
 
     /// Environments in declaration order (see [`Config::environment_order`]).

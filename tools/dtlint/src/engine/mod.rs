@@ -146,6 +146,9 @@ pub struct PrepareNotes {
     pub cached: usize,
     /// Sum of the build processes' wall times.
     pub build_seconds: f64,
+    /// With no environment configured or under `clusters/`: the
+    /// directories a Flux sync applies, rendered as environments.
+    pub sync_roots: Vec<String>,
 }
 
 /// What every stage before the index produced, each stage's output in its
@@ -204,6 +207,23 @@ pub fn prepare(
     let sops = stage("(sops)", || SopsState::read(&ws));
     let mut output = RenderOutput::default();
     let mut notes = PrepareNotes::default();
+    // Without environments, the directories a Flux sync applies are ones.
+    let with_roots;
+    let config = if config.environments.is_empty() && render.enabled {
+        let roots = crate::render::sync_roots(&ws);
+        notes.sync_roots = roots
+            .iter()
+            .map(|(env, path, from)| format!("`{path}` (environment `{env}`), synced by {from}"))
+            .collect();
+        let mut c = config.clone();
+        for (env, path, _) in &roots {
+            c.add_discovered(env, path);
+        }
+        with_roots = c;
+        &with_roots
+    } else {
+        config
+    };
     if render.enabled && !config.environments.is_empty() {
         match crate::render::Builder::detect() {
             None => {
@@ -212,18 +232,20 @@ pub fn prepare(
                 );
             }
             Some(builder) => {
-                let (mut targets, not_built) = crate::render::targets(&ws, config);
-                notes.not_built = not_built;
+                let (mut targets, mut not_built) = crate::render::targets(&ws, config);
                 if let Some(env) = &render.only_env {
                     targets.retain(|t| &t.env == env);
                 }
-                let builds = crate::render::build_all(
+                let (builds, deeper) = crate::render::walk(
                     &ws,
+                    config,
                     &builder,
-                    &targets,
+                    targets,
                     root,
                     render.cache_dir.as_deref(),
                 );
+                not_built.extend(deeper);
+                notes.not_built = not_built;
                 notes.builds = builds.len();
                 notes.cached = builds.iter().filter(|b| b.cached).count();
                 notes.build_seconds = builds.iter().map(|b| b.seconds).sum();

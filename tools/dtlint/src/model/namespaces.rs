@@ -40,8 +40,11 @@ pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> 
     roots.sort_by_key(|(k, _)| ws.sources.get(k.file).path.clone());
     // A Flux Kustomization's `targetNamespace` is the outermost setter of
     // the kustomization its `spec.path` builds: first, so it wins.
-    let mut flux = flux_target_namespaces(ws);
+    let (mut flux, generated) = flux_target_namespaces(ws);
     flux.sort_by_key(|(k, _)| ws.sources.get(k.file).path.clone());
+    for (id, setter) in generated {
+        out.entry(id).or_insert(setter);
+    }
     for (root, outer) in flux.into_iter().chain(roots) {
         let mut stack = vec![(root, outer)];
         let mut seen = rustc_hash::FxHashSet::default();
@@ -78,12 +81,16 @@ pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> 
     out
 }
 
+/// A kustomization with the namespace its builder sets.
+type SetRoot<'w> = (&'w crate::kustomize::Kustomization, Option<NamespaceSetter>);
+
 /// The kustomizations that Flux Kustomizations of this repository build
-/// (`spec.path`, from the root) with a `targetNamespace`, and that setter.
-fn flux_target_namespaces(
-    ws: &Workspace,
-) -> Vec<(&crate::kustomize::Kustomization, Option<NamespaceSetter>)> {
+/// (`spec.path`, from the root) with a `targetNamespace`, and that setter;
+/// for a path without a kustomization, the files and kustomizations of the
+/// one kustomize-controller generates.
+fn flux_target_namespaces(ws: &Workspace) -> (Vec<SetRoot<'_>>, Vec<(FileId, NamespaceSetter)>) {
     let mut out = Vec::new();
+    let mut files = Vec::new();
     for (id, f) in ws.sources.iter() {
         if memchr::memmem::find(f.text.as_bytes(), b"targetNamespace").is_none() {
             continue;
@@ -110,19 +117,25 @@ fn flux_target_namespaces(
                 continue;
             };
             let dir = crate::kustomize::normalize(&ws.root, path);
+            let setter = NamespaceSetter {
+                namespace: namespace.to_string(),
+                file: id,
+                span: target.span,
+            };
             if let Some(k) = ws.kustomization_in(&dir) {
-                out.push((
-                    k,
-                    Some(NamespaceSetter {
-                        namespace: namespace.to_string(),
-                        file: id,
-                        span: target.span,
-                    }),
-                ));
+                out.push((k, Some(setter)));
+            } else if dir.starts_with(&ws.root) {
+                for entry in crate::kustomize::generated_resources(&dir) {
+                    if let Some(k) = ws.kustomization_in(&entry) {
+                        out.push((k, Some(setter.clone())));
+                    } else if let Some(f) = ws.sources.find_abs(&entry) {
+                        files.push((f, setter.clone()));
+                    }
+                }
             }
         }
     }
-    out
+    (out, files)
 }
 
 /// The resolved namespace of every object: its own, else the one its

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use dtlint_yaml::Span;
 use rayon::prelude::*;
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use super::{Build, Builder, Target};
@@ -37,12 +38,71 @@ type Via = Option<(PathBuf, String, Span)>;
 /// reaching beyond the checked paths) are read from disk, each path checked
 /// first.
 pub fn closure(ws: &Workspace, dir: &Path) -> Closure {
-    let guard = &ws.guard;
-    let known = |p: &Path| ws.known_path(p);
+    closure_from(
+        ws,
+        vec![(dir.to_path_buf(), None)],
+        BTreeSet::new(),
+        Vec::new(),
+    )
+}
+
+/// The closure of a target: its overlay's, or, for a Flux Kustomization,
+/// that of the entries of the kustomization kustomize-controller generates
+/// (each checked like a kustomization's entry, positioned at the Flux
+/// Kustomization's `spec.path`) and of its components.
+pub fn closure_of(ws: &Workspace, target: &Target) -> Closure {
+    let Some(flux) = &target.flux else {
+        return closure(ws, &target.dir);
+    };
+    let via: Via = target.requested_by.map(|(id, span)| {
+        (
+            ws.sources.get(id).abs.clone(),
+            display_path(&ws.root, &target.dir),
+            span,
+        )
+    });
+    let mut dirs: Vec<(PathBuf, Via)> = flux
+        .components
+        .iter()
+        .map(|c| (c.clone(), via.clone()))
+        .collect();
     let mut files = BTreeSet::new();
     let mut refused = Vec::new();
+    if super::has_kustomization(&target.dir) {
+        dirs.push((target.dir.clone(), None));
+    } else {
+        let known = |p: &Path| ws.known_path(p);
+        for entry in super::generated_resources(&target.dir) {
+            match ws.guard.check(&entry, &known) {
+                Ok(crate::render_guard::Checked::Dir) => dirs.push((entry, via.clone())),
+                Ok(_) => {
+                    files.insert(entry);
+                }
+                Err(problem) => {
+                    if let Some((kustomization, raw, span)) = &via {
+                        refused.push(UnsafeRef {
+                            kustomization: kustomization.clone(),
+                            raw: format!("{raw} ({})", display_path(&ws.root, &entry)),
+                            span: *span,
+                            problem,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    closure_from(ws, dirs, files, refused)
+}
+
+fn closure_from(
+    ws: &Workspace,
     // Each directory with the entry that led to it.
-    let mut dirs: Vec<(PathBuf, Via)> = vec![(dir.to_path_buf(), None)];
+    mut dirs: Vec<(PathBuf, Via)>,
+    mut files: BTreeSet<PathBuf>,
+    mut refused: Vec<UnsafeRef>,
+) -> Closure {
+    let guard = &ws.guard;
+    let known = |p: &Path| ws.known_path(p);
     let mut visited = BTreeSet::new();
     while let Some((d, via)) = dirs.pop() {
         if !visited.insert(d.clone()) {
@@ -116,7 +176,45 @@ pub fn closure(ws: &Workspace, dir: &Path) -> Closure {
 
 /// Bumped when the wrapper kustomization or the flags change, so old cache
 /// entries are not reused.
-const BUILD_RECIPE: &str = "dtlint-wrapper-v2 --load-restrictor LoadRestrictionsNone buildMetadata: [originAnnotations, transformerAnnotations]";
+const BUILD_RECIPE: &str = "dtlint-wrapper-v3 --load-restrictor LoadRestrictionsNone";
+
+/// The wrapper kustomization of a build in `wrapper` (a directory directly
+/// in the cache directory, so relative paths do not depend on its name):
+/// the overlay, or the entries kustomize-controller would generate for a
+/// path with no kustomization, plus what the Flux Kustomization adds; with
+/// kustomize's build metadata turned on, so every object says where it
+/// came from. JSON, which is YAML.
+fn wrapper_text(target: &Target, wrapper: &Path) -> String {
+    let rel = |p: &Path| Json::String(relative(wrapper, p).display().to_string());
+    let resources: Vec<Json> = if super::has_kustomization(&target.dir) {
+        vec![rel(&target.dir)]
+    } else {
+        super::generated_resources(&target.dir)
+            .iter()
+            .map(|p| rel(p))
+            .collect()
+    };
+    let mut k = serde_json::Map::new();
+    k.insert("resources".into(), Json::Array(resources));
+    if let Some(flux) = &target.flux {
+        k.extend(flux.fields.clone());
+        if !flux.components.is_empty() {
+            k.insert(
+                "components".into(),
+                flux.components.iter().map(|c| rel(c)).collect(),
+            );
+        }
+    }
+    k.insert(
+        "buildMetadata".into(),
+        serde_json::json!(["originAnnotations", "transformerAnnotations"]),
+    );
+    format!(
+        "# written by dtlint to build {} with origin annotations\n{}\n",
+        target.display,
+        serde_json::to_string_pretty(&Json::Object(k)).unwrap_or_default()
+    )
+}
 
 /// The cache key of a build: the builder (program, arguments, version), the
 /// wrapper recipe, the repository's absolute root (the output names files
@@ -127,6 +225,7 @@ const BUILD_RECIPE: &str = "dtlint-wrapper-v2 --load-restrictor LoadRestrictions
 fn cache_key(
     builder: &Builder,
     target: &Target,
+    wrapper: &str,
     root: &Path,
     inputs: &[PathBuf],
     limit: u64,
@@ -137,6 +236,7 @@ fn cache_key(
         &builder.args.join(" "),
         &builder.version,
         BUILD_RECIPE,
+        wrapper,
     ] {
         h.update(part.as_bytes());
         h.update(b"\0");
@@ -169,7 +269,7 @@ fn build_one(
     let Closure {
         files: inputs,
         refused,
-    } = closure(ws, &target.dir);
+    } = closure_of(ws, target);
     let base = cache_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
     if !refused.is_empty() {
         let reasons: Vec<String> = refused.iter().map(UnsafeRef::message).collect();
@@ -181,10 +281,20 @@ fn build_one(
             seconds: 0.0,
             inputs,
             refused,
+            unset_vars: Vec::new(),
+            breaking_vars: Vec::new(),
         };
     }
     let guard = &ws.guard;
-    let key = cache_key(builder, target, root, &inputs, guard.max_file_size);
+    let wrapper_kustomization = wrapper_text(target, &base.join("wrap"));
+    let key = cache_key(
+        builder,
+        target,
+        &wrapper_kustomization,
+        root,
+        &inputs,
+        guard.max_file_size,
+    );
     // Where the wrapper is as far as the output's relative paths go: every
     // wrapper is a directory directly in `base`.
     let wrapper = base.join(format!("wrap-{}", &key[..16]));
@@ -199,6 +309,8 @@ fn build_one(
                 seconds: 0.0,
                 inputs,
                 refused,
+                unset_vars: Vec::new(),
+                breaking_vars: Vec::new(),
             };
         }
     }
@@ -209,13 +321,7 @@ fn build_one(
         let scratch = subprocess::ScratchDir::new_in(&base, "wrap-")
             .map_err(|e| format!("cannot create a directory in {}: {e}", base.display()))?;
         let dir = scratch.path();
-        let rel = relative(dir, &target.dir);
-        let text = format!(
-            "# written by dtlint to build {} with origin annotations\nresources:\n  - {}\nbuildMetadata: [originAnnotations, transformerAnnotations]\n",
-            target.display,
-            rel.display()
-        );
-        std::fs::write(dir.join("kustomization.yaml"), text)
+        std::fs::write(dir.join("kustomization.yaml"), &wrapper_kustomization)
             .map_err(|e| format!("cannot write the wrapper kustomization: {e}"))?;
         let limits = Limits {
             timeout: guard.timeout,
@@ -263,6 +369,8 @@ fn build_one(
         seconds: start.elapsed().as_secs_f64(),
         inputs,
         refused,
+        unset_vars: Vec::new(),
+        breaking_vars: Vec::new(),
     }
 }
 

@@ -28,7 +28,6 @@
 //! first), then in the kustomizations' own transformers (`images:`,
 //! generators, `labels:`), then in the object's origin file.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -43,12 +42,17 @@ use crate::subprocess::{self, Limits};
 use crate::workspace::Workspace;
 
 mod build;
+mod flux;
 mod map;
 mod provenance;
+mod substitute;
 
+pub use crate::kustomize::generated_resources;
 pub use build::{Closure, build_all, closure};
+pub use flux::{FluxBuild, PostBuild, sync_roots, walk};
 pub use map::{Step, follow, map_to_source, path_to};
 pub use provenance::{Provenance, RenderOutput, Rendered, apply, take_provenance};
+pub use substitute::{SubstituteFrom, Vars};
 
 /// Annotations kustomize adds for us; removed before rules see the object.
 pub const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
@@ -82,6 +86,9 @@ pub struct Target {
     /// What asked for this build: the Flux Kustomization's `spec.path`
     /// (file and span), when the cluster directory declares it.
     pub requested_by: Option<(FileId, Span)>,
+    /// What the Flux Kustomization that asked for this build adds to it;
+    /// `None` for an overlay built as it is.
+    pub flux: Option<Box<FluxBuild>>,
 }
 
 /// The result of one build.
@@ -101,6 +108,12 @@ pub struct Build {
     /// `unsafe-kustomize-path` rule reports them; `output` is then an error
     /// that no other rule repeats).
     pub refused: Vec<UnsafeRef>,
+    /// `${NAME}`s of the output that `spec.postBuild` leaves without a
+    /// value (Flux would substitute an empty string).
+    pub unset_vars: Vec<String>,
+    /// Substitutions (name, value) after which an object is no longer
+    /// YAML: Flux fails the build. The object is kept unsubstituted.
+    pub breaking_vars: Vec<(String, String)>,
 }
 
 /// Which tool builds overlays.
@@ -189,7 +202,7 @@ pub fn targets(ws: &Workspace, config: &Config) -> (Vec<Target>, Vec<NotBuilt>) 
     let generators = artifact_generators(ws);
     for (env, e) in config.environments_in_order() {
         let overlay_root = ws.root.join(&e.overlays);
-        let mut seen = BTreeSet::new();
+        let mut seen: Vec<(PathBuf, FluxBuild)> = Vec::new();
         if let Some(cluster) = &e.cluster {
             let cluster_rel = cluster.trim_end_matches('/');
             for (id, f) in ws.sources.iter() {
@@ -225,26 +238,18 @@ pub fn targets(ws: &Workspace, config: &Config) -> (Vec<Target>, Vec<NotBuilt>) 
                             continue;
                         }
                     };
-                    if !dir.starts_with(&overlay_root) {
+                    if !dir.starts_with(&overlay_root) || !dir.is_dir() {
                         continue;
                     }
-                    if !has_kustomization(&dir) {
-                        skipped.push(NotBuilt {
-                            env: env.to_string(),
-                            what: what(),
-                            why: format!(
-                                "{} has no kustomization.yaml (kustomize-controller generates one); its files are checked as written",
-                                display_path(&ws.root, &dir)
-                            ),
-                        });
-                        continue;
-                    }
-                    if seen.insert(dir.clone()) {
+                    let flux = FluxBuild::from_node(r, &dir);
+                    if !seen.iter().any(|(d, f)| *d == dir && *f == flux) {
+                        seen.push((dir.clone(), flux.clone()));
                         out.push(Target {
                             env: env.to_string(),
                             display: display_path(&ws.root, &dir),
                             dir,
                             requested_by: Some((id, path_node.map_or(r.span, |n| n.span))),
+                            flux: Some(Box::new(flux)),
                         });
                     }
                 }
@@ -268,6 +273,7 @@ pub fn targets(ws: &Workspace, config: &Config) -> (Vec<Target>, Vec<NotBuilt>) 
                     display: display_path(&ws.root, &dir),
                     dir,
                     requested_by: None,
+                    flux: None,
                 });
             }
         }
@@ -277,14 +283,16 @@ pub fn targets(ws: &Workspace, config: &Config) -> (Vec<Target>, Vec<NotBuilt>) 
 
 /// One `copy` of an `ArtifactGenerator` artifact: files under `from` (a
 /// directory of this repository) land under `to` in the artifact.
-struct ArtifactCopy {
+pub(super) struct ArtifactCopy {
     from: String,
     to: String,
 }
 
 /// The artifacts of the ArtifactGenerators that copy from this repository
 /// (a source named `flux-system`), by artifact name.
-fn artifact_generators(ws: &Workspace) -> std::collections::HashMap<String, Vec<ArtifactCopy>> {
+pub(super) fn artifact_generators(
+    ws: &Workspace,
+) -> std::collections::HashMap<String, Vec<ArtifactCopy>> {
     let mut out: std::collections::HashMap<String, Vec<ArtifactCopy>> =
         std::collections::HashMap::new();
     for (id, _) in ws.sources.iter() {
@@ -346,7 +354,7 @@ fn artifact_generators(ws: &Workspace) -> std::collections::HashMap<String, Vec<
 /// sync), or mapped back through the `copy` of the ArtifactGenerator that
 /// makes its ExternalArtifact. Other sources (another repository, an OCI
 /// artifact, a bucket) are not in this repository: the reason.
-fn local_dir(
+pub(super) fn local_dir(
     ws: &Workspace,
     generators: &std::collections::HashMap<String, Vec<ArtifactCopy>>,
     ks: &Node,

@@ -90,6 +90,10 @@ pub struct Rendered {
     pub file: FileId,
     pub target: Target,
     pub provenance: Vec<Provenance>,
+    /// See [`Build::unset_vars`].
+    pub unset_vars: Vec<String>,
+    /// See [`Build::breaking_vars`].
+    pub breaking_vars: Vec<(String, String)>,
 }
 
 /// The output of the render stage, passed along to the index and the engine.
@@ -121,14 +125,32 @@ pub fn apply(ws: &mut Workspace, builds: Vec<Build>) -> RenderOutput {
             out.failures.push(build);
             continue;
         };
-        let abs = build
+        // One path per build: a directory two Flux Kustomizations build
+        // differently is two streams.
+        let by = build
             .target
-            .dir
-            .join(format!(".dtlint-rendered-{}.yaml", build.target.env));
-        let path = format!(
-            "{} (rendered for {})",
-            build.target.display, build.target.env
-        );
+            .flux
+            .as_ref()
+            .filter(|_| {
+                let same_dir = |t: &Target| t.dir == build.target.dir && t.env == build.target.env;
+                out.rendered.iter().any(|r| same_dir(&r.target))
+                    || out.failures.iter().any(|b| same_dir(&b.target))
+            })
+            .map(|f| f.name.replace('/', "-"));
+        let abs = build.target.dir.join(match &by {
+            Some(by) => format!(".dtlint-rendered-{}-{by}.yaml", build.target.env),
+            None => format!(".dtlint-rendered-{}.yaml", build.target.env),
+        });
+        let path = match &by {
+            Some(by) => format!(
+                "{} (rendered for {} by {by})",
+                build.target.display, build.target.env
+            ),
+            None => format!(
+                "{} (rendered for {})",
+                build.target.display, build.target.env
+            ),
+        };
         let file = SourceFile::new(path, abs, text);
         let mut parsed = dtlint_yaml::parse(&file.text, &file.lines, Limits::default());
         let provenance = parsed
@@ -155,6 +177,8 @@ pub fn apply(ws: &mut Workspace, builds: Vec<Build>) -> RenderOutput {
             file: id,
             target: build.target,
             provenance,
+            unset_vars: build.unset_vars,
+            breaking_vars: build.breaking_vars,
         });
     }
     out

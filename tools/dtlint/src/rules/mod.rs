@@ -403,6 +403,8 @@ pub static ALL: &[&dyn Rule] = &[
     &flux::flux_decryption_missing::FluxDecryptionMissing,
     &flux::flux_required_fields::FluxRequiredFields,
     &flux::flux_interval_format::FluxIntervalFormat,
+    &flux::flux_substitute::FluxSubstituteUnset,
+    &flux::flux_substitute::FluxSubstituteInvalid,
     &flux::helm_chart_unpinned::HelmChartUnpinned,
     // sops
     &sops::sops_not_encrypted::SopsNotEncrypted,

@@ -15,6 +15,7 @@ pub mod flux_namespace_missing;
 pub mod flux_path_missing;
 pub mod flux_ref_unresolved;
 pub mod flux_required_fields;
+pub mod flux_substitute;
 pub mod helm_chart_unpinned;
 
 /// Complete Flux objects of one kind in one API group (`kustomize`, `helm`, `source`).

@@ -1,6 +1,9 @@
+use dtlint_yaml::{Node, Span};
+
 use crate::diag::{Finding, Label};
-use crate::model::Resource;
-use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
+use crate::rules::{Context, Rule, RuleMeta, declare_rule};
+use crate::source::FileId;
+use crate::workspace::Role;
 
 declare_rule! {
     /// ## What it does
@@ -43,36 +46,46 @@ impl Rule for Yaml11Value {
         &Self::META
     }
 
-    fn scope(&self) -> Option<Scope> {
-        Some(Scope::Documents)
-    }
-
-    fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        // The parser noted every such value of the file, in source order;
-        // this object's are the ones inside its document.
-        let noted = &ctx.index.ws.parsed(r.file).yaml11;
-        let span = r.root.span;
-        let first = noted.partition_point(|v| v.span.start.offset < span.start.offset);
-        for v in noted[first..]
-            .iter()
-            .take_while(|v| v.span.end.offset <= span.end.offset)
-        {
-            let (text, reading) = (v.text.as_str(), &v.reading);
-            out.push(
-                Finding::new(
-                    Self::META.id,
-                    Label::new(
-                        r.file,
-                        v.span,
-                        format!("Kubernetes reads this as {reading}"),
-                    ),
-                    format!("`{text}` means different things in YAML 1.1 and 1.2"),
-                )
-                .help(help(text)),
-            );
+    /// Over the files as written, objects judged through a rendered build
+    /// included: the build's output no longer has the text.
+    fn check(&self, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let ws = ctx.index.ws;
+        for (id, _) in ws.sources.iter() {
+            let parsed = ws.parsed(id);
+            if parsed.yaml11.is_empty() || ws.role(id) == Role::Rendered {
+                continue;
+            }
+            for doc in &parsed.documents {
+                let is_object = doc.root.get("apiVersion").and_then(Node::as_str).is_some()
+                    && doc.root.get("kind").and_then(Node::as_str).is_some();
+                if is_object {
+                    report(id, &parsed.yaml11, doc.root.span, out);
+                }
+            }
         }
     }
 }
+
+/// The noted values inside `span` of file `id` (the parser noted every such
+/// value of the file, in source order).
+fn report(id: FileId, noted: &[dtlint_yaml::Yaml11Value], span: Span, out: &mut Vec<Finding>) {
+    let first = noted.partition_point(|v| v.span.start.offset < span.start.offset);
+    for v in noted[first..]
+        .iter()
+        .take_while(|v| v.span.end.offset <= span.end.offset)
+    {
+        let (text, reading) = (v.text.as_str(), &v.reading);
+        out.push(
+            Finding::new(
+                Yaml11Value::META.id,
+                Label::new(id, v.span, format!("Kubernetes reads this as {reading}")),
+                format!("`{text}` means different things in YAML 1.1 and 1.2"),
+            )
+            .help(help(text)),
+        );
+    }
+}
+
 /// How to write `text` so both YAML versions agree. A leading-zero number
 /// is most often a file mode (`defaultMode: 0644`), an integer field:
 /// quoting it would make it a string the API server rejects, so the
