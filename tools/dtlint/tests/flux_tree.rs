@@ -10,34 +10,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 mod support;
 
 fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/_flux-tree"),
-        dir.path(),
-    );
-    dir
+    support::fixture("_flux-tree")
 }
 
 fn check(root: &Path, extra: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["check", "--no-cache", "--color", "never"])
-        .args(extra)
-        .current_dir(root)
-        .env_remove("DTLINT_KUSTOMIZE")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    support::check_in(root, extra)
 }
 
 #[test]

@@ -57,3 +57,34 @@ pub fn plant(root: &Path, file: &str, old: &str, new: &str, nth: usize) -> u32 {
     std::fs::write(&p, changed).unwrap();
     line
 }
+
+/// A copy of `tests/fixtures/<name>` in a temporary directory.
+pub fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+        dir.path(),
+    );
+    dir
+}
+
+/// `dtlint check --no-cache --color never <extra>` run in `root` as a user
+/// runs it: the exit code, standard output and standard error.
+pub fn check_in(root: &Path, extra: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["check", "--no-cache", "--color", "never"])
+        .args(extra)
+        .current_dir(root)
+        .env_remove("DTLINT_KUSTOMIZE")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
