@@ -26,6 +26,7 @@ pub mod init;
 pub mod kustomize;
 pub mod model;
 pub mod netpol;
+pub mod pathmap;
 pub mod ports;
 pub mod quantity;
 pub mod render;

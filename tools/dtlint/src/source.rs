@@ -60,7 +60,7 @@ impl SourceFile {
 #[derive(Debug, Default)]
 pub struct Sources {
     files: Vec<SourceFile>,
-    by_abs: rustc_hash::FxHashMap<PathBuf, FileId>,
+    by_abs: crate::pathmap::PathMap<FileId>,
 }
 
 impl Sources {
@@ -72,7 +72,7 @@ impl Sources {
 
     pub fn add(&mut self, file: SourceFile) -> FileId {
         let id = FileId(self.files.len() as u32);
-        self.by_abs.insert(file.abs.clone(), id);
+        self.by_abs.insert(&file.abs, id);
         self.files.push(file);
         id
     }
@@ -112,6 +112,24 @@ impl Sources {
 /// `path` relative to `root` with `/` separators, or the path as given when
 /// it is outside the root.
 pub fn display_path(root: &Path, path: &Path) -> String {
+    // The common case by bytes: `Path::strip_prefix` goes component by
+    // component, and every file of a large repository passes here.
+    let (r, p) = (
+        root.as_os_str().as_encoded_bytes(),
+        path.as_os_str().as_encoded_bytes(),
+    );
+    if !cfg!(windows)
+        && p.len() > r.len() + 1
+        && p.starts_with(r)
+        && p[r.len()] == b'/'
+        && !r.ends_with(b"/")
+        && let Ok(rest) = std::str::from_utf8(&p[r.len() + 1..])
+        && !rest.starts_with('/')
+        && !rest.contains("//")
+        && !rest.ends_with('/')
+    {
+        return rest.to_string();
+    }
     let rel = path.strip_prefix(root).unwrap_or(path);
     let s = rel.to_string_lossy();
     let s = if s.contains('\\') {
@@ -120,4 +138,25 @@ pub fn display_path(root: &Path, path: &Path) -> String {
         s.into_owned()
     };
     if s.is_empty() { ".".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_path;
+    use std::path::Path;
+
+    #[test]
+    fn display_paths_are_relative_with_slashes() {
+        let root = Path::new("/w/repo");
+        for (path, want) in [
+            ("/w/repo/base/gc/deployment.yaml", "base/gc/deployment.yaml"),
+            ("/w/repo", "."),
+            ("/w/repo/", "."),
+            ("/w/repo//base/x.yaml", "base/x.yaml"),
+            ("/w/repository/x.yaml", "/w/repository/x.yaml"),
+            ("/elsewhere/x.yaml", "/elsewhere/x.yaml"),
+        ] {
+            assert_eq!(display_path(root, Path::new(path)), want, "{path}");
+        }
+    }
 }

@@ -10,9 +10,10 @@ use crate::flux::FluxPaths;
 use crate::render::{RenderOutput, Rendered};
 use crate::sops_index::SopsState;
 use crate::source::FileId;
-use crate::workspace::{Role, Workspace};
+use crate::workspace::Workspace;
 
 mod budgets;
+mod build;
 pub mod created;
 pub mod namespaces;
 mod ordinals;
@@ -249,7 +250,6 @@ impl<'a> Index<'a> {
     /// The index of a workspace; `config` assigns source files to
     /// environments by their directory.
     pub fn build_with(input: impl Into<Stages<'a>>, config: Option<&'a Config>) -> Self {
-        use rayon::prelude::*;
         let Stages {
             ws,
             render,
@@ -257,135 +257,29 @@ impl<'a> Index<'a> {
             flux_paths,
         } = input.into();
         let files: Vec<_> = ws.sources.iter().collect();
-        // Per file in parallel, then concatenated in file order.
-        let per_file: Vec<Vec<Resource<'a>>> = files
-            .par_iter()
-            .map(|&(id, f)| {
-                let role = ws.role(id);
-                // Objects judged through a rendered build are not judged alone.
-                if render.covered.contains(&id) && role != Role::Kustomization {
-                    return Vec::new();
-                }
-                let env = match render.rendered_of(id) {
-                    Some(r) => Some(r.target.env.as_str()),
-                    None => config.and_then(|c| c.environment_of(&f.path)),
-                };
-                ws.parsed(id)
-                    .documents
-                    .iter()
-                    .filter_map(|doc| {
-                        let mut r = Resource::from_node(id, doc.index, &doc.root, role)?;
-                        r.env = env;
-                        r.custom_template =
-                            config.and_then(|c| c.workload_template(r.kind, r.group()));
-                        Some(r)
-                    })
-                    .collect()
-            })
-            .collect();
+        // The namespace kustomize gives each file, which most
+        // whole-repository rules ask for, is worked out beside the objects.
+        let namespace_setters = std::sync::OnceLock::new();
+        let ((), per_file) = rayon::join(
+            || {
+                namespace_setters.get_or_init(|| namespaces::kustomize_namespaces(ws));
+            },
+            || Self::objects_of(ws, render, config, &files),
+        );
         let mut resources = Vec::with_capacity(per_file.iter().map(Vec::len).sum());
         for v in per_file {
             resources.extend(v);
         }
-        let namespace_setters = std::sync::OnceLock::new();
         namespaces::rename_namespaces(ws, &mut resources, &namespace_setters);
-        let mut configs: Vec<ConfigObject> = resources
-            .iter()
-            .filter_map(|r| {
-                let kind = match r.kind {
-                    "ConfigMap" => ConfigKind::ConfigMap,
-                    "Secret" => ConfigKind::Secret,
-                    _ => return None,
-                };
-                let span = r
-                    .metadata()
-                    .and_then(|m| m.get("name"))
-                    .map_or_else(|| r.anchor_span(), |n| n.span);
-                Some(ConfigObject {
-                    kind,
-                    name: r.name.to_string(),
-                    namespace: r.namespace.map(str::to_string),
-                    keys: data_keys(r.root),
-                    file: r.file,
-                    span,
-                })
-            })
-            .collect();
-        configs.extend(ws.generated.iter().cloned());
-        let mut added: std::collections::HashMap<FileId, AddedLabels> =
-            std::collections::HashMap::new();
-        for k in &ws.kustomizations {
-            let Some(doc) = ws.parsed(k.file).documents.first() else {
-                continue;
-            };
-            let mut labels = AddedLabels::default();
-            for e in doc
-                .root
-                .get("commonLabels")
-                .into_iter()
-                .flat_map(Node::entries)
-            {
-                if let Some(key) = e.key.as_str() {
-                    labels.object.push(key.to_string());
-                    labels.template.push(key.to_string());
-                }
-            }
-            for l in doc.root.get("labels").into_iter().flat_map(Node::items) {
-                // `includeSelectors: true` writes the labels into templates too.
-                let templates = ["includeTemplates", "includeSelectors"]
-                    .iter()
-                    .any(|k| l.get(k).and_then(Node::as_bool) == Some(true));
-                for e in l.get("pairs").into_iter().flat_map(Node::entries) {
-                    if let Some(key) = e.key.as_str() {
-                        labels.object.push(key.to_string());
-                        if templates {
-                            labels.template.push(key.to_string());
-                        }
-                    }
-                }
-            }
-            if labels.object.is_empty() {
-                continue;
-            }
-            for r in &k.refs {
-                if let Some(id) = ws.sources.find_abs(&r.path) {
-                    let slot = added.entry(id).or_default();
-                    slot.object.extend(labels.object.iter().cloned());
-                    slot.template.extend(labels.template.iter().cloned());
-                }
-            }
-        }
-        let operator_pods: Vec<(usize, Node)> = resources
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.is_complete())
-            .filter_map(|(i, r)| cnpg_pod_labels(r).map(|n| (i, n)))
-            .collect();
-        let mut index = Self {
+        Self::assemble(
             ws,
             render,
             sops,
             flux_paths,
-            namespace_setters,
-            resources,
-            configs,
-            added,
-            no_labels: AddedLabels::default(),
-            operator_pods,
-            pods: Vec::new(),
-            pod_labels: LabelIndex::default(),
-            services: Vec::new(),
-            service_labels: LabelIndex::default(),
-            configs_by_name: std::collections::HashMap::new(),
-            by_kind: std::collections::HashMap::new(),
-            object_ids: Vec::new(),
-            budgets: std::sync::OnceLock::new(),
-            source_secrets: std::sync::OnceLock::new(),
-            created: std::sync::OnceLock::new(),
             config,
-        };
-        index.build_lookups();
-        index
+            resources,
+            namespace_setters,
+        )
     }
 
     /// The rendered overlay a file is the output of.

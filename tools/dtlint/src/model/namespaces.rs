@@ -23,7 +23,7 @@ pub struct NamespaceSetter {
 /// kustomization no other one lists.
 pub fn kustomize_namespaces(ws: &Workspace) -> HashMap<FileId, NamespaceSetter> {
     use crate::kustomize::RefKind;
-    let listed: rustc_hash::FxHashSet<&std::path::Path> = ws
+    let listed: crate::pathmap::PathSet = ws
         .kustomizations
         .iter()
         .flat_map(|k| &k.refs)

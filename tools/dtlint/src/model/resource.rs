@@ -64,6 +64,10 @@ pub struct Resource<'a> {
     /// Where the pod template is, for a kind `dtlint.toml` declares a
     /// workload (`[[workload]]`): its keys from the root.
     pub custom_template: Option<&'a [String]>,
+    /// [`Resource::group`], worked out once: rules ask for it per object.
+    group: &'a str,
+    /// [`Resource::is_kubernetes_object`], likewise.
+    kubernetes: bool,
 }
 
 impl<'a> Resource<'a> {
@@ -71,12 +75,19 @@ impl<'a> Resource<'a> {
         let api_version = root.get("apiVersion")?.as_str()?;
         let kind = root.get("kind")?.as_str()?;
         let meta = root.get("metadata");
+        let group = api_group(api_version);
+        let kubernetes = !matches!(
+            group,
+            "kustomize.config.k8s.io" | "kind.x-k8s.io" | "ctlptl.dev" | "k3d.io"
+        ) && !api_version.starts_with("skaffold/");
         Some(Self {
             file,
             doc,
             root,
             api_version,
             kind,
+            group,
+            kubernetes,
             name: meta
                 .and_then(|m| m.get("name"))
                 .and_then(Node::as_str)
@@ -95,7 +106,7 @@ impl<'a> Resource<'a> {
 
     /// The API group (`apps` for `apps/v1`, empty for the core group).
     pub fn group(&self) -> &'a str {
-        api_group(self.api_version)
+        self.group
     }
 
     /// True for a complete object (not a patch, not a kustomization).
@@ -109,10 +120,7 @@ impl<'a> Resource<'a> {
     /// False for configuration files of tools that merely look like objects
     /// (kustomize, kind, skaffold): they are never applied to a cluster.
     pub fn is_kubernetes_object(&self) -> bool {
-        !matches!(
-            self.group(),
-            "kustomize.config.k8s.io" | "kind.x-k8s.io" | "ctlptl.dev" | "k3d.io"
-        ) && !self.api_version.starts_with("skaffold/")
+        self.kubernetes
     }
 
     /// A complete Kubernetes object: what [`super::Index::objects`] yields and most

@@ -79,12 +79,12 @@ pub struct Workspace {
     /// ConfigMaps and Secrets that kustomizations generate.
     pub generated: Vec<ConfigObject>,
     /// Index into `kustomizations` by directory.
-    kustomization_dirs: rustc_hash::FxHashMap<PathBuf, usize>,
+    kustomization_dirs: crate::pathmap::PathMap<usize>,
     /// Kustomizations (indices) that list a path under `resources:` or
     /// `components:`.
     /// Which kustomizations list a path under `resources:`/`components:`:
     /// built on first use (few rules ask).
-    listed_by: std::sync::OnceLock<rustc_hash::FxHashMap<PathBuf, Vec<usize>>>,
+    listed_by: std::sync::OnceLock<crate::pathmap::PathMap<Vec<usize>>>,
     /// The services' config contracts (`contracts` in `dtlint.toml`).
     pub contracts: Vec<crate::contract::Contract>,
     /// What builds may read and how long they may run (see
@@ -174,7 +174,7 @@ impl Workspace {
             kustomizations: Vec::new(),
             unreadable,
             generated: Vec::new(),
-            kustomization_dirs: rustc_hash::FxHashMap::default(),
+            kustomization_dirs: crate::pathmap::PathMap::default(),
             listed_by: std::sync::OnceLock::new(),
             contracts: Vec::new(),
             guard: crate::render_guard::Guard::new(root, &config.render, limit),
@@ -236,7 +236,7 @@ impl Workspace {
             .kustomizations
             .iter()
             .enumerate()
-            .map(|(i, k)| (k.dir.clone(), i))
+            .map(|(i, k)| (k.dir.as_path(), i))
             .collect();
         for k in &self.kustomizations {
             for r in &k.refs {
@@ -272,15 +272,15 @@ impl Workspace {
     pub fn listing(&self, path: &Path) -> impl Iterator<Item = &Kustomization> {
         self.listed_by
             .get_or_init(|| {
-                let mut listed_by: rustc_hash::FxHashMap<PathBuf, Vec<usize>> =
-                    rustc_hash::FxHashMap::default();
+                let mut listed_by: crate::pathmap::PathMap<Vec<usize>> =
+                    crate::pathmap::PathMap::default();
                 for (i, k) in self.kustomizations.iter().enumerate() {
                     for r in k
                         .refs
                         .iter()
                         .filter(|r| matches!(r.kind, RefKind::Resource | RefKind::Component))
                     {
-                        listed_by.entry(r.path.clone()).or_default().push(i);
+                        listed_by.get_or_insert_with(&r.path, Vec::new).push(i);
                     }
                 }
                 listed_by

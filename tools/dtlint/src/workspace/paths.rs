@@ -12,9 +12,7 @@
 //! read in each service directory (see [`SERVICE_FILES`]).
 //! A path nobody asked about here reads as absent.
 
-use std::path::{Path, PathBuf};
-
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::path::Path;
 
 use super::Workspace;
 use crate::config::{Config, SERVICE_FILES, SERVICE_WORKLOAD_FILES};
@@ -33,7 +31,7 @@ pub enum PathKind {
 /// Paths and what they are (symbolic links followed).
 #[derive(Debug, Default)]
 pub struct PathFacts {
-    kinds: FxHashMap<PathBuf, PathKind>,
+    kinds: crate::pathmap::PathMap<PathKind>,
 }
 
 fn kind_of(path: &Path) -> PathKind {
@@ -56,7 +54,7 @@ impl PathFacts {
             return kind;
         }
         let kind = kind_of(path);
-        self.kinds.insert(path.to_path_buf(), kind);
+        self.kinds.insert(path, kind);
         kind
     }
 }
@@ -97,7 +95,7 @@ impl Workspace {
                 }
             }
         }
-        let mut dirs: FxHashSet<&Path> = FxHashSet::default();
+        let mut dirs = crate::pathmap::PathSet::default();
         for (_, f) in self.sources.iter() {
             if let Some(dir) = f.abs.parent()
                 && dirs.insert(dir)

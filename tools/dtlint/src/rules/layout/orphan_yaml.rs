@@ -1,4 +1,3 @@
-use std::collections::HashSet;
 use std::path::Path;
 
 use crate::diag::{Finding, Label};
@@ -54,7 +53,7 @@ impl Rule for OrphanYaml {
         let ws = ctx.index.ws;
         // Every path any kustomization names, under any key: files listed
         // under `configurations:` or `crds:` get no role but are not orphans.
-        let listed: HashSet<&Path> = ws
+        let listed: crate::pathmap::PathSet = ws
             .kustomizations
             .iter()
             .flat_map(|k| &k.refs)
