@@ -1,6 +1,6 @@
 //! `dtlint init`: a commented `dtlint.toml` holding what dtlint finds in the
-//! repository on its own (the environments of `clusters/*`), to adjust and
-//! commit.
+//! repository on its own (the environments of `clusters/*`, else the
+//! directories a Flux sync applies), to adjust and commit.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,6 +27,28 @@ pub fn config_text(root: &Path) -> String {
          # latest-tag = \"warning\"\n",
     );
     if envs.is_empty() {
+        // No clusters/: the directories a FluxInstance or `flux bootstrap`
+        // syncs, as `dtlint check` finds them.
+        let roots = crate::workspace::Workspace::load(root, &[root.to_path_buf()], &config)
+            .map(|ws| crate::render::sync_roots(&ws))
+            .unwrap_or_default();
+        if !roots.is_empty() {
+            out.push_str(
+                "\n# One environment per directory a Flux sync applies: its Flux Kustomizations,\n\
+                 # and those they apply in turn, are rendered the way kustomize-controller builds them.\n",
+            );
+            for (name, path, from) in roots {
+                let _ = write!(
+                    out,
+                    "\n[environments.{name}]\n\
+                     cluster = \"{path}\"   # synced by {from}\n\
+                     # min_replicas = 2            # every workload runs at least this many replicas\n\
+                     # [environments.{name}.rules]\n\
+                     # latest-tag = \"error\"\n"
+                );
+            }
+            return out;
+        }
         out.push_str(
             "\n# No clusters/<name>/ directory was found. Declare an environment to have its\n\
              # overlays rendered and checked as the cluster receives them:\n\

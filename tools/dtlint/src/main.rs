@@ -54,7 +54,7 @@ enum Command {
     Sops(SopsCommand),
     /// Print the traffic the NetworkPolicies allow: rows from, columns to, cells ports.
     Graph(GraphArgs),
-    /// Write a commented dtlint.toml with the environments found (clusters/*).
+    /// Write a commented dtlint.toml with the environments found (clusters/*, else the directories a Flux sync applies).
     Init {
         /// Replace an existing dtlint.toml.
         #[arg(long)]

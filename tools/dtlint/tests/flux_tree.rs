@@ -110,3 +110,31 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn init_writes_down_the_synced_directory() {
+    let dir = fixture();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .arg("init")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = std::fs::read_to_string(dir.path().join("dtlint.toml")).unwrap();
+    let config = dtlint::config::Config::parse(&text, "dtlint.toml").unwrap();
+    assert_eq!(
+        config.environments["cluster"].cluster.as_deref(),
+        Some("kubernetes/flux/cluster")
+    );
+    // The same findings, now from the configuration, with no note of guessing.
+    let (code, stdout, stderr) = check(dir.path(), &[]);
+    assert_eq!(code, 1);
+    for rule in [
+        "flux-substitute-invalid",
+        "flux-substitute-unset",
+        "helm-chart-unpinned",
+    ] {
+        assert!(stdout.contains(rule), "{rule}: {stdout}");
+    }
+    assert!(!stderr.contains("no environments declared"), "{stderr}");
+}
