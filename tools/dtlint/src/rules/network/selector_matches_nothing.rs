@@ -13,7 +13,9 @@ declare_rule! {
     /// `namespaceSelector`), and ServiceMonitor `spec.selector` (in the
     /// namespaces its `namespaceSelector.matchNames` lists, when it does:
     /// a list that rules out the only Service the selector matches is
-    /// reported at the list). In a
+    /// reported at the list; without a selector, the monitor watches every
+    /// Service of the listed namespaces, and a list none of which holds a
+    /// Service is reported). In a
     /// namespace a Flux `HelmRelease` installs a chart into, the chart makes
     /// pods and Services dtlint cannot see, so selectors there are not
     /// judged.
@@ -166,6 +168,7 @@ impl Rule for SelectorMatchesNothing {
             }
             "ServiceMonitor" => {
                 let Some(node) = r.spec().and_then(|s| s.get("selector")) else {
+                    no_service_in_listed_namespaces(idx, r, out);
                     return;
                 };
                 let sel = Selector {
@@ -222,6 +225,51 @@ impl Rule for SelectorMatchesNothing {
             }
             _ => {}
         }
+    }
+}
+
+/// A ServiceMonitor without a selector watches every Service of the
+/// namespaces `namespaceSelector.matchNames` lists: reported when none of
+/// them holds a Service dtlint can see, and no chart installs into one.
+fn no_service_in_listed_namespaces(
+    idx: &crate::model::Index<'_>,
+    r: &Resource<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(names_node) = r
+        .spec()
+        .and_then(|s| s.path(&["namespaceSelector", "matchNames"]))
+        .filter(|n| n.as_sequence().is_some_and(|items| !items.is_empty()))
+    else {
+        return;
+    };
+    let names: Vec<&str> = names_node.items().filter_map(Node::as_str).collect();
+    if names.len() != names_node.items().len()
+        || names
+            .iter()
+            .any(|ns| idx.any_chart() && idx.chart_objects_in(r, ns).is_some())
+    {
+        return;
+    }
+    let namespaces = crate::model::Namespaces::new(idx);
+    let any = idx
+        .objects()
+        .filter(|s| s.kind == "Service" && s.group().is_empty())
+        .filter(|s| crate::model::same_env(s, r))
+        .any(|s| names.contains(&namespaces.of(s).as_str()));
+    if !any {
+        out.push(
+            Finding::new(
+                SelectorMatchesNothing::META.id,
+                Label::new(r.file, names_node.span, "no Service in these namespaces"),
+                format!(
+                    "namespaceSelector of {} matches no Service: it has no selector, and no Service is in {}",
+                    r.id(),
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .help("List the namespace of the Services to monitor under `namespaceSelector.matchNames`, or select them with `selector`."),
+        );
     }
 }
 
