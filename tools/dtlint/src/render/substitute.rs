@@ -226,6 +226,29 @@ fn documents(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The `}` that closes the expression whose name ends at `from`, past any
+/// `${...}` nested in a default.
+fn closing_brace(doc: &str, from: usize) -> Option<usize> {
+    let b = doc.as_bytes();
+    let mut depth = 0usize;
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            b'\n' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 fn is_name_start(c: u8) -> bool {
     c == b'_' || c.is_ascii_alphabetic()
 }
@@ -261,7 +284,7 @@ fn substitute_doc(
                 j += 1;
             }
         }
-        let Some(close) = doc[j..].find('}').map(|c| j + c) else {
+        let Some(close) = closing_brace(doc, j) else {
             break;
         };
         if j == name_start || doc[j..close].contains('\n') {
@@ -281,12 +304,24 @@ fn substitute_doc(
             i = close + 1;
             continue;
         };
+        // A default may hold placeholders itself (`${A:-${B}}`): they are
+        // substituted in turn; one left unresolved keeps the whole as written.
+        let has_default = default.is_some();
+        let default = default.and_then(|d| {
+            if !d.contains("${") {
+                return Some(d.to_string());
+            }
+            let mut inner = String::new();
+            let mut inner_made = Vec::new();
+            substitute_doc(d, vars, &mut inner, unset, &mut inner_made);
+            (!inner.contains("${")).then_some(inner)
+        });
         let hidden = vars.hidden.contains(name);
         let value = match vars.known.get(name) {
-            Some(v) if when_empty && v.is_empty() => default.map(str::to_string),
+            Some(v) if when_empty && v.is_empty() => default,
             Some(v) => Some(v.clone()),
             None if hidden => None,
-            None => default.map(str::to_string),
+            None => default,
         };
         match value {
             Some(v) => {
@@ -296,7 +331,7 @@ fn substitute_doc(
                 made.push((name.to_string(), v));
             }
             None => {
-                if !hidden && vars.complete {
+                if !hidden && !has_default && vars.complete {
                     unset.insert(name.to_string());
                 }
             }
@@ -361,6 +396,18 @@ mod tests {
         let quoted = substitute("a: \"${RANGE}\"\n", &vars(&[("RANGE", ">=1.0.0")]));
         assert_eq!(quoted.text, "a: \">=1.0.0\"\n");
         assert!(quoted.breaking.is_empty());
+    }
+
+    #[test]
+    fn defaults_may_hold_placeholders() {
+        let v = vars(&[("APP", "autobrr")]);
+        let s = substitute("name: \"${CLAIM:-${APP}}\"\nx: ${A:=${B:=b}-c}\n", &v);
+        assert_eq!(s.text, "name: \"autobrr\"\nx: b-c\n");
+        assert!(s.unset.is_empty());
+        // An inner name with no value keeps the whole as written.
+        let s = substitute("name: ${CLAIM:-${NOPE}}\n", &v);
+        assert_eq!(s.text, "name: ${CLAIM:-${NOPE}}\n");
+        assert_eq!(s.unset.into_iter().collect::<Vec<_>>(), ["NOPE"]);
     }
 
     #[test]

@@ -404,6 +404,7 @@ pub static ALL: &[&dyn Rule] = &[
     &flux::flux_required_fields::FluxRequiredFields,
     &flux::flux_interval_format::FluxIntervalFormat,
     &flux::flux_substitute::FluxSubstituteUnset,
+    &flux::flux_applied_twice::FluxAppliedTwice,
     &flux::flux_substitute::FluxSubstituteInvalid,
     &flux::helm_chart_unpinned::HelmChartUnpinned,
     // sops

@@ -7,6 +7,7 @@ use crate::model::{Index, Resource};
 use crate::netpol::Namespaces;
 
 pub mod flux_address_unchecked;
+pub mod flux_applied_twice;
 pub mod flux_decryption_missing;
 pub mod flux_dependency_cycle;
 pub mod flux_health_unchecked;
