@@ -19,6 +19,7 @@
 pub mod config;
 pub mod contract;
 pub mod diag;
+pub mod diff;
 pub mod docs;
 pub mod engine;
 pub mod flux;

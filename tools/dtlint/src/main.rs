@@ -54,6 +54,17 @@ enum Command {
     Sops(SopsCommand),
     /// Print the traffic the NetworkPolicies allow: rows from, columns to, cells ports.
     Graph(GraphArgs),
+    /// What a change does to each cluster: objects added, removed and changed per environment against a base revision, and the change rules.
+    Diff {
+        /// The git revision to compare the working tree with.
+        #[arg(long)]
+        base: String,
+        #[arg(long, value_enum, default_value_t = dtlint::diff::Format::Human)]
+        format: dtlint::diff::Format,
+        /// Compare the files as written, without rendering overlays.
+        #[arg(long)]
+        no_render: bool,
+    },
     /// Write a commented dtlint.toml with the environments found (clusters/*, else the directories a Flux sync applies).
     Init {
         /// Replace an existing dtlint.toml.
@@ -196,6 +207,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Diff {
+            base,
+            format,
+            no_render,
+        } => match std::env::current_dir() {
+            Ok(cwd) => dtlint::diff::main(&find_root(&cwd), &base, format, !no_render),
+            Err(e) => {
+                eprintln!("dtlint: cannot read the current directory: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Graph(args) => match graph(&args) {
             Ok(code) => code,
             Err(msg) => {

@@ -232,18 +232,18 @@ pub fn prepare(
                 );
             }
             Some(builder) => {
+                // Builds name files by paths relative to the cache
+                // directory: it must be a real path (no `..`, no link).
+                let cache = render.cache_dir.as_deref().map(|d| {
+                    let _ = std::fs::create_dir_all(d);
+                    d.canonicalize().unwrap_or_else(|_| d.to_path_buf())
+                });
                 let (mut targets, mut not_built) = crate::render::targets(&ws, config);
                 if let Some(env) = &render.only_env {
                     targets.retain(|t| &t.env == env);
                 }
-                let (builds, deeper) = crate::render::walk(
-                    &ws,
-                    config,
-                    &builder,
-                    targets,
-                    root,
-                    render.cache_dir.as_deref(),
-                );
+                let (builds, deeper) =
+                    crate::render::walk(&ws, config, &builder, targets, root, cache.as_deref());
                 not_built.extend(deeper);
                 notes.not_built = not_built;
                 notes.builds = builds.len();

@@ -1,0 +1,222 @@
+//! The change rules of `dtlint diff`: what a difference does once Flux
+//! applies it.
+//!
+//! - `immutable-field-changed` (error): a field the API server will not
+//!   update changed (a workload's `spec.selector`, a StatefulSet's
+//!   `volumeClaimTemplates`, `serviceName` or `podManagementPolicy`, a
+//!   Job's `template`, a PVC's `storageClassName`, a Service's
+//!   `clusterIP`): the apply fails and Flux stalls until someone deletes
+//!   the object by hand.
+//! - `pruned-data` (error): a PersistentVolumeClaim, Namespace, Secret or
+//!   CloudNativePG Cluster is no longer declared: Flux prunes it, and the
+//!   data with it.
+//! - `flux-suspend-changed` (warning): a Flux object's `spec.suspend`
+//!   turned on or off.
+//! - `image-unpinned` (warning): an image that was pinned by digest now
+//!   names a tag, or moved to an older SemVer tag.
+
+use serde_json::Value as Json;
+
+use super::{EnvDiff, Obj};
+
+/// One finding of a change rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub rule: &'static str,
+    pub error: bool,
+    pub message: String,
+    /// `file:line` in the new revision (the base revision's, for a removal).
+    pub source: String,
+    pub envs: Vec<String>,
+}
+
+/// Fields no update may change, by (API group, kind).
+fn immutable(group: &str, kind: &str) -> &'static [&'static str] {
+    match (group, kind) {
+        ("apps", "Deployment" | "DaemonSet" | "ReplicaSet") => &["spec.selector"],
+        ("apps", "StatefulSet") => &[
+            "spec.selector",
+            "spec.volumeClaimTemplates",
+            "spec.serviceName",
+            "spec.podManagementPolicy",
+        ],
+        ("batch", "Job") => &["spec.selector", "spec.template"],
+        ("", "PersistentVolumeClaim") => &["spec.storageClassName", "spec.volumeName"],
+        ("", "Service") => &["spec.clusterIP"],
+        _ => &[],
+    }
+}
+
+fn group(o: &Obj) -> &str {
+    o.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+fn within(field: &str, prefix: &str) -> bool {
+    field == prefix
+        || field
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(['.', '[']))
+}
+
+fn pointer<'v>(v: &'v Json, dotted: &str) -> Option<&'v Json> {
+    dotted.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// Every image of an object's pod template, by container name.
+fn images(v: &Json) -> Vec<(String, String)> {
+    let spec = pointer(v, "spec.template.spec")
+        .or_else(|| pointer(v, "spec.jobTemplate.spec.template.spec"))
+        .or_else(|| pointer(v, "spec"));
+    let mut out = Vec::new();
+    for key in ["containers", "initContainers"] {
+        for c in spec
+            .and_then(|s| s.get(key))
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(n), Some(i)) = (
+                c.get("name").and_then(Json::as_str),
+                c.get("image").and_then(Json::as_str),
+            ) {
+                out.push((n.to_string(), i.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn tag_version(image: &str) -> Option<semver::Version> {
+    let tag = image.rsplit_once(':')?.1;
+    if tag.contains('/') {
+        return None;
+    }
+    semver::Version::parse(tag.trim_start_matches('v')).ok()
+}
+
+/// The change findings of one environment's difference.
+/// `locate` gives the `file:line` of a field of a new object.
+pub fn judge(env: &str, d: &EnvDiff, locate: &dyn Fn(&Obj, &str) -> String) -> Vec<Change> {
+    let mut out = Vec::new();
+    let mut push = |rule, error, message: String, source: &str| {
+        out.push(Change {
+            rule,
+            error,
+            message,
+            source: source.to_string(),
+            envs: vec![env.to_string()],
+        });
+    };
+    for (new, old, fields) in &d.changed {
+        for prefix in immutable(group(new), &new.kind) {
+            // A Service's cluster IP may be set where it was empty (the
+            // API server assigns one); changing an assigned one is refused.
+            if *prefix == "spec.clusterIP"
+                && pointer(&old.value, "spec.clusterIP")
+                    .and_then(Json::as_str)
+                    .is_none_or(str::is_empty)
+            {
+                continue;
+            }
+            if let Some(field) = fields.iter().find(|f| within(f, prefix)) {
+                push(
+                    "immutable-field-changed",
+                    true,
+                    format!(
+                        "`{prefix}` of {} changed: the API server refuses to update it, and Flux stalls until the object is deleted and created again",
+                        new.id()
+                    ),
+                    &locate(new, field),
+                );
+            }
+        }
+        if group(new).ends_with("toolkit.fluxcd.io") && fields.iter().any(|f| f == "spec.suspend") {
+            let on = pointer(&new.value, "spec.suspend").and_then(Json::as_bool) == Some(true);
+            push(
+                "flux-suspend-changed",
+                false,
+                format!(
+                    "{} is {}: Flux {} reconciling it",
+                    new.id(),
+                    if on { "suspended" } else { "resumed" },
+                    if on { "stops" } else { "starts" }
+                ),
+                &locate(new, "spec.suspend"),
+            );
+        }
+        let before: std::collections::BTreeMap<String, String> =
+            images(&old.value).into_iter().collect();
+        for (container, image) in images(&new.value) {
+            let Some(was) = before.get(&container) else {
+                continue;
+            };
+            if was == &image {
+                continue;
+            }
+            let why = if was.contains("@sha256:") && !image.contains("@sha256:") {
+                Some(format!(
+                    "was pinned by digest (`{was}`), now a tag (`{image}`)"
+                ))
+            } else {
+                match (tag_version(was), tag_version(&image)) {
+                    (Some(a), Some(b)) if b < a => {
+                        Some(format!("moved to an older version, `{was}` to `{image}`"))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(why) = why {
+                let suffix = format!("[{container}].image");
+                let at = fields
+                    .iter()
+                    .find(|f| f.ends_with(&suffix))
+                    .map_or_else(|| new.source.clone(), |f| locate(new, f));
+                push(
+                    "image-unpinned",
+                    false,
+                    format!("image of container `{container}` in {} {why}", new.id()),
+                    &at,
+                );
+            }
+        }
+    }
+    for old in &d.removed {
+        let holds_data = matches!(
+            (group(old), old.kind.as_str()),
+            ("", "PersistentVolumeClaim" | "Namespace" | "Secret")
+                | ("postgresql.cnpg.io", "Cluster")
+        );
+        if holds_data {
+            push(
+                "pruned-data",
+                true,
+                format!(
+                    "{} is no longer declared: Flux prunes it (with `prune: true`), and its data with it",
+                    old.id()
+                ),
+                &format!("{} (base)", old.source),
+            );
+        }
+    }
+    out
+}
+
+/// One finding per rule, message and place, naming every environment.
+pub fn merge(changes: &mut Vec<Change>) {
+    let mut out: Vec<Change> = Vec::new();
+    for c in changes.drain(..) {
+        if let Some(o) = out
+            .iter_mut()
+            .find(|o| o.rule == c.rule && o.message == c.message && o.source == c.source)
+        {
+            for e in c.envs {
+                if !o.envs.contains(&e) {
+                    o.envs.push(e);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    *changes = out;
+}

@@ -1,0 +1,529 @@
+//! `dtlint diff --base <rev>`: what a change does to each cluster.
+//!
+//! The base revision is checked out into a temporary git worktree (removed
+//! on every exit path; `git worktree prune` clears one a kill left behind),
+//! both trees are rendered the way `dtlint check` renders them (each with
+//! its own `dtlint.toml`, sharing the build cache), and the objects each
+//! environment receives are compared: added, removed, and changed with the
+//! paths of the fields that differ. Encrypted SOPS values are masked on
+//! both sides, so a re-encryption is no change, and the `sops` metadata is
+//! left out.
+//!
+//! The change rules judge the difference itself (see [`changes`]).
+//!
+//! Output: `human` (a change that reaches several environments once,
+//! naming them), `markdown` (for a pull-request comment, a collapsible
+//! section per environment) and `json`, a contract documented in the
+//! README: `{"environments": {"<env>": {"added": [OBJ], "removed": [OBJ],
+//! "changed": [OBJ + "fields"]}}, "findings": [...]}` where OBJ is
+//! `{"apiVersion", "kind", "namespace", "name", "source": "file:line"}`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use dtlint_yaml::Node;
+use serde_json::{Value as Json, json};
+
+use crate::config::Config;
+use crate::engine::{self, Prepared, RenderOptions};
+use crate::subprocess::{self, Limits};
+
+mod changes;
+mod output;
+
+pub use changes::Change;
+
+/// Output formats of `dtlint diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Markdown,
+    Json,
+}
+
+/// One object an environment receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Obj {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// `file:line` of the object in the file a human edits.
+    pub source: String,
+    /// The object, encrypted values masked.
+    pub value: Json,
+}
+
+impl Obj {
+    fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// `Kind namespace/name`, as the output names it.
+    pub fn id(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        json!({
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+            "source": self.source,
+        })
+    }
+}
+
+/// The identity of an object in one environment: API group, kind,
+/// namespace, name (a version change is a change, not a replacement).
+type Key = (String, String, String, String);
+
+/// What changed in one environment.
+#[derive(Debug, Default)]
+pub struct EnvDiff {
+    pub added: Vec<Obj>,
+    pub removed: Vec<Obj>,
+    /// The new object, its base version, and the changed field paths.
+    pub changed: Vec<(Obj, Obj, Vec<String>)>,
+}
+
+/// The whole difference, by environment, and what the change rules found.
+#[derive(Debug, Default)]
+pub struct Diff {
+    pub environments: BTreeMap<String, EnvDiff>,
+    pub changes: Vec<Change>,
+    /// The environments, in the order `dtlint.toml` declares them.
+    pub order: Vec<String>,
+}
+
+const GIT: Limits = Limits {
+    timeout: Duration::from_mins(2),
+    max_stdout: 16 * 1024 * 1024,
+    max_stderr: 1024 * 1024,
+};
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let out = subprocess::run(Command::new("git").arg("-C").arg(repo).args(args), GIT)
+        .map_err(|e| format!("`git {}` {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// A detached worktree of one revision, removed when dropped. It lives at
+/// a path fixed by the repository and the commit (under the build cache
+/// when there is one), so its builds are cached from one run to the next:
+/// the cache key holds the absolute paths a build reads.
+struct Worktree {
+    repo: PathBuf,
+    path: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Worktree {
+    fn add(repo: &Path, rev: &str, cache_dir: Option<&Path>) -> Result<Self, String> {
+        let commit = git(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+            .map_err(|_| {
+                let shallow = git(repo, &["rev-parse", "--is-shallow-repository"])
+                    .is_ok_and(|s| s == "true");
+                if shallow {
+                    format!(
+                        "base revision `{rev}` is not in this shallow clone: fetch it first (`git fetch --deepen=50`, or `fetch-depth: 0` in GitHub Actions)"
+                    )
+                } else {
+                    format!("base revision `{rev}` does not exist in this repository")
+                }
+            })?;
+        let (path, dir) = if let Some(cache) = cache_dir {
+            use sha2::Digest as _;
+            let repo_hash = hex::encode(sha2::Sha256::digest(repo.as_os_str().as_encoded_bytes()));
+            let name = format!(
+                "diff-base-{}-{}",
+                &repo_hash[..12],
+                commit.get(..12).unwrap_or(&commit)
+            );
+            std::fs::create_dir_all(cache)
+                .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+            // A real path: the worktree is the root of a whole run.
+            let cache = cache.canonicalize().unwrap_or_else(|_| cache.to_path_buf());
+            (cache.join(name), None)
+        } else {
+            let dir = tempfile::Builder::new()
+                .prefix("dtlint-base-")
+                .tempdir()
+                .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+            (dir.path().join("tree"), Some(dir))
+        };
+        let shown = path.to_string_lossy().into_owned();
+        // One a killed run left behind.
+        if path.exists() {
+            let _ = git(repo, &["worktree", "remove", "--force", &shown]);
+            let _ = std::fs::remove_dir_all(&path);
+            let _ = git(repo, &["worktree", "prune"]);
+        }
+        git(
+            repo,
+            &["worktree", "add", "--detach", "--quiet", &shown, &commit],
+        )
+        .map_err(|e| format!("cannot check out `{rev}`: {e}"))?;
+        Ok(Self {
+            repo: repo.to_path_buf(),
+            path,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        let shown = self.path.to_string_lossy().into_owned();
+        let _ = git(&self.repo, &["worktree", "remove", "--force", &shown]);
+        let _ = std::fs::remove_dir_all(&self.path);
+        let _ = git(&self.repo, &["worktree", "prune"]);
+    }
+}
+
+/// Load, render and prepare one tree with its own configuration.
+fn prepare(
+    root: &Path,
+    cache_dir: Option<&Path>,
+    render: bool,
+) -> Result<(Prepared, Config), String> {
+    let mut config = match crate::config::find(root).filter(|p| p.starts_with(root)) {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+        None => Config::defaults(),
+    };
+    config.discover_environments(root);
+    let opts = RenderOptions {
+        enabled: render,
+        cache_dir: cache_dir.map(Path::to_path_buf),
+        only_env: None,
+    };
+    let (prepared, _) =
+        engine::prepare(root, &[root.to_path_buf()], &config, &opts).map_err(|e| e.to_string())?;
+    // A build that failed would show its objects as removed or added.
+    if let Some(b) = prepared.render.failures.first() {
+        let why = b.output.as_ref().err().cloned().unwrap_or_default();
+        return Err(format!(
+            "`{}` does not build for {}: {why}",
+            b.target.display, b.target.env
+        ));
+    }
+    Ok((prepared, config))
+}
+
+/// Replace encrypted values and drop SOPS metadata.
+fn mask(v: &mut Json) {
+    match v {
+        Json::String(s) if s.starts_with("ENC[") => *s = "<encrypted>".into(),
+        Json::Array(items) => items.iter_mut().for_each(mask),
+        Json::Object(map) => {
+            map.remove("sops");
+            map.values_mut().for_each(mask);
+        }
+        _ => {}
+    }
+}
+
+fn str_at<'n>(n: &'n Node, path: &[&str]) -> Option<&'n str> {
+    n.path(path)?.as_str()
+}
+
+/// The objects each environment receives: the rendered builds, or, with
+/// nothing rendered, the repository's objects as written (environment
+/// `(source)`).
+fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
+    let ws = &p.ws;
+    let mut out: BTreeMap<String, BTreeMap<Key, Obj>> = BTreeMap::new();
+    let mut add = |env: &str, root: &Node, source: String| {
+        let (Some(api_version), Some(kind)) =
+            (str_at(root, &["apiVersion"]), str_at(root, &["kind"]))
+        else {
+            return;
+        };
+        let mut value = root.to_json();
+        mask(&mut value);
+        let obj = Obj {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            namespace: str_at(root, &["metadata", "namespace"])
+                .unwrap_or("")
+                .to_string(),
+            name: str_at(root, &["metadata", "name"])
+                .unwrap_or("")
+                .to_string(),
+            source,
+            value,
+        };
+        let key = (
+            obj.group().to_string(),
+            obj.kind.clone(),
+            obj.namespace.clone(),
+            obj.name.clone(),
+        );
+        out.entry(env.to_string()).or_default().insert(key, obj);
+    };
+    if p.render.rendered.is_empty() {
+        for (id, f) in ws.sources.iter() {
+            if !matches!(
+                ws.role(id),
+                crate::workspace::Role::Resource | crate::workspace::Role::Standalone
+            ) {
+                continue;
+            }
+            for doc in &ws.parsed(id).documents {
+                add(
+                    "(source)",
+                    &doc.root,
+                    format!("{}:{}", f.path, doc.root.span.start.line),
+                );
+            }
+        }
+        return out;
+    }
+    for r in &p.render.rendered {
+        for (doc, prov) in ws.parsed(r.file).documents.iter().zip(&r.provenance) {
+            let kind = str_at(&doc.root, &["kind"]).unwrap_or("");
+            let name = str_at(&doc.root, &["metadata", "name"]).unwrap_or("");
+            let source = prov
+                .origin
+                .as_deref()
+                .and_then(|o| ws.sources.find_abs(o))
+                .map_or_else(
+                    || r.target.display.clone(),
+                    |id| {
+                        let f = ws.sources.get(id);
+                        // The object's line in its file: the document of the
+                        // same kind and name, else the first.
+                        let docs = &ws.parsed(id).documents;
+                        let line = docs
+                            .iter()
+                            .find(|d| {
+                                str_at(&d.root, &["kind"]) == Some(kind)
+                                    && str_at(&d.root, &["metadata", "name"]) == Some(name)
+                            })
+                            .or_else(|| docs.first())
+                            .map_or(1, |d| d.root.span.start.line);
+                        format!("{}:{line}", f.path)
+                    },
+                );
+            add(&r.target.env, &doc.root, source);
+        }
+    }
+    out
+}
+
+/// The dotted paths of the fields that differ between `a` and `b`; list
+/// items with a `name` are matched by it (`containers[web].image`), others
+/// by position.
+pub fn changed_fields(before: &Json, after: &Json, prefix: &str, out: &mut Vec<String>) {
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match (before, after) {
+        (Json::Object(old), Json::Object(new)) => {
+            let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+            for k in keys {
+                match (old.get(k), new.get(k)) {
+                    (Some(va), Some(vb)) => changed_fields(va, vb, &join(k), out),
+                    _ => out.push(join(k)),
+                }
+            }
+        }
+        (Json::Array(old), Json::Array(new)) => {
+            let named = |items: &[Json]| -> Option<BTreeMap<String, Json>> {
+                let m: BTreeMap<String, Json> = items
+                    .iter()
+                    .map(|i| Some((i.get("name")?.as_str()?.to_string(), i.clone())))
+                    .collect::<Option<_>>()?;
+                (m.len() == items.len()).then_some(m)
+            };
+            if let (Some(by_name_old), Some(by_name_new)) = (named(old), named(new)) {
+                let keys: std::collections::BTreeSet<&String> =
+                    by_name_old.keys().chain(by_name_new.keys()).collect();
+                for k in keys {
+                    let path = format!("{prefix}[{k}]");
+                    match (by_name_old.get(k), by_name_new.get(k)) {
+                        (Some(va), Some(vb)) => changed_fields(va, vb, &path, out),
+                        _ => out.push(path),
+                    }
+                }
+            } else if old.len() == new.len() {
+                for (i, (va, vb)) in old.iter().zip(new).enumerate() {
+                    changed_fields(va, vb, &format!("{prefix}[{i}]"), out);
+                }
+            } else {
+                out.push(prefix.to_string());
+            }
+        }
+        _ if before != after => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+/// `file:line` of `field` (a dotted path) of `o` in the new revision: the
+/// deepest key of the path its source file has, else the object's line.
+fn locate(p: &Prepared, o: &Obj, field: &str) -> String {
+    let Some((path, _)) = o.source.rsplit_once(':') else {
+        return o.source.clone();
+    };
+    let ws = &p.ws;
+    let Some((id, _)) = ws.sources.iter().find(|(_, f)| f.path == path) else {
+        return o.source.clone();
+    };
+    let Some(doc) = ws.parsed(id).documents.iter().find(|d| {
+        str_at(&d.root, &["kind"]) == Some(o.kind.as_str())
+            && str_at(&d.root, &["metadata", "name"]).unwrap_or("") == o.name
+    }) else {
+        return o.source.clone();
+    };
+    let mut node = &doc.root;
+    let mut line = node.span.start.line;
+    'walk: for segment in field.split('.') {
+        let (key, item) = match segment.split_once('[') {
+            Some((k, rest)) => (k, Some(rest.trim_end_matches(']'))),
+            None => (segment, None),
+        };
+        let Some(e) = node.entry(key) else { break };
+        line = e.key.span.start.line;
+        node = &e.value;
+        if let Some(item) = item {
+            // A list item by its `name`, else by position.
+            let found = node.items().enumerate().find(|(i, n)| {
+                n.get("name").and_then(Node::as_str) == Some(item) || i.to_string() == item
+            });
+            let Some((_, n)) = found else { break 'walk };
+            line = n.span.start.line;
+            node = n;
+        }
+    }
+    format!("{path}:{line}")
+}
+
+/// Compare the base revision `base` with the working tree at `root`.
+pub fn diff(
+    root: &Path,
+    base: &str,
+    cache_dir: Option<&Path>,
+    render: bool,
+) -> Result<Diff, String> {
+    let tree = Worktree::add(root, base, cache_dir)?;
+    let (old, _) =
+        prepare(&tree.path, cache_dir, render).map_err(|e| format!("at `{base}`: {e}"))?;
+    let (new, config) =
+        prepare(root, cache_dir, render).map_err(|e| format!("in the working tree: {e}"))?;
+    let before = objects(&old);
+    let after = objects(&new);
+    drop(tree);
+    let mut out = Diff::default();
+    let envs: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let empty = BTreeMap::new();
+    for env in envs {
+        let b = before.get(env).unwrap_or(&empty);
+        let a = after.get(env).unwrap_or(&empty);
+        let mut d = EnvDiff::default();
+        for (k, o) in a {
+            match b.get(k) {
+                None => d.added.push(o.clone()),
+                Some(old) => {
+                    let mut fields = Vec::new();
+                    changed_fields(&old.value, &o.value, "", &mut fields);
+                    if !fields.is_empty() {
+                        d.changed.push((o.clone(), old.clone(), fields));
+                    }
+                }
+            }
+        }
+        for (k, o) in b {
+            if !a.contains_key(k) {
+                d.removed.push(o.clone());
+            }
+        }
+        if !(d.added.is_empty() && d.removed.is_empty() && d.changed.is_empty()) {
+            out.changes
+                .extend(changes::judge(env, &d, &|o, f| locate(&new, o, f)));
+            out.environments.insert(env.clone(), d);
+        }
+    }
+    changes::merge(&mut out.changes);
+    // Environments in the order dtlint.toml declares them.
+    let rank = |e: &String| config.environment_rank(e);
+    for c in &mut out.changes {
+        c.envs.sort_by_key(rank);
+    }
+    out.order = out.environments.keys().cloned().collect();
+    out.order.sort_by_key(rank);
+    Ok(out)
+}
+
+/// `dtlint diff`: the text to print, and whether an error-level change was
+/// found.
+pub fn run(
+    root: &Path,
+    base: &str,
+    format: Format,
+    cache_dir: Option<&Path>,
+    render: bool,
+) -> Result<(String, bool), String> {
+    let d = diff(root, base, cache_dir, render)?;
+    let errors = d.changes.iter().any(|c| c.error);
+    let text = match format {
+        Format::Human => output::human(&d, base),
+        Format::Markdown => output::markdown(&d, base),
+        Format::Json => output::json(&d),
+    };
+    Ok((text, errors))
+}
+
+/// The `dtlint diff` command: print the report; exit 1 on an error-level
+/// change, 2 when the diff cannot be made.
+pub fn main(root: &Path, base: &str, format: Format, render: bool) -> std::process::ExitCode {
+    use std::io::Write as _;
+    let cache = crate::render::cache_dir(None);
+    match run(root, base, format, Some(&cache), render) {
+        Ok((text, errors)) => {
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            std::process::ExitCode::from(u8::from(errors))
+        }
+        Err(e) => {
+            eprintln!("dtlint: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed_fields;
+    use serde_json::json;
+
+    #[test]
+    fn fields_are_named_by_path_and_list_items_by_name() {
+        let before = json!({"spec": {"replicas": 2, "containers": [{"name": "web", "image": "a:1"}, {"name": "log", "image": "b:1"}], "args": ["x", "y"]}});
+        let after = json!({"spec": {"replicas": 3, "containers": [{"name": "log", "image": "b:1"}, {"name": "web", "image": "a:2"}], "args": ["x", "z"], "paused": true}});
+        let mut out = Vec::new();
+        changed_fields(&before, &after, "", &mut out);
+        assert_eq!(
+            out,
+            [
+                "spec.args[1]",
+                "spec.containers[web].image",
+                "spec.paused",
+                "spec.replicas"
+            ]
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! `dtlint diff --base <rev>` on a small Flux repository with real git
+//! history and real `kubectl kustomize` builds: the JSON contract, the
+//! change rules at the line to edit (the base revision's for a removal),
+//! the human and markdown forms, and the bad inputs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+mod support;
+
+fn git(root: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(root)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// The fixture, committed.
+fn repo() -> tempfile::TempDir {
+    let dir = support::fixture("_diff");
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["add", "-A"]);
+    git(dir.path(), &["commit", "-q", "-m", "base"]);
+    dir
+}
+
+fn diff(root: &Path, extra: &[&str]) -> (i32, String, String) {
+    // Inside `.git`: no file of the tree, and gone with the test.
+    let cache = root.join(".git/dtlint-cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["diff", "--base", "HEAD"])
+        .args(extra)
+        .current_dir(root)
+        .env("DTLINT_CACHE_DIR", &cache)
+        .env_remove("DTLINT_KUSTOMIZE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn worktrees(root: &Path) -> usize {
+    let out = Command::new("git")
+        .args(["worktree", "list", "--porcelain"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("worktree "))
+        .count()
+}
+
+#[test]
+fn an_unchanged_tree_has_no_changes_and_leaves_no_worktree() {
+    let dir = repo();
+    let (code, stdout, stderr) = diff(dir.path(), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("no object changes"), "{stdout}");
+    assert_eq!(worktrees(dir.path()), 1);
+}
+
+#[test]
+fn a_change_is_reported_per_environment_with_what_it_does() {
+    let dir = repo();
+    let root = dir.path();
+    // An immutable selector edit, the digest traded for a tag, a pruned PVC,
+    // and a new object.
+    let deployment = root.join("apps/base/web/deployment.yaml");
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    let text = text
+        .replace(
+            "    matchLabels:\n      app: web\n",
+            "    matchLabels:\n      app: web\n      tier: api\n",
+        )
+        .replace(
+            "      labels:\n        app: web\n",
+            "      labels:\n        app: web\n        tier: api\n",
+        )
+        .replace(
+            "web@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "web:1.2.0",
+        );
+    std::fs::write(&deployment, text).unwrap();
+    std::fs::write(
+        root.join("apps/base/web/kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - service.yaml\n",
+    )
+    .unwrap();
+    std::fs::remove_file(root.join("apps/base/web/pvc.yaml")).unwrap();
+    std::fs::write(
+        root.join("apps/base/web/service.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n    - port: 80\n",
+    )
+    .unwrap();
+
+    let (code, stdout, stderr) = diff(root, &["--format", "json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let prod = &v["environments"]["production"];
+    assert_eq!(
+        prod["added"],
+        serde_json::json!([{"apiVersion": "v1", "kind": "Service", "namespace": "web", "name": "web", "source": "apps/base/web/service.yaml:1"}]),
+        "{stdout}"
+    );
+    assert_eq!(
+        prod["removed"],
+        serde_json::json!([{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "web", "name": "web-data", "source": "apps/base/web/pvc.yaml:1"}])
+    );
+    let changed = prod["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{stdout}");
+    assert_eq!(changed[0]["kind"], "Deployment");
+    assert_eq!(
+        changed[0]["fields"],
+        serde_json::json!([
+            "spec.selector.matchLabels.tier",
+            "spec.template.metadata.labels.tier",
+            "spec.template.spec.containers[web].image"
+        ])
+    );
+    let findings: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            (
+                "immutable-field-changed".to_string(),
+                "apps/base/web/deployment.yaml:10".to_string()
+            ),
+            (
+                "image-unpinned".to_string(),
+                "apps/base/web/deployment.yaml:19".to_string()
+            ),
+            (
+                "pruned-data".to_string(),
+                "apps/base/web/pvc.yaml:1 (base)".to_string()
+            ),
+        ]
+    );
+
+    let (_, human, _) = diff(root, &[]);
+    insta::assert_snapshot!(human);
+    let (_, markdown, _) = diff(root, &["--format", "markdown"]);
+    assert!(
+        markdown.contains(
+            "<details><summary><b>production</b>: 1 added, 1 removed, 1 changed</summary>"
+        ),
+        "{markdown}"
+    );
+    assert_eq!(worktrees(root), 1, "the base worktree is removed");
+}
+
+#[test]
+fn a_base_that_does_not_exist_is_a_clear_error() {
+    let dir = repo();
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["diff", "--base", "no-such-rev"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "dtlint: base revision `no-such-rev` does not exist in this repository"
+    );
+}
