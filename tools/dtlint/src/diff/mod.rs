@@ -1,8 +1,9 @@
 //! `dtlint diff --base <rev>`: what a change does to each cluster.
 //!
-//! The base revision is checked out into a temporary git worktree (removed
-//! on every exit path; `git worktree prune` clears one a kill left behind),
-//! both trees are rendered the way `dtlint check` renders them (each with
+//! The base revision's files are checked out through a private index into
+//! a directory of their own (kept under the build cache and reused while the
+//! base stays the same; the repository's own index, worktrees and working
+//! tree are not touched), both trees are rendered the way `dtlint check` renders them (each with
 //! its own `dtlint.toml`, sharing the build cache), and the objects each
 //! environment receives are compared: added, removed, and changed with the
 //! paths of the fields that differ. Encrypted SOPS values are masked on
@@ -110,8 +111,18 @@ const GIT: Limits = Limits {
 };
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
-    let out = subprocess::run(Command::new("git").arg("-C").arg(repo).args(args), GIT)
-        .map_err(|e| format!("`git {}` {e}", args.join(" ")))?;
+    git_with(repo, args, None)
+}
+
+/// `git -C repo args`, with `GIT_INDEX_FILE` set when `index` is given.
+fn git_with(repo: &Path, args: &[&str], index: Option<&Path>) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo).args(args);
+    if let Some(index) = index {
+        cmd.env("GIT_INDEX_FILE", index);
+    }
+    let out =
+        subprocess::run(&mut cmd, GIT).map_err(|e| format!("`git {}` {e}", args.join(" ")))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
@@ -119,18 +130,20 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// A detached worktree of one revision, removed when dropped. It lives at
-/// a path fixed by the repository and the commit (under the build cache
-/// when there is one), so its builds are cached from one run to the next:
-/// the cache key holds the absolute paths a build reads.
-struct Worktree {
-    repo: PathBuf,
+/// The files of one revision, checked out into a directory of their own
+/// through a private index: the repository's worktrees, index and working
+/// tree are not touched. Under the build cache the tree is kept, one per
+/// repository, and reused while the base revision stays the same, so a
+/// second `dtlint diff` neither checks out nor builds again (the build cache
+/// keys hold the absolute paths a build reads); without a cache it lives in
+/// a temporary directory removed when dropped.
+struct BaseTree {
     path: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
 
-impl Worktree {
-    fn add(repo: &Path, rev: &str, cache_dir: Option<&Path>) -> Result<Self, String> {
+impl BaseTree {
+    fn checkout(repo: &Path, rev: &str, cache_dir: Option<&Path>) -> Result<Self, String> {
         let commit = git(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
             .map_err(|_| {
                 let shallow = git(repo, &["rev-parse", "--is-shallow-repository"])
@@ -146,16 +159,11 @@ impl Worktree {
         let (path, dir) = if let Some(cache) = cache_dir {
             use sha2::Digest as _;
             let repo_hash = hex::encode(sha2::Sha256::digest(repo.as_os_str().as_encoded_bytes()));
-            let name = format!(
-                "diff-base-{}-{}",
-                &repo_hash[..12],
-                commit.get(..12).unwrap_or(&commit)
-            );
             std::fs::create_dir_all(cache)
                 .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
-            // A real path: the worktree is the root of a whole run.
+            // A real path: the tree is the root of a whole run.
             let cache = cache.canonicalize().unwrap_or_else(|_| cache.to_path_buf());
-            (cache.join(name), None)
+            (cache.join(format!("diff-base-{}", &repo_hash[..16])), None)
         } else {
             let dir = tempfile::Builder::new()
                 .prefix("dtlint-base-")
@@ -163,32 +171,28 @@ impl Worktree {
                 .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
             (dir.path().join("tree"), Some(dir))
         };
-        let shown = path.to_string_lossy().into_owned();
-        // One a killed run left behind.
-        if path.exists() {
-            let _ = git(repo, &["worktree", "remove", "--force", &shown]);
+        let marker = path.with_extension("commit");
+        let current = std::fs::read_to_string(&marker).unwrap_or_default();
+        if dir.is_some() || current.trim() != commit || !path.is_dir() {
+            let _ = std::fs::remove_file(&marker);
             let _ = std::fs::remove_dir_all(&path);
-            let _ = git(repo, &["worktree", "prune"]);
+            std::fs::create_dir_all(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let index = path.with_extension("index");
+            let shown = path.to_string_lossy().into_owned();
+            let checkout = git_with(repo, &["read-tree", &commit], Some(&index)).and_then(|_| {
+                git_with(
+                    repo,
+                    &["--work-tree", &shown, "checkout-index", "--all", "--force"],
+                    Some(&index),
+                )
+            });
+            let _ = std::fs::remove_file(&index);
+            checkout.map_err(|e| format!("cannot check out `{rev}`: {e}"))?;
+            std::fs::write(&marker, &commit)
+                .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
         }
-        git(
-            repo,
-            &["worktree", "add", "--detach", "--quiet", &shown, &commit],
-        )
-        .map_err(|e| format!("cannot check out `{rev}`: {e}"))?;
-        Ok(Self {
-            repo: repo.to_path_buf(),
-            path,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Worktree {
-    fn drop(&mut self) {
-        let shown = self.path.to_string_lossy().into_owned();
-        let _ = git(&self.repo, &["worktree", "remove", "--force", &shown]);
-        let _ = std::fs::remove_dir_all(&self.path);
-        let _ = git(&self.repo, &["worktree", "prune"]);
+        Ok(Self { path, _dir: dir })
     }
 }
 
@@ -420,7 +424,7 @@ pub fn diff(
     cache_dir: Option<&Path>,
     render: bool,
 ) -> Result<Diff, String> {
-    let tree = Worktree::add(root, base, cache_dir)?;
+    let tree = BaseTree::checkout(root, base, cache_dir)?;
     let (old, _) =
         prepare(&tree.path, cache_dir, render).map_err(|e| format!("at `{base}`: {e}"))?;
     let (new, config) =
