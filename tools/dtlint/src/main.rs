@@ -173,6 +173,10 @@ struct CheckArgs {
     /// repository unless you say so).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Report only findings in the files changed since this git revision
+    /// (edited, staged, new or deleted; a base file brings its overlays').
+    #[arg(long, value_name = "REV")]
+    changed_since: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -407,30 +411,6 @@ fn find_root(start: &Path) -> PathBuf {
     find_repository(start).unwrap_or_else(|| start.to_path_buf())
 }
 
-/// Standard input, bounded like any file, in a private directory of its own
-/// (a lone manifest: no repository around it).
-fn stdin_to_file(limit: u64) -> Result<(tempfile::TempDir, PathBuf), String> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read standard input: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!(
-            "standard input is larger than the {limit}-byte limit (`max-file-size` in dtlint.toml)"
-        ));
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("dtlint-stdin-")
-        .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let file = dir.path().join("stdin.yaml");
-    std::fs::write(&file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    Ok((dir, file))
-}
-
 /// Read and validate `dtlint.toml`; messages name it relative to `cwd`
 /// when it is below it (`dtlint.toml:12:8: …`, as compilers do).
 fn load_config(path: &Path, cwd: &Path) -> Result<Config, String> {
@@ -454,7 +434,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
     // Kept alive until the end of the check: removed on drop.
     let mut stdin_dir = None;
     let paths: Vec<PathBuf> = if from_stdin {
-        let (dir, file) = stdin_to_file(Config::defaults().max_file_size)?;
+        let (dir, file) = dtlint::source::stdin_to_file(Config::defaults().max_file_size)?;
         stdin_dir = Some(dir);
         vec![file]
     } else if args.paths.is_empty() {
@@ -496,6 +476,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
             } else {
                 paths.clone()
             };
+            let view = dtlint::diff::changed_view(repo, args.changed_since.as_deref(), view)?;
             (repo.clone(), load, view, None)
         }
         // A kustomize project outside any repository (a directory with its

@@ -140,6 +140,30 @@ pub fn display_path(root: &Path, path: &Path) -> String {
     if s.is_empty() { ".".into() } else { s }
 }
 
+/// Standard input, bounded like any file, in a private directory of its own
+/// (a lone manifest: no repository around it).
+pub fn stdin_to_file(limit: u64) -> Result<(tempfile::TempDir, PathBuf), String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "standard input is larger than the {limit}-byte limit (`max-file-size` in dtlint.toml)"
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("dtlint-stdin-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let file = dir.path().join("stdin.yaml");
+    std::fs::write(&file, bytes).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok((dir, file))
+}
+
 #[cfg(test)]
 mod tests {
     use super::display_path;

@@ -96,7 +96,7 @@ fn a_change_is_reported_per_environment_with_what_it_does() {
     std::fs::write(&deployment, text).unwrap();
     std::fs::write(
         root.join("apps/base/web/kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - service.yaml\n",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - service.yaml\n  - api.yaml\n  - networkpolicy.yaml\n",
     )
     .unwrap();
     std::fs::remove_file(root.join("apps/base/web/pvc.yaml")).unwrap();
@@ -184,4 +184,101 @@ fn a_base_that_does_not_exist_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr).trim(),
         "dtlint: base revision `no-such-rev` does not exist in this repository"
     );
+}
+
+#[test]
+fn a_widened_network_policy_names_the_flows_it_opens() {
+    let dir = repo();
+    let root = dir.path();
+    support::plant(
+        root,
+        "apps/base/web/networkpolicy.yaml",
+        "        - port: 80\n          protocol: TCP\n",
+        "        - port: 80\n          protocol: TCP\n        - port: 9090\n          protocol: TCP\n",
+        0,
+    );
+    let (code, stdout, stderr) = diff(root, &["--format", "json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let opened: Vec<(&str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "network-flow-opened")
+        .map(|f| {
+            (
+                f["message"].as_str().unwrap(),
+                f["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        opened,
+        [(
+            "now allowed in namespace `web`: api → web:9090/TCP",
+            "apps/base/web/networkpolicy.yaml:23"
+        )],
+        "{stdout}"
+    );
+}
+
+fn check(root: &Path, extra: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["check", "--format", "json"])
+        .args(extra)
+        .current_dir(root)
+        .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
+        .env_remove("DTLINT_KUSTOMIZE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+/// The files of the findings of a `--format json` run.
+fn files(json: &str) -> std::collections::BTreeSet<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v.as_array()
+        .or_else(|| v["findings"].as_array())
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["file"]
+                .as_str()
+                .or_else(|| f["location"]["file"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn changed_since_reports_only_the_findings_of_the_changed_files() {
+    let dir = repo();
+    let root = dir.path();
+    // The fixture has findings of its own; with no change, none is new.
+    let (_, all) = check(root, &[]);
+    assert!(files(&all).len() > 1, "{all}");
+    let (code, none) = check(root, &["--changed-since", "HEAD"]);
+    assert_eq!(code, 0, "{none}");
+    assert!(files(&none).is_empty(), "{none}");
+    // A new defect in one file: only that file's findings.
+    support::plant(root, "apps/base/web/api.yaml", "api:2.0.0", "api:latest", 0);
+    let (code, some) = check(root, &["--changed-since", "HEAD"]);
+    assert_eq!(code, 1, "{some}");
+    assert_eq!(
+        files(&some).into_iter().collect::<Vec<_>>(),
+        ["apps/base/web/api.yaml"],
+        "{some}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["check", "--changed-since", "nope"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("base revision `nope` does not exist"));
 }

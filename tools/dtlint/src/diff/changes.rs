@@ -14,6 +14,8 @@
 //!   turned on or off.
 //! - `image-unpinned` (warning): an image that was pinned by digest now
 //!   names a tag, or moved to an older SemVer tag.
+//! - `network-flow-opened` (warning, in `flows`): traffic allowed now and
+//!   not before.
 
 use serde_json::Value as Json;
 

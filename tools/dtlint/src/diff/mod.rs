@@ -32,6 +32,7 @@ use crate::engine::{self, Prepared, RenderOptions};
 use crate::subprocess::{self, Limits};
 
 mod changes;
+mod flows;
 mod output;
 
 pub use changes::Change;
@@ -130,6 +131,70 @@ fn git_with(repo: &Path, args: &[&str], index: Option<&Path>) -> Result<String, 
     }
 }
 
+/// The commit `rev` names, or why there is none.
+fn resolve(repo: &Path, rev: &str) -> Result<String, String> {
+    git(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]).map_err(|_| {
+        let shallow =
+            git(repo, &["rev-parse", "--is-shallow-repository"]).is_ok_and(|s| s == "true");
+        if shallow {
+            format!(
+                "base revision `{rev}` is not in this shallow clone: fetch it first (`git fetch --deepen=50`, or `fetch-depth: 0` in GitHub Actions)"
+            )
+        } else {
+            format!("base revision `{rev}` does not exist in this repository")
+        }
+    })
+}
+
+/// The files a change since `rev` touched, absolute: edited, added, renamed
+/// or deleted in the working tree (staged or not), and new files git does
+/// not ignore. What `dtlint check --changed-since` reports on: a finding on
+/// a rendered object is placed at the source line that makes it, so a base
+/// file's change brings the findings of every environment that renders it.
+pub fn changed_files(repo: &Path, rev: &str) -> Result<Vec<PathBuf>, String> {
+    let commit = resolve(repo, rev)?;
+    let top = git(repo, &["rev-parse", "--show-toplevel"])?;
+    let tracked = git(
+        repo,
+        &["diff", "--name-only", "--no-renames", &commit, "--"],
+    )?;
+    let untracked = git(
+        repo,
+        &["ls-files", "--others", "--exclude-standard", "--full-name"],
+    )?;
+    let mut out: Vec<PathBuf> = tracked
+        .lines()
+        .chain(untracked.lines())
+        .filter(|l| !l.is_empty())
+        .map(|l| Path::new(&top).join(l))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The view of `dtlint check --changed-since REV`: the changed files (within
+/// the given view, when there is one); a view no file lies in when nothing
+/// changed.
+pub fn changed_view(
+    repo: &Path,
+    since: Option<&str>,
+    view: Vec<PathBuf>,
+) -> Result<Vec<PathBuf>, String> {
+    let Some(rev) = since else {
+        return Ok(view);
+    };
+    let mut out: Vec<PathBuf> = changed_files(repo, rev)?
+        .into_iter()
+        .filter(|c| view.is_empty() || view.iter().any(|v| c.starts_with(v)))
+        .collect();
+    if out.is_empty() {
+        // An empty view is the whole repository: name a path nothing is in.
+        out.push(repo.join(".dtlint: nothing changed"));
+    }
+    Ok(out)
+}
+
 /// The files of one revision, checked out into a directory of their own
 /// through a private index: the repository's worktrees, index and working
 /// tree are not touched. Under the build cache the tree is kept, one per
@@ -144,18 +209,7 @@ struct BaseTree {
 
 impl BaseTree {
     fn checkout(repo: &Path, rev: &str, cache_dir: Option<&Path>) -> Result<Self, String> {
-        let commit = git(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-            .map_err(|_| {
-                let shallow = git(repo, &["rev-parse", "--is-shallow-repository"])
-                    .is_ok_and(|s| s == "true");
-                if shallow {
-                    format!(
-                        "base revision `{rev}` is not in this shallow clone: fetch it first (`git fetch --deepen=50`, or `fetch-depth: 0` in GitHub Actions)"
-                    )
-                } else {
-                    format!("base revision `{rev}` does not exist in this repository")
-                }
-            })?;
+        let commit = resolve(repo, rev)?;
         let (path, dir) = if let Some(cache) = cache_dir {
             use sha2::Digest as _;
             let repo_hash = hex::encode(sha2::Sha256::digest(repo.as_os_str().as_encoded_bytes()));
@@ -425,7 +479,7 @@ pub fn diff(
     render: bool,
 ) -> Result<Diff, String> {
     let tree = BaseTree::checkout(root, base, cache_dir)?;
-    let (old, _) =
+    let (old, old_config) =
         prepare(&tree.path, cache_dir, render).map_err(|e| format!("at `{base}`: {e}"))?;
     let (new, config) =
         prepare(root, cache_dir, render).map_err(|e| format!("in the working tree: {e}"))?;
@@ -462,6 +516,12 @@ pub fn diff(
             out.environments.insert(env.clone(), d);
         }
     }
+    out.changes.extend(flows::opened(
+        (&old, &old_config),
+        (&new, &config),
+        &out.environments,
+        &|o, f| locate(&new, o, f),
+    ));
     changes::merge(&mut out.changes);
     // Environments in the order dtlint.toml declares them.
     let rank = |e: &String| config.environment_rank(e);
