@@ -38,6 +38,8 @@ enum ColorChoice {
 enum Command {
     /// Lint files or directories (default: the repository around the current directory).
     Check(CheckArgs),
+    /// Record today's findings (`-o`, default dtlint-baseline.json) for `check --baseline`.
+    Baseline(CheckArgs),
     /// List every rule with its default severity.
     Rules {
         /// Print JSON instead of a table.
@@ -177,18 +179,16 @@ struct CheckArgs {
     /// (edited, staged, new or deleted; a base file brings its overlays').
     #[arg(long, value_name = "REV")]
     changed_since: Option<String>,
+    /// Report only findings not recorded in this baseline (`dtlint baseline`).
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(args) => match check(&args) {
-            Ok(code) => code,
-            Err(msg) => {
-                eprintln!("dtlint: {msg}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Check(args) => check(&args, false).unwrap_or_else(|e| fail(&e)),
+        Command::Baseline(args) => check(&args, true).unwrap_or_else(|e| fail(&e)),
         Command::Rules { json } => {
             list_rules(json);
             ExitCode::SUCCESS
@@ -424,7 +424,13 @@ fn load_config(path: &Path, cwd: &Path) -> Result<Config, String> {
 /// Width of human output when neither the terminal nor $COLUMNS says.
 const DEFAULT_COLUMNS: usize = 120;
 
-fn check(args: &CheckArgs) -> Result<ExitCode, String> {
+/// A failure of the tool itself: said once, exit 2.
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("dtlint: {msg}");
+    ExitCode::from(2)
+}
+
+fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     let from_stdin = args.paths.len() == 1 && args.paths[0].as_os_str() == "-";
@@ -591,27 +597,32 @@ fn check(args: &CheckArgs) -> Result<ExitCode, String> {
         no_repository,
     };
     let mut outcome = engine::run(&ws, &config, &selection);
-    if outcome.incomplete_left_out > 0 {
-        eprintln!(
-            "dtlint: note: {} incomplete (an overlay was not built): {} finding(s) of rules that judge a whole environment were left out there",
-            outcome.incomplete.join(", "),
-            outcome.incomplete_left_out
-        );
-    }
-    if let Some(skipped) = &outcome.skipped
-        && !skipped.rules.is_empty()
-    {
-        eprintln!(
-            "dtlint: note: {} rule(s) that need the whole repository were not run ({}): {}",
-            skipped.rules.len(),
-            skipped.reason,
-            skipped.rules.join(", ")
-        );
+    for note in outcome.notes() {
+        eprintln!("dtlint: note: {note}");
     }
     if let Some(env) = &args.env {
         outcome
             .findings
             .retain(|f| f.envs.is_empty() || f.envs.iter().any(|e| e == env));
+    }
+    if let Some(path) = &args.baseline {
+        let baseline = dtlint::engine::baseline::read(path)?;
+        let gone = dtlint::engine::baseline::apply(&baseline, &mut outcome.findings, &ws.sources);
+        for e in &gone {
+            eprintln!(
+                "dtlint: note: no longer found (remove it from the baseline): {} in {}: {}",
+                e.rule, e.file, e.message
+            );
+        }
+    }
+    if record_baseline {
+        let path = args
+            .output
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("dtlint-baseline.json"));
+        let n = dtlint::engine::baseline::record(&path, &outcome.findings, &ws.sources)?;
+        eprintln!("dtlint: recorded {n} finding(s) in {}", path.display());
+        return Ok(ExitCode::SUCCESS);
     }
     if progress {
         eprint!("{:60}\r", "");

@@ -282,3 +282,82 @@ fn changed_since_reports_only_the_findings_of_the_changed_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("base revision `nope` does not exist"));
 }
+
+#[test]
+fn a_baseline_hides_old_findings_through_line_shifts_and_names_fixed_ones() {
+    let dir = repo();
+    let root = dir.path();
+    let record = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["baseline", "-o", ".git/baseline.json"])
+        .current_dir(root)
+        .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
+        .output()
+        .unwrap();
+    assert_eq!(record.status.code(), Some(0), "{record:?}");
+    let baseline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join(".git/baseline.json")).unwrap()).unwrap();
+    assert_eq!(baseline["version"], 1);
+    let recorded = baseline["findings"].as_array().unwrap().len();
+    assert!(recorded > 5, "{baseline}");
+
+    let with_baseline = |root: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--baseline",
+                ".git/baseline.json",
+            ])
+            .current_dir(root)
+            .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, _) = with_baseline(root);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(files(&stdout).is_empty(), "{stdout}");
+
+    // Lines shift above every recorded finding: still recorded.
+    for file in ["apps/base/web/deployment.yaml", "apps/base/web/api.yaml"] {
+        let p = root.join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(
+            &p,
+            format!("# owned by the web team\n# see the runbook\n{text}"),
+        )
+        .unwrap();
+    }
+    let (code, stdout, _) = with_baseline(root);
+    assert_eq!(code, 0, "{stdout}");
+
+    // A new defect is reported; a fixed one is named.
+    support::plant(root, "apps/base/web/api.yaml", "api:2.0.0", "api:latest", 0);
+    support::plant(
+        root,
+        "apps/base/web/deployment.yaml",
+        "        - name: web\n",
+        "        - name: web\n          readinessProbe:\n            exec: {command: [\"true\"]}\n",
+        0,
+    );
+    let (code, stdout, stderr) = with_baseline(root);
+    assert_eq!(code, 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rules: Vec<&str> = v
+        .as_array()
+        .or_else(|| v["findings"].as_array())
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["latest-tag"], "{stdout}");
+    assert!(
+        stderr.contains("no longer found (remove it from the baseline): missing-readiness-probe in apps/base/web/deployment.yaml"),
+        "{stderr}"
+    );
+}

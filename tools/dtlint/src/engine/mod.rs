@@ -19,6 +19,7 @@ use crate::sops_index::SopsState;
 use crate::source::FileId;
 use crate::workspace::Workspace;
 
+pub mod baseline;
 mod merge;
 mod pass;
 mod suppress;
@@ -83,6 +84,27 @@ pub struct Skipped {
 }
 
 impl Outcome {
+    /// What the run left out, and why, for the user.
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.incomplete_left_out > 0 {
+            out.push(format!(
+                "{} incomplete (an overlay was not built): {} finding(s) of rules that judge a whole environment were left out there",
+                self.incomplete.join(", "),
+                self.incomplete_left_out
+            ));
+        }
+        if let Some(skipped) = self.skipped.as_ref().filter(|s| !s.rules.is_empty()) {
+            out.push(format!(
+                "{} rule(s) that need the whole repository were not run ({}): {}",
+                skipped.rules.len(),
+                skipped.reason,
+                skipped.rules.join(", ")
+            ));
+        }
+        out
+    }
+
     pub fn count(&self, severity: Severity) -> usize {
         self.findings
             .iter()
