@@ -159,6 +159,40 @@ fn a_change_is_reported_per_environment_with_what_it_does() {
         ]
     );
 
+    let (code, sarif, _) = diff(root, &["--format", "sarif"]);
+    assert_eq!(code, 1);
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let at: Vec<(&str, &str, u64)> = results
+        .iter()
+        .map(|r| {
+            let loc = &r["locations"][0]["physicalLocation"];
+            (
+                r["ruleId"].as_str().unwrap(),
+                loc["artifactLocation"]["uri"].as_str().unwrap(),
+                loc["region"]["startLine"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (
+                "immutable-field-changed",
+                "apps/base/web/deployment.yaml",
+                10
+            ),
+            ("image-unpinned", "apps/base/web/deployment.yaml", 19),
+            ("pruned-data", "apps/base/web/pvc.yaml", 1),
+        ]
+    );
+    let (_, github, _) = diff(root, &["--format", "github"]);
+    assert!(
+        github.starts_with("::error file=apps/base/web/deployment.yaml,line=10,title=immutable-field-changed::`spec.selector` of Deployment web/web changed"),
+        "{github}"
+    );
+
     let (_, human, _) = diff(root, &[]);
     insta::assert_snapshot!(human);
     let (_, markdown, _) = diff(root, &["--format", "markdown"]);

@@ -43,6 +43,8 @@ pub enum Format {
     Human,
     Markdown,
     Json,
+    Sarif,
+    Github,
 }
 
 /// One object an environment receives.
@@ -548,6 +550,8 @@ pub fn run(
         Format::Human => output::human(&d, base),
         Format::Markdown => output::markdown(&d, base),
         Format::Json => output::json(&d),
+        Format::Sarif => output::sarif(&d),
+        Format::Github => output::github(&d),
     };
     Ok((text, errors))
 }

@@ -196,3 +196,72 @@ pub fn json(d: &Diff) -> String {
         .unwrap_or_default()
         + "\n"
 }
+
+/// `file` and `line` of a change's `file:line` (a removal's carries
+/// ` (base)`).
+fn place(source: &str) -> (&str, u32) {
+    let s = source.trim_end_matches(" (base)");
+    s.rsplit_once(':')
+        .and_then(|(f, l)| Some((f, l.parse().ok()?)))
+        .unwrap_or((s, 1))
+}
+
+/// GitHub Actions workflow commands: an annotation per change finding.
+pub fn github(d: &Diff) -> String {
+    use crate::report::github::{data, prop};
+    let mut out = String::new();
+    for c in &d.changes {
+        let (file, line) = place(&c.source);
+        let level = if c.error { "error" } else { "warning" };
+        let _ = writeln!(
+            out,
+            "::{level} file={},line={line},title={}::{}",
+            prop(file),
+            prop(c.rule),
+            data(&format!(
+                "{} (environments: {})",
+                c.message,
+                c.envs.join(", ")
+            ))
+        );
+    }
+    out
+}
+
+/// SARIF 2.1.0 for code scanning: a result per change finding.
+pub fn sarif(d: &Diff) -> String {
+    let mut rules: Vec<&str> = d.changes.iter().map(|c| c.rule).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let results: Vec<Json> = d
+        .changes
+        .iter()
+        .map(|c| {
+            let (file, line) = place(&c.source);
+            json!({
+                "ruleId": c.rule,
+                "level": if c.error { "error" } else { "warning" },
+                "message": { "text": format!("{} (environments: {})", c.message, c.envs.join(", ")) },
+                "locations": [{ "physicalLocation": {
+                    "artifactLocation": { "uri": file, "uriBaseId": "%SRCROOT%" },
+                    "region": { "startLine": line }
+                }}]
+            })
+        })
+        .collect();
+    let doc = json!({
+        "$schema": crate::report::sarif::SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": "dtlint diff",
+                "informationUri": "https://github.com/dark-tower/platform/tree/main/tools/dtlint",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules.iter().map(|r| json!({ "id": r })).collect::<Vec<_>>()
+            }},
+            "originalUriBaseIds": { "%SRCROOT%": { "description": { "text": "The repository root." } } },
+            "results": results
+        }]
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}

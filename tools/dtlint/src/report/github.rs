@@ -7,7 +7,7 @@ use crate::engine::Outcome;
 use crate::source::Sources;
 
 /// Escape a property value (`file=`, `title=`) per the workflow-command rules.
-fn prop(s: &str) -> String {
+pub(crate) fn prop(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
@@ -16,7 +16,7 @@ fn prop(s: &str) -> String {
 }
 
 /// Escape the message part.
-fn data(s: &str) -> String {
+pub(crate) fn data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
