@@ -32,14 +32,13 @@ fn repo() -> tempfile::TempDir {
     dir
 }
 
-fn diff(root: &Path, extra: &[&str]) -> (i32, String, String) {
-    // Inside `.git`: no file of the tree, and gone with the test.
-    let cache = root.join(".git/dtlint-cache");
+/// `dtlint <args>` in `root`, with a build cache inside `.git` (no file of
+/// the tree, gone with the test): exit code, stdout, stderr.
+fn dtlint(root: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["diff", "--base", "HEAD"])
-        .args(extra)
+        .args(args)
         .current_dir(root)
-        .env("DTLINT_CACHE_DIR", &cache)
+        .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
         .env_remove("DTLINT_KUSTOMIZE")
         .stdin(Stdio::null())
         .output()
@@ -49,6 +48,10 @@ fn diff(root: &Path, extra: &[&str]) -> (i32, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+fn diff(root: &Path, extra: &[&str]) -> (i32, String, String) {
+    dtlint(root, &[&["diff", "--base", "HEAD"], extra].concat())
 }
 
 fn worktrees(root: &Path) -> usize {
@@ -208,14 +211,10 @@ fn a_change_is_reported_per_environment_with_what_it_does() {
 #[test]
 fn a_base_that_does_not_exist_is_a_clear_error() {
     let dir = repo();
-    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["diff", "--base", "no-such-rev"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let (code, _, stderr) = dtlint(dir.path(), &["diff", "--base", "no-such-rev"]);
+    assert_eq!(code, 2);
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        stderr.trim(),
         "dtlint: base revision `no-such-rev` does not exist in this repository"
     );
 }
@@ -257,19 +256,8 @@ fn a_widened_network_policy_names_the_flows_it_opens() {
 }
 
 fn check(root: &Path, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["check", "--format", "json"])
-        .args(extra)
-        .current_dir(root)
-        .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
-        .env_remove("DTLINT_KUSTOMIZE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-    )
+    let (code, stdout, _) = dtlint(root, &[&["check", "--format", "json"], extra].concat());
+    (code, stdout)
 }
 
 /// The files of the findings of a `--format json` run.
@@ -308,26 +296,20 @@ fn changed_since_reports_only_the_findings_of_the_changed_files() {
         ["apps/base/web/api.yaml"],
         "{some}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["check", "--changed-since", "nope"])
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("base revision `nope` does not exist"));
+    let (code, _, stderr) = dtlint(root, &["check", "--changed-since", "nope"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("base revision `nope` does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_baseline_hides_old_findings_through_line_shifts_and_names_fixed_ones() {
     let dir = repo();
     let root = dir.path();
-    let record = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["baseline", "-o", ".git/baseline.json"])
-        .current_dir(root)
-        .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
-        .output()
-        .unwrap();
-    assert_eq!(record.status.code(), Some(0), "{record:?}");
+    let record = dtlint(root, &["baseline", "-o", ".git/baseline.json"]);
+    assert_eq!(record.0, 0, "{record:?}");
     let baseline: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join(".git/baseline.json")).unwrap()).unwrap();
     assert_eq!(baseline["version"], 1);
@@ -335,22 +317,15 @@ fn a_baseline_hides_old_findings_through_line_shifts_and_names_fixed_ones() {
     assert!(recorded > 5, "{baseline}");
 
     let with_baseline = |root: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-            .args([
+        dtlint(
+            root,
+            &[
                 "check",
                 "--format",
                 "json",
                 "--baseline",
                 ".git/baseline.json",
-            ])
-            .current_dir(root)
-            .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
+            ],
         )
     };
     let (code, stdout, _) = with_baseline(root);
