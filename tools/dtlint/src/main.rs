@@ -182,6 +182,9 @@ struct CheckArgs {
     /// Report only findings not recorded in this baseline (`dtlint baseline`).
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
+    /// Print the number of findings per rule instead of the findings.
+    #[arg(long)]
+    statistics: bool,
 }
 
 fn main() -> ExitCode {
@@ -646,7 +649,11 @@ fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
             .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
             .unwrap_or(DEFAULT_COLUMNS)
     });
-    let text = report::render(args.format, &outcome, &ws.sources, color, columns);
+    let text = if args.statistics {
+        report::junit::statistics(&outcome)
+    } else {
+        report::render(args.format, &outcome, &ws.sources, color, columns)
+    };
     if let Some(path) = &args.output {
         std::fs::write(path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     } else {

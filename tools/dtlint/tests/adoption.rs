@@ -50,3 +50,72 @@ fn yaml_as<T: serde::de::DeserializeOwned>(text: &str) -> T {
     assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
     serde_json::from_value(parsed.documents[0].root.to_json()).unwrap()
 }
+
+fn check(root: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(["check", "--no-render"])
+        .args(args)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn junit_reports_a_suite_per_file_and_a_failure_per_finding() {
+    let dir = support::fixture("_diff");
+    let (code, xml) = check(dir.path(), &["--format", "junit"]);
+    assert_eq!(code, 1, "{xml}");
+    assert!(
+        xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"dtlint\""),
+        "{xml}"
+    );
+    let (_, json) = check(dir.path(), &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let n = v["findings"].as_array().unwrap().len();
+    assert_eq!(xml.matches("<testcase ").count(), n, "{xml}");
+    assert_eq!(xml.matches("<failure type=\"error\"").count(), n, "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"apps/base/web/api.yaml\""),
+        "{xml}"
+    );
+    assert!(xml.contains("name=\"run-as-root at 16:"), "{xml}");
+    // Balanced: every opened element is closed.
+    assert_eq!(
+        xml.matches("<testsuite ").count(),
+        xml.matches("</testsuite>").count()
+    );
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        xml.matches("</testcase>").count()
+    );
+}
+
+#[test]
+fn statistics_count_findings_per_rule() {
+    let dir = support::fixture("_diff");
+    let (code, text) = check(dir.path(), &["--statistics"]);
+    assert_eq!(code, 1, "{text}");
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("    2  error    "),
+        "two of each container rule first: {text}"
+    );
+    assert!(text.contains("run-as-root"), "{text}");
+    let total: usize = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    let (_, json) = check(dir.path(), &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(total, v["findings"].as_array().unwrap().len());
+}

@@ -9,6 +9,7 @@ use crate::source::Sources;
 pub mod github;
 pub mod human;
 pub mod json;
+pub mod junit;
 pub mod sarif;
 
 /// Output formats of `dtlint check`.
@@ -18,6 +19,7 @@ pub enum Format {
     Json,
     Sarif,
     Github,
+    Junit,
 }
 
 /// Render `outcome` in `format`; human output is laid out for a terminal
@@ -34,6 +36,7 @@ pub fn render(
         Format::Json => json::render(outcome, sources),
         Format::Sarif => sarif::render(outcome, sources),
         Format::Github => github::render(outcome, sources),
+        Format::Junit => junit::render(outcome, sources),
     }
 }
 
