@@ -370,3 +370,77 @@ fn a_baseline_hides_old_findings_through_line_shifts_and_names_fixed_ones() {
         "{stderr}"
     );
 }
+
+#[test]
+fn lowered_replicas_under_a_budget_and_a_removed_crd_version_are_errors() {
+    let dir = repo();
+    let root = dir.path();
+    let web = root.join("apps/base/web");
+    std::fs::write(
+        web.join("pdb.yaml"),
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels:\n      app: web\n",
+    )
+    .unwrap();
+    std::fs::write(
+        web.join("crd.yaml"),
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names:\n    kind: Widget\n    plural: widgets\n  scope: Namespaced\n  versions:\n    - name: v1beta1\n      served: true\n      storage: false\n      schema:\n        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        web.join("widget.yaml"),
+        "apiVersion: example.com/v1beta1\nkind: Widget\nmetadata:\n  name: blue\n",
+    )
+    .unwrap();
+    std::fs::write(
+        web.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n  - pvc.yaml\n  - api.yaml\n  - networkpolicy.yaml\n  - pdb.yaml\n  - crd.yaml\n  - widget.yaml\n",
+    )
+    .unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "budget and widgets"]);
+    support::plant(
+        root,
+        "apps/base/web/deployment.yaml",
+        "replicas: 2",
+        "replicas: 1",
+        0,
+    );
+    support::plant(
+        root,
+        "apps/base/web/crd.yaml",
+        "    - name: v1beta1\n      served: true",
+        "    - name: v1beta1\n      served: false",
+        0,
+    );
+    let (code, stdout, stderr) = diff(root, &["--format", "json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let found: Vec<(&str, &str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["source"].as_str().unwrap(),
+                f["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "crd-version-removed",
+                "apps/base/web/crd.yaml:11",
+                "CustomResourceDefinition widgets.example.com no longer serves `example.com/v1beta1`, which Widget web/blue still uses"
+            ),
+            (
+                "replicas-below-budget",
+                "apps/base/web/deployment.yaml:6",
+                "Deployment web/web goes from 2 to 1 replicas, but PodDisruptionBudget web keeps 1 available: no pod can be evicted, and node drains stall"
+            ),
+        ],
+        "{stdout}"
+    );
+}

@@ -14,6 +14,10 @@
 //!   turned on or off.
 //! - `image-unpinned` (warning): an image that was pinned by digest now
 //!   names a tag, or moved to an older SemVer tag.
+//! - `replicas-below-budget` (error): replicas lowered to or under the
+//!   `minAvailable` of a PodDisruptionBudget that selects the workload.
+//! - `crd-version-removed` (error): a CustomResourceDefinition stopped
+//!   serving a version that objects still use.
 //! - `network-flow-opened` (warning, in `flows`): traffic allowed now and
 //!   not before.
 
@@ -97,8 +101,14 @@ fn tag_version(image: &str) -> Option<semver::Version> {
 }
 
 /// The change findings of one environment's difference.
+/// `all` is every object the environment receives after the change;
 /// `locate` gives the `file:line` of a field of a new object.
-pub fn judge(env: &str, d: &EnvDiff, locate: &dyn Fn(&Obj, &str) -> String) -> Vec<Change> {
+pub fn judge(
+    env: &str,
+    d: &EnvDiff,
+    all: &[&Obj],
+    locate: &dyn Fn(&Obj, &str) -> String,
+) -> Vec<Change> {
     let mut out = Vec::new();
     let mut push = |rule, error, message: String, source: &str| {
         out.push(Change {
@@ -182,6 +192,29 @@ pub fn judge(env: &str, d: &EnvDiff, locate: &dyn Fn(&Obj, &str) -> String) -> V
             }
         }
     }
+    for (new, old, _) in &d.changed {
+        if let Some(c) = below_budget(new, old, all) {
+            push(
+                "replicas-below-budget",
+                true,
+                c,
+                &locate(new, "spec.replicas"),
+            );
+        }
+        for (version, users) in removed_versions(new, old, all) {
+            push(
+                "crd-version-removed",
+                true,
+                format!(
+                    "{} no longer serves `{version}`, which {} still use{}",
+                    new.id(),
+                    users.join(", "),
+                    if users.len() == 1 { "s" } else { "" }
+                ),
+                &locate(new, "spec.versions"),
+            );
+        }
+    }
     for old in &d.removed {
         let holds_data = matches!(
             (group(old), old.kind.as_str()),
@@ -221,4 +254,67 @@ pub fn merge(changes: &mut Vec<Change>) {
         }
     }
     *changes = out;
+}
+
+/// `spec.replicas` lowered to or under the `minAvailable` of a
+/// PodDisruptionBudget that selects the workload: no pod may be evicted,
+/// so every node drain stalls.
+fn below_budget(new: &Obj, old: &Obj, all: &[&Obj]) -> Option<String> {
+    let replicas = |o: &Obj| pointer(&o.value, "spec.replicas").and_then(Json::as_i64);
+    let (now, was) = (replicas(new)?, replicas(old).unwrap_or(1));
+    if now >= was {
+        return None;
+    }
+    let labels = pointer(&new.value, "spec.template.metadata.labels")?.as_object()?;
+    all.iter()
+        .filter(|p| p.kind == "PodDisruptionBudget" && p.namespace == new.namespace)
+        .find_map(|p| {
+            let min = pointer(&p.value, "spec.minAvailable")?.as_i64()?;
+            let wanted = pointer(&p.value, "spec.selector.matchLabels")?.as_object()?;
+            let selects = !wanted.is_empty() && wanted.iter().all(|(k, v)| labels.get(k) == Some(v));
+            (selects && min >= now).then(|| {
+                format!(
+                    "{} goes from {was} to {now} replicas, but PodDisruptionBudget {} keeps {min} available: no pod can be evicted, and node drains stall",
+                    new.id(),
+                    p.name
+                )
+            })
+        })
+}
+
+/// Versions a CustomResourceDefinition stopped serving while objects of the
+/// environment still use them.
+fn removed_versions(new: &Obj, old: &Obj, all: &[&Obj]) -> Vec<(String, Vec<String>)> {
+    if new.kind != "CustomResourceDefinition" {
+        return Vec::new();
+    }
+    let served = |o: &Obj| -> Vec<String> {
+        pointer(&o.value, "spec.versions")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| v.get("served").and_then(Json::as_bool) != Some(false))
+            .filter_map(|v| v.get("name")?.as_str().map(str::to_string))
+            .collect()
+    };
+    let Some(group) = pointer(&new.value, "spec.group").and_then(Json::as_str) else {
+        return Vec::new();
+    };
+    let Some(kind) = pointer(&new.value, "spec.names.kind").and_then(Json::as_str) else {
+        return Vec::new();
+    };
+    let now = served(new);
+    served(old)
+        .into_iter()
+        .filter(|v| !now.contains(v))
+        .filter_map(|v| {
+            let api = format!("{group}/{v}");
+            let users: Vec<String> = all
+                .iter()
+                .filter(|o| o.kind == kind && o.api_version == api)
+                .map(|o| o.id())
+                .collect();
+            (!users.is_empty()).then_some((api, users))
+        })
+        .collect()
 }

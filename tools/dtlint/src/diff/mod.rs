@@ -513,8 +513,9 @@ pub fn diff(
             }
         }
         if !(d.added.is_empty() && d.removed.is_empty() && d.changed.is_empty()) {
+            let all: Vec<&Obj> = a.values().collect();
             out.changes
-                .extend(changes::judge(env, &d, &|o, f| locate(&new, o, f)));
+                .extend(changes::judge(env, &d, &all, &|o, f| locate(&new, o, f)));
             out.environments.insert(env.clone(), d);
         }
     }
