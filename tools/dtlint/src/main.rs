@@ -175,8 +175,8 @@ struct CheckArgs {
     /// repository unless you say so).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Report only findings in the files changed since this git revision
-    /// (edited, staged, new or deleted; a base file brings its overlays').
+    /// Report only the findings a change since this git revision introduces:
+    /// in the files it changed, and not there at the revision already.
     #[arg(long, value_name = "REV")]
     changed_since: Option<String>,
     /// Report only findings not recorded in this baseline (`dtlint baseline`).
@@ -608,14 +608,14 @@ fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
             .findings
             .retain(|f| f.envs.is_empty() || f.envs.iter().any(|e| e == env));
     }
+    if let Some(rev) = &args.changed_since {
+        dtlint::diff::drop_older(&root, rev, &render, &mut outcome.findings, &ws.sources)?;
+    }
     if let Some(path) = &args.baseline {
         let baseline = dtlint::engine::baseline::read(path)?;
         let gone = dtlint::engine::baseline::apply(&baseline, &mut outcome.findings, &ws.sources);
         for e in &gone {
-            eprintln!(
-                "dtlint: note: no longer found (remove it from the baseline): {} in {}: {}",
-                e.rule, e.file, e.message
-            );
+            eprintln!("dtlint: note: no longer found (remove it from the baseline): {e}");
         }
     }
     if record_baseline {

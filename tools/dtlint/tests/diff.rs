@@ -287,13 +287,30 @@ fn changed_since_reports_only_the_findings_of_the_changed_files() {
     let (code, none) = check(root, &["--changed-since", "HEAD"]);
     assert_eq!(code, 0, "{none}");
     assert!(files(&none).is_empty(), "{none}");
-    // A new defect in one file: only that file's findings.
+    // A new defect beside old ones, lines shifted above it: only the new
+    // one, at its line.
+    let api = root.join("apps/base/web/api.yaml");
+    let text = std::fs::read_to_string(&api).unwrap();
+    std::fs::write(&api, format!("# the api\n{text}")).unwrap();
     support::plant(root, "apps/base/web/api.yaml", "api:2.0.0", "api:latest", 0);
     let (code, some) = check(root, &["--changed-since", "HEAD"]);
     assert_eq!(code, 1, "{some}");
+    let v: serde_json::Value = serde_json::from_str(&some).unwrap();
+    let found: Vec<(&str, &str, u64)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["location"]["file"].as_str().unwrap(),
+                f["location"]["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        files(&some).into_iter().collect::<Vec<_>>(),
-        ["apps/base/web/api.yaml"],
+        found,
+        [("latest-tag", "apps/base/web/api.yaml", 18)],
         "{some}"
     );
     let (code, _, stderr) = dtlint(root, &["check", "--changed-since", "nope"]);

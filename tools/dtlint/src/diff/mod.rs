@@ -197,6 +197,63 @@ pub fn changed_view(
     Ok(out)
 }
 
+/// `dtlint check --changed-since REV`, second half: drop the findings that
+/// were there at `rev` already (by the baseline fingerprint: rule, file,
+/// the text pointed at, message), so a new defect beside an old one is
+/// reported alone. The base is checked and rendered like the working tree
+/// (its own `dtlint.toml`, the shared build cache, SOPS decrypted with the
+/// same key); a base that cannot be prepared keeps every finding and says
+/// why.
+pub fn drop_older(
+    repo: &Path,
+    rev: &str,
+    render: &RenderOptions,
+    findings: &mut Vec<crate::diag::Finding>,
+    sources: &crate::source::Sources,
+) -> Result<(), String> {
+    use crate::engine::baseline;
+    let tree = BaseTree::checkout(repo, rev, render.cache_dir.as_deref())?;
+    let mut config = match crate::config::find(&tree.path).filter(|p| p.starts_with(&tree.path)) {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+        None => Config::defaults(),
+    };
+    config.discover_environments(&tree.path);
+    let (mut old, _) = match engine::prepare(
+        &tree.path,
+        std::slice::from_ref(&tree.path),
+        &config,
+        render,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "dtlint: note: `{rev}` could not be checked ({e}): every finding of the changed files is reported"
+            );
+            return Ok(());
+        }
+    };
+    if let Ok(Some(ids)) = crate::sops_index::identities_from_env() {
+        old.sops.decrypt(&ids);
+    }
+    let before = engine::run(&old, &config, &engine::Selection::default());
+    let entries = before
+        .findings
+        .iter()
+        .map(|f| baseline::Entry {
+            fingerprint: baseline::fingerprint(f, &old.ws.sources),
+            rule: f.rule.to_string(),
+            file: old.ws.sources.get(f.primary.file).path.clone(),
+            message: f.message.clone(),
+        })
+        .collect();
+    let at_base = baseline::Baseline {
+        version: 1,
+        findings: entries,
+    };
+    baseline::apply(&at_base, findings, sources);
+    Ok(())
+}
+
 /// The files of one revision, checked out into a directory of their own
 /// through a private index: the repository's worktrees, index and working
 /// tree are not touched. Under the build cache the tree is kept, one per

@@ -33,6 +33,12 @@ pub struct Entry {
     pub message: String,
 }
 
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}: {}", self.rule, self.file, self.message)
+    }
+}
+
 /// The fingerprint of `f` (see the module docs).
 pub fn fingerprint(f: &Finding, sources: &Sources) -> String {
     let file = sources.get(f.primary.file);
