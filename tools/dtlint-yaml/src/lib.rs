@@ -189,6 +189,11 @@ impl Node {
         keys.iter().try_fold(self, |node, key| node.get(key))
     }
 
+    /// The scalar text at a path of mapping keys (see [`Node::as_str`]).
+    pub fn str_at(&self, keys: &[&str]) -> Option<&str> {
+        self.path(keys)?.as_str()
+    }
+
     /// A scalar's text, or `None` for a collection. Nulls read as `None` too,
     /// so `key:` with no value is treated like a missing key.
     pub fn as_str(&self) -> Option<&str> {

@@ -51,6 +51,24 @@ pub fn is_flux_kind(root: &Node, group: &str, kind: &str) -> bool {
             .is_some_and(|v| v.starts_with(&format!("{group}.toolkit.fluxcd.io/")))
 }
 
+/// The `sync` of a flux-operator `FluxInstance` (`spec.sync`) or of a
+/// `HelmRelease` of the `flux-instance` chart (`spec.values.instance.sync`):
+/// what the operator makes a GitRepository and a Kustomization of.
+pub fn instance_sync(root: &Node) -> Option<&Node> {
+    match root.str_at(&["kind"])? {
+        "FluxInstance" => root.path(&["spec", "sync"]),
+        "HelmRelease"
+            if root
+                .str_at(&["spec", "chart", "spec", "chart"])
+                .or_else(|| root.str_at(&["spec", "chartRef", "name"]))
+                .is_some_and(|c| c.contains("flux-instance")) =>
+        {
+            root.path(&["spec", "values", "instance", "sync"])
+        }
+        _ => None,
+    }
+}
+
 /// What each Flux Kustomization's `spec.path` points at, by [`path_key`].
 pub type FluxPaths = BTreeMap<String, PathInfo>;
 

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use manifest_tests::{NodeExt, flux};
+use manifest_tests::flux;
 
 type Validators = BTreeMap<(String, String), jsonschema::Validator>;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::{Error, Node, NodeExt};
+use crate::{Error, Node};
 
 /// Schemas by `(apiVersion, kind)`, e.g. `("kustomize.toolkit.fluxcd.io/v1", "Kustomization")`.
 #[derive(Debug, Default)]

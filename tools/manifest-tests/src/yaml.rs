@@ -48,17 +48,11 @@ pub fn parse(text: &str) -> Result<Vec<Node>, Error> {
 pub trait NodeExt {
     /// Where the node starts (`line:column` when displayed).
     fn pos(&self) -> Pos;
-    /// Shorthand for `path(keys)` followed by `as_str`.
-    fn str_at(&self, keys: &[&str]) -> Option<&str>;
 }
 
 impl NodeExt for Node {
     fn pos(&self) -> Pos {
         self.span.start
-    }
-
-    fn str_at(&self, keys: &[&str]) -> Option<&str> {
-        self.path(keys).and_then(Node::as_str)
     }
 }
 

@@ -53,10 +53,6 @@ fn immutable(group: &str, kind: &str) -> &'static [&'static str] {
     }
 }
 
-fn group(o: &Obj) -> &str {
-    o.api_version.rsplit_once('/').map_or("", |(g, _)| g)
-}
-
 fn within(field: &str, prefix: &str) -> bool {
     field == prefix
         || field
@@ -120,7 +116,7 @@ pub fn judge(
         });
     };
     for (new, old, fields) in &d.changed {
-        for prefix in immutable(group(new), &new.kind) {
+        for prefix in immutable(new.group(), &new.kind) {
             // A Service's cluster IP may be set where it was empty (the
             // API server assigns one); changing an assigned one is refused.
             if *prefix == "spec.clusterIP"
@@ -142,7 +138,8 @@ pub fn judge(
                 );
             }
         }
-        if group(new).ends_with("toolkit.fluxcd.io") && fields.iter().any(|f| f == "spec.suspend") {
+        if new.group().ends_with("toolkit.fluxcd.io") && fields.iter().any(|f| f == "spec.suspend")
+        {
             let on = pointer(&new.value, "spec.suspend").and_then(Json::as_bool) == Some(true);
             push(
                 "flux-suspend-changed",
@@ -217,7 +214,7 @@ pub fn judge(
     }
     for old in &d.removed {
         let holds_data = matches!(
-            (group(old), old.kind.as_str()),
+            (old.group(), old.kind.as_str()),
             ("", "PersistentVolumeClaim" | "Namespace" | "Secret")
                 | ("postgresql.cnpg.io", "Cluster")
         );

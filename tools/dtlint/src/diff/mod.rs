@@ -62,7 +62,7 @@ pub struct Obj {
 
 impl Obj {
     fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+        crate::model::api_group(&self.api_version)
     }
 
     /// `Kind namespace/name`, as the output names it.
@@ -213,11 +213,7 @@ pub fn drop_older(
 ) -> Result<(), String> {
     use crate::engine::baseline;
     let tree = BaseTree::checkout(repo, rev, render.cache_dir.as_deref())?;
-    let mut config = match crate::config::find(&tree.path).filter(|p| p.starts_with(&tree.path)) {
-        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
-        None => Config::defaults(),
-    };
-    config.discover_environments(&tree.path);
+    let config = config_at(&tree.path)?;
     let (mut old, _) = match engine::prepare(
         &tree.path,
         std::slice::from_ref(&tree.path),
@@ -309,17 +305,24 @@ impl BaseTree {
     }
 }
 
+/// The configuration of the tree at `root`: its own `dtlint.toml`, else
+/// the defaults, with the environments found there.
+fn config_at(root: &Path) -> Result<Config, String> {
+    let mut config = match crate::config::find(root).filter(|p| p.starts_with(root)) {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
+        None => Config::defaults(),
+    };
+    config.discover_environments(root);
+    Ok(config)
+}
+
 /// Load, render and prepare one tree with its own configuration.
 fn prepare(
     root: &Path,
     cache_dir: Option<&Path>,
     render: bool,
 ) -> Result<(Prepared, Config), String> {
-    let mut config = match crate::config::find(root).filter(|p| p.starts_with(root)) {
-        Some(p) => Config::load(&p).map_err(|e| e.to_string())?,
-        None => Config::defaults(),
-    };
-    config.discover_environments(root);
+    let config = config_at(root)?;
     let opts = RenderOptions {
         enabled: render,
         cache_dir: cache_dir.map(Path::to_path_buf),
@@ -351,10 +354,6 @@ fn mask(v: &mut Json) {
     }
 }
 
-fn str_at<'n>(n: &'n Node, path: &[&str]) -> Option<&'n str> {
-    n.path(path)?.as_str()
-}
-
 /// The objects each environment receives: the rendered builds, or, with
 /// nothing rendered, the repository's objects as written (environment
 /// `(source)`).
@@ -363,7 +362,7 @@ fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
     let mut out: BTreeMap<String, BTreeMap<Key, Obj>> = BTreeMap::new();
     let mut add = |env: &str, root: &Node, source: String| {
         let (Some(api_version), Some(kind)) =
-            (str_at(root, &["apiVersion"]), str_at(root, &["kind"]))
+            (root.str_at(&["apiVersion"]), root.str_at(&["kind"]))
         else {
             return;
         };
@@ -372,12 +371,11 @@ fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
         let obj = Obj {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
-            namespace: str_at(root, &["metadata", "namespace"])
+            namespace: root
+                .str_at(&["metadata", "namespace"])
                 .unwrap_or("")
                 .to_string(),
-            name: str_at(root, &["metadata", "name"])
-                .unwrap_or("")
-                .to_string(),
+            name: root.str_at(&["metadata", "name"]).unwrap_or("").to_string(),
             source,
             value,
         };
@@ -409,8 +407,8 @@ fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
     }
     for r in &p.render.rendered {
         for (doc, prov) in ws.parsed(r.file).documents.iter().zip(&r.provenance) {
-            let kind = str_at(&doc.root, &["kind"]).unwrap_or("");
-            let name = str_at(&doc.root, &["metadata", "name"]).unwrap_or("");
+            let kind = doc.root.str_at(&["kind"]).unwrap_or("");
+            let name = doc.root.str_at(&["metadata", "name"]).unwrap_or("");
             let source = prov
                 .origin
                 .as_deref()
@@ -421,14 +419,9 @@ fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
                         let f = ws.sources.get(id);
                         // The object's line in its file: the document of the
                         // same kind and name, else the first.
-                        let docs = &ws.parsed(id).documents;
-                        let line = docs
-                            .iter()
-                            .find(|d| {
-                                str_at(&d.root, &["kind"]) == Some(kind)
-                                    && str_at(&d.root, &["metadata", "name"]) == Some(name)
-                            })
-                            .or_else(|| docs.first())
+                        let line = ws
+                            .document_named(id, Some(kind), name)
+                            .or_else(|| ws.parsed(id).documents.first())
                             .map_or(1, |d| d.root.span.start.line);
                         format!("{}:{line}", f.path)
                     },
@@ -498,13 +491,11 @@ fn locate(p: &Prepared, o: &Obj, field: &str) -> String {
         return o.source.clone();
     };
     let ws = &p.ws;
-    let Some((id, _)) = ws.sources.iter().find(|(_, f)| f.path == path) else {
-        return o.source.clone();
-    };
-    let Some(doc) = ws.parsed(id).documents.iter().find(|d| {
-        str_at(&d.root, &["kind"]) == Some(o.kind.as_str())
-            && str_at(&d.root, &["metadata", "name"]).unwrap_or("") == o.name
-    }) else {
+    let Some(doc) = ws
+        .sources
+        .find_abs(&ws.root.join(path))
+        .and_then(|id| ws.document_named(id, Some(&o.kind), &o.name))
+    else {
         return o.source.clone();
     };
     let mut node = &doc.root;

@@ -52,7 +52,7 @@ fn kind_of(group: &str, kind: &str) -> (String, String) {
 }
 
 fn str_at<'n>(node: Option<&'n Node>, path: &[&str]) -> Option<&'n str> {
-    node?.path(path)?.as_str()
+    node?.str_at(path)
 }
 
 /// Everything the objects of `idx` make (see the module docs).
@@ -90,19 +90,11 @@ pub fn created(idx: &Index<'_>) -> Vec<Created> {
             };
         match (r.group(), r.kind) {
             ("fluxcd.controlplane.io", "FluxInstance") => {
-                sync(spec.and_then(|s| s.get("sync")), &ns(), &mut add);
+                sync(crate::flux::instance_sync(r.root), &ns(), &mut add);
             }
             ("helm.toolkit.fluxcd.io", "HelmRelease") => {
                 let target = str_at(spec, &["targetNamespace"]).map_or_else(ns, str::to_string);
-                let chart = str_at(spec, &["chart", "spec", "chart"])
-                    .or_else(|| str_at(spec, &["chartRef", "name"]));
-                if chart.is_some_and(|c| c.contains("flux-instance")) {
-                    sync(
-                        spec.and_then(|s| s.path(&["values", "instance", "sync"])),
-                        &target,
-                        &mut add,
-                    );
-                }
+                sync(crate::flux::instance_sync(r.root), &target, &mut add);
                 add(None, None, Some(target));
             }
             ("source.extensions.fluxcd.io", "ArtifactGenerator") => {

@@ -97,13 +97,7 @@ fn flux_target_namespaces(ws: &Workspace) -> (Vec<SetRoot<'_>>, Vec<(FileId, Nam
         }
         for doc in &ws.parsed(id).documents {
             let r = &doc.root;
-            let is_flux = r
-                .get("apiVersion")
-                .and_then(dtlint_yaml::Node::as_str)
-                .is_some_and(|a| a.starts_with("kustomize.toolkit.fluxcd.io/"));
-            if !is_flux
-                || r.get("kind").and_then(dtlint_yaml::Node::as_str) != Some("Kustomization")
-            {
+            if !crate::flux::is_flux_kind(r, "kustomize", "Kustomization") {
                 continue;
             }
             let (Some(path), Some(target)) = (

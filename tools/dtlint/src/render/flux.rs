@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use dtlint_yaml::{Limits, Node, Span};
 use serde_json::{Map, Value as Json};
 
-use super::substitute::{self, SubstituteFrom, Vars};
+use super::substitute::{self, ConfigSources, SubstituteFrom, Vars};
 use super::{Build, Builder, NotBuilt, Target, build_all};
 use crate::config::Config;
 use crate::kustomize;
@@ -50,17 +50,14 @@ pub struct PostBuild {
     pub from: Vec<SubstituteFrom>,
 }
 
-fn str_at<'n>(node: &'n Node, path: &[&str]) -> Option<&'n str> {
-    node.path(path)?.as_str()
-}
-
 impl FluxBuild {
     /// Read from a Flux Kustomization whose path is `dir`.
     pub fn from_node(ks: &Node, dir: &Path) -> Self {
         let name = format!(
             "{}/{}",
-            str_at(ks, &["metadata", "namespace"]).unwrap_or("flux-system"),
-            str_at(ks, &["metadata", "name"]).unwrap_or("?")
+            ks.str_at(&["metadata", "namespace"])
+                .unwrap_or("flux-system"),
+            ks.str_at(&["metadata", "name"]).unwrap_or("?")
         );
         let mut fields = Map::new();
         let Some(spec) = ks.get("spec") else {
@@ -115,8 +112,8 @@ impl FluxBuild {
                 .flat_map(Node::items)
                 .filter_map(|f| {
                     Some(SubstituteFrom {
-                        kind: str_at(f, &["kind"])?.to_string(),
-                        name: str_at(f, &["name"])?.to_string(),
+                        kind: f.str_at(&["kind"])?.to_string(),
+                        name: f.str_at(&["name"])?.to_string(),
                         optional: f.get("optional").and_then(Node::as_bool) == Some(true),
                     })
                 })
@@ -154,6 +151,8 @@ pub fn walk(
     cache_dir: Option<&Path>,
 ) -> (Vec<Build>, Vec<NotBuilt>) {
     let generators = super::artifact_generators(ws);
+    // Read when the first build with a `postBuild` needs it.
+    let config_sources = std::cell::OnceCell::new();
     let mut seen: BTreeSet<String> = first.iter().map(key).collect();
     let mut level = first;
     let mut all = Vec::new();
@@ -175,7 +174,7 @@ pub fn walk(
         let mut builds = build_all(ws, builder, &level, root, cache_dir);
         let mut next = Vec::new();
         for b in &mut builds {
-            post_build(ws, b);
+            post_build(ws, &config_sources, b);
             let Ok(text) = &b.output else { continue };
             for child in children(ws, config, &generators, b, text) {
                 match child {
@@ -224,11 +223,16 @@ fn describe(t: &Target) -> String {
 }
 
 /// Apply the target's `postBuild` to its output.
-fn post_build(ws: &Workspace, b: &mut Build) {
+fn post_build<'w>(
+    ws: &'w Workspace,
+    sources: &std::cell::OnceCell<ConfigSources<'w>>,
+    b: &mut Build,
+) {
     let Some(flux) = &b.target.flux else { return };
     let Some(pb) = &flux.post_build else { return };
     let Ok(text) = &b.output else { return };
-    let vars: Vars = substitute::resolve(ws, flux.namespace(), &pb.substitute, &pb.from);
+    let sources = sources.get_or_init(|| ConfigSources::new(ws));
+    let vars: Vars = substitute::resolve(sources, flux.namespace(), &pb.substitute, &pb.from);
     let done = substitute::substitute(text, &vars);
     b.output = Ok(done.text);
     b.unset_vars = done.unset.into_iter().collect();
@@ -256,14 +260,11 @@ fn children(
     let mut out = Vec::new();
     for doc in parsed.documents {
         let mut r = doc.root;
-        let is_ks = str_at(&r, &["apiVersion"])
-            .is_some_and(|a| a.starts_with("kustomize.toolkit.fluxcd.io/"))
-            && str_at(&r, &["kind"]) == Some("Kustomization");
-        if !is_ks {
+        if !crate::flux::is_flux_kind(&r, "kustomize", "Kustomization") {
             continue;
         }
         let prov = super::take_provenance(&mut r, &b.wrapper);
-        let name = str_at(&r, &["metadata", "name"]).unwrap_or("?").to_string();
+        let name = r.str_at(&["metadata", "name"]).unwrap_or("?").to_string();
         let origin = prov
             .origin
             .as_deref()
@@ -275,9 +276,10 @@ fn children(
         );
         let what = format!(
             "Kustomization {}/{name} ({origin_path})",
-            str_at(&r, &["metadata", "namespace"]).unwrap_or("flux-system")
+            r.str_at(&["metadata", "namespace"])
+                .unwrap_or("flux-system")
         );
-        let path = str_at(&r, &["spec", "path"]).unwrap_or("./");
+        let path = r.str_at(&["spec", "path"]).unwrap_or("./");
         let dir = match super::local_dir(ws, generators, &r, path) {
             Ok(dir) => dir,
             Err(why) => {
@@ -306,11 +308,9 @@ fn children(
 /// Where a Flux Kustomization named `name` says its path in file `id`: the
 /// `spec.path` value, else the document, else the file's start.
 fn source_span(ws: &Workspace, id: FileId, name: &str) -> Span {
-    let docs = &ws.parsed(id).documents;
-    let doc = docs
-        .iter()
-        .find(|d| str_at(&d.root, &["metadata", "name"]) == Some(name))
-        .or_else(|| docs.first());
+    let doc = ws
+        .document_named(id, None, name)
+        .or_else(|| ws.parsed(id).documents.first());
     doc.map_or_else(Span::default, |d| {
         d.root
             .path(&["spec", "path"])
@@ -338,27 +338,17 @@ pub fn sync_roots(ws: &Workspace) -> Vec<(String, String, String)> {
         }
         for doc in &ws.parsed(id).documents {
             let r = &doc.root;
-            let sync = match (str_at(r, &["kind"]), str_at(r, &["apiVersion"])) {
-                (Some("FluxInstance"), _) => r.path(&["spec", "sync"]),
-                (Some("HelmRelease"), _)
-                    if str_at(r, &["spec", "chart", "spec", "chart"])
-                        .or_else(|| str_at(r, &["spec", "chartRef", "name"]))
-                        .is_some_and(|c| c.contains("flux-instance")) =>
-                {
-                    r.path(&["spec", "values", "instance", "sync"])
-                }
-                (Some("Kustomization"), Some(api))
-                    if api.starts_with("kustomize.toolkit.fluxcd.io/")
-                        && f.path.ends_with("flux-system/gotk-sync.yaml") =>
-                {
-                    r.get("spec")
-                }
-                _ => None,
+            let sync = if gotk && crate::flux::is_flux_kind(r, "kustomize", "Kustomization") {
+                r.get("spec")
+            } else {
+                crate::flux::instance_sync(r)
             };
             let Some(sync) = sync else { continue };
-            let git = str_at(sync, &["kind"]).is_none_or(|k| k == "GitRepository")
-                && str_at(sync, &["sourceRef", "kind"]).is_none_or(|k| k == "GitRepository");
-            let Some(path) = str_at(sync, &["path"]) else {
+            let git = sync.str_at(&["kind"]).is_none_or(|k| k == "GitRepository")
+                && sync
+                    .str_at(&["sourceRef", "kind"])
+                    .is_none_or(|k| k == "GitRepository");
+            let Some(path) = sync.str_at(&["path"]) else {
                 continue;
             };
             let path = path.trim_start_matches("./").trim_matches('/').to_string();

@@ -211,11 +211,7 @@ pub fn targets(ws: &Workspace, config: &Config) -> (Vec<Target>, Vec<NotBuilt>) 
                 }
                 for doc in &ws.parsed(id).documents {
                     let r = &doc.root;
-                    let flux = r
-                        .get("apiVersion")
-                        .and_then(Node::as_str)
-                        .is_some_and(|a| a.starts_with("kustomize.toolkit.fluxcd.io/"));
-                    if !flux || r.get("kind").and_then(Node::as_str) != Some("Kustomization") {
+                    if !crate::flux::is_flux_kind(r, "kustomize", "Kustomization") {
                         continue;
                     }
                     let what = || {

@@ -20,7 +20,7 @@
 //! is YAML syntax (`>=1.0.0`, `*.example.com`) breaks the object, as it
 //! does in Flux.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
 use dtlint_yaml::Node;
@@ -46,11 +46,53 @@ pub struct SubstituteFrom {
     pub optional: bool,
 }
 
+/// The ConfigMaps and Secrets of the repository by kind and name, each with
+/// its namespace as written: read once per render, not once per Flux
+/// Kustomization.
+pub struct ConfigSources<'w> {
+    /// (kind, name) -> each object's namespace as written, and the object.
+    by_name: HashMap<(&'w str, &'w str), Vec<Declared<'w>>>,
+}
+
+/// A ConfigMap or Secret with its namespace as written.
+type Declared<'w> = (Option<&'w str>, &'w Node);
+
+impl<'w> ConfigSources<'w> {
+    pub fn new(ws: &'w Workspace) -> Self {
+        let mut by_name: HashMap<_, Vec<_>> = HashMap::new();
+        for (id, _) in ws.sources.iter() {
+            for doc in &ws.parsed(id).documents {
+                let r = &doc.root;
+                let (Some(kind @ ("ConfigMap" | "Secret")), Some(name)) =
+                    (r.str_at(&["kind"]), r.str_at(&["metadata", "name"]))
+                else {
+                    continue;
+                };
+                by_name
+                    .entry((kind, name))
+                    .or_default()
+                    .push((r.str_at(&["metadata", "namespace"]), r));
+            }
+        }
+        Self { by_name }
+    }
+
+    /// The object in `namespace`, else the first with no namespace (a source
+    /// file often leaves the namespace to its kustomization).
+    fn find(&self, kind: &str, name: &str, namespace: &str) -> Option<&'w Node> {
+        let found = self.by_name.get(&(kind, name))?;
+        found
+            .iter()
+            .find(|(ns, _)| *ns == Some(namespace))
+            .or_else(|| found.iter().find(|(ns, _)| ns.is_none()))
+            .map(|(_, node)| *node)
+    }
+}
+
 /// Resolve `substitute` and `substituteFrom` against the ConfigMaps and
-/// Secrets of the repository in `namespace` (or in none: a source file
-/// often leaves the namespace to its kustomization).
+/// Secrets of the repository in `namespace`.
 pub fn resolve(
-    ws: &Workspace,
+    sources: &ConfigSources<'_>,
     namespace: &str,
     substitute: &BTreeMap<String, String>,
     from: &[SubstituteFrom],
@@ -60,7 +102,7 @@ pub fn resolve(
         ..Vars::default()
     };
     for f in from {
-        match find_source(ws, &f.kind, &f.name, namespace) {
+        match sources.find(&f.kind, &f.name, namespace) {
             Some(node) => read_values(&f.kind, node, &mut vars),
             None if f.optional => {}
             None => vars.complete = false,
@@ -71,26 +113,6 @@ pub fn resolve(
         vars.known.insert(k.clone(), v.clone());
     }
     vars
-}
-
-fn find_source<'w>(ws: &'w Workspace, kind: &str, name: &str, namespace: &str) -> Option<&'w Node> {
-    let mut fallback = None;
-    for (id, _) in ws.sources.iter() {
-        for doc in &ws.parsed(id).documents {
-            let r = &doc.root;
-            if r.get("kind").and_then(Node::as_str) != Some(kind)
-                || r.path(&["metadata", "name"]).and_then(Node::as_str) != Some(name)
-            {
-                continue;
-            }
-            match r.path(&["metadata", "namespace"]).and_then(Node::as_str) {
-                Some(ns) if ns == namespace => return Some(r),
-                None => fallback = fallback.or(Some(r)),
-                Some(_) => {}
-            }
-        }
-    }
-    fallback
 }
 
 fn read_values(kind: &str, node: &Node, vars: &mut Vars) {

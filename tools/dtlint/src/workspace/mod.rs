@@ -341,6 +341,20 @@ impl Workspace {
         &self.parsed[id.0 as usize]
     }
 
+    /// The document of file `id` that declares the object `name` (a missing
+    /// name reads as empty), of `kind` when one is given.
+    pub fn document_named(
+        &self,
+        id: FileId,
+        kind: Option<&str>,
+        name: &str,
+    ) -> Option<&dtlint_yaml::Document> {
+        self.parsed(id).documents.iter().find(|d| {
+            kind.is_none_or(|k| d.root.str_at(&["kind"]) == Some(k))
+                && d.root.str_at(&["metadata", "name"]).unwrap_or("") == name
+        })
+    }
+
     /// The kustomization of directory `dir`, if one was read.
     pub fn kustomization_in(&self, dir: &Path) -> Option<&Kustomization> {
         self.kustomization_dirs
