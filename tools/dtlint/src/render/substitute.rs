@@ -179,7 +179,7 @@ pub fn substitute(text: &str, vars: &Vars) -> Substituted {
         }
         let mut done = String::with_capacity(doc.len());
         let mut made = Vec::new();
-        substitute_doc(doc, vars, &mut done, &mut out.unset, &mut made);
+        substitute_doc(doc, vars, &mut done, &mut out.unset, &mut made, 0);
         if made.is_empty() || parses(&done) || !parses(doc) {
             out.text.push_str(&done);
             continue;
@@ -279,12 +279,17 @@ fn is_name_char(c: u8) -> bool {
     c == b'_' || c.is_ascii_alphanumeric()
 }
 
+/// How deep defaults may nest (`${A:-${B:-${C}}}` is 3): deeper ones are
+/// left as written, so a hostile manifest cannot exhaust the stack.
+const MAX_NESTING: usize = 16;
+
 fn substitute_doc(
     doc: &str,
     vars: &Vars,
     out: &mut String,
     unset: &mut BTreeSet<String>,
     made: &mut Vec<(String, String)>,
+    depth: usize,
 ) {
     let bytes = doc.as_bytes();
     let mut i = 0;
@@ -333,9 +338,12 @@ fn substitute_doc(
             if !d.contains("${") {
                 return Some(d.to_string());
             }
+            if depth >= MAX_NESTING {
+                return None;
+            }
             let mut inner = String::new();
             let mut inner_made = Vec::new();
-            substitute_doc(d, vars, &mut inner, unset, &mut inner_made);
+            substitute_doc(d, vars, &mut inner, unset, &mut inner_made, depth + 1);
             (!inner.contains("${")).then_some(inner)
         });
         let hidden = vars.hidden.contains(name);
@@ -430,6 +438,19 @@ mod tests {
         let s = substitute("name: ${CLAIM:-${NOPE}}\n", &v);
         assert_eq!(s.text, "name: ${CLAIM:-${NOPE}}\n");
         assert_eq!(s.unset.into_iter().collect::<Vec<_>>(), ["NOPE"]);
+    }
+
+    #[test]
+    fn defaults_nested_past_the_bound_are_left_as_written() {
+        // Deep enough to exhaust a test thread's stack without the bound.
+        let n = 100_000;
+        let text = format!("a: {}x{}\n", "${A:-".repeat(n), "}".repeat(n));
+        let s = substitute(&text, &vars(&[]));
+        assert_eq!(s.text, text);
+        assert!(s.unset.is_empty());
+        // Within the bound, resolved as before.
+        let s = substitute("a: ${A:-${B:-${C:-x}}}\n", &vars(&[]));
+        assert_eq!(s.text, "a: x\n");
     }
 
     #[test]
