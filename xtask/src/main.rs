@@ -5,6 +5,8 @@
 //! - `bench [N...]`: lint generated corpora and compare with a bare parse.
 //! - `stack-bench [--env E...] [--runs N]`: run each environment with
 //!   `local-stack e2e` and tabulate time to ready, memory and e2e latency.
+//! - `schemas [--check]`: regenerate dtlint's schema catalog from its
+//!   vendored sources (`--check`: fail when the committed one differs).
 //! - `render-bench [ROUNDS]`: dtlint with every overlay rendered against the
 //!   same kustomize builds one by one, and one file on a warm cache.
 
@@ -50,6 +52,45 @@ fn docs() -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask schemas [--check]`: rebuild `tools/dtlint/schemas/catalog.json.gz`.
+fn schemas(args: &[String]) -> Result<()> {
+    let dir = repo_root().join("tools/dtlint/schemas");
+    let catalog = dtlint::schema::generate::generate(&dir)?;
+    let json = dtlint::schema::generate::to_json(&catalog)?;
+    let path = dir.join("catalog.json.gz");
+    let committed = std::fs::read(&path).ok();
+    let same = committed
+        .as_deref()
+        .and_then(|b| dtlint::schema::Catalog::from_gz(b).ok())
+        .and_then(|c| dtlint::schema::generate::to_json(&c).ok())
+        .is_some_and(|old| old == json);
+    if args.first().map(String::as_str) == Some("--check") {
+        anyhow::ensure!(
+            same,
+            "{} differs from its sources; run `cargo xtask schemas`",
+            path.display()
+        );
+        println!("{} matches its sources", path.display());
+        return Ok(());
+    }
+    if same {
+        println!("{} is up to date", path.display());
+    } else {
+        let packed = dtlint::schema::generate::compress(&json)?;
+        std::fs::write(&path, &packed).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {} ({} nodes, {} Kubernetes releases, {} CRD versions; {} KB, {} KB unpacked)",
+            path.display(),
+            catalog.nodes.len(),
+            catalog.kubernetes.len(),
+            catalog.crds.len(),
+            packed.len() / 1024,
+            json.len() / 1024
+        );
+    }
+    Ok(())
+}
+
 fn corpus_cmd(args: &[String]) -> Result<()> {
     let (Some(n), Some(dir)) = (args.first(), args.get(1)) else {
         anyhow::bail!("usage: cargo xtask corpus <services> <dir>");
@@ -77,6 +118,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("docs") => docs(),
         Some("corpus") => corpus_cmd(&args[1..]),
+        Some("schemas") => schemas(&args[1..]),
         Some("bench") => bench_cmd(&args[1..]),
         Some("bare-parse") => match args.get(1) {
             Some(dir) => bench::bare_cmd(Path::new(dir)),
@@ -113,7 +155,7 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (each a fresh process: `cargo build --release -p xtask -p dtlint`, then
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  schemas [--check]    regenerate tools/dtlint/schemas/catalog.json.gz from its vendored sources\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (each a fresh process: `cargo build --release -p xtask -p dtlint`, then
                        `target/release/xtask bench`)\n  bare-parse <dir>     read and event-parse every YAML file under dir; print documents and bytes\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  stack-bench [--env E]... [--runs N] [--joins N] [--release] [--enforce-network-policies] [--age-key-file F]\n                       run each environment (default all three) with `local-stack e2e --json` and\n                       print time to every pod ready, resident memory and e2e latency side by side\n                       (needs root, PostgreSQL, redis-server, nftables; the age key for staging/production)\n  help                 this text"
     );
 }

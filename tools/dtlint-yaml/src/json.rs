@@ -97,6 +97,49 @@ impl Node {
     }
 }
 
+/// What a scalar is under [`Node::to_json`]'s reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarKind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    String,
+}
+
+impl Node {
+    /// The JSON type [`Node::to_json`] gives a scalar, without building the
+    /// value; `None` for a collection.
+    pub fn scalar_kind(&self) -> Option<ScalarKind> {
+        let Value::Scalar(s) = &self.value else {
+            return None;
+        };
+        let text = s.text.as_str();
+        let tag = s.tag();
+        if self.is_null() || (tag == Some("!!null") && is_null_text(text)) {
+            return Some(ScalarKind::Null);
+        }
+        if self.as_bool().is_some() {
+            return Some(ScalarKind::Bool);
+        }
+        if self.as_i64().is_some() {
+            return Some(ScalarKind::Int);
+        }
+        let numeric = match tag {
+            None => s.is_plain(),
+            Some(t) => t == "!!int" || t == "!!float",
+        };
+        if numeric && let Some(n) = core_number(text, tag == Some("!!float")) {
+            return Some(if n.is_f64() {
+                ScalarKind::Float
+            } else {
+                ScalarKind::Int
+            });
+        }
+        Some(ScalarKind::String)
+    }
+}
+
 fn is_null_text(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }

@@ -21,6 +21,7 @@ use std::fmt;
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 mod json;
+pub use json::ScalarKind;
 
 /// Limits that keep hostile input from costing unbounded time or memory.
 #[derive(Debug, Clone, Copy)]

@@ -77,3 +77,32 @@ pub fn all_pages() -> Vec<(String, String)> {
     pages.push(("README.md".into(), index_page()));
     pages
 }
+
+/// `dtlint rules`: every rule with its severity, category and summary, as a
+/// table or (with `json`) a JSON array.
+pub fn rule_listing(json: bool) -> String {
+    if json {
+        let v: Vec<serde_json::Value> = rules::ALL
+            .iter()
+            .map(|r| {
+                let m = r.meta();
+                serde_json::json!({"id": m.id, "category": m.category, "severity": m.severity, "summary": m.summary, "needs": m.needs})
+            })
+            .collect();
+        return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
+    }
+    let width = rules::ids().map(str::len).max().unwrap_or(10);
+    let mut out = String::new();
+    for r in rules::ALL {
+        let m = r.meta();
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<8} {:<10} {}",
+            m.id,
+            m.severity.as_str(),
+            m.category,
+            m.summary
+        );
+    }
+    out
+}

@@ -34,6 +34,7 @@ pub mod render;
 pub mod render_guard;
 pub mod report;
 pub mod rules;
+pub mod schema;
 pub mod sops_cli;
 pub mod sops_index;
 pub mod source;

@@ -46,6 +46,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the schemas objects are validated against: Kubernetes releases and CRDs.
+    Schemas {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a rule's documentation.
     Explain {
         /// Rule id, e.g. `latest-tag`.
@@ -193,10 +198,17 @@ fn main() -> ExitCode {
         Command::Check(args) => check(&args, false).unwrap_or_else(|e| fail(&e)),
         Command::Baseline(args) => check(&args, true).unwrap_or_else(|e| fail(&e)),
         Command::Rules { json } => {
-            list_rules(json);
+            print!("{}", dtlint::docs::rule_listing(json));
             ExitCode::SUCCESS
         }
         Command::Explain { rule } => explain(&rule),
+        Command::Schemas { json } => match dtlint::schema::listing(json) {
+            Ok(text) => {
+                println!("{}", text.trim_end());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Sops(cmd) => sops(&cmd),
         Command::Init { force, stdout } => {
             let root = std::env::current_dir().map(|cwd| find_root(&cwd));
@@ -337,31 +349,6 @@ fn explain(id: &str) -> ExitCode {
         m.docs_markdown()
     );
     ExitCode::SUCCESS
-}
-
-fn list_rules(json: bool) {
-    if json {
-        let v: Vec<serde_json::Value> = rules::ALL
-            .iter()
-            .map(|r| {
-                let m = r.meta();
-                serde_json::json!({"id": m.id, "category": m.category, "severity": m.severity, "summary": m.summary, "needs": m.needs})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return;
-    }
-    let width = rules::ids().map(str::len).max().unwrap_or(10);
-    for r in rules::ALL {
-        let m = r.meta();
-        println!(
-            "{:<width$}  {:<8} {:<10} {}",
-            m.id,
-            m.severity.as_str(),
-            m.category,
-            m.summary
-        );
-    }
 }
 
 /// The repository around `start`: the nearest directory with `dtlint.toml`

@@ -19,7 +19,7 @@ pub struct Schemas {
 
 /// Where the CRD schemas are, relative to the repository root: vendored from the upstream
 /// Flux controllers (see the README there), so every clone runs the schema checks.
-pub const SCHEMA_DIR: &str = "tools/manifest-tests/tests/fixtures/flux-crds";
+pub const SCHEMA_DIR: &str = "tools/dtlint/schemas/crds/flux";
 
 /// The CRD schema directory of the repository at `root` ([`SCHEMA_DIR`]).
 pub fn schema_dir(root: &Path) -> PathBuf {

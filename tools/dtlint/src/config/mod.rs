@@ -184,6 +184,10 @@ pub struct Environment {
     /// (`app.kubernetes.io/name`), with `"*"` for every other service.
     #[serde(default)]
     pub resources: BTreeMap<String, Sizing>,
+    /// The Kubernetes minor release this environment's cluster runs
+    /// (`"1.33"`): objects are validated against its schemas.
+    #[serde(default, rename = "kubernetes-version")]
+    pub kubernetes_version: Option<String>,
     /// Found by [`Config::discover_environments`], not declared.
     #[serde(skip)]
     pub discovered: bool,
@@ -318,6 +322,11 @@ pub struct Config {
     /// max-output-bytes); enforced by `render_guard`.
     #[serde(default)]
     pub render: render::RenderSettings,
+    /// The Kubernetes minor release the clusters run (`"1.33"`), unless an
+    /// environment says otherwise: objects are validated against its
+    /// schemas. Default: the newest release in dtlint's catalog.
+    #[serde(default, rename = "kubernetes-version")]
+    pub kubernetes_version: Option<String>,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -616,6 +625,14 @@ impl Config {
     }
 
     /// Position of `env` in declaration order, for sorting.
+    /// The Kubernetes release `env` runs, as configured (see
+    /// [`Config::kubernetes_version`]).
+    pub fn kubernetes_version_of(&self, env: Option<&str>) -> Option<&str> {
+        env.and_then(|e| self.environments.get(e))
+            .and_then(|e| e.kubernetes_version.as_deref())
+            .or(self.kubernetes_version.as_deref())
+    }
+
     pub fn environment_rank(&self, env: &str) -> usize {
         self.environments_in_order()
             .position(|(n, _)| n == env)

@@ -11,6 +11,12 @@ pub const SAME_DEFECT: &[(&str, &str)] = &[
     // A `key:` that names no key of its ConfigMap/Secret: the reference rule
     // shows the object and the keys it has; the contract rule only repeats it.
     ("dangling-config-ref", "env-contract"),
+    // A value of the wrong type: the schema names the whole path and the
+    // type found.
+    ("schema-invalid", "wrong-type"),
+    // A Flux interval that is no duration: the Flux rule explains the
+    // syntax; the schema only quotes the pattern.
+    ("flux-interval-format", "schema-invalid"),
 ];
 
 /// Merge findings of [`SAME_DEFECT`] pairs that point at the same place.

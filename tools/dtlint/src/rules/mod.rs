@@ -17,6 +17,7 @@ pub mod layout;
 pub mod network;
 pub mod pods;
 pub mod refs;
+pub mod schema;
 pub mod security;
 pub mod sops;
 pub mod suppression_meta;
@@ -76,6 +77,8 @@ pub struct Context<'a> {
     /// Every ConfigMap and Secret value, decoded and decrypted, collected
     /// on first use and shared by the rules that judge values.
     values: std::sync::OnceLock<Vec<values::ConfigValue<'a>>>,
+    /// The repository's own CRDs as schemas, converted on first use.
+    local_schemas: std::sync::OnceLock<schema::LocalSchemas>,
 }
 
 impl<'a> Context<'a> {
@@ -85,6 +88,7 @@ impl<'a> Context<'a> {
             config,
             nets: std::sync::OnceLock::new(),
             values: std::sync::OnceLock::new(),
+            local_schemas: std::sync::OnceLock::new(),
         }
     }
 
@@ -339,6 +343,11 @@ pub static ALL: &[&dyn Rule] = &[
     &yaml::duplicate_key::DuplicateKey,
     &yaml::yaml11_value::Yaml11Value,
     &yaml::wrong_type::WrongType,
+    // schema
+    &schema::schema_invalid::SchemaInvalid,
+    &schema::api_removed::ApiRemoved,
+    &schema::api_removed::ApiDeprecated,
+    &schema::schema_unknown_kind::SchemaUnknownKind,
     // gitops
     &gitops::kustomize_build_failed::KustomizeBuildFailed,
     &gitops::unsafe_kustomize_path::UnsafeKustomizePath,

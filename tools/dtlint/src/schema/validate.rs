@@ -1,0 +1,683 @@
+//! An object against its schema, each problem at the key or value to edit.
+
+use std::fmt::Write as _;
+
+use dtlint_yaml::{Node as Yaml, ScalarKind, Span, Value};
+
+use super::{Additional, Catalog, KubeRelease, Node, Ref, flags, types};
+
+/// What is wrong, by rule family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// A key the schema does not name (`schema-unknown-field`).
+    UnknownField,
+    /// Type, enum, pattern, format, range or a missing required field
+    /// (`schema-invalid`).
+    Invalid,
+}
+
+/// One problem, positioned.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub span: Span,
+    pub message: String,
+    pub label: String,
+    pub help: Option<String>,
+}
+
+/// How much of the object the document holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// The document is a whole object: required fields are checked.
+    pub whole: bool,
+    /// A strategic-merge patch: `$patch`, `$retainKeys` and the other
+    /// directive keys are allowed.
+    pub patch: bool,
+    /// A SOPS file: the top-level `sops` block is allowed and encrypted
+    /// values (`ENC[…]`) are not type-checked.
+    pub sops: bool,
+}
+
+/// Nesting below this is not followed (the YAML reader's own limit is lower).
+const MAX_DEPTH: usize = 256;
+
+/// The schema of one kind: its root, the arena it lives in (the catalog's
+/// nodes or a repository's CRDs), and whether it is a CRD's (whose
+/// `metadata` the API server checks as `ObjectMeta`).
+#[derive(Clone, Copy)]
+pub struct Schema<'c> {
+    pub root: Ref,
+    pub arena: &'c [Node],
+    pub crd: bool,
+}
+
+/// Validates objects against one Kubernetes release and, for custom
+/// resources, a CRD schema in some arena.
+pub struct Validator<'c> {
+    pub catalog: &'c Catalog,
+    pub release: &'c KubeRelease,
+    meta: Option<u32>,
+}
+
+#[derive(Clone, Copy)]
+enum Seg<'y> {
+    Key(&'y str),
+    Index(usize),
+}
+
+struct Walk<'c, 'y, 'o> {
+    v: &'c Validator<'c>,
+    opts: Options,
+    /// `Deployment (apps/v1)`, for messages.
+    what: &'o str,
+    path: Vec<Seg<'y>>,
+    out: &'o mut Vec<Problem>,
+}
+
+/// A JSON type as the message names it.
+fn type_names(t: u8) -> String {
+    let names: Vec<&str> = [
+        (types::OBJECT, "a mapping"),
+        (types::ARRAY, "a sequence"),
+        (types::STRING, "a string"),
+        (types::INTEGER, "an integer"),
+        (types::NUMBER, "a number"),
+        (types::BOOLEAN, "a boolean"),
+    ]
+    .iter()
+    .filter(|(b, _)| t & b != 0)
+    // "an integer or a number" says no more than "a number".
+    .filter(|(b, _)| !(*b == types::INTEGER && t & types::NUMBER != 0))
+    .map(|(_, n)| *n)
+    .collect();
+    match names.as_slice() {
+        [] => "anything".into(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+fn found(y: &Yaml) -> &'static str {
+    match y.scalar_kind() {
+        None => match y.value {
+            Value::Mapping(_) => "a mapping",
+            _ => "a sequence",
+        },
+        Some(ScalarKind::Null) => "null",
+        Some(ScalarKind::Bool) => "a boolean",
+        Some(ScalarKind::Int) => "an integer",
+        Some(ScalarKind::Float) => "a number",
+        Some(ScalarKind::String) => "a string",
+    }
+}
+
+/// A value written as a placeholder another tool fills in: a SOPS
+/// ciphertext or a Flux `${VAR}` substitution.
+fn placeholder(y: &Yaml, sops: bool) -> bool {
+    y.as_scalar().is_some_and(|s| {
+        s.text.contains("${") || (sops && s.text.starts_with("ENC[") && s.text.ends_with(']'))
+    })
+}
+
+/// A Go duration (`1h30m`, `500ms`, `0`).
+fn is_duration(t: &str) -> bool {
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if t == "0" {
+        return true;
+    }
+    let mut rest = t;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        if digits == 0 || rest[..digits].matches('.').count() > 1 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
+            .into_iter()
+            .filter(|u| rest.starts_with(u))
+            .max_by_key(|u| u.len());
+        match unit {
+            Some(u) => rest = &rest[u.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl<'c> Validator<'c> {
+    pub fn new(catalog: &'c Catalog, release: &'c KubeRelease) -> Self {
+        let meta = catalog.object_meta.and_then(|i| release.node_of(i));
+        Validator {
+            catalog,
+            release,
+            meta,
+        }
+    }
+
+    /// Validate an object (or patch) against `schema`.
+    pub fn object(
+        &self,
+        root: &Yaml,
+        schema: Schema<'c>,
+        what: &str,
+        opts: Options,
+        out: &mut Vec<Problem>,
+    ) {
+        let Schema {
+            root: schema,
+            arena,
+            crd,
+        } = schema;
+        let mut w = Walk {
+            v: self,
+            opts,
+            what,
+            path: Vec::new(),
+            out,
+        };
+        let at = root.get("kind").map_or(root.span, |k| k.span);
+        if crd && let Value::Mapping(entries) = &root.value {
+            // The CRD's own schema for everything but the type and object
+            // metadata, which the API server checks itself.
+            if let Some(m) = root.get("metadata")
+                && let Some(meta) = self.meta
+            {
+                w.path.push(Seg::Key("metadata"));
+                w.walk(m, Ref::Node(meta), &self.catalog.nodes, m.span, 0);
+                w.path.pop();
+            }
+            let Some((node, arena)) = w.resolve(schema, arena) else {
+                return;
+            };
+            w.mapping(
+                root,
+                entries,
+                node,
+                arena,
+                at,
+                0,
+                &["apiVersion", "kind", "metadata"],
+            );
+            return;
+        }
+        w.walk(root, schema, arena, at, 0);
+    }
+}
+
+impl<'c, 'y> Walk<'c, 'y, '_> {
+    fn resolve(&self, r: Ref, arena: &'c [Node]) -> Option<(&'c Node, &'c [Node])> {
+        match r {
+            Ref::Node(i) => arena.get(i as usize).map(|n| (n, arena)),
+            Ref::Def(d) => {
+                let nodes = &self.v.catalog.nodes;
+                self.v
+                    .release
+                    .node_of(d)
+                    .and_then(|i| nodes.get(i as usize))
+                    .map(|n| (n, nodes.as_slice()))
+            }
+        }
+    }
+
+    fn path_text(&self) -> String {
+        let mut s = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Key(k) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(k);
+                }
+                Seg::Index(i) => {
+                    let _ = write!(s, "[{i}]");
+                }
+            }
+        }
+        if s.is_empty() { "the object".into() } else { s }
+    }
+
+    fn report(
+        &mut self,
+        kind: ProblemKind,
+        span: Span,
+        message: String,
+        label: String,
+        help: Option<String>,
+    ) {
+        self.out.push(Problem {
+            kind,
+            span,
+            message,
+            label,
+            help,
+        });
+    }
+
+    /// `here`: where a missing required field is reported (the key of the
+    /// mapping, or the item).
+    fn walk(&mut self, y: &'y Yaml, r: Ref, arena: &'c [Node], here: Span, depth: usize) {
+        if depth > MAX_DEPTH || y.is_null() {
+            return;
+        }
+        let Some((node, arena)) = self.resolve(r, arena) else {
+            return;
+        };
+        for &b in &node.all_of {
+            self.walk(y, b, arena, here, depth + 1);
+        }
+        if (!node.any_of.is_empty() || !node.one_of.is_empty())
+            && !self.branches(y, node, arena, here, depth)
+        {
+            return;
+        }
+        if !self.type_ok(y, node) {
+            let want = type_names(node.types | int_or_string(node));
+            let msg = format!("`{}` must be {want}, found {}", self.path_text(), found(y));
+            self.report(
+                ProblemKind::Invalid,
+                y.span,
+                msg,
+                format!("found {}", found(y)),
+                None,
+            );
+            return;
+        }
+        match &y.value {
+            Value::Mapping(entries) => self.mapping(y, entries, node, arena, here, depth, &[]),
+            Value::Sequence(items) => {
+                self.counts(
+                    y,
+                    items.len() as u64,
+                    node.min_items,
+                    node.max_items,
+                    "items",
+                );
+                if let Some(item) = node.items {
+                    for (i, it) in items.iter().enumerate() {
+                        self.path.push(Seg::Index(i));
+                        self.walk(it, item, arena, it.span, depth + 1);
+                        self.path.pop();
+                    }
+                }
+            }
+            Value::Scalar(_) => self.scalar(y, node),
+        }
+    }
+
+    /// anyOf/oneOf: `true` when a branch admits the value (then the node's
+    /// own constraints are checked too).
+    fn branches(
+        &mut self,
+        y: &'y Yaml,
+        node: &'c Node,
+        arena: &'c [Node],
+        here: Span,
+        depth: usize,
+    ) -> bool {
+        let mut best: Option<Vec<Problem>> = None;
+        let mut union = 0u8;
+        let saved = std::mem::take(self.out);
+        let mut matched = false;
+        for &b in node.any_of.iter().chain(&node.one_of) {
+            if let Some((bn, _)) = self.resolve(b, arena) {
+                union |= bn.types | int_or_string(bn);
+            }
+            self.walk(y, b, arena, here, depth + 1);
+            let got = std::mem::take(self.out);
+            if got.is_empty() {
+                matched = true;
+                break;
+            }
+            if best.as_ref().is_none_or(|p| got.len() < p.len()) {
+                best = Some(got);
+            }
+        }
+        *self.out = saved;
+        if matched {
+            return true;
+        }
+        let best = best.unwrap_or_default();
+        let only_types = union != 0 && !self.admits(y, union);
+        if only_types {
+            let msg = format!(
+                "`{}` must be {}, found {}",
+                self.path_text(),
+                type_names(union),
+                found(y)
+            );
+            self.report(
+                ProblemKind::Invalid,
+                y.span,
+                msg,
+                format!("found {}", found(y)),
+                None,
+            );
+        } else {
+            self.out.extend(best);
+        }
+        false
+    }
+
+    fn admits(&self, y: &Yaml, t: u8) -> bool {
+        if t == 0 {
+            return true;
+        }
+        let scalar_ok = |y: &Yaml| {
+            placeholder(y, self.opts.sops)
+                || y.as_scalar()
+                    .is_some_and(|s| s.is_plain() && dtlint_yaml::yaml11_reading(&s.text).is_some())
+        };
+        match y.scalar_kind() {
+            None => match y.value {
+                Value::Mapping(_) => t & types::OBJECT != 0,
+                _ => t & types::ARRAY != 0,
+            },
+            Some(ScalarKind::Null) => true,
+            Some(ScalarKind::Bool) => t & types::BOOLEAN != 0 || scalar_ok(y),
+            Some(ScalarKind::Int) => t & (types::INTEGER | types::NUMBER) != 0 || scalar_ok(y),
+            Some(ScalarKind::Float) => {
+                t & types::NUMBER != 0
+                    || (t & types::INTEGER != 0
+                        && y.as_str()
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .is_some_and(|f| f.fract() == 0.0))
+                    || scalar_ok(y)
+            }
+            Some(ScalarKind::String) => t & types::STRING != 0 || scalar_ok(y),
+        }
+    }
+
+    fn type_ok(&self, y: &Yaml, node: &Node) -> bool {
+        self.admits(y, node.types | int_or_string(node))
+    }
+
+    fn counts(&mut self, y: &Yaml, n: u64, min: Option<u64>, max: Option<u64>, what: &str) {
+        if let Some(min) = min
+            && n < min
+        {
+            let msg = format!(
+                "`{}` must have at least {min} {what}, has {n}",
+                self.path_text()
+            );
+            self.report(
+                ProblemKind::Invalid,
+                y.span,
+                msg,
+                format!("{n} {what}"),
+                None,
+            );
+        }
+        if let Some(max) = max
+            && n > max
+        {
+            let msg = format!(
+                "`{}` must have at most {max} {what}, has {n}",
+                self.path_text()
+            );
+            self.report(
+                ProblemKind::Invalid,
+                y.span,
+                msg,
+                format!("{n} {what}"),
+                None,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mapping(
+        &mut self,
+        y: &'y Yaml,
+        entries: &'y [dtlint_yaml::Entry],
+        node: &'c Node,
+        arena: &'c [Node],
+        here: Span,
+        depth: usize,
+        skip: &[&str],
+    ) {
+        let root = self.path.is_empty();
+        for e in entries {
+            let Some(key) = e.key.as_str() else { continue };
+            if skip.contains(&key)
+                || (self.opts.patch && key.starts_with('$'))
+                || (root && self.opts.sops && key == "sops")
+            {
+                continue;
+            }
+            let child = node.property(key).or(match node.additional {
+                Additional::Schema(s) => Some(s),
+                _ => None,
+            });
+            self.path.push(Seg::Key(key));
+            if let Some(c) = child {
+                self.walk(&e.value, c, arena, e.key.span, depth + 1);
+            } else {
+                let open = node.flags & flags::PRESERVE_UNKNOWN != 0
+                    || node.additional == Additional::Open
+                    || (node.flags & flags::EMBEDDED != 0
+                        && matches!(key, "apiVersion" | "kind" | "metadata"));
+                if !open {
+                    self.unknown(e, node);
+                }
+            }
+            self.path.pop();
+        }
+        if self.opts.whole && !self.opts.patch {
+            for req in &node.required {
+                if skip.contains(&req.as_str()) || y.get(req).is_some() {
+                    continue;
+                }
+                let msg = if self.path.is_empty() {
+                    format!("`{req}` is required in {}", self.what)
+                } else {
+                    format!("`{}.{req}` is required in {}", self.path_text(), self.what)
+                };
+                self.report(
+                    ProblemKind::Invalid,
+                    here,
+                    msg,
+                    format!("`{req}` missing here"),
+                    Some(format!("Add `{req}`.")),
+                );
+            }
+        }
+    }
+
+    fn unknown(&mut self, e: &'y dtlint_yaml::Entry, node: &Node) {
+        let key = e.key.as_str().unwrap_or("");
+        let names = node.properties.iter().map(|(k, _)| k.as_str());
+        let help = match crate::suggest::closest(key, names.clone()) {
+            Some(near) => format!("Did you mean `{near}`?"),
+            None if node.properties.len() <= 12 && !node.properties.is_empty() => {
+                let all: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+                format!("The fields here are {}.", all.join(", "))
+            }
+            None => "Remove the field, or check the object's apiVersion.".into(),
+        };
+        let msg = format!("`{}` is not a field of {}", self.path_text(), self.what);
+        self.report(
+            ProblemKind::UnknownField,
+            e.key.span,
+            msg,
+            "unknown field".into(),
+            Some(help),
+        );
+    }
+
+    fn scalar(&mut self, y: &Yaml, node: &Node) {
+        if placeholder(y, self.opts.sops) {
+            return;
+        }
+        let Some(text) = y.as_str() else { return };
+        let kind = y.scalar_kind();
+        if !node.enumeration.is_empty() && !enum_has(&node.enumeration, y, text) {
+            let values: Vec<String> = node
+                .enumeration
+                .iter()
+                .take(12)
+                .map(|v| match v {
+                    serde_json::Value::String(s) => format!("`{s}`"),
+                    other => format!("`{other}`"),
+                })
+                .collect();
+            let more = if node.enumeration.len() > 12 {
+                ", …"
+            } else {
+                ""
+            };
+            let names = node
+                .enumeration
+                .iter()
+                .filter_map(serde_json::Value::as_str);
+            let help = crate::suggest::closest(text, names).map(|n| format!("Did you mean `{n}`?"));
+            let msg = format!(
+                "`{}` must be one of {}{more}; found `{text}`",
+                self.path_text(),
+                values.join(", ")
+            );
+            self.report(
+                ProblemKind::Invalid,
+                y.span,
+                msg,
+                "not an allowed value".into(),
+                help,
+            );
+            return;
+        }
+        if kind == Some(ScalarKind::String) {
+            self.string(y, node, text);
+        } else if matches!(kind, Some(ScalarKind::Int | ScalarKind::Float))
+            && let Ok(n) = text.parse::<f64>()
+        {
+            self.number(y, node, n);
+        }
+    }
+
+    fn string(&mut self, y: &Yaml, node: &Node, text: &str) {
+        let len = text.chars().count() as u64;
+        self.counts(y, len, node.min_length, node.max_length, "characters");
+        if let Some(re) = node.pattern_regex()
+            && !re.is_match(text)
+        {
+            let p = node.pattern.as_deref().unwrap_or("");
+            let msg = format!(
+                "`{}` does not match the pattern `{p}`: `{text}`",
+                self.path_text()
+            );
+            self.report(
+                ProblemKind::Invalid,
+                y.span,
+                msg,
+                "does not match".into(),
+                None,
+            );
+            return;
+        }
+        let bad_format = match node.format.as_deref() {
+            Some("date-time") => {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .is_err()
+                    .then_some("a date-time (RFC 3339, e.g. `2026-01-31T12:00:00Z`)")
+            }
+            Some("duration") => {
+                (!is_duration(text)).then_some("a duration (e.g. `30s`, `5m`, `1h30m`)")
+            }
+            _ => None,
+        }
+        .or_else(|| {
+            (node.flags & flags::QUANTITY != 0 && crate::quantity::parse(text).is_none())
+                .then_some("a quantity (e.g. `500m`, `128Mi`, `2`)")
+        });
+        if let Some(want) = bad_format {
+            let msg = format!("`{}` is not {want}: `{text}`", self.path_text());
+            self.report(ProblemKind::Invalid, y.span, msg, "bad format".into(), None);
+        }
+    }
+
+    fn number(&mut self, y: &Yaml, node: &Node, n: f64) {
+        let low = node.minimum.filter(|&m| {
+            if node.exclusive & 1 != 0 {
+                n <= m
+            } else {
+                n < m
+            }
+        });
+        let high = node.maximum.filter(|&m| {
+            if node.exclusive & 2 != 0 {
+                n >= m
+            } else {
+                n > m
+            }
+        });
+        let int32 = node.format.as_deref() == Some("int32")
+            && !(f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&n);
+        let msg = if let Some(m) = low {
+            let op = if node.exclusive & 1 != 0 {
+                "greater than"
+            } else {
+                "at least"
+            };
+            format!("`{}` must be {op} {m}, found {n}", self.path_text())
+        } else if let Some(m) = high {
+            let op = if node.exclusive & 2 != 0 {
+                "less than"
+            } else {
+                "at most"
+            };
+            format!("`{}` must be {op} {m}, found {n}", self.path_text())
+        } else if int32 {
+            format!("`{}` must fit in 32 bits, found {n}", self.path_text())
+        } else {
+            return;
+        };
+        self.report(
+            ProblemKind::Invalid,
+            y.span,
+            msg,
+            "out of range".into(),
+            None,
+        );
+    }
+}
+
+fn int_or_string(node: &Node) -> u8 {
+    if node.flags & flags::INT_OR_STRING != 0 {
+        types::INTEGER | types::STRING
+    } else {
+        0
+    }
+}
+
+fn enum_has(values: &[serde_json::Value], y: &Yaml, text: &str) -> bool {
+    values.iter().any(|v| match v {
+        serde_json::Value::String(s) => s == text,
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| text.parse::<f64>().ok() == Some(f)),
+        serde_json::Value::Bool(b) => y.as_bool() == Some(*b),
+        serde_json::Value::Null => y.is_null(),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_duration;
+
+    #[test]
+    fn go_durations() {
+        for ok in ["0", "1h", "1h30m", "500ms", "1.5s", "10us", "-3m"] {
+            assert!(is_duration(ok), "{ok}");
+        }
+        for bad in ["", "1", "h", "1d", "1.2.3s", "5 m"] {
+            assert!(!is_duration(bad), "{bad}");
+        }
+    }
+}
