@@ -7,9 +7,12 @@
 //!   `local-stack e2e` and tabulate time to ready, memory and e2e latency.
 //! - `schemas [--check]`: regenerate dtlint's schema catalog from its
 //!   vendored sources (`--check`: fail when the committed one differs).
+//! - `agreement DIR`: dtlint against kube-linter on the fixtures of a
+//!   kube-linter checkout at DIR.
 //! - `render-bench [ROUNDS]`: dtlint with every overlay rendered against the
 //!   same kustomize builds one by one, and one file on a warm cache.
 
+mod agreement;
 mod bench;
 mod corpus;
 mod measure;
@@ -119,6 +122,12 @@ fn main() -> ExitCode {
         Some("docs") => docs(),
         Some("corpus") => corpus_cmd(&args[1..]),
         Some("schemas") => schemas(&args[1..]),
+        Some("agreement") => match args.get(1) {
+            Some(dir) => agreement::run(Path::new(dir)),
+            None => Err(anyhow::anyhow!(
+                "usage: cargo xtask agreement <kube-linter checkout>"
+            )),
+        },
         Some("bench") => bench_cmd(&args[1..]),
         Some("bare-parse") => match args.get(1) {
             Some(dir) => bench::bare_cmd(Path::new(dir)),
@@ -155,7 +164,7 @@ fn main() -> ExitCode {
 
 fn print_help() {
     println!(
-        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  schemas [--check]    regenerate tools/dtlint/schemas/catalog.json.gz from its vendored sources\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (each a fresh process: `cargo build --release -p xtask -p dtlint`, then
+        "cargo xtask <command>\n\ncommands:\n  docs                 regenerate docs/rules/ from the dtlint rules\n  schemas [--check]    regenerate tools/dtlint/schemas/catalog.json.gz from its vendored sources\n  agreement <dir>      dtlint against kube-linter on the fixtures of a kube-linter checkout\n  corpus <n> <dir>     write a generated repository of n services\n  bench [n...]         lint generated corpora (default 100 1000 10000) against a bare parse\n                       (each a fresh process: `cargo build --release -p xtask -p dtlint`, then
                        `target/release/xtask bench`)\n  bare-parse <dir>     read and event-parse every YAML file under dir; print documents and bytes\n  render-bench [rounds] dtlint check with every overlay rendered vs the same kubectl kustomize\n                       builds one by one, and one file on a warm cache (build dtlint --release first)\n  stack-bench [--env E]... [--runs N] [--joins N] [--release] [--enforce-network-policies] [--age-key-file F]\n                       run each environment (default all three) with `local-stack e2e --json` and\n                       print time to every pod ready, resident memory and e2e latency side by side\n                       (needs root, PostgreSQL, redis-server, nftables; the age key for staging/production)\n  help                 this text"
     );
 }

@@ -1,19 +1,21 @@
-//! Agreement with kube-linter on kube-linter's own check fixtures
-//! (`tests/agreement/kube-linter`, vendored with its source and license):
-//! per object, or per container for per-container checks, does dtlint's
-//! corresponding rule report what kube-linter reports? Every difference
-//! must be listed in `cases.toml` with the reason; agreement stays at 95%
-//! or more.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `cargo xtask agreement <kube-linter checkout>`: agreement with
+//! kube-linter on kube-linter's own check fixtures (`tests/checks/*.yml` of
+//! a stackrox/kube-linter checkout, read where it is; nothing of it is kept
+//! in this repository). `agreement/kube-linter-cases.toml` pairs each check
+//! with the dtlint rule that judges the same defect and lists what
+//! kube-linter reports (as its `e2etests/bats-tests.sh` expects): per
+//! object, or per container for per-container checks, does dtlint's rule
+//! report the same? Every difference must be listed with its reason;
+//! agreement must stay at 95% or more.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
+use anyhow::{Context as _, Result, ensure};
 use dtlint::config::Config;
 use dtlint::engine::{self, RenderOptions, Selection};
-use dtlint_yaml::Node;
+use dtlint::yaml::Node;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -42,15 +44,13 @@ struct Differs {
     reason: String,
 }
 
-fn dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agreement/kube-linter")
-}
-
 /// Every subject of the fixture with its span, and which of them dtlint's
 /// `rule` reports.
-fn judge(case: &Case) -> (Vec<String>, BTreeSet<String>) {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::copy(dir().join(&case.file), tmp.path().join(&case.file)).unwrap();
+fn judge(checks: &Path, case: &Case) -> Result<(Vec<String>, BTreeSet<String>)> {
+    let tmp = tempfile::tempdir()?;
+    let from = checks.join(&case.file);
+    std::fs::copy(&from, tmp.path().join(&case.file))
+        .with_context(|| format!("copying {}", from.display()))?;
     let root = tmp.path();
     let config = Config::defaults();
     let render = RenderOptions {
@@ -58,16 +58,21 @@ fn judge(case: &Case) -> (Vec<String>, BTreeSet<String>) {
         cache_dir: None,
         only_env: None,
     };
-    let (prepared, _) = engine::prepare(root, &[root.to_path_buf()], &config, &render).unwrap();
+    let (prepared, _) = engine::prepare(root, &[root.to_path_buf()], &config, &render)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let selection = Selection {
         only: vec![case.rule.clone()],
         ..Selection::default()
     };
     let outcome = engine::run(&prepared, &config, &selection);
     let ws = &prepared.ws;
-    let (id, _) = ws.sources.iter().next().unwrap();
+    let (id, _) = ws
+        .sources
+        .iter()
+        .next()
+        .context("the fixture was not read")?;
     // Subjects in document order, with the span each covers.
-    let mut subjects: Vec<(String, dtlint_yaml::Span)> = Vec::new();
+    let mut subjects: Vec<(String, dtlint::yaml::Span)> = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for doc in &ws.parsed(id).documents {
         let r = &doc.root;
@@ -98,7 +103,7 @@ fn judge(case: &Case) -> (Vec<String>, BTreeSet<String>) {
             subjects.push((key, r.span));
         }
     }
-    let inside = |outer: dtlint_yaml::Span, inner: dtlint_yaml::Span| {
+    let inside = |outer: dtlint::yaml::Span, inner: dtlint::yaml::Span| {
         outer.start.offset <= inner.start.offset && inner.end.offset <= outer.end.offset
     };
     let mut flagged = BTreeSet::new();
@@ -113,20 +118,25 @@ fn judge(case: &Case) -> (Vec<String>, BTreeSet<String>) {
             flagged.insert(key.clone());
         }
     }
-    (subjects.into_iter().map(|(k, _)| k).collect(), flagged)
+    Ok((subjects.into_iter().map(|(k, _)| k).collect(), flagged))
 }
 
-#[test]
-fn dtlint_agrees_with_kube_linter_on_its_fixtures() {
-    let text = std::fs::read_to_string(dir().join("cases.toml")).unwrap();
-    let cases: Cases = toml::from_str(&text).unwrap();
+/// `cargo xtask agreement <kube-linter checkout>`: run every case and
+/// print the table; fail on an unlisted difference or under 95%.
+pub fn run(kube_linter: &Path) -> Result<()> {
+    let checks = kube_linter.join("tests/checks");
+    let cases_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("agreement/kube-linter-cases.toml");
+    let text = std::fs::read_to_string(&cases_path)
+        .with_context(|| format!("reading {}", cases_path.display()))?;
+    let cases: Cases =
+        toml::from_str(&text).with_context(|| format!("reading {}", cases_path.display()))?;
     let (mut total, mut agree) = (0usize, 0usize);
     let mut problems = Vec::new();
     let mut table = String::new();
     for case in &cases.case {
-        let (subjects, flagged) = judge(case);
+        let (subjects, flagged) = judge(&checks, case)?;
         for want in &case.flagged {
-            assert!(
+            ensure!(
                 subjects.contains(want),
                 "{}: `{want}` is no subject of {} ({subjects:?})",
                 case.check,
@@ -154,7 +164,7 @@ fn dtlint_agrees_with_kube_linter_on_its_fixtures() {
             }
         }
         for d in &case.differs {
-            assert!(
+            ensure!(
                 !d.reason.trim().is_empty(),
                 "{}: a reason for {}",
                 case.check,
@@ -177,9 +187,10 @@ fn dtlint_agrees_with_kube_linter_on_its_fixtures() {
         );
     }
     println!("{table}agreement: {agree}/{total}");
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert!(
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    ensure!(
         agree * 100 >= total * 95,
         "agreement {agree}/{total} is under 95%"
     );
+    Ok(())
 }
