@@ -122,3 +122,155 @@ fn dtlint_schemas_lists_the_releases_and_the_crds() {
             .any(|c| c["kind"] == "HelmRelease")
     );
 }
+
+fn check(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .current_dir(dir)
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size: {type: integer}
+";
+
+#[test]
+fn crds_listed_in_the_configuration_are_validated_against() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("vendor/crds")).unwrap();
+    std::fs::create_dir_all(root.join("apps")).unwrap();
+    std::fs::write(root.join("vendor/crds/widget.yaml"), WIDGET_CRD).unwrap();
+    std::fs::write(
+        root.join("apps/w.yaml"),
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  sise: 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("dtlint.toml"),
+        "exclude = [\"vendor/**\"]\nschemas = [\"vendor/crds\"]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(
+        root,
+        &[
+            "--only",
+            "schema-invalid,schema-unknown-kind",
+            "--format",
+            "json",
+        ],
+    );
+    let (code2, stdout, _) = check(
+        root,
+        &[
+            "--only",
+            "schema-invalid,schema-unknown-kind",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!((code, code2), (1, 1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let f = &v["findings"][0];
+    assert_eq!(f["rule"], "schema-invalid", "{v:#}");
+    assert_eq!(f["location"]["file"], "apps/w.yaml");
+    assert_eq!(f["location"]["line"], 6);
+    assert!(f["message"].as_str().unwrap().contains("spec.sise"), "{f}");
+
+    // Without the listing the kind is unknown, said once.
+    std::fs::write(root.join("dtlint.toml"), "exclude = [\"vendor/**\"]\n").unwrap();
+    let (_, stdout, _) = check(
+        root,
+        &[
+            "--only",
+            "schema-invalid,schema-unknown-kind",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rules: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["schema-unknown-kind"]);
+
+    // A listed path that does not exist is an error of the configuration.
+    std::fs::write(root.join("dtlint.toml"), "schemas = [\"vendor/nope\"]\n").unwrap();
+    let (code, _, stderr) = check(root, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("schemas: vendor/nope: no such file or directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_kubernetes_version_that_is_no_release_is_a_positioned_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dtlint.toml"),
+        "# clusters\nkubernetes-version = \"v1.33.2\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = check(dir.path(), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("dtlint.toml:2:") && stderr.contains("\"1.33\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_release_configured_per_environment_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("old")).unwrap();
+    std::fs::write(
+        root.join("old/flow.yaml"),
+        "apiVersion: flowcontrol.apiserver.k8s.io/v1beta3\nkind: FlowSchema\nmetadata:\n  name: f\nspec:\n  priorityLevelConfiguration:\n    name: exempt\n",
+    )
+    .unwrap();
+    // 1.31 still serves v1beta3 (a warning: 1.32 removes it); 1.33 does not.
+    for (version, rule) in [("1.31", "api-deprecated"), ("1.33", "api-removed")] {
+        std::fs::write(
+            root.join("dtlint.toml"),
+            format!("kubernetes-version = \"{version}\"\n"),
+        )
+        .unwrap();
+        let (_, stdout, _) = check(
+            root,
+            &["--only", "api-removed,api-deprecated", "--format", "json"],
+        );
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["findings"][0]["rule"], rule, "{version}: {v:#}");
+        assert_eq!(v["findings"].as_array().unwrap().len(), 1);
+    }
+}

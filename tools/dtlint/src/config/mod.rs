@@ -327,6 +327,11 @@ pub struct Config {
     /// schemas. Default: the newest release in dtlint's catalog.
     #[serde(default, rename = "kubernetes-version")]
     pub kubernetes_version: Option<String>,
+    /// CustomResourceDefinition files or directories (relative to the
+    /// root) whose kinds are validated like the catalog's: the CRDs of the
+    /// charts the repository installs, kept wherever the team keeps them.
+    #[serde(default)]
+    pub schemas: Vec<String>,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,

@@ -48,6 +48,8 @@ pub(super) struct Spans {
     pub(super) service_dirs_skip: Vec<Spanned<String>>,
     pub(super) contracts: Vec<Spanned<String>>,
     pub(super) certificates: CertificateSpans,
+    #[serde(rename = "kubernetes-version")]
+    pub(super) kubernetes_version: Option<Spanned<String>>,
 }
 
 #[allow(clippy::zero_sized_map_values)]
@@ -55,6 +57,8 @@ pub(super) struct Spans {
 #[serde(default)]
 pub(super) struct EnvironmentSpans {
     pub(super) rules: BTreeMap<Spanned<String>, IgnoredAny>,
+    #[serde(rename = "kubernetes-version")]
+    pub(super) kubernetes_version: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -122,6 +126,28 @@ impl Config {
                 problems.push((
                     g.span().start,
                     format!("invalid glob `{}` in `exclude`: {why}", g.get_ref()),
+                ));
+            }
+        }
+        // `kubernetes-version`: a minor release, "1.33".
+        let versions = spans.kubernetes_version.iter().chain(
+            spans
+                .environments
+                .values()
+                .filter_map(|e| e.kubernetes_version.as_ref()),
+        );
+        for v in versions {
+            let ok = v
+                .get_ref()
+                .strip_prefix("1.")
+                .is_some_and(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                problems.push((
+                    v.span().start,
+                    format!(
+                        "`kubernetes-version` is a Kubernetes minor release such as \"1.33\", not `{}`",
+                        v.get_ref()
+                    ),
                 ));
             }
         }

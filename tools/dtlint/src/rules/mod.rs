@@ -345,6 +345,7 @@ pub static ALL: &[&dyn Rule] = &[
     &yaml::wrong_type::WrongType,
     // schema
     &schema::schema_invalid::SchemaInvalid,
+    &schema::schema_kind_missing::SchemaKindMissing,
     &schema::api_removed::ApiRemoved,
     &schema::api_removed::ApiDeprecated,
     &schema::schema_unknown_kind::SchemaUnknownKind,

@@ -16,6 +16,7 @@
 //! problem at the key or value to edit.
 
 pub mod build;
+pub mod files;
 pub mod generate;
 pub mod validate;
 

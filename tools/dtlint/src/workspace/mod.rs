@@ -87,6 +87,8 @@ pub struct Workspace {
     listed_by: std::sync::OnceLock<crate::pathmap::PathMap<Vec<usize>>>,
     /// The services' config contracts (`contracts` in `dtlint.toml`).
     pub contracts: Vec<crate::contract::Contract>,
+    /// CRDs added to the schema catalog (`schemas` in `dtlint.toml`).
+    pub schema_files: Vec<crate::schema::files::SchemaFile>,
     /// What builds may read and how long they may run (see
     /// [`crate::render_guard`]).
     pub guard: crate::render_guard::Guard,
@@ -105,6 +107,8 @@ pub enum LoadError {
     Exclude { pattern: String, message: String },
     #[error(transparent)]
     Contract(#[from] crate::contract::ContractError),
+    #[error(transparent)]
+    Schema(#[from] crate::schema::files::SchemaFileError),
 }
 
 impl Workspace {
@@ -177,6 +181,7 @@ impl Workspace {
             kustomization_dirs: crate::pathmap::PathMap::default(),
             listed_by: std::sync::OnceLock::new(),
             contracts: Vec::new(),
+            schema_files: Vec::new(),
             guard: crate::render_guard::Guard::new(root, &config.render, limit),
             paths: PathFacts::default(),
             unsafe_refs: Vec::new(),
@@ -195,6 +200,9 @@ impl Workspace {
         ws.paths = stage("(path facts)", || ws.find_path_facts(config));
         ws.contracts = stage("(contracts)", || {
             crate::contract::load(root, &config.contracts())
+        })?;
+        ws.schema_files = stage("(schemas)", || {
+            crate::schema::files::load(root, &config.schemas, limit)
         })?;
         Ok(ws)
     }

@@ -10,6 +10,7 @@ use crate::workspace::Role;
 
 pub mod api_removed;
 pub mod schema_invalid;
+pub mod schema_kind_missing;
 pub mod schema_unknown_kind;
 
 /// The CRDs the repository holds itself, converted once per run. They take
@@ -27,11 +28,19 @@ impl LocalSchemas {
     pub fn collect(ctx: &Context<'_>) -> Self {
         let mut b = Builder::default();
         let mut crds = Vec::new();
-        for r in ctx.index.of_kind("CustomResourceDefinition") {
-            if r.api_version != "apiextensions.k8s.io/v1" {
-                continue;
-            }
-            if let Ok(versions) = b.add_crd(&r.root.to_json(), u32::MAX) {
+        let in_repository = ctx
+            .index
+            .of_kind("CustomResourceDefinition")
+            .filter(|r| r.api_version == "apiextensions.k8s.io/v1")
+            .map(|r| r.root.to_json());
+        let listed = ctx
+            .index
+            .ws
+            .schema_files
+            .iter()
+            .flat_map(|f| f.crds.iter().cloned());
+        for crd in in_repository.chain(listed) {
+            if let Ok(versions) = b.add_crd(&crd, u32::MAX) {
                 for v in versions {
                     if !crds.iter().any(|c: &CrdVersion| {
                         c.group == v.group && c.kind == v.kind && c.version == v.version
