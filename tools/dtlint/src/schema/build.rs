@@ -404,6 +404,7 @@ impl Builder {
             sources,
             removed,
             object_meta: None,
+            kube_groups: std::collections::HashSet::new(),
         }
     }
 }

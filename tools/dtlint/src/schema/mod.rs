@@ -257,6 +257,10 @@ pub struct Catalog {
     /// The name id of `ObjectMeta`, found once when loading.
     #[serde(skip)]
     pub object_meta: Option<u32>,
+    /// Every API group a release serves or served (the removed table's
+    /// too), found once when loading: asked for every unknown object.
+    #[serde(skip)]
+    pub kube_groups: std::collections::HashSet<String>,
 }
 
 /// Why the embedded catalog could not be read (a build defect, not user input).
@@ -288,6 +292,13 @@ impl Catalog {
             return Err(LoadError::Format { found: c.format });
         }
         let mut c = c;
+        c.kube_groups = c
+            .kubernetes
+            .iter()
+            .flat_map(|r| r.kinds.iter().map(|(a, _, _)| a.as_str()))
+            .chain(c.removed.iter().map(|a| a.api_version.as_str()))
+            .map(|a| a.rsplit_once('/').map_or("", |(g, _)| g).to_string())
+            .collect();
         c.object_meta = c
             .names
             .iter()
@@ -374,13 +385,10 @@ impl Catalog {
         out
     }
 
-    /// Is `group` served by Kubernetes itself (in any release)?
+    /// Is `group` served by Kubernetes itself (in any release, or before
+    /// the oldest)?
     pub fn is_kube_group(&self, group: &str) -> bool {
-        self.kubernetes.iter().any(|r| {
-            r.kinds
-                .iter()
-                .any(|(a, _, _)| a.rsplit_once('/').map_or("", |(g, _)| g) == group)
-        })
+        self.kube_groups.contains(group)
     }
 
     /// Kinds per source, for `dtlint schemas list`: (project, release,
