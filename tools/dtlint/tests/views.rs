@@ -398,3 +398,53 @@ fn a_refused_overlay_is_one_finding_not_a_cascade() {
         run.stderr
     );
 }
+
+#[test]
+fn a_schema_defect_is_found_once_in_a_base_and_at_the_patch_line_in_an_overlay() {
+    let dir = copy();
+    let root = dir.path();
+    // A misspelt field in a base: one finding, naming every environment.
+    let base_line = plant(
+        root,
+        "base/meeting-controller/statefulset.yaml",
+        "      containers:",
+        "      containerz: []\n      containers:",
+        0,
+    );
+    // A bad enum and an unknown field written by a production patch.
+    let patch_line = plant(
+        root,
+        "overlays/production/global-controller/patch-deployment.yaml",
+        "whenUnsatisfiable: ScheduleAnyway",
+        "whenUnsatisfiable: ScheduleAnywhere\n          maxSkeww: 2",
+        0,
+    );
+    let run = dtlint(root, &["--only", "schema-invalid"], None);
+    let all = |e: &[&str]| e.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        run.findings(),
+        vec![
+            (
+                "schema-invalid".into(),
+                "base/meeting-controller/statefulset.yaml".into(),
+                u64::from(base_line),
+                all(&["development", "staging", "production"])
+            ),
+            (
+                "schema-invalid".into(),
+                "overlays/production/global-controller/patch-deployment.yaml".into(),
+                u64::from(patch_line),
+                all(&["production"])
+            ),
+            (
+                "schema-invalid".into(),
+                "overlays/production/global-controller/patch-deployment.yaml".into(),
+                u64::from(patch_line) + 1,
+                all(&["production"])
+            ),
+        ],
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 1);
+}
