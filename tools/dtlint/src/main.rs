@@ -136,6 +136,7 @@ enum SopsCommand {
 }
 
 #[derive(clap::Args)]
+#[allow(clippy::struct_excessive_bools)] // one per command-line flag
 struct CheckArgs {
     /// Files or directories to lint (`-`: one manifest from standard input).
     /// The repository around them is read as context; only findings inside
@@ -190,6 +191,9 @@ struct CheckArgs {
     /// Print the number of findings per rule instead of the findings.
     #[arg(long)]
     statistics: bool,
+    /// Also say what was not checked: CRD validation rules (CEL) not evaluated, and why.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 fn main() -> ExitCode {
@@ -589,6 +593,12 @@ fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
     let mut outcome = engine::run(&ws, &config, &selection);
     for note in outcome.notes() {
         eprintln!("dtlint: note: {note}");
+    }
+    for (why, n) in dtlint::schema::cel::skipped()
+        .into_iter()
+        .filter(|_| args.verbose)
+    {
+        eprintln!("dtlint: note: {n} CEL validation rule evaluation(s) skipped: {why}");
     }
     if let Some(env) = &args.env {
         outcome

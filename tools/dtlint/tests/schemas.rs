@@ -274,3 +274,49 @@ fn the_release_configured_per_environment_decides() {
         assert_eq!(v["findings"].as_array().unwrap().len(), 1);
     }
 }
+
+#[test]
+fn crd_validation_rules_are_evaluated_and_the_unevaluable_ones_named_in_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let crd = WIDGET_CRD.replace(
+        "              properties:\n                size: {type: integer}\n",
+        "              properties:\n                size: {type: integer}\n              x-kubernetes-validations:\n                - rule: self.size <= 10\n                  message: size is at most 10\n                - rule: self == oldSelf\n                  message: immutable\n",
+    );
+    std::fs::write(root.join("dtlint.toml"), "").unwrap();
+    std::fs::write(root.join("crd.yaml"), crd).unwrap();
+    std::fs::write(
+        root.join("w.yaml"),
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 11\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(
+        root,
+        &["--only", "schema-invalid", "--verbose", "--format", "json"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let f = &v["findings"][0];
+    assert_eq!(v["findings"].as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(
+        (
+            f["location"]["file"].as_str(),
+            f["location"]["line"].as_u64()
+        ),
+        (Some("w.yaml"), Some(5))
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("size is at most 10"),
+        "{f}"
+    );
+    assert!(
+        stderr.contains("CEL validation rule evaluation(s) skipped: a transition rule"),
+        "{stderr}"
+    );
+    // Without --verbose, no word about it.
+    let (_, _, stderr) = check(root, &["--only", "schema-invalid"]);
+    assert!(!stderr.contains("CEL"), "{stderr}");
+}

@@ -131,7 +131,7 @@ impl Builder {
             max_length: n.max_length,
             min_items: n.min_items,
             max_items: n.max_items,
-            cel: n.cel,
+            cel: n.cel.clone(),
             compiled: std::sync::OnceLock::new(),
         }
     }
@@ -264,7 +264,15 @@ impl Builder {
         node.min_items = count("minItems");
         node.max_items = count("maxItems");
         if let Some(Json::Array(rules)) = obj.get("x-kubernetes-validations") {
-            node.cel = u16::try_from(rules.len()).unwrap_or(u16::MAX);
+            node.cel = rules
+                .iter()
+                .filter_map(|r| {
+                    Some(super::CelRule {
+                        rule: r.get("rule")?.as_str()?.to_string(),
+                        message: r.get("message").and_then(Json::as_str).map(str::to_string),
+                    })
+                })
+                .collect();
         }
         Ok(Ref::Node(self.intern(node)?))
     }

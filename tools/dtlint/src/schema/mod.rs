@@ -16,8 +16,10 @@
 //! problem at the key or value to edit.
 
 pub mod build;
+pub mod cel;
 pub mod files;
 pub mod generate;
+mod scalar;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -153,9 +155,9 @@ pub struct Node {
     pub min_items: Option<u64>,
     #[serde(rename = "maxI", default, skip_serializing_if = "Option::is_none")]
     pub max_items: Option<u64>,
-    /// `x-kubernetes-validations` (CEL) rules on this node, not evaluated.
-    #[serde(rename = "cel", default, skip_serializing_if = "is_zero")]
-    pub cel: u16,
+    /// `x-kubernetes-validations`: CEL rules on this node's value.
+    #[serde(rename = "cel", default, skip_serializing_if = "Vec::is_empty")]
+    pub cel: Vec<CelRule>,
     /// The compiled [`Node::pattern`], on first use (`None`: it does not
     /// compile with the `regex` crate and is not checked).
     #[serde(skip)]
@@ -177,6 +179,15 @@ impl Node {
             .get_or_init(|| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok())
             .as_ref()
     }
+}
+
+/// One `x-kubernetes-validations` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CelRule {
+    #[serde(rename = "r")]
+    pub rule: String,
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One Kubernetes minor release.

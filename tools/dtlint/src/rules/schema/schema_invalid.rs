@@ -22,13 +22,17 @@ declare_rule! {
     /// - a value outside an enum, a pattern, a format (`date-time`,
     ///   `duration`, a quantity) or a range;
     /// - a required field missing from a whole object (not from a patch);
+    /// - a CRD validation rule the object breaks;
     /// - a kind its API group does not have (`kind: Deploymnet`).
     ///
     /// `x-kubernetes-int-or-string`, `x-kubernetes-preserve-unknown-fields`
     /// and embedded resources are honoured. SOPS-encrypted values and the
     /// `sops` block are not type-checked, and a Flux `${VAR}` placeholder is
     /// accepted wherever a scalar goes (`flux-substitute-unset` checks that
-    /// it is set). CEL rules (`x-kubernetes-validations`) are not evaluated.
+    /// it is set). A CRD's CEL rules (`x-kubernetes-validations`) are
+    /// evaluated on whole objects, with the rule's message; the ones that
+    /// need Kubernetes' own CEL functions or the previous object
+    /// (`oldSelf`) are not, and `check --verbose` says how many and why.
     ///
     /// ## Why is this bad?
     /// The API server rejects an object with a wrong type or a bad enum, and
