@@ -313,7 +313,7 @@ fn crd_validation_rules_are_evaluated_and_the_unevaluable_ones_named_in_verbose(
         "{f}"
     );
     assert!(
-        stderr.contains("CEL validation rule evaluation(s) skipped: a transition rule"),
+        stderr.contains("not checked (1×): CEL validation rule not evaluated: a transition rule"),
         "{stderr}"
     );
     // Without --verbose, no word about it.

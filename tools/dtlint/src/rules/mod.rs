@@ -349,6 +349,7 @@ pub static ALL: &[&dyn Rule] = &[
     &schema::api_removed::ApiRemoved,
     &schema::api_removed::ApiDeprecated,
     &schema::schema_unknown_kind::SchemaUnknownKind,
+    &schema::helm_values_invalid::HelmValuesInvalid,
     // gitops
     &gitops::kustomize_build_failed::KustomizeBuildFailed,
     &gitops::unsafe_kustomize_path::UnsafeKustomizePath,

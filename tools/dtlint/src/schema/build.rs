@@ -50,6 +50,9 @@ pub const OBJECT_META_DEF: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMe
 /// Nodes being collected into an arena, each distinct node stored once.
 #[derive(Debug, Default)]
 pub struct Builder {
+    /// A `$ref` that names no local definition (`#`, a URL) admits
+    /// anything instead of failing: standalone schemas point anywhere.
+    pub lenient_refs: bool,
     pub nodes: Vec<Node>,
     interned: HashMap<String, u32>,
     pub names: Vec<String>,
@@ -160,8 +163,12 @@ impl Builder {
             let r = r
                 .as_str()
                 .ok_or_else(|| invalid(path, "`$ref` is not a string"))?;
-            let name = def_name(r).ok_or_else(|| invalid(path, "`$ref` names no definition"))?;
-            return Ok(Ref::Def(self.name_id(name)));
+            let local = r.starts_with('#') || !self.lenient_refs;
+            return match def_name(r).filter(|_| local) {
+                Some(name) => Ok(Ref::Def(self.name_id(name))),
+                None if self.lenient_refs => Ok(Ref::Node(self.intern(Node::default())?)),
+                None => Err(invalid(path, "`$ref` names no definition")),
+            };
         }
         let mut node = Node::default();
         match obj.get("type") {
@@ -417,6 +424,37 @@ impl Builder {
     }
 }
 
+/// A standalone JSON Schema (draft 4 to 7: a Helm chart's
+/// `values.schema.json`): its arena, the table its local `$ref`s
+/// (`#/definitions/x`, `#/$defs/x`) resolve through, and its root. Other
+/// references admit anything.
+pub fn standalone(schema: &Json) -> Result<(Vec<Node>, KubeRelease, Ref), BuildError> {
+    let mut b = Builder {
+        lenient_refs: true,
+        ..Builder::default()
+    };
+    let root = b.add(schema, Dialect::Kubernetes)?;
+    let mut table = Vec::new();
+    for key in ["definitions", "$defs"] {
+        if let Some(Json::Object(defs)) = schema.get(key) {
+            for (name, d) in defs {
+                let node = b.add_definition(name, d)?;
+                table.push((b.name_id(name), node));
+            }
+        }
+    }
+    let mut defs = vec![u32::MAX; b.names.len()];
+    for (id, node) in table {
+        defs[id as usize] = node;
+    }
+    let release = KubeRelease {
+        version: "values.schema.json".into(),
+        defs,
+        kinds: Vec::new(),
+    };
+    Ok((b.nodes, release, root))
+}
+
 /// The `format`s dtlint checks; others are dropped from the catalog.
 pub const CHECKED_FORMATS: &[&str] = &["date-time", "duration", "int-or-string", "int32", "int64"];
 
@@ -429,5 +467,20 @@ fn type_bit(t: &str) -> u8 {
         "number" => types::NUMBER,
         "boolean" => types::BOOLEAN,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_chart_values_schema_converts() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/helm-values-invalid/fail/charts/web/values.schema.json"
+        ))
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let got = super::standalone(&v);
+        assert!(got.is_ok(), "{:?}", got.err());
     }
 }

@@ -17,19 +17,24 @@ pub enum Verdict {
     Skipped(String),
 }
 
-/// Rules not evaluated in this process, by reason.
-static SKIPPED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+/// What schema validation left unchecked in this process, by reason.
+static UNCHECKED: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Count one thing left unchecked (for `check --verbose`).
+pub fn unchecked(reason: String) {
+    if let Ok(mut m) = UNCHECKED.lock() {
+        *m.entry(reason).or_default() += 1;
+    }
+}
 
 fn skip(reason: String) -> Verdict {
-    if let Ok(mut m) = SKIPPED.lock() {
-        *m.entry(reason.clone()).or_default() += 1;
-    }
+    unchecked(format!("CEL validation rule not evaluated: {reason}"));
     Verdict::Skipped(reason)
 }
 
-/// The rules not evaluated so far, by reason (for `check --verbose`).
+/// What was left unchecked so far, by reason, with how many times.
 pub fn skipped() -> BTreeMap<String, usize> {
-    SKIPPED.lock().map(|m| m.clone()).unwrap_or_default()
+    UNCHECKED.lock().map(|m| m.clone()).unwrap_or_default()
 }
 
 /// Largest rule evaluated (the API server's own cost limits keep real rules

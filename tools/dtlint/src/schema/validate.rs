@@ -59,6 +59,9 @@ pub struct Validator<'c> {
     pub catalog: &'c Catalog,
     pub release: &'c KubeRelease,
     meta: Option<u32>,
+    /// The arena the release's definitions are in (the catalog's, or a
+    /// chart's own `values.schema.json`).
+    defs: &'c [Node],
 }
 
 #[derive(Clone, Copy)]
@@ -83,6 +86,19 @@ impl<'c> Validator<'c> {
             catalog,
             release,
             meta,
+            defs: &catalog.nodes,
+        }
+    }
+
+    /// A validator for a standalone JSON Schema (a chart's
+    /// `values.schema.json`): its `$ref`s resolve through `defs` (a table
+    /// of its own definitions) into `arena`.
+    pub fn standalone(catalog: &'c Catalog, defs: &'c KubeRelease, arena: &'c [Node]) -> Self {
+        Validator {
+            catalog,
+            release: defs,
+            meta: None,
+            defs: arena,
         }
     }
 
@@ -142,12 +158,12 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
         match r {
             Ref::Node(i) => arena.get(i as usize).map(|n| (n, arena)),
             Ref::Def(d) => {
-                let nodes = &self.v.catalog.nodes;
+                let nodes = self.v.defs;
                 self.v
                     .release
                     .node_of(d)
                     .and_then(|i| nodes.get(i as usize))
-                    .map(|n| (n, nodes.as_slice()))
+                    .map(|n| (n, nodes))
             }
         }
     }

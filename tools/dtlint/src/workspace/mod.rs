@@ -132,7 +132,9 @@ impl Workspace {
                         let json = bytes.len() > 5
                             && bytes[bytes.len() - 5..].eq_ignore_ascii_case(b".json");
                         let manifest = text.contains("\"apiVersion\"") && text.contains("\"kind\"");
-                        if json && !manifest && !text.contains("\"sops\"") {
+                        // A chart's values schema is read for its HelmReleases.
+                        let values_schema = bytes.ends_with(b"/values.schema.json");
+                        if json && !manifest && !values_schema && !text.contains("\"sops\"") {
                             return None;
                         }
                         let f = SourceFile::new(path, abs, text);

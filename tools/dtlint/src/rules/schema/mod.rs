@@ -9,6 +9,7 @@ use crate::schema::{Catalog, CrdVersion, KubeRelease, Node};
 use crate::workspace::Role;
 
 pub mod api_removed;
+pub mod helm_values_invalid;
 pub mod schema_invalid;
 pub mod schema_kind_missing;
 pub mod schema_unknown_kind;
