@@ -77,6 +77,16 @@ pub struct Finding {
     pub secondary: Vec<Label>,
     /// Environments the finding applies to, when it came from rendered output.
     pub envs: Vec<String>,
+    /// A fix that replaces the primary label's text (`dtlint fix`).
+    pub replacement: Option<Replacement>,
+}
+
+/// Text that replaces a finding's primary span, and whether doing so is
+/// safe (cannot change what a correct manifest means).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub text: String,
+    pub safe: bool,
 }
 
 impl Finding {
@@ -89,6 +99,7 @@ impl Finding {
             primary,
             secondary: Vec::new(),
             envs: Vec::new(),
+            replacement: None,
         }
     }
 

@@ -106,3 +106,15 @@ pub fn rule_listing(json: bool) -> String {
     }
     out
 }
+
+/// `dtlint explain <rule>`: the rule's page; `None` for an unknown id.
+pub fn explain(id: &str) -> Option<String> {
+    let m = rules::find_meta(id)?;
+    Some(format!(
+        "# {}\n\ncategory: {} · default severity: {}\n\n{}",
+        m.id,
+        m.category,
+        m.severity,
+        m.docs_markdown()
+    ))
+}

@@ -22,6 +22,7 @@ pub mod diag;
 pub mod diff;
 pub mod docs;
 pub mod engine;
+pub mod fix;
 pub mod flux;
 pub mod init;
 pub mod kustomize;

@@ -40,16 +40,18 @@ enum Command {
     Check(CheckArgs),
     /// Record today's findings (`-o`, default dtlint-baseline.json) for `check --baseline`.
     Baseline(CheckArgs),
+    /// Apply the safe fixes of the findings in place (`--unsafe-fixes` for the rest, `--diff` to only show them).
+    Fix(FixArgs),
     /// List every rule with its default severity.
     Rules {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// List the schemas objects are validated against: Kubernetes releases and CRDs.
+    /// The schemas objects are validated against: `dtlint schemas list`.
     Schemas {
-        #[arg(long)]
-        json: bool,
+        #[command(subcommand)]
+        command: SchemasCommand,
     },
     /// Show a rule's documentation.
     Explain {
@@ -80,6 +82,27 @@ enum Command {
         /// Print the configuration instead of writing it.
         #[arg(long)]
         stdout: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct FixArgs {
+    #[command(flatten)]
+    check: CheckArgs,
+    /// Also apply the fixes that can change what a manifest means.
+    #[arg(long)]
+    unsafe_fixes: bool,
+    /// Print the fixes as a unified diff instead of writing them.
+    #[arg(long)]
+    diff: bool,
+}
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// The Kubernetes releases and the CRDs of the catalog, with their versions.
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -199,14 +222,25 @@ struct CheckArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(args) => check(&args, false).unwrap_or_else(|e| fail(&e)),
-        Command::Baseline(args) => check(&args, true).unwrap_or_else(|e| fail(&e)),
+        Command::Check(args) => check(&args, Then::Report).unwrap_or_else(|e| fail(&e)),
+        Command::Baseline(args) => check(&args, Then::Baseline).unwrap_or_else(|e| fail(&e)),
+        Command::Fix(f) => {
+            check(&f.check, Then::Fix(f.unsafe_fixes, f.diff)).unwrap_or_else(|e| fail(&e))
+        }
         Command::Rules { json } => {
             print!("{}", dtlint::docs::rule_listing(json));
             ExitCode::SUCCESS
         }
-        Command::Explain { rule } => explain(&rule),
-        Command::Schemas { json } => match dtlint::schema::listing(json) {
+        Command::Explain { rule } => match dtlint::docs::explain(&rule) {
+            Some(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => fail(&format!("unknown rule `{rule}`{}", suggest(&rule))),
+        },
+        Command::Schemas {
+            command: SchemasCommand::List { json },
+        } => match dtlint::schema::listing(json) {
             Ok(text) => {
                 println!("{}", text.trim_end());
                 ExitCode::SUCCESS
@@ -340,21 +374,6 @@ fn suggest(id: &str) -> String {
     }
 }
 
-fn explain(id: &str) -> ExitCode {
-    let Some(m) = rules::find_meta(id) else {
-        eprintln!("dtlint: unknown rule `{id}`{}", suggest(id));
-        return ExitCode::from(2);
-    };
-    println!(
-        "# {}\n\ncategory: {} · default severity: {}\n\n{}",
-        m.id,
-        m.category,
-        m.severity,
-        m.docs_markdown()
-    );
-    ExitCode::SUCCESS
-}
-
 /// The repository around `start`: the nearest directory with `dtlint.toml`
 /// or `.git`.
 fn find_repository(start: &Path) -> Option<PathBuf> {
@@ -362,42 +381,6 @@ fn find_repository(start: &Path) -> Option<PathBuf> {
         .ancestors()
         .find(|d| d.join(config::FILE_NAME).is_file() || d.join(".git").exists())
         .map(Path::to_path_buf)
-}
-
-/// A directory that is a project of its own, outside any repository: it has
-/// a kustomization or a `.sops.yaml`, subdirectories, or several manifests.
-/// A directory holding one manifest is that manifest, judged alone.
-fn is_project(dir: &Path) -> bool {
-    if !dir.is_dir() {
-        return false;
-    }
-    if dtlint::kustomize::FILE_NAMES
-        .iter()
-        .chain(&[".sops.yaml"])
-        .any(|n| dir.join(n).is_file())
-    {
-        return true;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    let mut manifests = 0;
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        match e.file_type() {
-            Ok(t) if t.is_dir() => return true,
-            Ok(t) if t.is_file() && dtlint::workspace::is_yaml_name(&name) => manifests += 1,
-            _ => {}
-        }
-        if manifests > 1 {
-            return true;
-        }
-    }
-    false
 }
 
 /// The repository around `start`, else `start` itself.
@@ -424,7 +407,16 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
+/// What `check` does with the findings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Report,
+    Baseline,
+    /// `dtlint fix`: (`--unsafe-fixes`, `--diff`).
+    Fix(bool, bool),
+}
+
+fn check(args: &CheckArgs, then: Then) -> Result<ExitCode, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     let from_stdin = args.paths.len() == 1 && args.paths[0].as_os_str() == "-";
@@ -481,7 +473,7 @@ fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
         }
         // A kustomize project outside any repository (a directory with its
         // own kustomization) is its own repository.
-        None if paths.iter().any(|p| is_project(p)) => {
+        None if paths.iter().any(|p| dtlint::workspace::is_project(p)) => {
             (start.clone(), paths.clone(), Vec::new(), None)
         }
         None => {
@@ -615,7 +607,15 @@ fn check(args: &CheckArgs, record_baseline: bool) -> Result<ExitCode, String> {
             eprintln!("dtlint: note: no longer found (remove it from the baseline): {e}");
         }
     }
-    if record_baseline {
+    if let Then::Fix(unsafe_fixes, diff) = then {
+        let left = dtlint::fix::run(&ws, &outcome.findings, unsafe_fixes, diff)?;
+        return Ok(if left {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    if then == Then::Baseline {
         let path = args
             .output
             .clone()

@@ -97,7 +97,7 @@ fn a_schema_nested_past_the_limit_is_refused_without_exhausting_the_stack() {
 #[test]
 fn dtlint_schemas_lists_the_releases_and_the_crds() {
     let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .arg("schemas")
+        .args(["schemas", "list"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -109,7 +109,7 @@ fn dtlint_schemas_lists_the_releases_and_the_crds() {
     );
 
     let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
-        .args(["schemas", "--json"])
+        .args(["schemas", "list", "--json"])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -432,7 +432,7 @@ impl KubeRelease {
     }
 }
 
-/// `dtlint schemas`: what the embedded catalog holds, as text or JSON.
+/// `dtlint schemas list`: what the embedded catalog holds, as text or JSON.
 pub fn listing(json: bool) -> Result<String, String> {
     let c = Catalog::embedded().map_err(ToString::to_string)?;
     let releases: Vec<&str> = c.kubernetes.iter().map(|r| r.version.as_str()).collect();

@@ -25,6 +25,9 @@ pub struct Problem {
     pub message: String,
     pub label: String,
     pub help: Option<String>,
+    /// The text that fixes it in place of `span`, and whether that is safe
+    /// (see `crate::fix`).
+    pub replacement: Option<(String, bool)>,
 }
 
 /// How much of the object the document holds.
@@ -200,6 +203,7 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
             message,
             label,
             help,
+            replacement: None,
         });
     }
 
@@ -381,26 +385,11 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
     }
 
     fn counts(&mut self, y: &Yaml, n: u64, min: Option<u64>, max: Option<u64>, what: &str) {
-        if let Some(min) = min
-            && n < min
-        {
+        let low = min.filter(|&m| n < m).map(|m| ("least", m));
+        let high = max.filter(|&m| n > m).map(|m| ("most", m));
+        for (bound, m) in low.into_iter().chain(high) {
             let msg = format!(
-                "`{}` must have at least {min} {what}, has {n}",
-                self.path_text()
-            );
-            self.report(
-                ProblemKind::Invalid,
-                y.span,
-                msg,
-                format!("{n} {what}"),
-                None,
-            );
-        }
-        if let Some(max) = max
-            && n > max
-        {
-            let msg = format!(
-                "`{}` must have at most {max} {what}, has {n}",
+                "`{}` must have at {bound} {m} {what}, has {n}",
                 self.path_text()
             );
             self.report(
@@ -475,7 +464,8 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
     fn unknown(&mut self, e: &'y dtlint_yaml::Entry, node: &Node) {
         let key = e.key.as_str().unwrap_or("");
         let names = node.properties.iter().map(|(k, _)| k.as_str());
-        let help = match crate::suggest::closest(key, names.clone()) {
+        let near = crate::suggest::closest(key, names.clone());
+        let help = match near {
             Some(near) => format!("Did you mean `{near}`?"),
             None if node.properties.len() <= 12 && !node.properties.is_empty() => {
                 let all: Vec<String> = names.map(|n| format!("`{n}`")).collect();
@@ -491,6 +481,10 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
             "unknown field".into(),
             Some(help),
         );
+        // Renaming the field changes what the object says: unsafe.
+        if let (Some(p), Some(n)) = (self.out.last_mut(), near) {
+            p.replacement = Some((n.to_string(), false));
+        }
     }
 
     fn scalar(&mut self, y: &Yaml, node: &Node) {
@@ -518,7 +512,14 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
                 .enumeration
                 .iter()
                 .filter_map(serde_json::Value::as_str);
-            let help = crate::suggest::closest(text, names).map(|n| format!("Did you mean `{n}`?"));
+            // A value in the wrong case is the allowed one, safely; another
+            // close value is a guess.
+            let near = names
+                .clone()
+                .find(|n| n.eq_ignore_ascii_case(text))
+                .map(|n| (n, true))
+                .or_else(|| crate::suggest::closest(text, names).map(|n| (n, false)));
+            let help = near.map(|(n, _)| format!("Did you mean `{n}`?"));
             let msg = format!(
                 "`{}` must be one of {}{more}; found `{text}`",
                 self.path_text(),
@@ -531,6 +532,9 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
                 "not an allowed value".into(),
                 help,
             );
+            if let (Some(p), Some((n, safe))) = (self.out.last_mut(), near) {
+                p.replacement = Some((n.to_string(), safe));
+            }
             return;
         }
         if kind == Some(ScalarKind::String) {

@@ -216,3 +216,39 @@ pub fn is_data_file(abs: &Path) -> bool {
     let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or("");
     !is_yaml_name(name) && !is_json_name(name) && !crate::terraform::is_terraform_name(name)
 }
+
+/// A directory that is a project of its own, outside any repository: it has
+/// a kustomization or a `.sops.yaml`, subdirectories, or several manifests.
+/// A directory holding one manifest is that manifest, judged alone.
+pub fn is_project(dir: &Path) -> bool {
+    if !dir.is_dir() {
+        return false;
+    }
+    if crate::kustomize::FILE_NAMES
+        .iter()
+        .chain(&[".sops.yaml"])
+        .any(|n| dir.join(n).is_file())
+    {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut manifests = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        match e.file_type() {
+            Ok(t) if t.is_dir() => return true,
+            Ok(t) if t.is_file() && is_yaml_name(&name) => manifests += 1,
+            _ => {}
+        }
+        if manifests > 1 {
+            return true;
+        }
+    }
+    false
+}

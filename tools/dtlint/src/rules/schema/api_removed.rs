@@ -3,7 +3,7 @@ use crate::model::Resource;
 use crate::rules::{Context, Rule, RuleMeta, Scope, declare_rule};
 use crate::schema::{Catalog, KubeRelease};
 
-use super::{LocalSchemas, Lookup, judged, lookup, release_for};
+use super::{LocalSchemas, Lookup, Resolved, resolve};
 
 declare_rule! {
     /// ## What it does
@@ -207,16 +207,16 @@ impl Rule for ApiRemoved {
     }
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        if !judged(r) {
-            return;
-        }
-        let Some((catalog, local)) = ctx.schemas() else {
+        let Some(Resolved {
+            catalog,
+            release,
+            local,
+            lookup,
+        }) = resolve(ctx, r)
+        else {
             return;
         };
-        let Some(release) = release_for(catalog, ctx.config.kubernetes_version_of(r.env)) else {
-            return;
-        };
-        let message = match lookup(catalog, release, local, r) {
+        let message = match lookup {
             Lookup::Crd(c, _) if !c.served => crd_unserved(catalog, local, r),
             Lookup::Unserved => {
                 crd_unserved(catalog, local, r).or_else(|| kube_unserved(catalog, release, r))
@@ -243,16 +243,16 @@ impl Rule for ApiDeprecated {
     }
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        if !judged(r) {
-            return;
-        }
-        let Some((catalog, local)) = ctx.schemas() else {
+        let Some(Resolved {
+            catalog,
+            release,
+            lookup,
+            ..
+        }) = resolve(ctx, r)
+        else {
             return;
         };
-        let Some(release) = release_for(catalog, ctx.config.kubernetes_version_of(r.env)) else {
-            return;
-        };
-        let message = match lookup(catalog, release, local, r) {
+        let message = match lookup {
             Lookup::Crd(c, _) if c.served && c.deprecated => Some(match &c.deprecation_warning {
                 Some(w) => format!("the CRD of {} deprecates `{}`: {w}", r.kind, r.api_version),
                 None => format!("the CRD of {} deprecates `{}`", r.kind, r.api_version),

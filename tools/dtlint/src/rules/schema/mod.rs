@@ -143,6 +143,30 @@ impl Context<'_> {
     }
 }
 
+/// What the per-object schema rules start from: the catalog, the release
+/// the object's environment runs, the repository's CRDs and the object's
+/// schema; `None` for an object they do not judge.
+pub struct Resolved<'c> {
+    pub catalog: &'static Catalog,
+    pub release: &'static KubeRelease,
+    pub local: &'c LocalSchemas,
+    pub lookup: Lookup<'c>,
+}
+
+pub fn resolve<'c>(ctx: &'c Context<'_>, r: &Resource<'_>) -> Option<Resolved<'c>> {
+    if !judged(r) {
+        return None;
+    }
+    let (catalog, local) = ctx.schemas()?;
+    let release = release_for(catalog, ctx.config.kubernetes_version_of(r.env))?;
+    Some(Resolved {
+        catalog,
+        release,
+        local,
+        lookup: lookup(catalog, release, local, r),
+    })
+}
+
 /// `"Deployment (apps/v1)"`.
 pub(crate) fn describe(r: &Resource<'_>) -> String {
     format!("{} ({})", r.kind, r.api_version)

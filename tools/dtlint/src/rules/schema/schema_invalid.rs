@@ -5,7 +5,7 @@ use crate::schema::validate::{Options, Schema, Validator};
 use crate::schema::{Catalog, Ref};
 use crate::workspace::Role;
 
-use super::{Lookup, describe, judged, lookup, release_for};
+use super::{Lookup, Resolved, describe, resolve};
 
 declare_rule! {
     /// ## What it does
@@ -111,16 +111,16 @@ impl Rule for SchemaInvalid {
     }
 
     fn check_object(&self, ctx: &Context<'_>, r: &Resource<'_>, out: &mut Vec<Finding>) {
-        if !judged(r) {
-            return;
-        }
-        let Some((catalog, local)) = ctx.schemas() else {
+        let Some(Resolved {
+            catalog,
+            release,
+            lookup,
+            ..
+        }) = resolve(ctx, r)
+        else {
             return;
         };
-        let Some(release) = release_for(catalog, ctx.config.kubernetes_version_of(r.env)) else {
-            return;
-        };
-        let (schema, arena, crd) = match lookup(catalog, release, local, r) {
+        let (schema, arena, crd) = match lookup {
             Lookup::Kube(n) => (n, catalog.nodes.as_slice(), false),
             Lookup::Crd(c, arena) => (c.root, arena, true),
             Lookup::Unserved => return unknown_kind(catalog, r, out),
@@ -147,6 +147,9 @@ impl Rule for SchemaInvalid {
             if let Some(h) = p.help {
                 f = f.help(h);
             }
+            f.replacement = p
+                .replacement
+                .map(|(text, safe)| crate::diag::Replacement { text, safe });
             out.push(f);
         }
     }
