@@ -77,16 +77,20 @@ pub struct Finding {
     pub secondary: Vec<Label>,
     /// Environments the finding applies to, when it came from rendered output.
     pub envs: Vec<String>,
-    /// A fix that replaces the primary label's text (`dtlint fix`).
+    /// How `dtlint fix` fixes it, when the rule knows.
     pub replacement: Option<Replacement>,
 }
 
-/// Text that replaces a finding's primary span, and whether doing so is
-/// safe (cannot change what a correct manifest means).
+/// A fix a rule attaches to its finding, and whether applying it is safe
+/// (cannot change what a correct manifest means).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replacement {
+    /// The YAML text to write.
     pub text: String,
     pub safe: bool,
+    /// `None`: replace the primary span's text. `Some(keys)`: set this
+    /// path below the container that holds the primary span.
+    pub in_container: Option<Vec<String>>,
 }
 
 impl Finding {

@@ -176,3 +176,66 @@ fn a_base_defect_of_a_rendered_repository_is_fixed_in_the_base() {
     assert!(only_added(WEB, &after), "{after}");
     assert!(after.contains("          securityContext:\n            readOnlyRootFilesystem: true\n        - name: side"), "{after}");
 }
+
+#[test]
+fn a_sizing_table_value_is_fixed_safely_only_in_its_environments_own_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: web\n          image: registry.example/web:1.0\n";
+    let patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          resources:\n            requests:\n              cpu: 300m\n";
+    for (name, text) in [
+        (
+            "base/web/kustomization.yaml",
+            "resources:\n  - deployment.yaml\n",
+        ),
+        ("base/web/deployment.yaml", deployment),
+        (
+            "overlays/production/web/kustomization.yaml",
+            "resources:\n  - ../../../base/web\npatches:\n  - path: patch.yaml\n",
+        ),
+        ("overlays/production/web/patch.yaml", patch),
+        (
+            "dtlint.toml",
+            "own_images = [\"registry.example/\"]\n\n[environments.production]\noverlays = \"overlays/production\"\n\n[environments.production.resources.web]\nrequests = { cpu = \"500m\", memory = \"256Mi\" }\n",
+        ),
+    ] {
+        let p = root.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let (_, _, stderr) = dtlint(root, &["fix", "--only", "resources-per-environment"]);
+    // The production patch's cpu is production's own: replaced; the memory
+    // it lacks goes beside it, in the same patch. The base is untouched.
+    assert!(
+        stderr.contains("fixed 2 finding(s) in 1 file(s)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("overlays/production/web/patch.yaml")).unwrap(),
+        patch.replace("cpu: 300m\n", "cpu: 500m\n              memory: 256Mi\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("base/web/deployment.yaml")).unwrap(),
+        deployment
+    );
+    let (code, _, stderr) = dtlint(root, &["check", "--only", "resources-per-environment"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Without the patch the base holds the container: writing production's
+    // sizing there would change every environment, so it is unsafe.
+    std::fs::write(
+        root.join("overlays/production/web/kustomization.yaml"),
+        "resources:\n  - ../../../base/web\n",
+    )
+    .unwrap();
+    let (_, _, stderr) = dtlint(root, &["fix", "--only", "resources-per-environment"]);
+    assert!(
+        stderr.contains("fixed 0 finding(s) in 0 file(s); 2 more with an unsafe fix"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("base/web/deployment.yaml")).unwrap(),
+        deployment
+    );
+}

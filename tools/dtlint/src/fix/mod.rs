@@ -83,26 +83,47 @@ fn container_at<'n>(node: &'n Node, at: Span, parent_key: Option<&str>) -> Optio
     }
 }
 
+/// The container of the finding's source file that holds its primary span.
+fn container_of<'w>(ws: &'w Workspace, f: &Finding) -> Option<&'w Node> {
+    ws.parsed(f.primary.file)
+        .documents
+        .iter()
+        .find_map(|d| container_at(&d.root, f.primary.span, None))
+}
+
+/// A per-environment value (the sizing table's) is safe to write only in a
+/// file of that one environment: written in a base, it would change the
+/// others too.
+fn environment_own(ws: &Workspace, f: &Finding) -> bool {
+    if f.rule != "resources-per-environment" {
+        return true;
+    }
+    let path = &ws.sources.get(f.primary.file).path;
+    matches!(f.envs.as_slice(), [env] if path.split('/').any(|c| c == env))
+}
+
 /// A fix for one finding: the edit, and whether it is safe.
 fn fix_of(ws: &Workspace, f: &Finding) -> Option<(Edit, bool)> {
     let file = f.primary.file;
     let text = &ws.sources.get(file).text;
     if let Some(r) = &f.replacement {
-        return Some((
-            Edit {
-                start: f.primary.span.start.offset as usize,
-                end: f.primary.span.end.offset as usize,
-                text: r.text.clone(),
-            },
-            r.safe,
-        ));
+        let safe = r.safe && environment_own(ws, f);
+        let Some(keys) = &r.in_container else {
+            return Some((
+                Edit {
+                    start: f.primary.span.start.offset as usize,
+                    end: f.primary.span.end.offset as usize,
+                    text: r.text.clone(),
+                },
+                safe,
+            ));
+        };
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let container = container_of(ws, f)?;
+        return Some((edit::set_path(text, container, &keys, &r.text)?, safe));
     }
     let (keys, value) = container_setting(f.rule)?;
-    let container = ws
-        .parsed(file)
-        .documents
-        .iter()
-        .find_map(|d| container_at(&d.root, f.primary.span, None))?;
+    let container = container_of(ws, f)?;
     // Written the other way around: changing it changes what the manifest
     // says, so it is unsafe. Missing: adding it is safe.
     let written = container.path(keys).is_some();

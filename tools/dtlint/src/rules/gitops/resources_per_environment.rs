@@ -93,19 +93,29 @@ impl Rule for ResourcesPerEnvironment {
                         },
                         |h| h.span,
                     );
-                    out.push(
-                        Finding::new(
-                            Self::META.id,
-                            Label::new(r.file, span, format!("{env} sizing is {q}")),
-                            format!(
-                                "{kind}.{what} of container `{}` of {} is {} in {env}, not {q}",
-                                c.name(),
-                                r.id(),
-                                text.unwrap_or("unset")
-                            ),
-                        )
-                        .help(format!("Set `{kind}.{what}: {q}` in the {env} overlay, as the sizing table says.")),
-                    );
+                    let mut f = Finding::new(
+                        Self::META.id,
+                        Label::new(r.file, span, format!("{env} sizing is {q}")),
+                        format!(
+                            "{kind}.{what} of container `{}` of {} is {} in {env}, not {q}",
+                            c.name(),
+                            r.id(),
+                            text.unwrap_or("unset")
+                        ),
+                    )
+                    .help(format!(
+                        "Set `{kind}.{what}: {q}` in the {env} overlay, as the sizing table says."
+                    ));
+                    // The table's value; `dtlint fix` applies it where the
+                    // finding lands (safe only in that environment's own files).
+                    f.replacement = Some(crate::diag::Replacement {
+                        text: q.clone(),
+                        safe: true,
+                        in_container: have
+                            .is_none()
+                            .then(|| vec!["resources".into(), kind.into(), what.clone()]),
+                    });
+                    out.push(f);
                 }
             }
         }

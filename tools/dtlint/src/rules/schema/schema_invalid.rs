@@ -147,9 +147,11 @@ impl Rule for SchemaInvalid {
             if let Some(h) = p.help {
                 f = f.help(h);
             }
-            f.replacement = p
-                .replacement
-                .map(|(text, safe)| crate::diag::Replacement { text, safe });
+            f.replacement = p.replacement.map(|(text, safe)| crate::diag::Replacement {
+                text,
+                safe,
+                in_container: None,
+            });
             out.push(f);
         }
     }
