@@ -26,6 +26,7 @@ pub mod fix;
 pub mod flux;
 pub mod init;
 pub mod kustomize;
+pub mod lsp;
 pub mod model;
 pub mod netpol;
 pub mod pathmap;

@@ -40,6 +40,8 @@ enum Command {
     Check(CheckArgs),
     /// Record today's findings (`-o`, default dtlint-baseline.json) for `check --baseline`.
     Baseline(CheckArgs),
+    /// A Language Server on standard input and output: diagnostics, quick fixes, hovers.
+    Lsp,
     /// Apply the safe fixes of the findings in place (`--unsafe-fixes` for the rest, `--diff` to only show them).
     Fix(FixArgs),
     /// List every rule with its default severity.
@@ -227,6 +229,7 @@ fn main() -> ExitCode {
         Command::Fix(f) => {
             check(&f.check, Then::Fix(f.unsafe_fixes, f.diff)).unwrap_or_else(|e| fail(&e))
         }
+        Command::Lsp => dtlint::lsp::serve().map_or_else(|e| fail(&e), |()| ExitCode::SUCCESS),
         Command::Rules { json } => {
             print!("{}", dtlint::docs::rule_listing(json));
             ExitCode::SUCCESS

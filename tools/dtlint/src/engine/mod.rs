@@ -223,8 +223,26 @@ pub fn prepare(
     config: &Config,
     render: &RenderOptions,
 ) -> Result<(Prepared, PrepareNotes), crate::workspace::LoadError> {
+    prepare_with(
+        root,
+        paths,
+        config,
+        render,
+        &crate::workspace::Buffers::default(),
+    )
+}
+
+/// [`prepare`] with some files' text from an editor's buffers (`dtlint
+/// lsp`); overlays are still built from the files on disk.
+pub fn prepare_with(
+    root: &std::path::Path,
+    paths: &[std::path::PathBuf],
+    config: &Config,
+    render: &RenderOptions,
+    buffers: &crate::workspace::Buffers,
+) -> Result<(Prepared, PrepareNotes), crate::workspace::LoadError> {
     use crate::timing::stage;
-    let mut ws = Workspace::load(root, paths, config)?;
+    let mut ws = Workspace::load_with(root, paths, config, buffers)?;
     let flux_paths = stage("(flux paths)", || crate::flux::inspect(&ws));
     let sops = stage("(sops)", || SopsState::read(&ws));
     let mut output = RenderOutput::default();

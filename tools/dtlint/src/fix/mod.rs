@@ -102,8 +102,9 @@ fn environment_own(ws: &Workspace, f: &Finding) -> bool {
     matches!(f.envs.as_slice(), [env] if path.split('/').any(|c| c == env))
 }
 
-/// A fix for one finding: the edit, and whether it is safe.
-fn fix_of(ws: &Workspace, f: &Finding) -> Option<(Edit, bool)> {
+/// A fix for one finding: the edit (in the finding's source file), and
+/// whether it is safe.
+pub fn fix_of(ws: &Workspace, f: &Finding) -> Option<(Edit, bool)> {
     let file = f.primary.file;
     let text = &ws.sources.get(file).text;
     if let Some(r) = &f.replacement {

@@ -111,9 +111,24 @@ pub enum LoadError {
     Schema(#[from] crate::schema::files::SchemaFileError),
 }
 
+/// Files' text held by an editor, by absolute path (see
+/// [`Workspace::load_with`]).
+pub type Buffers = std::collections::HashMap<PathBuf, String>;
+
 impl Workspace {
     /// Walk `paths` (files or directories) under `root` and parse what is found.
     pub fn load(root: &Path, paths: &[PathBuf], config: &Config) -> Result<Self, LoadError> {
+        Self::load_with(root, paths, config, &Buffers::default())
+    }
+
+    /// [`Workspace::load`], reading the files in `buffers` (an editor's
+    /// unsaved text, by absolute path) from there instead of the disk.
+    pub fn load_with(
+        root: &Path,
+        paths: &[PathBuf],
+        config: &Config,
+        buffers: &Buffers,
+    ) -> Result<Self, LoadError> {
         use crate::timing::stage;
         let files = stage("(discover)", || discover(root, paths, config))?;
         let limit = config.max_file_size;
@@ -124,7 +139,11 @@ impl Workspace {
             .into_par_iter()
             .filter_map(|abs| {
                 let path = display_path(root, &abs);
-                Some(match read_file(&abs, limit) {
+                let read = match buffers.get(&abs) {
+                    Some(text) => Ok(text.clone()),
+                    None => read_file(&abs, limit),
+                };
+                Some(match read {
                     Ok(text) => {
                         // JSON is read when it is a manifest, not for every
                         // package.json or dashboard.
