@@ -461,3 +461,82 @@ fn lowered_replicas_under_a_budget_and_a_removed_crd_version_are_errors() {
         "{stdout}"
     );
 }
+
+/// `dtlint <args>` with the test age key.
+fn dtlint_with_key(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/_keys/test.agekey");
+    let out = Command::new(env!("CARGO_BIN_EXE_dtlint"))
+        .args(args)
+        .current_dir(root)
+        .env("DTLINT_CACHE_DIR", root.join(".git/dtlint-cache"))
+        .env("SOPS_AGE_KEY_FILE", key)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_secret_is_compared_by_what_it_hides_when_a_key_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pubkey = "age1l44xcng8dqj32nlv6d930qvvrny05hglzcv9qpc7kxjc6902ma4qufys29";
+    std::fs::write(
+        root.join(".sops.yaml"),
+        format!("creation_rules:\n  - path_regex: .*\\.sops\\.yaml$\n    encrypted_regex: ^(data|stringData)$\n    age: {pubkey}\n"),
+    )
+    .unwrap();
+    let secret = |token: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\nstringData:\n  token: {token}\n  user: admin\n"
+        )
+    };
+    let write_encrypted = |token: &str| {
+        std::fs::write(root.join("secret.sops.yaml"), secret(token)).unwrap();
+        let (code, _, stderr) =
+            dtlint_with_key(root, &["sops", "encrypt", "--in-place", "secret.sops.yaml"]);
+        assert_eq!(code, 0, "{stderr}");
+    };
+    write_encrypted("one");
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "base"]);
+
+    // Encrypted again, same plaintext: new ciphertext, no change.
+    write_encrypted("one");
+    let (_, json, stderr) = dtlint_with_key(root, &["diff", "--base", "HEAD", "--format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}{stderr}"));
+    let changed = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["environments"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|e| e["changed"].as_array().unwrap().clone())
+            .collect()
+    };
+    assert!(changed(&v).is_empty(), "{v:#}");
+
+    // Another token: the field changed, and no plaintext in the output.
+    write_encrypted("two");
+    let (_, json, _) = dtlint_with_key(root, &["diff", "--base", "HEAD", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let c = changed(&v);
+    assert_eq!(c.len(), 1, "{v:#}");
+    assert_eq!(
+        c[0]["fields"],
+        serde_json::json!(["stringData.token"]),
+        "{v:#}"
+    );
+    assert!(!json.contains("one") && !json.contains("two"), "{json}");
+
+    // Without a key a changed secret cannot be told from a re-encrypted one:
+    // both sides are masked alike and nothing shows.
+    let (_, json, _) = dtlint(root, &["diff", "--base", "HEAD", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(changed(&v).is_empty(), "{v:#}");
+}

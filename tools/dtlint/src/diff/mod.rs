@@ -7,7 +7,9 @@
 //! its own `dtlint.toml`, sharing the build cache), and the objects each
 //! environment receives are compared: added, removed, and changed with the
 //! paths of the fields that differ. Encrypted SOPS values are masked on
-//! both sides, so a re-encryption is no change, and the `sops` metadata is
+//! both sides (with a key, as a digest of the plaintext under a key drawn
+//! for the run, so a changed secret shows as a changed field and a mere
+//! re-encryption does not), and the `sops` metadata is
 //! left out.
 //!
 //! The change rules judge the difference itself (see [`changes`]).
@@ -328,8 +330,12 @@ fn prepare(
         cache_dir: cache_dir.map(Path::to_path_buf),
         only_env: None,
     };
-    let (prepared, _) =
+    let (mut prepared, _) =
         engine::prepare(root, &[root.to_path_buf()], &config, &opts).map_err(|e| e.to_string())?;
+    // With a key, encrypted values are compared by what they hide.
+    if let Ok(Some(ids)) = crate::sops_index::identities_from_env() {
+        prepared.sops.decrypt(&ids);
+    }
     // A build that failed would show its objects as removed or added.
     if let Some(b) = prepared.render.failures.first() {
         let why = b.output.as_ref().err().cloned().unwrap_or_default();
@@ -341,14 +347,68 @@ fn prepare(
     Ok((prepared, config))
 }
 
-/// Replace encrypted values and drop SOPS metadata.
-fn mask(v: &mut Json) {
+/// Encrypted values by their ciphertext, each as `<encrypted:DIGEST>`: a
+/// digest of the plaintext under a key drawn for this run, so the two
+/// sides compare by what they hide while neither the output nor a later run
+/// can tell what that is. Only the files that decrypted (a key was given
+/// and the MAC holds) are in it.
+type Sealed = std::collections::HashMap<String, String>;
+
+fn sealed(p: &Prepared, key: &[u8; 32]) -> Sealed {
+    fn walk(n: &dtlint_sops::PlainNode, text: &str, key: &[u8; 32], out: &mut Sealed) {
+        match &n.value {
+            dtlint_sops::PlainValue::Scalar {
+                value,
+                encrypted: true,
+            } => {
+                let written = text
+                    .get(n.span.start.offset as usize..n.span.end.offset as usize)
+                    .unwrap_or("")
+                    .trim_matches(['"', '\'']);
+                let mut h = <sha2::Sha256 as sha2::Digest>::new();
+                sha2::Digest::update(&mut h, key);
+                sha2::Digest::update(&mut h, format!("{value:?}").as_bytes());
+                let digest = hex::encode(&sha2::Digest::finalize(h)[..8]);
+                out.insert(written.to_string(), format!("<encrypted:{digest}>"));
+            }
+            dtlint_sops::PlainValue::Sequence(items) => {
+                for i in items {
+                    walk(i, text, key, out);
+                }
+            }
+            dtlint_sops::PlainValue::Mapping(entries) => {
+                for e in entries {
+                    walk(&e.value, text, key, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Sealed::new();
+    for (id, f) in p.ws.sources.iter() {
+        if let Some(plain) = p.sops.entry(id).and_then(|e| e.plain()) {
+            for doc in &plain.documents {
+                walk(doc, &f.text, key, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Replace encrypted values (by their sealed digest when known) and drop
+/// SOPS metadata.
+fn mask(v: &mut Json, sealed: &Sealed) {
     match v {
-        Json::String(s) if s.starts_with("ENC[") => *s = "<encrypted>".into(),
-        Json::Array(items) => items.iter_mut().for_each(mask),
+        Json::String(s) if s.starts_with("ENC[") => {
+            *s = sealed
+                .get(s.as_str())
+                .cloned()
+                .unwrap_or_else(|| "<encrypted>".into());
+        }
+        Json::Array(items) => items.iter_mut().for_each(|i| mask(i, sealed)),
         Json::Object(map) => {
             map.remove("sops");
-            map.values_mut().for_each(mask);
+            map.values_mut().for_each(|i| mask(i, sealed));
         }
         _ => {}
     }
@@ -357,8 +417,9 @@ fn mask(v: &mut Json) {
 /// The objects each environment receives: the rendered builds, or, with
 /// nothing rendered, the repository's objects as written (environment
 /// `(source)`).
-fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
+fn objects(p: &Prepared, key: &[u8; 32]) -> BTreeMap<String, BTreeMap<Key, Obj>> {
     let ws = &p.ws;
+    let sealed = sealed(p, key);
     let mut out: BTreeMap<String, BTreeMap<Key, Obj>> = BTreeMap::new();
     let mut add = |env: &str, root: &Node, source: String| {
         let (Some(api_version), Some(kind)) =
@@ -367,7 +428,7 @@ fn objects(p: &Prepared) -> BTreeMap<String, BTreeMap<Key, Obj>> {
             return;
         };
         let mut value = root.to_json();
-        mask(&mut value);
+        mask(&mut value, &sealed);
         let obj = Obj {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
@@ -533,8 +594,10 @@ pub fn diff(
         prepare(&tree.path, cache_dir, render).map_err(|e| format!("at `{base}`: {e}"))?;
     let (new, config) =
         prepare(root, cache_dir, render).map_err(|e| format!("in the working tree: {e}"))?;
-    let before = objects(&old);
-    let after = objects(&new);
+    // One key for both sides, drawn for this run only.
+    let key: [u8; 32] = rand::random();
+    let before = objects(&old, &key);
+    let after = objects(&new, &key);
     drop(tree);
     let mut out = Diff::default();
     let envs: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
