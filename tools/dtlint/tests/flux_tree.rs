@@ -76,6 +76,17 @@ fn a_kustomization_cycle_ends() {
     // `b` builds the cluster directory once; what that holds (`a`,
     // `cluster-apps`) was built already and is not built again.
     assert!(stderr.contains("6 overlay build(s)"), "{stderr}\n{stdout}");
+    // The circle is one finding, at `b`'s spec.path, naming it.
+    let cycle: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("error[flux-kustomization-cycle]"))
+        .collect();
+    assert_eq!(cycle.len(), 1, "{stdout}");
+    assert!(
+        cycle[0].contains("Kustomization flux-system/b applies Kustomization flux-system/a again: flux-system/a → flux-system/b → flux-system/a"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--> kubernetes/loop/b.yaml:8:"), "{stdout}");
 }
 
 #[test]

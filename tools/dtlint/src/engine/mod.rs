@@ -282,7 +282,7 @@ pub fn prepare_with(
                 if let Some(env) = &render.only_env {
                     targets.retain(|t| &t.env == env);
                 }
-                let (builds, deeper) =
+                let (builds, deeper, cycles) =
                     crate::render::walk(&ws, config, &builder, targets, root, cache.as_deref());
                 not_built.extend(deeper);
                 notes.not_built = not_built;
@@ -290,6 +290,7 @@ pub fn prepare_with(
                 notes.cached = builds.iter().filter(|b| b.cached).count();
                 notes.build_seconds = builds.iter().map(|b| b.seconds).sum();
                 output = crate::render::apply(&mut ws, builds);
+                output.cycles = cycles;
             }
         }
     }

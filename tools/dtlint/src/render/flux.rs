@@ -41,6 +41,20 @@ pub struct FluxBuild {
     pub components: Vec<PathBuf>,
     /// `spec.postBuild`, when there is one: nothing is substituted without.
     pub post_build: Option<PostBuild>,
+    /// The Flux Kustomizations (`namespace/name`) whose builds led here,
+    /// outermost first: a Kustomization met again on its own chain is a
+    /// cycle.
+    pub chain: Vec<String>,
+}
+
+/// Flux Kustomizations that apply each other in a circle.
+#[derive(Debug, Clone)]
+pub struct Cycle {
+    pub env: String,
+    /// The `spec.path` of the Kustomization that closes the circle.
+    pub at: Option<(FileId, Span)>,
+    /// `namespace/name` of each, from the first back to itself.
+    pub chain: Vec<String>,
 }
 
 /// `spec.postBuild` of a Flux Kustomization.
@@ -124,6 +138,7 @@ impl FluxBuild {
             fields,
             components,
             post_build,
+            chain: Vec::new(),
         }
     }
 
@@ -149,8 +164,9 @@ pub fn walk(
     first: Vec<Target>,
     root: &Path,
     cache_dir: Option<&Path>,
-) -> (Vec<Build>, Vec<NotBuilt>) {
+) -> (Vec<Build>, Vec<NotBuilt>, Vec<Cycle>) {
     let generators = super::artifact_generators(ws);
+    let mut cycles = Vec::new();
     // Read when the first build with a `postBuild` needs it.
     let config_sources = std::cell::OnceCell::new();
     let mut seen: BTreeSet<String> = first.iter().map(key).collect();
@@ -179,7 +195,24 @@ pub fn walk(
             for child in children(ws, config, &generators, b, text) {
                 match child {
                     Ok(t) => {
-                        if seen.len() >= MAX_TARGETS {
+                        let closes = t.flux.as_ref().and_then(|f| {
+                            let at = f.chain.iter().position(|c| *c == f.name)?;
+                            let mut chain = f.chain[at..].to_vec();
+                            chain.push(f.name.clone());
+                            Some(chain)
+                        });
+                        if let Some(chain) = closes {
+                            if !cycles
+                                .iter()
+                                .any(|c: &Cycle| c.env == t.env && c.chain == chain)
+                            {
+                                cycles.push(Cycle {
+                                    env: t.env.clone(),
+                                    at: b.target.requested_by,
+                                    chain,
+                                });
+                            }
+                        } else if seen.len() >= MAX_TARGETS {
                             skipped.push(NotBuilt {
                                 env: t.env.clone(),
                                 what: describe(&t),
@@ -196,7 +229,7 @@ pub fn walk(
         all.extend(builds);
         level = next;
     }
-    (all, skipped)
+    (all, skipped, cycles)
 }
 
 /// Two Flux Kustomizations that build one path the same way build once.
@@ -294,10 +327,15 @@ fn children(
         if !dir.starts_with(&overlay_root) || !dir.is_dir() {
             continue;
         }
+        let mut flux = FluxBuild::from_node(&r, &dir);
+        if let Some(parent) = &b.target.flux {
+            flux.chain.clone_from(&parent.chain);
+            flux.chain.push(parent.name.clone());
+        }
         out.push(Ok(Target {
             env: b.target.env.clone(),
             display: display_path(&ws.root, &dir),
-            flux: Some(Box::new(FluxBuild::from_node(&r, &dir))),
+            flux: Some(Box::new(flux)),
             dir,
             requested_by: origin,
         }));

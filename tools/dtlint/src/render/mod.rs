@@ -49,7 +49,7 @@ mod substitute;
 
 pub use crate::kustomize::generated_resources;
 pub use build::{Closure, build_all, closure};
-pub use flux::{FluxBuild, PostBuild, sync_roots, walk};
+pub use flux::{Cycle, FluxBuild, PostBuild, sync_roots, walk};
 pub use map::{Step, follow, map_to_source, path_to};
 pub use provenance::{Provenance, RenderOutput, Rendered, apply, take_provenance};
 pub use substitute::{SubstituteFrom, Vars};

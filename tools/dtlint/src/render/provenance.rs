@@ -106,6 +106,9 @@ pub struct RenderOutput {
     /// Source files whose objects were judged through a rendered build
     /// (origins and patches), so they are not judged a second time alone.
     pub covered: HashSet<FileId>,
+    /// Flux Kustomizations that apply each other in a circle (not built
+    /// again; `flux-kustomization-cycle` reports them).
+    pub cycles: Vec<super::Cycle>,
 }
 
 impl RenderOutput {

@@ -408,6 +408,7 @@ pub static ALL: &[&dyn Rule] = &[
     &flux::flux_path_missing::FluxPathMissing,
     &flux::flux_ref_unresolved::FluxRefUnresolved,
     &flux::flux_dependency_cycle::FluxDependencyCycle,
+    &flux::flux_kustomization_cycle::FluxKustomizationCycle,
     &flux::flux_namespace_missing::FluxNamespaceMissing,
     &flux::flux_address_unchecked::FluxAddressUnchecked,
     &flux::flux_health_unchecked::FluxHealthUnchecked,

@@ -12,6 +12,7 @@ pub mod flux_decryption_missing;
 pub mod flux_dependency_cycle;
 pub mod flux_health_unchecked;
 pub mod flux_interval_format;
+pub mod flux_kustomization_cycle;
 pub mod flux_namespace_missing;
 pub mod flux_path_missing;
 pub mod flux_ref_unresolved;
