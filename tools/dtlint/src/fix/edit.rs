@@ -140,17 +140,21 @@ mod tests {
         Some(apply(src, &mut [e]).0)
     }
 
+    /// `readOnlyRootFilesystem: true` under `c`'s securityContext.
+    fn read_only(src: &str) -> Option<String> {
+        edit(
+            src,
+            &["c"],
+            &["securityContext", "readOnlyRootFilesystem"],
+            "true",
+        )
+    }
+
     #[test]
     fn inserts_at_the_indentation_of_the_neighbours_and_keeps_the_rest() {
         let src = "c:\n  name: web # the app\n  image: nginx\nnext: 1\n";
         assert_eq!(
-            edit(
-                src,
-                &["c"],
-                &["securityContext", "readOnlyRootFilesystem"],
-                "true"
-            )
-            .unwrap(),
+            read_only(src).unwrap(),
             "c:\n  name: web # the app\n  image: nginx\n  securityContext:\n    readOnlyRootFilesystem: true\nnext: 1\n"
         );
     }
@@ -159,24 +163,12 @@ mod tests {
     fn goes_into_an_existing_mapping_and_replaces_a_scalar() {
         let src = "c:\n  securityContext:\n    runAsNonRoot: true\n  image: x\n";
         assert_eq!(
-            edit(
-                src,
-                &["c"],
-                &["securityContext", "readOnlyRootFilesystem"],
-                "true"
-            )
-            .unwrap(),
+            read_only(src).unwrap(),
             "c:\n  securityContext:\n    runAsNonRoot: true\n    readOnlyRootFilesystem: true\n  image: x\n"
         );
         let src = "c:\n  securityContext:\n    readOnlyRootFilesystem: false\n";
         assert_eq!(
-            edit(
-                src,
-                &["c"],
-                &["securityContext", "readOnlyRootFilesystem"],
-                "true"
-            )
-            .unwrap(),
+            read_only(src).unwrap(),
             "c:\n  securityContext:\n    readOnlyRootFilesystem: true\n"
         );
     }
@@ -185,13 +177,7 @@ mod tests {
     fn fills_an_empty_key_and_refuses_flow_mappings() {
         let src = "c:\n  securityContext:\n  image: x\n";
         assert_eq!(
-            edit(
-                src,
-                &["c"],
-                &["securityContext", "readOnlyRootFilesystem"],
-                "true"
-            )
-            .unwrap(),
+            read_only(src).unwrap(),
             "c:\n  securityContext:\n    readOnlyRootFilesystem: true\n  image: x\n"
         );
         let src = "c:\n  securityContext: {}\n";

@@ -225,15 +225,7 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
             return;
         }
         if !self.type_ok(y, node) {
-            let want = type_names(node.types | int_or_string(node));
-            let msg = format!("`{}` must be {want}, found {}", self.path_text(), found(y));
-            self.report(
-                ProblemKind::Invalid,
-                y.span,
-                msg,
-                format!("found {}", found(y)),
-                None,
-            );
+            self.type_error(y, node.types | int_or_string(node));
             return;
         }
         match &y.value {
@@ -332,23 +324,27 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
         let best = best.unwrap_or_default();
         let only_types = union != 0 && !self.admits(y, union);
         if only_types {
-            let msg = format!(
-                "`{}` must be {}, found {}",
-                self.path_text(),
-                type_names(union),
-                found(y)
-            );
-            self.report(
-                ProblemKind::Invalid,
-                y.span,
-                msg,
-                format!("found {}", found(y)),
-                None,
-            );
+            self.type_error(y, union);
         } else {
             self.out.extend(best);
         }
         false
+    }
+
+    fn type_error(&mut self, y: &Yaml, want: u8) {
+        let msg = format!(
+            "`{}` must be {}, found {}",
+            self.path_text(),
+            type_names(want),
+            found(y)
+        );
+        self.report(
+            ProblemKind::Invalid,
+            y.span,
+            msg,
+            format!("found {}", found(y)),
+            None,
+        );
     }
 
     fn admits(&self, y: &Yaml, t: u8) -> bool {

@@ -197,6 +197,20 @@ fn crd_unserved(catalog: &Catalog, local: &LocalSchemas, r: &Resource<'_>) -> Op
     }
 }
 
+/// A finding at the object's `apiVersion` value, when there is a message.
+fn at_api_version(
+    r: &Resource<'_>,
+    rule: &'static str,
+    label: &str,
+    message: Option<String>,
+    help: &str,
+    out: &mut Vec<Finding>,
+) {
+    if let (Some(message), Some(at)) = (message, r.root.get("apiVersion")) {
+        out.push(Finding::new(rule, Label::new(r.file, at.span, label), message).help(help));
+    }
+}
+
 impl Rule for ApiRemoved {
     fn meta(&self) -> &'static RuleMeta {
         &Self::META
@@ -223,12 +237,13 @@ impl Rule for ApiRemoved {
             }
             _ => None,
         };
-        let (Some(message), Some(at)) = (message, r.root.get("apiVersion")) else {
-            return;
-        };
-        out.push(
-            Finding::new(Self::META.id, Label::new(r.file, at.span, "not served"), message)
-                .help("Move the object to the apiVersion the cluster serves, converting the fields that changed."),
+        at_api_version(
+            r,
+            Self::META.id,
+            "not served",
+            message,
+            "Move the object to the apiVersion the cluster serves, converting the fields that changed.",
+            out,
         );
     }
 }
@@ -278,16 +293,13 @@ impl Rule for ApiDeprecated {
             }
             _ => None,
         };
-        let (Some(message), Some(at)) = (message, r.root.get("apiVersion")) else {
-            return;
-        };
-        out.push(
-            Finding::new(
-                Self::META.id,
-                Label::new(r.file, at.span, "deprecated"),
-                message,
-            )
-            .help("Move to the replacement before the cluster is upgraded."),
+        at_api_version(
+            r,
+            Self::META.id,
+            "deprecated",
+            message,
+            "Move to the replacement before the cluster is upgraded.",
+            out,
         );
     }
 }
