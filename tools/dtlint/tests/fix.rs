@@ -239,3 +239,20 @@ fn a_sizing_table_value_is_fixed_safely_only_in_its_environments_own_file() {
         deployment
     );
 }
+
+#[test]
+fn a_lowercase_all_is_capitalised() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n    - name: c\n      image: busybox:1.36\n      securityContext:\n        capabilities:\n          drop: [all]\n";
+    let dir = repo(&[("pod.yaml", text)]);
+    let (_, _, stderr) = dtlint(dir.path(), &["fix", "--only", "capabilities-not-dropped"]);
+    assert!(
+        stderr.contains("fixed 1 finding(s) in 1 file(s)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pod.yaml")).unwrap(),
+        text.replace("[all]", "[ALL]")
+    );
+    let (code, _, _) = dtlint(dir.path(), &["check", "--only", "capabilities-not-dropped"]);
+    assert_eq!(code, 0);
+}

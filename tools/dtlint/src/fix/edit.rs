@@ -194,4 +194,52 @@ mod tests {
             "c:\n  a:\n    b: 1\n  z: 2\n"
         );
     }
+
+    proptest::proptest! {
+        /// Whatever block mapping and path: the edit keeps every byte it
+        /// does not touch, and the result parses with the value at the path.
+        #[test]
+        fn an_inserted_path_is_there_and_nothing_else_moves(
+            keys in proptest::collection::btree_set("[a-z]{1,6}", 1..5),
+            path in proptest::collection::vec("[a-z]{1,6}", 1..4),
+            indent in 1usize..5,
+            comment in proptest::bool::ANY,
+        ) {
+            // `c:` holding the given keys, each a scalar, at `indent`.
+            let pad = " ".repeat(indent);
+            let mut src = String::from("c:\n");
+            for k in &keys {
+                let note = if comment { " # note" } else { "" };
+                src.push_str(&pad);
+                src.push_str(k);
+                src.push_str(": v");
+                src.push_str(note);
+                src.push('\n');
+            }
+            src.push_str("after: 1\n");
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            let Some(out) = edit(&src, &["c"], &path, "new") else {
+                // Only a path through an existing scalar is refused.
+                let lines = LineIndex::new(&src);
+                let parsed = parse(&src, &lines, Limits::default());
+                let c = parsed.documents[0].root.get("c").unwrap();
+                proptest::prop_assert!(path.len() > 1 && c.get(path[0]).is_some());
+                return Ok(());
+            };
+            let lines = LineIndex::new(&out);
+            let parsed = parse(&out, &lines, Limits::default());
+            proptest::prop_assert!(parsed.problems.is_empty(), "{:?}\n{}", parsed.problems, out);
+            let root = &parsed.documents[0].root;
+            let mut full = vec!["c"];
+            full.extend(&path);
+            proptest::prop_assert_eq!(root.str_at(&full), Some("new"), "{}", out);
+            proptest::prop_assert_eq!(root.str_at(&["after"]), Some("1"));
+            // Untouched lines stay, in order (a replaced scalar's line aside).
+            let replaced = keys.iter().any(|k| path.len() == 1 && *k == path[0]);
+            if !replaced {
+                let mut rest = out.lines();
+                proptest::prop_assert!(src.lines().all(|l| rest.any(|m| m == l)), "{}", out);
+            }
+        }
+    }
 }

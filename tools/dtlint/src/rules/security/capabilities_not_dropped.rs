@@ -70,18 +70,23 @@ impl Rule for CapabilitiesNotDropped {
                 });
             if let (false, Some(item)) = (drops_all, misspelled) {
                 let written = item.as_str().unwrap_or("all");
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, item.span, "must be spelled `ALL`"),
-                        format!(
-                            "container `{}` of {} drops `{written}`, which is not `ALL`: no capability is dropped",
-                            c.name(),
-                            r.id()
-                        ),
-                    )
-                    .help("Write `drop: [ALL]` in capitals: capability names are matched exactly."),
-                );
+                let mut f = Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, item.span, "must be spelled `ALL`"),
+                    format!(
+                        "container `{}` of {} drops `{written}`, which is not `ALL`: no capability is dropped",
+                        c.name(),
+                        r.id()
+                    ),
+                )
+                .help("Write `drop: [ALL]` in capitals: capability names are matched exactly.");
+                // What was meant, in the case that works: safe.
+                f.replacement = Some(crate::diag::Replacement {
+                    text: "ALL".into(),
+                    safe: true,
+                    in_container: None,
+                });
+                out.push(f);
             } else if !drops_all {
                 // `drop:`'s value, else `capabilities:`, else `securityContext:`.
                 let span = caps
