@@ -91,6 +91,33 @@ pub struct Replacement {
     /// `None`: replace the primary span's text. `Some(keys)`: set this
     /// path below the container that holds the primary span.
     pub in_container: Option<Vec<String>>,
+    /// A value of one environment: safe only in a file of that environment
+    /// alone (in a shared base it would change the others).
+    pub per_environment: bool,
+}
+
+impl Replacement {
+    /// Replace the primary span's text with `text`.
+    pub fn text(text: impl Into<String>, safe: bool) -> Self {
+        Self {
+            text: text.into(),
+            safe,
+            in_container: None,
+            per_environment: false,
+        }
+    }
+
+    /// Set `keys` below the container holding the primary span to `value`:
+    /// safe when the container does not state it (a hardening setting
+    /// added), unsafe when it states something else.
+    pub fn in_container(keys: &[&str], value: impl Into<String>, stated: bool) -> Self {
+        Self {
+            text: value.into(),
+            safe: !stated,
+            in_container: Some(keys.iter().map(|k| (*k).to_string()).collect()),
+            per_environment: false,
+        }
+    }
 }
 
 impl Finding {

@@ -8,6 +8,9 @@
 //! value (`imagePullPolicy: always`). Anything else (turning a setting a
 //! manifest states the other way around, renaming an unknown field to the
 //! closest real one) is unsafe and applied only with `--unsafe-fixes`.
+//!
+//! Each rule attaches the fix it knows to its finding
+//! ([`crate::diag::Replacement`]); this module only places and applies it.
 
 pub mod edit;
 
@@ -35,21 +38,6 @@ pub struct Plan {
     pub files: Vec<FileFix>,
     /// Findings with an unsafe fix that was not applied.
     pub unsafe_left: usize,
-}
-
-/// The container settings the security rules require, as a path below the
-/// container and the value to write.
-fn container_setting(rule: &str) -> Option<(&'static [&'static str], &'static str)> {
-    Some(match rule {
-        "writable-root-fs" => (&["securityContext", "readOnlyRootFilesystem"], "true"),
-        "privilege-escalation" => (&["securityContext", "allowPrivilegeEscalation"], "false"),
-        "capabilities-not-dropped" => (&["securityContext", "capabilities", "drop"], "[ALL]"),
-        "missing-seccomp" => (
-            &["securityContext", "seccompProfile", "type"],
-            "RuntimeDefault",
-        ),
-        _ => return None,
-    })
 }
 
 fn contains(outer: Span, inner: Span) -> bool {
@@ -95,41 +83,29 @@ fn container_of<'w>(ws: &'w Workspace, f: &Finding) -> Option<&'w Node> {
 /// file of that one environment: written in a base, it would change the
 /// others too.
 fn environment_own(ws: &Workspace, f: &Finding) -> bool {
-    if f.rule != "resources-per-environment" {
-        return true;
-    }
     let path = &ws.sources.get(f.primary.file).path;
     matches!(f.envs.as_slice(), [env] if path.split('/').any(|c| c == env))
 }
 
-/// A fix for one finding: the edit (in the finding's source file), and
-/// whether it is safe.
+/// A fix for one finding (the one its rule attached): the edit, in the
+/// finding's source file, and whether it is safe.
 pub fn fix_of(ws: &Workspace, f: &Finding) -> Option<(Edit, bool)> {
-    let file = f.primary.file;
-    let text = &ws.sources.get(file).text;
-    if let Some(r) = &f.replacement {
-        let safe = r.safe && environment_own(ws, f);
-        let Some(keys) = &r.in_container else {
-            return Some((
-                Edit {
-                    start: f.primary.span.start.offset as usize,
-                    end: f.primary.span.end.offset as usize,
-                    text: r.text.clone(),
-                },
-                safe,
-            ));
-        };
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let container = container_of(ws, f)?;
-        return Some((edit::set_path(text, container, &keys, &r.text)?, safe));
-    }
-    let (keys, value) = container_setting(f.rule)?;
+    let r = f.replacement.as_ref()?;
+    let text = &ws.sources.get(f.primary.file).text;
+    let safe = r.safe && (!r.per_environment || environment_own(ws, f));
+    let Some(keys) = &r.in_container else {
+        return Some((
+            Edit {
+                start: f.primary.span.start.offset as usize,
+                end: f.primary.span.end.offset as usize,
+                text: r.text.clone(),
+            },
+            safe,
+        ));
+    };
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let container = container_of(ws, f)?;
-    // Written the other way around: changing it changes what the manifest
-    // says, so it is unsafe. Missing: adding it is safe.
-    let written = container.path(keys).is_some();
-    let e = edit::set_path(text, container, keys, value)?;
-    Some((e, !written))
+    Some((edit::set_path(text, container, &keys, &r.text)?, safe))
 }
 
 /// The fixes of `findings` (already mapped to source files): safe ones, and

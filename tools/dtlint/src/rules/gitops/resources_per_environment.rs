@@ -114,6 +114,7 @@ impl Rule for ResourcesPerEnvironment {
                         in_container: have
                             .is_none()
                             .then(|| vec!["resources".into(), kind.into(), what.clone()]),
+                        per_environment: true,
                     });
                     out.push(f);
                 }

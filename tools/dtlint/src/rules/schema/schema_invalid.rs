@@ -147,11 +147,9 @@ impl Rule for SchemaInvalid {
             if let Some(h) = p.help {
                 f = f.help(h);
             }
-            f.replacement = p.replacement.map(|(text, safe)| crate::diag::Replacement {
-                text,
-                safe,
-                in_container: None,
-            });
+            f.replacement = p
+                .replacement
+                .map(|(text, safe)| crate::diag::Replacement::text(text, safe));
             out.push(f);
         }
     }

@@ -81,11 +81,7 @@ impl Rule for CapabilitiesNotDropped {
                 )
                 .help("Write `drop: [ALL]` in capitals: capability names are matched exactly.");
                 // What was meant, in the case that works: safe.
-                f.replacement = Some(crate::diag::Replacement {
-                    text: "ALL".into(),
-                    safe: true,
-                    in_container: None,
-                });
+                f.replacement = Some(crate::diag::Replacement::text("ALL", true));
                 out.push(f);
             } else if !drops_all {
                 // `drop:`'s value, else `capabilities:`, else `securityContext:`.
@@ -99,18 +95,22 @@ impl Rule for CapabilitiesNotDropped {
                             .map(|e| e.key.span)
                     });
                 let span = span.unwrap_or_else(|| super::missing_span(&c));
-                out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, span, "no drop: [ALL]"),
-                        format!(
-                            "container `{}` of {} does not drop all capabilities",
-                            c.name(),
-                            r.id()
-                        ),
-                    )
-                    .help(help),
-                );
+                let mut f = Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, span, "no drop: [ALL]"),
+                    format!(
+                        "container `{}` of {} does not drop all capabilities",
+                        c.name(),
+                        r.id()
+                    ),
+                )
+                .help(help);
+                f.replacement = Some(crate::diag::Replacement::in_container(
+                    &["securityContext", "capabilities", "drop"],
+                    "[ALL]",
+                    caps.and_then(|cp| cp.get("drop")).is_some(),
+                ));
+                out.push(f);
             }
             for add in caps
                 .and_then(|c| c.get("add"))

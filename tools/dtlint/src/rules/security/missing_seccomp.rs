@@ -50,34 +50,41 @@ impl Rule for MissingSeccomp {
         let help = "Set `seccompProfile: {type: RuntimeDefault}` in the pod's securityContext, and do not override it in the container's.";
         for c in r.containers() {
             let ty = super::effective(r, &c, "seccompProfile", true).and_then(|p| p.get("type"));
-            match ty {
-                Some(t) if matches!(t.as_str(), Some("RuntimeDefault" | "Localhost")) => {}
-                Some(t) => out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, t.span, "no syscall filtering"),
-                        format!(
-                            "container `{}` of {} runs with seccomp {}",
-                            c.name(),
-                            r.id(),
-                            t.as_str().unwrap_or("?")
-                        ),
-                    )
-                    .help(help),
-                ),
-                None => out.push(
-                    Finding::new(
-                        Self::META.id,
-                        Label::new(r.file, super::missing_span(&c), "no seccompProfile"),
-                        format!(
-                            "container `{}` of {} has no seccomp profile",
-                            c.name(),
-                            r.id()
-                        ),
-                    )
-                    .help(help),
-                ),
+            let keys = ["securityContext", "seccompProfile", "type"];
+            let mut f = match ty {
+                Some(t) if matches!(t.as_str(), Some("RuntimeDefault" | "Localhost")) => continue,
+                Some(t) => Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, t.span, "no syscall filtering"),
+                    format!(
+                        "container `{}` of {} runs with seccomp {}",
+                        c.name(),
+                        r.id(),
+                        t.as_str().unwrap_or("?")
+                    ),
+                )
+                .help(help),
+                None => Finding::new(
+                    Self::META.id,
+                    Label::new(r.file, super::missing_span(&c), "no seccompProfile"),
+                    format!(
+                        "container `{}` of {} has no seccomp profile",
+                        c.name(),
+                        r.id()
+                    ),
+                )
+                .help(help),
+            };
+            // Fixed in the container; a pod-level profile is the pod's to change.
+            let own = c.node.path(&keys);
+            if ty.is_none() || own.is_some() {
+                f.replacement = Some(crate::diag::Replacement::in_container(
+                    &keys,
+                    "RuntimeDefault",
+                    own.is_some(),
+                ));
             }
+            out.push(f);
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod writable_root_fs;
 
 use dtlint_yaml::{Node, Span};
 
-use crate::diag::{Finding, Label};
+use crate::diag::{Finding, Label, Replacement};
 use crate::model::{Container, Resource};
 
 /// A container's setting, falling back to the pod's when `pod_level` is true.
@@ -82,22 +82,31 @@ pub(crate) fn require_bool(
     out: &mut Vec<Finding>,
 ) {
     for c in r.containers() {
-        match effective(r, &c, key, pod_level) {
-            Some(n) if n.as_bool() == Some(want) => {}
-            Some(n) => out.push(wrong_bool(rule, r, &c, key, want, n).help(help.to_string())),
-            None => out.push(
-                Finding::new(
-                    rule,
-                    Label::new(r.file, missing_span(&c), format!("no {key}: {want}")),
-                    format!(
-                        "container `{}` of {} does not set {key}: {want}",
-                        c.name(),
-                        r.id()
-                    ),
-                )
-                .help(help.to_string()),
-            ),
+        let setting = effective(r, &c, key, pod_level);
+        let mut f = match setting {
+            Some(n) if n.as_bool() == Some(want) => continue,
+            Some(n) => wrong_bool(rule, r, &c, key, want, n).help(help.to_string()),
+            None => Finding::new(
+                rule,
+                Label::new(r.file, missing_span(&c), format!("no {key}: {want}")),
+                format!(
+                    "container `{}` of {} does not set {key}: {want}",
+                    c.name(),
+                    r.id()
+                ),
+            )
+            .help(help.to_string()),
+        };
+        // Fixed in the container; a pod-level setting is the pod's to change.
+        let own = c.node.path(&["securityContext", key]);
+        if setting.is_none() || own.is_some() {
+            f.replacement = Some(Replacement::in_container(
+                &["securityContext", key],
+                want.to_string(),
+                own.is_some(),
+            ));
         }
+        out.push(f);
     }
 }
 
