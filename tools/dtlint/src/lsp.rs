@@ -101,10 +101,7 @@ fn uri_of(path: &Path) -> Option<Uri> {
 /// or `.git`, else the file's own directory.
 fn repository_of(file: &Path) -> PathBuf {
     let dir = file.parent().unwrap_or(file);
-    dir.ancestors()
-        .find(|d| d.join(crate::config::FILE_NAME).is_file() || d.join(".git").exists())
-        .unwrap_or(dir)
-        .to_path_buf()
+    crate::workspace::find_repository(dir).unwrap_or_else(|| dir.to_path_buf())
 }
 
 impl State {

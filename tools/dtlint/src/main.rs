@@ -377,18 +377,9 @@ fn suggest(id: &str) -> String {
     }
 }
 
-/// The repository around `start`: the nearest directory with `dtlint.toml`
-/// or `.git`.
-fn find_repository(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .find(|d| d.join(config::FILE_NAME).is_file() || d.join(".git").exists())
-        .map(Path::to_path_buf)
-}
-
 /// The repository around `start`, else `start` itself.
 fn find_root(start: &Path) -> PathBuf {
-    find_repository(start).unwrap_or_else(|| start.to_path_buf())
+    dtlint::workspace::find_repository(start).unwrap_or_else(|| start.to_path_buf())
 }
 
 /// Read and validate `dtlint.toml`; messages name it relative to `cwd`
@@ -457,7 +448,7 @@ fn check(args: &CheckArgs, then: Then) -> Result<ExitCode, String> {
     let repository = if from_stdin {
         None
     } else {
-        find_repository(&start)
+        dtlint::workspace::find_repository(&start)
     };
     // The repository is the context of every view: its kustomizations list
     // the file, its policies select the pods, its overlays render the base.

@@ -27,15 +27,22 @@ fn is_schema_file(p: &Path) -> bool {
         .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
 }
 
-fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
+/// A file's bytes, at most `limit` of them (more is an error, which
+/// `limit_name` names).
+pub(super) fn read_bytes(path: &Path, limit: u64, limit_name: &str) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     if bytes.len() as u64 > limit {
-        return Err(format!("larger than {limit} bytes (`max_file_size`)"));
+        return Err(format!("larger than {limit} bytes{limit_name}"));
     }
+    Ok(bytes)
+}
+
+fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
+    let bytes = read_bytes(path, limit, " (`max_file_size`)")?;
     String::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())
 }
 

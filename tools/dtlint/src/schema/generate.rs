@@ -71,15 +71,7 @@ fn err(path: &Path, what: impl std::fmt::Display) -> GenerateError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, GenerateError> {
-    let file = std::fs::File::open(path).map_err(|e| err(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SOURCE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| err(path, e))?;
-    if bytes.len() as u64 > MAX_SOURCE {
-        return Err(err(path, format!("larger than {MAX_SOURCE} bytes")));
-    }
-    Ok(bytes)
+    super::files::read_bytes(path, MAX_SOURCE, "").map_err(|e| err(path, e))
 }
 
 fn read_gz(path: &Path) -> Result<Vec<u8>, GenerateError> {

@@ -252,3 +252,12 @@ pub fn is_project(dir: &Path) -> bool {
     }
     false
 }
+
+/// The repository around `start`: the nearest directory with `dtlint.toml`
+/// or `.git`.
+pub fn find_repository(start: &Path) -> Option<std::path::PathBuf> {
+    start
+        .ancestors()
+        .find(|d| d.join(crate::config::FILE_NAME).is_file() || d.join(".git").exists())
+        .map(Path::to_path_buf)
+}

@@ -20,7 +20,7 @@ pub mod paths;
 pub mod templates;
 
 use crate::source::{FileId, SourceFile, Sources, display_path};
-pub use discover::{discover, is_project, is_yaml_name};
+pub use discover::{discover, find_repository, is_project, is_yaml_name};
 use discover::{is_data_file, read_file};
 
 /// Is this a Terraform file?
