@@ -100,9 +100,26 @@ pub(super) fn enum_has(values: &[serde_json::Value], y: &Yaml, text: &str) -> bo
     })
 }
 
+/// A value as a message quotes it: at most 80 characters, then `…`.
+pub(super) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(80) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_duration;
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(super::shown("short"), "short");
+        let long = "é".repeat(200);
+        let cut = super::shown(&long);
+        assert_eq!(cut.chars().count(), 81);
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn go_durations() {

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use dtlint_yaml::{Node as Yaml, ScalarKind, Span, Value};
 
-use super::scalar::{enum_has, found, int_or_string, is_duration, placeholder, type_names};
+use super::scalar::{enum_has, found, int_or_string, is_duration, placeholder, shown, type_names};
 use super::{Additional, Catalog, KubeRelease, Node, Ref, flags, types};
 
 /// What is wrong, by rule family.
@@ -517,9 +517,10 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
                 .or_else(|| crate::suggest::closest(text, names).map(|n| (n, false)));
             let help = near.map(|(n, _)| format!("Did you mean `{n}`?"));
             let msg = format!(
-                "`{}` must be one of {}{more}; found `{text}`",
+                "`{}` must be one of {}{more}; found `{}`",
                 self.path_text(),
-                values.join(", ")
+                values.join(", "),
+                shown(text)
             );
             self.report(
                 ProblemKind::Invalid,
@@ -550,8 +551,9 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
         {
             let p = node.pattern.as_deref().unwrap_or("");
             let msg = format!(
-                "`{}` does not match the pattern `{p}`: `{text}`",
-                self.path_text()
+                "`{}` does not match the pattern `{p}`: `{}`",
+                self.path_text(),
+                shown(text)
             );
             self.report(
                 ProblemKind::Invalid,
@@ -578,7 +580,7 @@ impl<'c, 'y> Walk<'c, 'y, '_> {
                 .then_some("a quantity (e.g. `500m`, `128Mi`, `2`)")
         });
         if let Some(want) = bad_format {
-            let msg = format!("`{}` is not {want}: `{text}`", self.path_text());
+            let msg = format!("`{}` is not {want}: `{}`", self.path_text(), shown(text));
             self.report(ProblemKind::Invalid, y.span, msg, "bad format".into(), None);
         }
     }
